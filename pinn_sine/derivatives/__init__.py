@@ -1,0 +1,26 @@
+"""Derivative engines: forward jets (default) and autograd (the reference).
+
+Both return a :class:`Jet` for a network, points and a :class:`DerivativeSpec`.
+"""
+from __future__ import annotations
+
+from .autograd import autograd_jet
+from .forward import forward_jet
+from .jet import DerivativeSpec, Jet
+
+ENGINES = {"jet": forward_jet, "autograd": autograd_jet}
+
+
+def get_engine(name: str):
+    """The engine function for ``name`` ("jet" or "autograd")."""
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise ValueError(f'Invalid engine "{name}". Must be one of {sorted(ENGINES)}.') from None
+
+
+def compute_jet(net, x, names, spec: DerivativeSpec, engine: str = "jet") -> Jet:
+    return get_engine(engine)(net, x, names, spec)
+
+
+__all__ = ["DerivativeSpec", "Jet", "autograd_jet", "forward_jet", "get_engine", "compute_jet", "ENGINES"]

@@ -1,0 +1,12 @@
+"""Networks built from periodic activations: SIREN, FINER, MetaSin (and tanh/ReLU baselines)."""
+from .base import Activation
+from .classic import ReLU, Tanh
+from .finer import Finer
+from .fourier import FourierFeatures
+from .metasin import MetaSin
+from .mlp import MLP
+from .sine import Sine
+
+ACTIVATIONS = {"siren": Sine, "finer": Finer, "metasin": MetaSin, "tanh": Tanh, "relu": ReLU}
+
+__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "ACTIVATIONS"]

@@ -1,0 +1,75 @@
+"""FINER: sigma(z) = sin(omega (|z| + 1) z) (Liu et al., CVPR 2024)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from .base import Activation, check_positive, siren_init
+
+
+class Finer(Activation):
+    """FINER's variable-periodic activation sigma(z) = sin(omega * (|z| + 1) * z).
+
+    With a(z) = omega (|z| + 1) z the derivatives are (away from z = 0, and with
+    sign(0) = 0 exactly where autograd puts it):
+
+        a'  = omega (2|z| + 1),   a'' = 2 omega sign(z),   a''' = 0
+        sigma'   = a' cos a
+        sigma''  = a'' cos a - a'^2 sin a
+        sigma''' = -3 a' a'' sin a - a'^3 cos a
+
+    The scale (|z| + 1) is part of the function: its derivative is never dropped.
+    Weights use the SIREN initialisation; the first layer's bias is drawn from
+    U(-k, k) with k = ``first_bias_k`` (larger k widens the frequency support, the
+    FINER paper's NTK argument).
+
+    Args:
+        omega: frequency factor (30 by default, as in SIREN).
+        first_bias_k: half-width k of the first layer's bias distribution.
+    """
+
+    name = "finer"
+    sine_init = True
+
+    def __init__(self, omega: float = 30.0, first_bias_k: float = 1.0):
+        super().__init__()
+        self.omega = check_positive("omega", omega, "use e.g. Finer(omega=30.0).")
+        if not first_bias_k >= 0:
+            raise ValueError(f"first_bias_k must be >= 0, got first_bias_k={first_bias_k!r}; use e.g. 1.0.")
+        self.first_bias_k = float(first_bias_k)
+
+    def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:
+        w = self.omega
+        absz = z.abs()
+        a = w * (absz + 1.0) * z
+        s = torch.sin(a)
+        if order == 0:
+            return (s,)
+        c = torch.cos(a)
+        a1 = w * (2.0 * absz + 1.0)
+        s1 = a1 * c
+        if order == 1:
+            return s, s1
+        a2 = (2.0 * w) * torch.sign(z)
+        s2 = a2 * c - a1 * a1 * s
+        if order == 2:
+            return s, s1, s2
+        s3 = -3.0 * a1 * a2 * s - a1 * a1 * a1 * c
+        return s, s1, s2, s3
+
+    def for_layer(self, channels, *, first, omega, generator):
+        layer_act = copy.deepcopy(self)
+        if omega is not None:
+            layer_act.omega = check_positive("omega", omega, "use a positive first_omega/hidden_omega.")
+        return layer_act
+
+    @torch.no_grad()
+    def init_linear(self, layer: nn.Linear, *, first: bool, generator: torch.Generator) -> None:
+        siren_init(layer, first=first, omega=self.omega, generator=generator)
+        if first:
+            layer.bias.uniform_(-self.first_bias_k, self.first_bias_k, generator=generator)
+
+    def extra_repr(self) -> str:
+        return f"omega={self.omega:g}, first_bias_k={self.first_bias_k:g}"

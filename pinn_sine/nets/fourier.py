@@ -1,0 +1,67 @@
+"""Random Fourier-feature input encoding (Tancik et al. 2020)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class FourierFeatures(nn.Module):
+    """gamma(x) = [cos(2 pi x B^T), sin(2 pi x B^T)] with fixed B ~ N(0, scale^2), B (m, d).
+
+    Derivatives with z = 2 pi x B^T (so dz/dx_a = 2 pi B[:, a], d2z = 0):
+        d cos z / dx_a = -sin z * dz_a,   d2 cos z / dx_a dx_b = -cos z * dz_a dz_b
+        d sin z / dx_a =  cos z * dz_a,   d2 sin z / dx_a dx_b = -sin z * dz_a dz_b
+
+    Args:
+        n_features: m, the number of frequencies (the output has 2 m channels).
+        scale: standard deviation of the frequencies.
+    """
+
+    def __init__(self, n_features: int = 64, scale: float = 1.0):
+        super().__init__()
+        if not (isinstance(n_features, int) and n_features >= 1):
+            raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}.")
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got scale={scale!r}; use e.g. 1.0.")
+        self.n_features = n_features
+        self.scale = float(scale)
+        self.in_dim = 0
+
+    def build(self, in_dim: int, generator: torch.Generator) -> "FourierFeatures":
+        """A copy with its frequency matrix drawn for ``in_dim`` inputs."""
+        enc = FourierFeatures(self.n_features, self.scale)
+        enc.in_dim = in_dim
+        B = torch.randn(self.n_features, in_dim, generator=generator) * self.scale
+        enc.register_buffer("B", B)
+        return enc
+
+    @property
+    def out_dim(self) -> int:
+        return 2 * self.n_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = (2.0 * math.pi) * x @ self.B.T.to(x.dtype)
+        return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+
+    def jet(self, x: Tensor, dirs: tuple[int, ...], pairs: tuple[tuple[int, int], ...]):
+        """Value (n, 2m), first derivatives (len(dirs), n, 2m), second (len(pairs), n, 2m).
+
+        ``pairs`` index into ``dirs``.
+        """
+        W = (2.0 * math.pi) * self.B.to(x.dtype)  # (m, d)
+        z = x @ W.T
+        cz, sz = torch.cos(z), torch.sin(z)
+        dz = W.T[list(dirs)].unsqueeze(1)  # (k, 1, m): constant in x
+        du = torch.cat([-sz * dz, cz * dz], dim=-1)
+        d2u = None
+        if pairs:
+            a = [dirs[i] for i, _ in pairs]
+            b = [dirs[j] for _, j in pairs]
+            prod = (W.T[a] * W.T[b]).unsqueeze(1)  # (p, 1, m)
+            d2u = torch.cat([-cz * prod, -sz * prod], dim=-1)
+        return torch.cat([cz, sz], dim=-1), du, d2u
+
+    def extra_repr(self) -> str:
+        return f"n_features={self.n_features}, scale={self.scale:g}"

@@ -1,0 +1,219 @@
+"""MetaSin: a learnable sum of sines plus a ReLU (Cherepanov et al., NeurIPS 2023)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .base import Activation, siren_init
+
+FREQ_INITS = ("linear", "uniform", "random")
+
+
+class MetaSin(Activation):
+    """MetaSin activation, per channel:
+
+        sigma(z) = c0 relu(z) + sum_{j=1..K} c_j sin(f_j z + p_j)
+
+    with learnable c0 (C,), c, f, p (C, K). Derivatives (sigma'' and sigma''' drop the
+    ReLU, whose second derivative is zero almost everywhere):
+
+        sigma'   = c0 1[z > 0] + sum_j c_j f_j   cos(f_j z + p_j)
+        sigma''  =             - sum_j c_j f_j^2 sin(f_j z + p_j)
+        sigma''' =             - sum_j c_j f_j^3 cos(f_j z + p_j)
+
+    Initialisation: frequencies ``"linear"`` f_j = j, ``"uniform"`` evenly over
+    ``freq_range`` (the paper's [1, 35]), or ``"random"`` U(freq_range); phases
+    U(0, 2 pi); amplitudes c_j = 1/sqrt(K) and c0 = 0, so that with random phases the
+    output variance matches a single sine's (1/2) and the SIREN weight init (with
+    omega = 1) keeps pre-activations about N(0, 1). ``relu_start=True`` sets c0 = 1
+    and c_j = 0: the network starts as a ReLU network (the paper's KD bootstrap).
+
+    The jet (:meth:`jet`) runs through a custom autograd function that keeps no
+    (n, C, K) intermediates: it loops over the K components and recomputes them in the
+    backward pass. This is the reference the fused Triton kernel must match.
+
+    Args:
+        K: number of sine components (10 in the paper).
+        freq_init: one of ``"linear"``, ``"uniform"``, ``"random"``.
+        freq_range: (lo, hi) used by ``"uniform"`` and ``"random"``.
+        relu_start: start as ReLU (c0 = 1, c_j = 0).
+    """
+
+    name = "metasin"
+    sine_init = True
+
+    def __init__(self, K: int = 10, freq_init: str = "linear", freq_range: tuple[float, float] = (1.0, 35.0),
+                 relu_start: bool = False):
+        super().__init__()
+        if not (isinstance(K, int) and K >= 1):
+            raise ValueError(f"K must be an integer >= 1, got K={K!r}; use e.g. MetaSin(K=10).")
+        if freq_init not in FREQ_INITS:
+            raise ValueError(f'Invalid freq_init "{freq_init}". Must be one of {list(FREQ_INITS)}.')
+        lo, hi = freq_range
+        if not (0 < lo <= hi):
+            raise ValueError(f"freq_range must satisfy 0 < lo <= hi, got {freq_range!r}; use e.g. (1.0, 35.0).")
+        self.K = K
+        self.freq_init = freq_init
+        self.freq_range = (float(lo), float(hi))
+        self.relu_start = bool(relu_start)
+        self.channels = 0  # set by for_layer; the template itself holds no parameters
+
+    def for_layer(self, channels, *, first, omega, generator):
+        if omega is not None:
+            raise ValueError(
+                f"MetaSin has no omega (its frequencies f_j are learnable); got omega={omega}. "
+                "Set the frequency range with MetaSin(freq_init=..., freq_range=...)."
+            )
+        layer_act = MetaSin(self.K, self.freq_init, self.freq_range, self.relu_start)
+        layer_act.channels = channels
+        K = self.K
+        if self.freq_init == "linear":
+            f = torch.arange(1, K + 1, dtype=torch.float32)
+        elif self.freq_init == "uniform":
+            f = torch.linspace(self.freq_range[0], self.freq_range[1], K)
+        else:
+            f = torch.empty(K).uniform_(*self.freq_range, generator=generator)
+        p = torch.empty(channels, K).uniform_(0.0, 2.0 * math.pi, generator=generator)
+        if self.relu_start:
+            c0 = torch.ones(channels)
+            c = torch.zeros(channels, K)
+        else:
+            c0 = torch.zeros(channels)
+            c = torch.full((channels, K), 1.0 / math.sqrt(K))
+        layer_act.c0 = nn.Parameter(c0)
+        layer_act.c = nn.Parameter(c)
+        layer_act.f = nn.Parameter(f.expand(channels, K).clone())
+        layer_act.p = nn.Parameter(p)
+        return layer_act
+
+    def _require_params(self) -> None:
+        if self.channels == 0:
+            raise RuntimeError("This MetaSin is a template without parameters; MLP creates one per layer "
+                               "with for_layer(channels, ...).")
+
+    def init_linear(self, layer: nn.Linear, *, first: bool, generator: torch.Generator) -> None:
+        siren_init(layer, first=first, omega=1.0, generator=generator)
+
+    def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:
+        """Composite (differentiable to any order) evaluation; materialises (n, C, K)."""
+        self._require_params()
+        theta = z.unsqueeze(-1) * self.f + self.p
+        sin = torch.sin(theta)
+        out = [self.c0 * torch.relu(z) + (self.c * sin).sum(-1)]
+        if order >= 1:
+            cos = torch.cos(theta)
+            cf = self.c * self.f
+            out.append(self.c0 * (z > 0).to(z.dtype) + (cf * cos).sum(-1))
+            if order >= 2:
+                cff = cf * self.f
+                out.append(-(cff * sin).sum(-1))
+                if order >= 3:
+                    out.append(-(cff * self.f * cos).sum(-1))
+        return tuple(out)
+
+    def jet(self, z, dz, d2z, pairs):
+        self._require_params()
+        a = tuple(p[0] for p in pairs)
+        b = tuple(p[1] for p in pairs)
+        if d2z is None and pairs:
+            d2z = torch.zeros((len(pairs),) + z.shape, dtype=z.dtype, device=z.device)
+        elif not pairs:
+            d2z = z.new_zeros((0,) + z.shape)
+        u, du, d2u = metasin_jet(z, dz, d2z, self.c0, self.c, self.f, self.p, a, b)
+        return u, du, (d2u if pairs else None)
+
+    def extra_repr(self) -> str:
+        return f"K={self.K}, freq_init={self.freq_init!r}, relu_start={self.relu_start}, channels={self.channels}"
+
+
+def _sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """sigma, sigma', sigma'' accumulated one component at a time (no (n, C, K) tensor)."""
+    s0 = c0 * torch.relu(z)
+    s1 = c0 * (z > 0).to(z.dtype)
+    s2 = torch.zeros_like(z)
+    for j in range(c.shape[1]):
+        cj, fj = c[:, j], f[:, j]
+        theta = z * fj + p[:, j]
+        sn, cs = torch.sin(theta), torch.cos(theta)
+        s0 = s0 + cj * sn
+        s1 = s1 + (cj * fj) * cs
+        s2 = s2 - (cj * fj * fj) * sn
+    return s0, s1, s2
+
+
+def _jet_outputs(s0, s1, s2, dz, d2z, a, b):
+    du = s1 * dz
+    d2u = s1 * d2z
+    if len(a):
+        d2u = d2u + s2 * dz[list(a)] * dz[list(b)]
+    return s0, du, d2u
+
+
+class _MetaSinJet(torch.autograd.Function):
+    """(z, dz, d2z, params) -> (sigma, sigma' dz, sigma' d2z + sigma'' dz_a dz_b).
+
+    The backward recomputes the sines and cosines from the saved inputs. With the
+    upstream gradients gU, gDU_m, gD2U_q, write
+        G0 = gU,  G1 = sum_m gDU_m dz_m + sum_q gD2U_q d2z_q,  G2 = sum_q gD2U_q dz_aq dz_bq,
+    so that the loss is locally sum(G0 sigma + G1 sigma' + G2 sigma''). Then
+        dL/dz   = G0 sigma' + G1 sigma'' + G2 sigma'''
+        dL/ddz_m = gDU_m sigma' + sigma'' sum_q gD2U_q (dz_bq [aq = m] + dz_aq [bq = m])
+        dL/dd2z_q = gD2U_q sigma'
+    and, with theta_j = f_j z + p_j, the parameter gradients summed over the batch.
+    """
+
+    @staticmethod
+    def forward(ctx, z, dz, d2z, c0, c, f, p, a, b):
+        with torch.no_grad():
+            s0, s1, s2 = _sigmas(z, c0, c, f, p)
+            out = _jet_outputs(s0, s1, s2, dz, d2z, a, b)
+        ctx.save_for_backward(z, dz, d2z, c0, c, f, p)
+        ctx.pairs = (a, b)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gU, gDU, gD2U):
+        z, dz, d2z, c0, c, f, p = ctx.saved_tensors
+        a, b = ctx.pairs
+        G0 = gU
+        G1 = (gDU * dz).sum(0) + (gD2U * d2z).sum(0)
+        if len(a):
+            G2 = (gD2U * dz[list(a)] * dz[list(b)]).sum(0)
+        else:
+            G2 = torch.zeros_like(z)
+        pos = (z > 0).to(z.dtype)
+        s1 = c0 * pos
+        s2 = torch.zeros_like(z)
+        gz = G0 * s1
+        g_c = torch.empty_like(c)
+        g_f = torch.empty_like(f)
+        g_p = torch.empty_like(p)
+        for j in range(c.shape[1]):
+            cj, fj = c[:, j], f[:, j]
+            theta = z * fj + p[:, j]
+            sn, cs = torch.sin(theta), torch.cos(theta)
+            s1 = s1 + (cj * fj) * cs
+            s2 = s2 - (cj * fj * fj) * sn
+            # d/dtheta of (G0 sin + G1 f cos - G2 f^2 sin) per unit c_j
+            dth = G0 * cs - G1 * fj * sn - G2 * fj * fj * cs
+            gz = gz + cj * (fj * dth)
+            g_c[:, j] = (G0 * sn + G1 * fj * cs - G2 * fj * fj * sn).sum(0)
+            g_p[:, j] = (cj * dth).sum(0)
+            # f_j enters through theta (times z) and through the explicit f, f^2 factors
+            g_f[:, j] = (cj * (z * dth + G1 * cs - 2.0 * G2 * fj * sn)).sum(0)
+        g_c0 = (G0 * torch.relu(z) + G1 * pos).sum(0)
+        gdz = gDU * s1
+        if len(a):
+            for q, (ia, ib) in enumerate(zip(a, b)):
+                gdz[ia] = gdz[ia] + gD2U[q] * s2 * dz[ib]
+                gdz[ib] = gdz[ib] + gD2U[q] * s2 * dz[ia]
+        gd2z = gD2U * s1
+        return gz, gdz, gd2z, g_c0, g_c, g_f, g_p, None, None
+
+
+def metasin_jet(z, dz, d2z, c0, c, f, p, a, b):
+    """Native MetaSin jet with recomputing backward; see :class:`_MetaSinJet`."""
+    return _MetaSinJet.apply(z, dz, d2z, c0, c, f, p, tuple(a), tuple(b))

@@ -1,0 +1,90 @@
+"""The multilayer perceptron every problem is solved with."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .base import Activation
+from .fourier import FourierFeatures
+from .sine import Sine
+
+
+class MLP(nn.Module):
+    """u(x) = W_L sigma_{L-1}( ... sigma_1(W_1 gamma(x) + b_1) ... ) + b_L.
+
+    ``depth`` hidden layers of ``width`` units, each a Linear followed by its own copy
+    of ``activation`` (per-channel parameters such as MetaSin's are per layer), then a
+    linear output layer. gamma is the identity or a :class:`FourierFeatures` encoding.
+
+    Initialisation comes from the activation: SIREN's for Sine/Finer/MetaSin (first
+    layer U(-1/n, 1/n), hidden U(-sqrt(6/n)/omega, +sqrt(6/n)/omega)), Glorot for
+    Tanh/ReLU. ``first_omega`` and ``hidden_omega`` override a sine-type activation's
+    omega in the first layer and in the others (the output layer is initialised with
+    the hidden omega).
+
+    Args:
+        in_dim, out_dim: input and output sizes (a problem's ``in_dim``/``out_dim``).
+        width: units per hidden layer (>= 1).
+        depth: number of hidden layers (>= 1).
+        activation: an :class:`Activation` (default ``Sine(30)``).
+        first_omega, hidden_omega: see above; only for Sine and Finer.
+        fourier: an optional :class:`FourierFeatures` input encoding.
+        seed: seed of the explicit generator all initial weights are drawn from.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, width: int = 128, depth: int = 3, *,
+                 activation: Activation | None = None, first_omega: float | None = None,
+                 hidden_omega: float | None = None, fourier: FourierFeatures | None = None,
+                 seed: int = 0):
+        super().__init__()
+        for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("width", width), ("depth", depth)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
+        activation = Sine() if activation is None else activation
+        if not isinstance(activation, Activation):
+            raise TypeError(f"activation must be an Activation instance such as Sine(30.0), got {activation!r}.")
+        generator = torch.Generator().manual_seed(seed)
+        self.in_dim, self.out_dim, self.width, self.depth = in_dim, out_dim, width, depth
+        self.encoding = fourier.build(in_dim, generator) if fourier is not None else None
+        n_in = self.encoding.out_dim if self.encoding is not None else in_dim
+        # A Fourier encoding already spreads the spectrum: the first linear layer is
+        # then an ordinary hidden layer as far as initialisation goes.
+        first_is_input = self.encoding is None
+        self.linears = nn.ModuleList()
+        self.activations = nn.ModuleList()
+        for i in range(depth):
+            first = i == 0
+            act = activation.for_layer(width, first=first,
+                                       omega=first_omega if first else hidden_omega, generator=generator)
+            layer = nn.Linear(n_in if first else width, width)
+            act.init_linear(layer, first=first and first_is_input, generator=generator)
+            self.linears.append(layer)
+            self.activations.append(act)
+        out = nn.Linear(width, out_dim)
+        self.activations[-1].init_linear(out, first=False, generator=generator)
+        self.linears.append(out)
+        self.activation_name = activation.name
+        self.config = {
+            "in_dim": in_dim, "out_dim": out_dim, "width": width, "depth": depth,
+            "activation": activation.name, "activation_repr": repr(activation),
+            "first_omega": first_omega, "hidden_omega": hidden_omega,
+            "fourier": None if fourier is None else {"n_features": fourier.n_features, "scale": fourier.scale},
+            "seed": seed,
+        }
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (n, in_dim) -> u (n, out_dim)."""
+        h = self.encoding(x) if self.encoding is not None else x
+        for layer, act in zip(self.linears[:-1], self.activations):
+            h = act(layer(h))
+        return self.linears[-1](h)
+
+    def preactivations(self, x: Tensor) -> list[Tensor]:
+        """The argument of every hidden activation (for initialisation diagnostics)."""
+        h = self.encoding(x) if self.encoding is not None else x
+        zs = []
+        for layer, act in zip(self.linears[:-1], self.activations):
+            z = layer(h)
+            zs.append(z)
+            h = act(z)
+        return zs

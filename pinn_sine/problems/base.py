@@ -1,0 +1,130 @@
+"""The Problem interface every PDE implements (DESIGN.md, "The data flow, once")."""
+from __future__ import annotations
+
+import inspect
+import hashlib
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..derivatives import DerivativeSpec, Jet, get_engine
+from ..validation.reference import ReferenceField
+
+
+class Problem:
+    """A PDE with its domain, samplers, residual terms and reference solver.
+
+    Subclasses set:
+        name: the CLI name ("poisson2d").
+        input_names: the network's inputs in order, e.g. ("t", "x", "y").
+        out_dim: number of network outputs.
+        bounds: ((lo, hi), ...) per input.
+        derivatives: {point-set name: DerivativeSpec} -- what each residual needs.
+    and implement :meth:`sample`, :meth:`losses`, :meth:`params` and
+    :meth:`_compute_reference`; :meth:`exact` where an exact solution is known.
+
+    A problem never calls autograd itself and never knows which kernel runs: it names
+    derivatives, the engine supplies them (:meth:`compute_losses`).
+    """
+
+    name: ClassVar[str] = "problem"
+    input_names: tuple[str, ...] = ()
+    out_dim: int = 1
+    bounds: tuple[tuple[float, float], ...] = ()
+    derivatives: dict[str, DerivativeSpec] = {}
+    #: default number of interior collocation points per step
+    default_batch: int = 2048
+    #: default grid resolution of the reference
+    default_resolution: int = 128
+
+    @property
+    def in_dim(self) -> int:
+        return len(self.input_names)
+
+    # ----- what subclasses provide ------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        """Named point sets for one step, each (n_set, in_dim) float32.
+
+        ``n`` is the number of interior collocation points; the other sets are sized
+        relative to it. ``progress`` in [0, 1] is the fraction of training done (for
+        curricula).
+        """
+        raise NotImplementedError
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named mean-square residual terms (scalars) from the jets of each point set."""
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        """The JSON-serialisable parameters that determine the solution (the cache key)."""
+        raise NotImplementedError
+
+    def exact(self, x: Tensor) -> Tensor:
+        """The exact solution at x (n, in_dim) -> (n, out_dim), where one is known."""
+        raise NotImplementedError(f"{type(self).__name__} has no exact solution; use reference().")
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        raise NotImplementedError
+
+    # ----- shared machinery ----------------------------------------------------------
+    @property
+    def has_exact(self) -> bool:
+        return type(self).exact is not Problem.exact
+
+    def compute_losses(self, net: nn.Module, batch: dict[str, Tensor], engine: str = "jet") -> dict[str, Tensor]:
+        """Evaluate the net (and the derivatives each set needs) and return the loss terms."""
+        fn = get_engine(engine)
+        jets = {key: fn(net, pts, self.input_names, self.derivatives.get(key, DerivativeSpec()))
+                for key, pts in batch.items()}
+        return self.losses(jets, batch)
+
+    def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
+        """The finite-difference reference on a grid, cached as HDF5 keyed by the
+        hash of the parameters (the same parameters reuse the file)."""
+        from ..validation.store import cached_reference
+
+        resolution = self.default_resolution if resolution is None else int(resolution)
+        if resolution < 3:
+            raise ValueError(f"resolution must be >= 3, got {resolution}.")
+        params = dict(self.params(), resolution=resolution)
+        cacheable = cache and not _has_uncacheable(params)
+        return cached_reference(self.name, params, lambda: self._compute_reference(resolution), cache=cacheable)
+
+    def reference_params(self, resolution: int) -> dict:
+        return dict(self.params(), resolution=resolution)
+
+    def grid(self, resolution: int) -> dict[str, np.ndarray]:
+        """Node-centred 1-D coordinates per input with ``resolution`` points each."""
+        return {n: np.linspace(lo, hi, resolution) for n, (lo, hi) in zip(self.input_names, self.bounds)}
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({body})"
+
+
+def describe_callable(fn) -> str | None:
+    """A stable description of a user callable for the cache key: its qualified name
+    and a hash of its source. None when the source is unavailable (then no caching)."""
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return None
+    return f"{getattr(fn, '__qualname__', type(fn).__name__)}:{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+
+
+def _has_uncacheable(params: dict) -> bool:
+    return any(v is None and k.endswith("_fn") for k, v in params.items())
+
+
+class FunctionNet(nn.Module):
+    """Wraps a callable u(x) (n, d) -> (n, out) as a module, so the exact solution can be
+    fed through the same loss code as a network (with the autograd engine)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fn(x)

@@ -1,0 +1,215 @@
+"""Poisson2D: Laplacian(u) = f on a rectangle with Dirichlet data."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import sampling
+from ..derivatives import DerivativeSpec, Jet
+from ..images import image_digest, load_image
+from ..validation.reference import ReferenceField
+from .base import Problem, describe_callable
+
+SUPERVISIONS = ("laplacian", "gradient")
+
+
+def two_mode_solution(x: Tensor, y: Tensor) -> Tensor:
+    """The default manufactured solution: a low and a high sine mode,
+    u = sin(pi x) sin(pi y) + 0.25 sin(4 pi x) sin(4 pi y)."""
+    return torch.sin(math.pi * x) * torch.sin(math.pi * y) + 0.25 * torch.sin(4 * math.pi * x) * torch.sin(
+        4 * math.pi * y)
+
+
+class Poisson2D(Problem):
+    """Laplacian(u) = f on [x0, x1] x [y0, y1], u = g on the boundary.
+
+    Two cases:
+
+    (a) Manufactured (default): an exact solution ``u(x, y)`` (a torch callable on
+        tensors; default :func:`two_mode_solution`); f = Laplacian(u) is derived from it
+        by autograd and g = u on the boundary.
+    (b) Image reconstruction (:meth:`from_image`, the SIREN experiment): recover an
+        image on [-1, 1]^2 from its Laplacian (5-point, on the pixel grid) and its
+        boundary values, or from its gradient (central differences) and boundary
+        values. Points are drawn from the pixel grid, where the data live.
+
+    Loss terms (means over the batch):
+        "pde":      (Laplacian(u) - f)^2 / mean(f^2)   -- normalised, since f ~ 1/h^2 for images
+        "gradient": |grad u - g_img|^2 / mean(|g_img|^2)   (gradient supervision)
+        "boundary": (u - g)^2
+
+    Args:
+        u: exact solution u(x, y) -> tensor (torch ops only), or None for the default.
+        bounds: ((x0, x1), (y0, y1)).
+        sampler: interior sampler, "uniform", "sobol" or "lhs".
+        boundary_fraction: boundary points per interior point.
+    """
+
+    name = "poisson2d"
+    input_names = ("x", "y")
+    out_dim = 1
+    default_resolution = 257
+
+    def __init__(self, u: Callable[[Tensor, Tensor], Tensor] | None = None, *,
+                 bounds=((-1.0, 1.0), (-1.0, 1.0)), sampler: str = "sobol", boundary_fraction: float = 0.25):
+        self.bounds = sampling.check_bounds(bounds)
+        if len(self.bounds) != 2:
+            raise ValueError(f"Poisson2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
+        if sampler not in sampling.METHODS:
+            raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
+        if not boundary_fraction > 0:
+            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
+        self.u_fn = two_mode_solution if u is None else u
+        self.sampler = sampler
+        self.boundary_fraction = float(boundary_fraction)
+        self.image = None
+        self.supervise = "laplacian"
+        self._set_derivatives()
+
+    @classmethod
+    def from_image(cls, image="camera", *, size: int = 128, supervise: str = "laplacian",
+                   boundary_fraction: float = 0.25) -> "Poisson2D":
+        """The SIREN image experiment: recover ``image`` (grey, resized to size x size,
+        on [-1, 1]^2 pixel nodes) from its Laplacian or its gradient plus its boundary."""
+        if supervise not in SUPERVISIONS:
+            raise ValueError(f'Invalid supervise "{supervise}". Must be one of {list(SUPERVISIONS)}.')
+        problem = cls(boundary_fraction=boundary_fraction)
+        problem.u_fn = None
+        problem.image_spec = image if isinstance(image, str) else "<array>"
+        problem.image = load_image(image, size=size, grey=True)
+        problem.supervise = supervise
+        h = 2.0 / (size - 1)
+        img = problem.image
+        # Data on the pixel nodes: the 5-point Laplacian and central-difference gradient.
+        lap = np.zeros_like(img)
+        lap[1:-1, 1:-1] = (img[2:, 1:-1] + img[:-2, 1:-1] + img[1:-1, 2:] + img[1:-1, :-2] - 4 * img[1:-1, 1:-1]) / h**2
+        gx, gy = np.gradient(img, h, h)
+        problem._lap = torch.from_numpy(lap)
+        problem._grad = torch.from_numpy(np.stack([gx, gy], axis=-1))
+        problem._img = torch.from_numpy(img)
+        problem._set_derivatives()
+        return problem
+
+    def _set_derivatives(self) -> None:
+        interior = (DerivativeSpec(first=("x", "y")) if self.supervise == "gradient"
+                    else DerivativeSpec.laplacian(("x", "y")))
+        self.derivatives = {"interior": interior, "boundary": DerivativeSpec()}
+
+    # ----- data -------------------------------------------------------------------
+    def exact(self, x: Tensor) -> Tensor:
+        if self.u_fn is None:
+            raise NotImplementedError("the image case has no closed-form solution; use reference().")
+        return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
+
+    def source(self, x: Tensor) -> Tensor:
+        """f = Laplacian(u) at x (n, 2) -> (n, 1), by autograd of the exact solution."""
+        with torch.enable_grad():
+            x = x.detach().clone().requires_grad_(True)
+            u = self.u_fn(x[:, 0], x[:, 1]).sum()
+            (g,) = torch.autograd.grad(u, x, create_graph=True)
+            lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
+        return lap.detach().reshape(-1, 1)
+
+    def _node_index(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        n = self.image.shape[0]
+        idx = torch.round((x + 1.0) * (n - 1) / 2.0).long().clamp(0, n - 1)
+        return idx[:, 0], idx[:, 1]
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        n_b = max(1, int(round(self.boundary_fraction * n)))
+        if self.image is None:
+            return {"interior": sampling.box(n, self.bounds, generator, self.sampler),
+                    "boundary": sampling.box_boundary(n_b, self.bounds, generator)}
+        size = self.image.shape[0]
+        nodes = torch.linspace(-1.0, 1.0, size)
+        ij = torch.randint(1, size - 1, (n, 2), generator=generator)
+        b = torch.randint(0, size, (n_b,), generator=generator)
+        side = torch.randint(0, 4, (n_b,), generator=generator)
+        edge = torch.where(side % 2 == 0, 0, size - 1)
+        bi = torch.where(side < 2, edge, b)
+        bj = torch.where(side < 2, b, edge)
+        return {"interior": torch.stack([nodes[ij[:, 0]], nodes[ij[:, 1]]], dim=1),
+                "boundary": torch.stack([nodes[bi], nodes[bj]], dim=1)}
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        xi, xb = batch["interior"], batch["boundary"]
+        ji, jb = jets["interior"], jets["boundary"]
+        dtype = ji.u.dtype
+        if self.image is None:
+            f = self.source(xi.double()).to(dtype)
+            g = self.exact(xb.double()).to(dtype)
+            scale = self._f_scale()
+            return {"pde": ((ji.laplacian(("x", "y")) - f) ** 2).mean() / scale,
+                    "boundary": ((jb.u - g) ** 2).mean()}
+        i, j = self._node_index(xi)
+        bi, bj = self._node_index(xb)
+        g = self._img[bi, bj].to(dtype).reshape(-1, 1)
+        out = {}
+        if self.supervise == "laplacian":
+            f = self._lap[i, j].to(dtype).reshape(-1, 1)
+            out["pde"] = ((ji.laplacian(("x", "y")) - f) ** 2).mean() / float((self._lap**2).mean())
+        else:
+            target = self._grad[i, j].to(dtype)
+            grad = torch.cat([ji.d("x"), ji.d("y")], dim=1)
+            out["gradient"] = ((grad - target) ** 2).sum(1).mean() / float((self._grad**2).sum(-1).mean())
+        out["boundary"] = ((jb.u - g) ** 2).mean()
+        return out
+
+    def _f_scale(self) -> float:
+        if not hasattr(self, "_f_scale_value"):
+            g = torch.Generator().manual_seed(0)
+            f = self.source(sampling.box(4096, self.bounds, g).double())
+            self._f_scale_value = max(float((f**2).mean()), 1e-12)
+        return self._f_scale_value
+
+    # ----- reference ------------------------------------------------------------------
+    def params(self) -> dict:
+        if self.image is not None:
+            return {"case": "image", "image": self.image_spec, "image_sha": image_digest(self.image),
+                    "size": int(self.image.shape[0]), "supervise": self.supervise}
+        return {"case": "manufactured", "u_fn": describe_callable(self.u_fn),
+                "bounds": [list(b) for b in self.bounds]}
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation import fd
+
+        if self.image is not None:
+            size = self.image.shape[0]
+            if resolution != size:
+                raise ValueError(f"the image case is defined on its {size} x {size} pixel grid; "
+                                 f"got resolution={resolution}. Use resolution={size}.")
+            if self.supervise == "laplacian":
+                f = self._lap.numpy()
+            else:
+                h = 2.0 / (size - 1)
+                gx, gy = self._grad[..., 0].numpy(), self._grad[..., 1].numpy()
+                f = np.gradient(gx, h, axis=0) + np.gradient(gy, h, axis=1)
+            sol = fd.poisson_2d(f, self.image, bounds=self.bounds, n=(size, size), method="dst")
+            attrs = {"image": True, "data_range": 1.0}
+        else:
+            def f_np(X, Y):
+                pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
+                return self.source(pts).numpy().reshape(X.shape)
+
+            def g_np(X, Y):
+                pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
+                return self.exact(pts).numpy().reshape(X.shape)
+
+            sol = fd.poisson_2d(f_np, g_np, bounds=self.bounds, n=(resolution, resolution), method="dst")
+            attrs = {}
+        return ReferenceField(problem=self.name, params=self.reference_params(resolution), coords=sol.coords,
+                              fields={"u": sol.fields["u"]}, solver=sol.solver, order=sol.order,
+                              spacing=sol.spacing, attrs=attrs)
+
+    @property
+    def default_reference_resolution(self) -> int:
+        return self.image.shape[0] if self.image is not None else self.default_resolution
+
+    def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
+        if resolution is None:
+            resolution = self.default_reference_resolution
+        return super().reference(resolution, cache=cache)

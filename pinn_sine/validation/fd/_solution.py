@@ -1,0 +1,200 @@
+"""The result container shared by every finite-difference solver, and grid helpers.
+
+All FD solvers in ``pinn_sine.validation.fd`` work on node-centred grids that include
+the boundary nodes, ``x = np.linspace(a, b, nx)``, in float64.  Multi-dimensional
+arrays use "ij" indexing, ``u[i, j] = u(x_i, y_j)``, and time comes first:
+``u[k, i]`` or ``u[k, i, j]``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+GridFunction = Callable[..., np.ndarray | float]
+
+
+@dataclass(frozen=True)
+class FDSolution:
+    """A field sampled on a tensor-product grid by a finite-difference solver.
+
+    Attributes:
+        coords: ordered 1-D, strictly increasing coordinate arrays, e.g.
+            ``{"x": (nx,), "y": (ny,)}`` or ``{"t": (nt,), "x": (nx,), "y": (ny,)}``.
+            The order of the keys is the order of the field axes.
+        fields: named arrays, each of shape ``tuple(len(c) for c in coords.values())``,
+            e.g. ``{"u": (nx, ny)}``.  Any dtype (a Helmholtz solver may return a
+            complex ``"u"``).
+        solver: short name of the scheme, e.g. ``"fd5-dst"`` or ``"leapfrog"``.
+        order: formal order of accuracy of the scheme (2 for all current solvers).
+        spacing: grid spacing the solver used per coordinate, e.g.
+            ``{"x": hx, "y": hy, "t": dt}``; keys are a subset of ``coords``.
+    """
+
+    coords: dict[str, np.ndarray]
+    fields: dict[str, np.ndarray]
+    solver: str
+    order: int
+    spacing: dict[str, float]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.coords, dict) or not self.coords:
+            raise ValueError(
+                f"FDSolution.coords={self.coords!r} must be a non-empty dict of 1-D "
+                "arrays such as {'x': x, 'y': y}; pass the grid coordinates in axis order"
+            )
+        for name, c in self.coords.items():
+            c = np.asarray(c)
+            if c.ndim != 1 or c.size == 0:
+                raise ValueError(
+                    f"FDSolution.coords[{name!r}] has shape {c.shape}; expected a "
+                    "non-empty 1-D array; pass the 1-D grid, not a meshgrid"
+                )
+            if c.size > 1 and not np.all(np.diff(c) > 0):
+                raise ValueError(
+                    f"FDSolution.coords[{name!r}] is not strictly increasing; sort the "
+                    "coordinate and the field axis together"
+                )
+        shape = tuple(len(c) for c in self.coords.values())
+        if not isinstance(self.fields, dict) or not self.fields:
+            raise ValueError(
+                f"FDSolution.fields={self.fields!r} must be a non-empty dict of arrays "
+                "such as {'u': u}"
+            )
+        for name, value in self.fields.items():
+            value_shape = np.shape(value)
+            if value_shape != shape:
+                raise ValueError(
+                    f"FDSolution.fields[{name!r}] has shape {value_shape}, expected "
+                    f"{shape} from coords {tuple(self.coords)}; store the field on the "
+                    "grid given by coords, axes in the same order"
+                )
+        if not isinstance(self.solver, str) or not self.solver:
+            raise ValueError(
+                f"FDSolution.solver={self.solver!r} must be a non-empty string naming "
+                "the scheme, e.g. 'fd5-dst'"
+            )
+        if isinstance(self.order, bool) or not isinstance(self.order, numbers.Integral) \
+                or self.order < 1:
+            raise ValueError(
+                f"FDSolution.order={self.order!r} must be a positive int (the formal "
+                "order of accuracy, e.g. 2)"
+            )
+        if not isinstance(self.spacing, dict):
+            raise ValueError(
+                f"FDSolution.spacing={self.spacing!r} must be a dict such as "
+                "{'x': hx, 'y': hy}"
+            )
+        for name, h in self.spacing.items():
+            if name not in self.coords:
+                raise ValueError(
+                    f"FDSolution.spacing has key {name!r} that is not a coordinate; "
+                    f"expected one of {list(self.coords)}"
+                )
+            if not (isinstance(h, numbers.Real) and math.isfinite(h) and h > 0):
+                raise ValueError(
+                    f"FDSolution.spacing[{name!r}]={h!r} must be a positive finite number"
+                )
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Grid shape ``tuple(len(c) for c in coords.values())``."""
+        return tuple(len(c) for c in self.coords.values())
+
+
+# --- grid helpers shared by the FD solvers -------------------------------------------
+
+
+def parse_interval(bounds: object, name: str) -> tuple[float, float]:
+    """Validate one interval ``(a, b)`` with finite ``a < b``; ``name`` is used in errors."""
+    try:
+        a, b = (float(v) for v in bounds)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}={bounds!r} is not an interval; expected a pair of numbers (a, b) "
+            "with a < b"
+        ) from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise ValueError(f"{name}={bounds!r} has a non-finite end; use finite numbers")
+    if not a < b:
+        raise ValueError(
+            f"{name}=({a}, {b}) is reversed or empty; expected a < b, e.g. ({min(a, b)}, "
+            f"{max(a, b)})"
+        )
+    return a, b
+
+
+def parse_bounds_2d(bounds: object) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Validate ``((x0, x1), (y0, y1))`` for a rectangle."""
+    try:
+        shape = np.shape(bounds)
+    except ValueError:  # ragged nesting
+        shape = None
+    if shape != (2, 2):
+        raise ValueError(
+            f"bounds={bounds!r} must be ((x0, x1), (y0, y1)) for a rectangle"
+        )
+    bx, by = bounds  # type: ignore[misc]
+    return parse_interval(bx, "bounds[0] (x)"), parse_interval(by, "bounds[1] (y)")
+
+
+def parse_count(n: object, name: str, minimum: int = 3) -> int:
+    """Validate a node count: an int ``>= minimum``."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ValueError(f"{name}={n!r} must be an int number of grid nodes >= {minimum}")
+    if n < minimum:
+        raise ValueError(
+            f"{name}={n} is too small: the grid needs at least {minimum} nodes (boundary "
+            f"nodes included); use {name} >= {minimum}"
+        )
+    return int(n)
+
+
+def parse_shape_2d(n: object, minimum: int = 3) -> tuple[int, int]:
+    """Validate ``n`` as an int (square grid) or an ``(nx, ny)`` pair."""
+    if isinstance(n, Sequence) and not isinstance(n, str):
+        if len(n) != 2:
+            raise ValueError(f"n={n!r} must be an int or a pair (nx, ny)")
+        return parse_count(n[0], "n[0] (nx)", minimum), parse_count(n[1], "n[1] (ny)", minimum)
+    count = parse_count(n, "n", minimum)
+    return count, count
+
+
+def evaluate_on_grid(
+    value: GridFunction | np.ndarray | float,
+    grids: tuple[np.ndarray, ...],
+    shape: tuple[int, ...],
+    name: str,
+) -> np.ndarray:
+    """Return ``value`` as a finite real float64 array of ``shape``.
+
+    ``value`` is a callable evaluated as ``value(*grids)`` (the result is broadcast, so
+    ``lambda X, Y: 1.0`` is allowed) or an array of exactly ``shape``.
+    """
+    if callable(value):
+        out = value(*grids)
+        source = f"{name}(...) returned"
+    else:
+        out = value
+        source = f"{name} is"
+        if np.shape(out) != shape:
+            raise ValueError(
+                f"{name} has shape {np.shape(out)}, expected the grid shape {shape}; pass "
+                "an array on the grid or a callable of the grid coordinates"
+            )
+    if np.iscomplexobj(out):
+        raise ValueError(f"{source} complex values; this solver needs a real {name}")
+    try:
+        out = np.broadcast_to(np.asarray(out, dtype=np.float64), shape)
+    except ValueError:
+        raise ValueError(
+            f"{source} shape {np.shape(out)}, which does not broadcast to the grid shape "
+            f"{shape}; make it work elementwise on the coordinate arrays"
+        ) from None
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{source} non-finite values (nan or inf) on the grid")
+    return np.array(out, dtype=np.float64)  # own, writeable copy
