@@ -22,8 +22,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pinn-sine solve poisson2d --activation siren --steps 1500 --lbfgs-steps 200 --out runs/demo
 
+# One OpenMP thread per test process: small tensors gain nothing from more, and two
+# threads fighting over two shared cores were 50x slower on a loaded machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/fd_poisson.py

@@ -139,11 +139,11 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
 
     loss_fn = torch.compile(weighted) if compile else weighted
 
-    def check_finite(step, total, terms):
+    def check_finite(step, ph, total, terms):
         if not torch.isfinite(total):
             bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ["total"]
-            raise FloatingPointError(f"non-finite loss at step {step} ({phase}): term {bad[0]!r} = "
-                                     f"{float(terms.get(bad[0], total))}; the last checkpoint is left intact. "
+            raise FloatingPointError(f"non-finite loss at step {step} ({ph}): term {bad[0]!r} = "
+                                     f"{float(terms.get(bad[0], total).detach())}; the last checkpoint is left intact. "
                                      "Lower the learning rate or the omega of the first layer.")
 
     def save(step, ph):
@@ -179,7 +179,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
                 pts = to_dev(problem.sample(batch, generator, progress=k / max(steps, 1)))
             opt.zero_grad(set_to_none=True)
             total, terms = loss_fn(pts)
-            check_finite(k, total, terms)
+            check_finite(k, "adam", total, terms)
             total.backward()
             opt.step()
             sched.step()
@@ -202,7 +202,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
             if lbfgs_state is not None:
                 lbfgs_opt.load_state_dict(lbfgs_state)
             fixed = to_dev(problem.sample(lbfgs_batch, torch.Generator().manual_seed(seed + 1)))
-            done_l = start_step - steps if phase == "lbfgs" else 0
+            done_l = start_step - steps if phase in ("lbfgs", "done") else 0
             while done_l < lbfgs_steps:
                 chunk = min(10, lbfgs_steps - done_l)
                 lbfgs_opt.param_groups[0]["max_iter"] = chunk
@@ -216,7 +216,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
 
                 lbfgs_opt.step(closure)
                 total, terms = loss_fn(fixed)
-                check_finite(steps + done_l + chunk, total, terms)
+                check_finite(steps + done_l + chunk, "lbfgs", total, terms)
                 done_l += chunk
                 row = log(steps + done_l, "lbfgs", total.detach(), {n: v.detach() for n, v in terms.items()},
                           done_l % eval_every < chunk or done_l == lbfgs_steps)

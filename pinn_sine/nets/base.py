@@ -105,9 +105,11 @@ def siren_init(layer: nn.Linear, *, first: bool, omega: float, generator: torch.
     """SIREN initialisation (Sitzmann et al. 2020).
 
     First layer: W ~ U(-1/n, 1/n). Hidden layers: W ~ U(-sqrt(6/n)/omega, sqrt(6/n)/omega),
-    so that the argument omega * (W x + b) of the next sine is about N(0, 1) and its
-    output keeps the arcsine distribution. Bias ~ U(-1/sqrt(n), 1/sqrt(n)) (PyTorch's
-    default range, drawn from the explicit generator).
+    so that the weight part omega W x of the next sine's argument is about N(0, 1).
+    Bias ~ U(-1/sqrt(n), 1/sqrt(n)) as in the SIREN code (PyTorch's default range, drawn
+    from the explicit generator); multiplied by omega it adds omega^2/(3n) to the
+    argument's variance, which spreads it over more periods and keeps the sine's output
+    arcsine-distributed (std 1/sqrt(2)) through the layers.
     """
     n = layer.weight.shape[1]
     bound = 1.0 / n if first else math.sqrt(6.0 / n) / omega

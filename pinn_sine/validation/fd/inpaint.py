@@ -35,8 +35,10 @@ _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_image_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate ``(image, mask)`` and return ``(u, mask)`` with ``u`` of shape (H, W, C).
+def _check_image_mask(
+    image: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate ``(image, mask)``; return ``(u, mask)`` with ``u`` of shape (H, W, C).
 
     A grey image gets a trailing channel axis of length 1 so that every solver can
     treat the channels as extra right-hand sides of one factorised system.
@@ -50,8 +52,8 @@ def _check_image_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
         )
     if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(
-            f"image has dtype {image.dtype}; expected floats in [0, 1]; convert it with "
-            "skimage.util.img_as_float(image)"
+            f"image has dtype {image.dtype}; expected floats in [0, 1]; convert it "
+            "with skimage.util.img_as_float(image)"
         )
     if mask.dtype != np.bool_:
         raise ValueError(
@@ -67,9 +69,9 @@ def _check_image_mask(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, 
     if not np.all(np.isfinite(image)):
         n_bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
         raise ValueError(
-            f"image contains {n_bad} non-finite value(s) (NaN or inf); expected a finite "
-            "image; set unknown pixels to any finite value (e.g. 0) and mark them False "
-            "in the mask"
+            f"image contains {n_bad} non-finite value(s) (NaN or inf); expected a "
+            "finite image; set unknown pixels to any finite value (e.g. 0) and mark "
+            "them False in the mask"
         )
     n_known = int(np.count_nonzero(mask))
     if n_known == 0:
@@ -131,7 +133,9 @@ def _laplacian_rows(shape: tuple[int, int], rows: np.ndarray) -> sp.csr_matrix:
     )
 
 
-def _solve_dirichlet(A_full: sp.spmatrix, u: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _solve_dirichlet(
+    A_full: sp.spmatrix, u: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
     """Solve ``A_full[M, M] u_M = -A_full[M, K] u_K`` per channel and fill ``u``.
 
     Args:
@@ -181,7 +185,7 @@ def inpaint_harmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------- biharmonic
 def inpaint_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Biharmonic inpainting: ``Δ²u = 0`` on the missing pixels, ``u = f`` on the known.
+    """Biharmonic inpainting: ``Δ²u = 0`` on missing pixels, ``u = f`` on known ones.
 
     The discrete bilaplacian is ``L²`` with ``L`` the negative 5-point Laplacian of
     :func:`inpaint_harmonic` (reflecting borders). Away from the border ``L²`` is the
@@ -195,7 +199,8 @@ def inpaint_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     The 5-point stencil is exact for cubics, so a cubic polynomial is reproduced
     to round-off inside a hole whose pixels are at least 2 pixels from the border.
     The result is not clipped (``skimage.restoration.inpaint_biharmonic`` clips to
-    the image range): biharmonic fills can overshoot slightly near sharp edges.
+    the range of the known pixels): biharmonic fills can overshoot near sharp
+    edges. Away from the border the two agree to round-off after clipping.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` float array; values at missing pixels are
@@ -295,7 +300,9 @@ def inpaint_tv(
             f"max_iter={max_iter!r}; expected an integer >= 1; pass e.g. max_iter=2000"
         )
     if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol={tol!r}; expected a finite float > 0; pass e.g. tol=1e-5")
+        raise ValueError(
+            f"tol={tol!r}; expected a finite float > 0; pass e.g. tol=1e-5"
+        )
     if lam is not None and not (np.isfinite(lam) and lam > 0):
         raise ValueError(
             f"lam={lam!r}; expected None (hard constraint on known pixels) or a finite "
@@ -340,7 +347,8 @@ def inpaint_tv(
         np.subtract(u_new, u, out=u_bar)
         diff_norm = np.sqrt(np.vdot(u_bar, u_bar))
         # tiny floor: an all-zero image would otherwise divide by zero
-        rel_change = float(diff_norm / max(np.sqrt(np.vdot(u, u)), np.finfo(float).tiny))
+        u_norm = max(np.sqrt(np.vdot(u, u)), np.finfo(float).tiny)
+        rel_change = float(diff_norm / u_norm)
         u_bar += u_new
         u, u_new = u_new, u  # u_new's old buffer is overwritten next pass
         if rel_change < tol:
@@ -349,7 +357,8 @@ def inpaint_tv(
 
     out = _restore_shape(u, image)
     if return_info:
-        return out, {"iterations": k, "converged": converged, "relative_change": rel_change}
+        info = {"iterations": k, "converged": converged, "relative_change": rel_change}
+        return out, info
     return out
 
 
@@ -378,8 +387,8 @@ def psnr_ssim(
     truth = np.asarray(truth, dtype=np.float64)
     if estimate.shape != truth.shape:
         raise ValueError(
-            f"estimate shape {estimate.shape} does not match truth shape {truth.shape}; "
-            "expected identical shapes; compare images on the same grid"
+            f"estimate shape {estimate.shape} does not match truth shape "
+            f"{truth.shape}; expected identical shapes; compare images on the same grid"
         )
     if estimate.ndim not in (2, 3):
         raise ValueError(
@@ -406,7 +415,9 @@ def psnr_ssim(
             "region=None for whole-image metrics only"
         )
     with np.errstate(divide="ignore"):
-        psnr_r = peak_signal_noise_ratio(truth[region], estimate[region], data_range=1.0)
+        psnr_r = peak_signal_noise_ratio(
+            truth[region], estimate[region], data_range=1.0
+        )
     out["psnr_missing"] = float(psnr_r)
     out["ssim_missing"] = float(ssim_map[region].mean())
     return out

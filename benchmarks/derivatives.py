@@ -1,0 +1,145 @@
+"""Training-step time and memory of the derivative engines.
+
+    python benchmarks/derivatives.py            # CPU: the issue's headline case and a small sweep
+    python benchmarks/derivatives.py --full     # the whole grid (meant for a GPU)
+
+One training step = forward with the Laplacian over all inputs, loss
+mean((Lap u)^2) + mean(u^2), backward to the weights. Engines:
+  jet       -- forward propagation of (value, gradient, diagonal second derivatives)
+  autograd  -- reverse-over-reverse (two nested autograd.grad, then backward)
+  func      -- torch.func: vmap(hessian(u)) per point, then backward
+Memory: on CUDA the peak allocated bytes of the step; on CPU the bytes of tensors saved
+for backward (a saved_tensors_hooks count), which is what dominates the peak there.
+FLOP rate: the matrix-product FLOPs of the engine (forward + 2x for backward) over the
+step time, a lower bound on what the matmuls achieve.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.func import functional_call, hessian, vmap
+
+from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet
+from pinn_sine.nets import MLP, Finer, MetaSin, Sine
+
+ACTS = {"siren": lambda: Sine(30.0), "finer": lambda: Finer(30.0), "metasin": lambda: MetaSin(K=10)}
+
+
+def step_fn(engine: str, net: MLP, x: torch.Tensor):
+    names = tuple(f"x{i}" for i in range(x.shape[1]))
+    spec = DerivativeSpec.laplacian(names)
+    if engine in ("jet", "autograd"):
+        fn = forward_jet if engine == "jet" else autograd_jet
+
+        def step():
+            jet = fn(net, x, names, spec)
+            loss = (jet.laplacian(names) ** 2).mean() + (jet.u ** 2).mean()
+            loss.backward()
+        return step
+    params = dict(net.named_parameters())
+    buffers = dict(net.named_buffers())
+
+    def u_single(p, xi):
+        return functional_call(net, (p, buffers), (xi.unsqueeze(0),))[0, 0]
+
+    def step():
+        H = vmap(hessian(u_single, argnums=1), in_dims=(None, 0))(params, x)
+        lap = H.diagonal(dim1=-2, dim2=-1).sum(-1)
+        u = net(x)
+        loss = (lap ** 2).mean() + (u ** 2).mean()
+        loss.backward()
+    return step
+
+
+def matmul_flops(engine: str, net: MLP, n: int, d: int) -> float:
+    widths = [net.linears[0].in_features] + [l.out_features for l in net.linears]
+    per_point = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
+    # jet: value + d first + d second derivatives per layer (first layer: value only).
+    # autograd/func: forward + two reverse sweeps of a graph of similar size, roughly.
+    streams = (1 + 2 * d) if engine == "jet" else (1 + 2 * d)
+    return 3.0 * streams * per_point * n
+
+
+def measure(engine, act, d, width, depth, n, device, repeats):
+    torch.manual_seed(0)
+    net = MLP(d, 1, width, depth, activation=ACTS[act](), first_omega=3.0, hidden_omega=30.0).to(device)
+    x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
+    step = step_fn(engine, net, x)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    step()  # warm-up
+    net.zero_grad(set_to_none=True)
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+        net.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        sync()
+        mem = torch.cuda.max_memory_allocated() - base
+    else:
+        saved = [0]
+
+        def pack(t):
+            saved[0] += t.numel() * t.element_size()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            step()
+        mem = saved[0]
+    net.zero_grad(set_to_none=True)
+    med = statistics.median(times)
+    return med, mem, matmul_flops(engine, net, n, d) / med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="the whole grid (widths 64-512, n 1k-64k)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--peak-tflops", type=float, default=None, help="device fp32 peak, printed beside the rate")
+    ap.add_argument("--engines", default="jet,autograd,func")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    if args.full:
+        grid = [(a, d, w, 3, n) for a in ACTS for d in (2, 3) for w in (64, 128, 256, 512)
+                for n in (1024, 4096, 16384, 65536)]
+    else:
+        grid = [("siren", 2, 128, 3, 4096), ("finer", 2, 128, 3, 4096), ("metasin", 2, 128, 3, 4096),
+                ("siren", 3, 128, 3, 4096), ("siren", 2, 256, 3, 4096), ("siren", 2, 64, 3, 16384)]
+    engines = args.engines.split(",")
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; median of {args.repeats} steps; memory = "
+          + ("peak allocated" if device.type == "cuda" else "bytes saved for backward"))
+    if args.peak_tflops:
+        print(f"device fp32 peak: {args.peak_tflops} TFLOP/s")
+    head = "| act | d | width | n | " + " | ".join(f"{e} [ms]" for e in engines) + \
+        " | speed-up jet vs autograd | speed-up jet vs func | mem jet/autograd | jet GFLOP/s |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for act, d, w, depth, n in grid:
+        res = {}
+        for e in engines:
+            try:
+                res[e] = measure(e, act, d, w, depth, n, device, args.repeats)
+            except RuntimeError as err:  # out of memory on the largest cases
+                res[e] = (float("nan"), float("nan"), float("nan"))
+                print(f"<!-- {e} {act} {d} {w} {n}: {type(err).__name__} -->")
+        t = {e: res[e][0] * 1e3 for e in engines}
+        row = f"| {act} | {d} | {w} | {n} | " + " | ".join(f"{t[e]:.2f}" for e in engines)
+        sp_a = t["autograd"] / t["jet"] if "autograd" in t and "jet" in t else float("nan")
+        sp_f = t["func"] / t["jet"] if "func" in t and "jet" in t else float("nan")
+        mem = res["jet"][1] / res["autograd"][1] if "autograd" in res and "jet" in res else float("nan")
+        rate = res["jet"][2] / 1e9 if "jet" in res else float("nan")
+        print(row + f" | {sp_a:.2f}x | {sp_f:.2f}x | {mem:.2f} | {rate:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

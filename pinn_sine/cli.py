@@ -1,0 +1,222 @@
+"""The ``pinn-sine`` command: solve, reference, problems.
+
+Names are mapped to classes here and nowhere else; an unknown name lists the valid ones.
+Problem parameters are given as ``--name value`` after the fixed options
+(``--t-max 0.4`` becomes ``t_max=0.4``); an option the problem does not take is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .nets import ACTIVATIONS, MLP, FourierFeatures
+from .problems import PROBLEMS
+
+
+def _lookup(table: dict, name: str, what: str):
+    try:
+        return table[name]
+    except KeyError:
+        raise SystemExit(f'Invalid {what} "{name}". Must be one of {sorted(table)}.') from None
+
+
+def _parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def problem_kwargs(cls, extra: list[str]) -> dict:
+    """Turn ``--some-name value`` pairs into constructor keyword arguments of ``cls``."""
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p not in ("self", "args", "kwargs")]
+    out = {}
+    it = iter(extra)
+    for token in it:
+        if not token.startswith("--"):
+            raise SystemExit(f"unexpected argument {token!r}; problem options look like --name value.")
+        key = token[2:].replace("-", "_")
+        if "=" in key:
+            key, value = key.split("=", 1)
+        else:
+            value = next(it, None)
+            if value is None:
+                raise SystemExit(f"option {token} needs a value.")
+        if key not in valid:
+            raise SystemExit(f'{cls.__name__} has no option "{key}". Valid options: {valid}.')
+        out[key] = _parse_value(value)
+    return out
+
+
+def build_problem(name: str, extra: list[str]):
+    cls = _lookup(PROBLEMS, name, "problem")
+    kwargs = problem_kwargs(cls, extra)
+    factory = getattr(cls, "from_cli", None)
+    try:
+        return factory(**kwargs) if factory is not None else cls(**kwargs)
+    except ValueError as err:
+        raise SystemExit(f"{cls.__name__}: {err}") from None
+
+
+def build_net(problem, args) -> MLP:
+    act_cls = _lookup(ACTIVATIONS, args.activation, "activation")
+    act_kwargs = {}
+    if args.omega is not None:
+        act_kwargs["omega"] = args.omega
+    if args.K is not None:
+        act_kwargs["K"] = args.K
+    try:
+        act = act_cls(**act_kwargs)
+    except TypeError:
+        raise SystemExit(f"activation {args.activation} does not take {sorted(act_kwargs)}.") from None
+    first_omega = args.first_omega
+    if first_omega is None and act.sine_init and hasattr(act, "omega"):
+        first_omega = getattr(problem, "default_first_omega", None)
+    fourier = FourierFeatures(args.fourier, args.fourier_scale) if args.fourier else None
+    try:
+        return MLP(problem.in_dim, problem.out_dim, args.width, args.depth, activation=act,
+                   first_omega=first_omega, hidden_omega=args.hidden_omega, fourier=fourier, seed=args.seed)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+
+
+def _write_history(result, path: Path) -> None:
+    cols, rows = result.history_table()
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        w.writerows(rows)
+
+
+def cmd_solve(args, extra) -> int:
+    from .plots import field_comparison, loss_curves
+    from .train import train
+    from .validation.evaluate import evaluate, predict
+    from .validation.reference import ReferenceField
+    from .validation.store import save_reference
+
+    problem = build_problem(args.problem, extra)
+    net = build_net(problem, args)
+    if args.dtype == "float64":
+        net = net.double()
+    net = net.to(args.device)
+    ref = problem.reference(args.resolution)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
+          f"{ref.solver} on {ref.grid_shape}")
+    result = train(problem, net, steps=args.steps, lr=args.lr, batch=args.batch, seed=args.seed,
+                   lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
+                   checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
+                   progress=not args.quiet, compile=args.compile)
+    pred = predict(net, ref)
+    metrics = evaluate(net, ref, prediction=pred)
+    metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
+                    "lbfgs_steps": args.lbfgs_steps, "seed": args.seed, "timings": result.timings})
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _write_history(result, out / "history.csv")
+    predicted = ReferenceField(problem=ref.problem, params=ref.params, coords=ref.coords, fields=pred,
+                               solver=f"pinn-{args.activation}", order=0, spacing=ref.spacing, mask=ref.mask,
+                               attrs=ref.attrs)
+    save_reference(predicted, out / "prediction.h5")
+    figures = [loss_curves(result.history, out / "loss.png", title=f"{problem.name} / {args.activation}")]
+    custom = getattr(problem, "figures", None)
+    if custom is not None:
+        figures += custom(net, ref, out)
+    elif len(ref.coords) == 2:
+        figures.append(field_comparison(pred, ref, out / "field.png",
+                                        title=f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"))
+    summary = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    print("metrics: " + ", ".join(f"{k}={v:.3e}" for k, v in summary.items()))
+    print(f"time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, history.csv, prediction.h5, "
+          + ", ".join(p.name for p in figures))
+    return 0
+
+
+def cmd_reference(args, extra) -> int:
+    from .validation.store import save_reference
+
+    problem = build_problem(args.problem, extra)
+    ref = problem.reference(args.resolution, cache=not args.no_cache)
+    print(f"{problem.name}: {ref.solver} (order {ref.order}) on grid {dict(zip(ref.coords, ref.grid_shape))}, "
+          f"spacing {ref.spacing}")
+    if args.out:
+        print(f"wrote {save_reference(ref, args.out)}")
+    return 0
+
+
+def cmd_problems(args, extra) -> int:
+    for name, cls in PROBLEMS.items():
+        doc = (inspect.getdoc(cls) or "").splitlines()[0]
+        print(f"{name}: {cls.__name__} -- {doc}")
+        for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            default = "" if p.default is inspect.Parameter.empty else f" = {p.default!r}"
+            print(f"    --{p.name.replace('_', '-')}{default}")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinn-sine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    solve = sub.add_parser("solve", help="train a network on a problem and compare it with the FD reference")
+    solve.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")
+    solve.add_argument("--activation", default="siren", help=f"one of {sorted(ACTIVATIONS)}")
+    solve.add_argument("--width", type=int, default=128)
+    solve.add_argument("--depth", type=int, default=3)
+    solve.add_argument("--omega", type=float, default=None, help="omega of Sine/Finer (hidden layers)")
+    solve.add_argument("--first-omega", type=float, default=None,
+                       help="omega of the first layer (default: the problem's suggestion)")
+    solve.add_argument("--hidden-omega", type=float, default=None)
+    solve.add_argument("--K", type=int, default=None, help="MetaSin components")
+    solve.add_argument("--fourier", type=int, default=0, help="number of Fourier features (0: none)")
+    solve.add_argument("--fourier-scale", type=float, default=1.0)
+    solve.add_argument("--steps", type=int, default=2000)
+    solve.add_argument("--lbfgs-steps", type=int, default=0)
+    solve.add_argument("--lr", type=float, default=1e-3)
+    solve.add_argument("--batch", type=int, default=None)
+    solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--engine", default="jet", choices=["jet", "autograd"])
+    solve.add_argument("--compile", action="store_true")
+    solve.add_argument("--resolution", type=int, default=None, help="reference grid resolution")
+    solve.add_argument("--eval-every", type=int, default=250)
+    solve.add_argument("--checkpoint-every", type=int, default=500)
+    solve.add_argument("--resume", default=None, help="checkpoint to resume from")
+    solve.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    solve.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    solve.add_argument("--out", default="runs/latest")
+    solve.add_argument("--quiet", action="store_true", help="no progress bar")
+    solve.set_defaults(func=cmd_solve)
+
+    ref = sub.add_parser("reference", help="compute (or load from cache) a problem's FD reference")
+    ref.add_argument("problem")
+    ref.add_argument("--resolution", type=int, default=None)
+    ref.add_argument("--out", default=None, help="also write the HDF5 file here")
+    ref.add_argument("--no-cache", action="store_true")
+    ref.set_defaults(func=cmd_reference)
+
+    probs = sub.add_parser("problems", help="list the problems and their parameters")
+    probs.set_defaults(func=cmd_problems)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "problems":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args.func(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

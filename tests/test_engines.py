@@ -1,0 +1,183 @@
+"""The forward-jet engine against the autograd reference, and the MetaSin jet's backward."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from pinn_sine.derivatives import DerivativeSpec, Jet, autograd_jet, forward_jet, get_engine
+from pinn_sine.nets import MLP, Finer, FourierFeatures, MetaSin, ReLU, Sine, Tanh
+from pinn_sine.nets.metasin import metasin_jet
+
+NAMES = {2: ("x", "y"), 3: ("t", "x", "y")}
+
+# Moderate omega keeps derivative magnitudes sane so a 1e-10 relative tolerance is fair.
+ACTIVATIONS = {
+    "sine": lambda: Sine(3.0),
+    "finer": lambda: Finer(3.0, first_bias_k=0.5),
+    "metasin": lambda: MetaSin(K=5),
+    "metasin-relu-start": lambda: MetaSin(K=3, relu_start=True),
+    "tanh": lambda: Tanh(),
+    "relu": lambda: ReLU(),
+}
+
+
+def _specs(names):
+    return {
+        "laplacian": DerivativeSpec.laplacian(names),
+        "hessian": DerivativeSpec.hessian(names),
+        "first-only": DerivativeSpec(first=names),
+        # a first derivative that no pair needs, one off-diagonal pair given in reverse
+        # order, one diagonal pair
+        "mixed": DerivativeSpec(first=(names[0],), second=((names[-1], names[1]), (names[1], names[1]))),
+    }
+
+
+def _net(act_name, fourier, in_dim, seed):
+    rnd = random.Random(seed)
+    width, depth, out_dim = rnd.choice([5, 8, 13]), rnd.choice([1, 2, 3]), rnd.choice([1, 2])
+    net = MLP(in_dim, out_dim, width=width, depth=depth, activation=ACTIVATIONS[act_name](),
+              fourier=FourierFeatures(6, scale=0.5) if fourier else None, seed=seed).double()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for act in net.activations:
+            if isinstance(act, MetaSin) and not act.relu_start:
+                # c0 != 0, so the ReLU branch of sigma' is exercised
+                act.c0.copy_(torch.randn(act.c0.shape, generator=g, dtype=torch.float64))
+    return net
+
+
+def _points(in_dim, seed, n=12):
+    g = torch.Generator().manual_seed(seed + 100)
+    return 2.0 * torch.rand(n, in_dim, generator=g, dtype=torch.float64) - 1.0
+
+
+def _quantities(jet: Jet, spec: DerivativeSpec):
+    out = {"u": jet.u}
+    for n in spec.directions():
+        out[f"d{n}"] = jet.d(n)
+    for a, b in spec.pairs():
+        out[f"d{a}d{b}"] = jet.d2(a, b)
+        out[f"d{b}d{a}"] = jet.d2(b, a)
+    return out
+
+
+def _assert_close(a, b, what):
+    scale = max(1.0, float(b.detach().abs().max()))
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * scale, msg=what)
+
+
+CASES = [(act, fourier, in_dim, spec)
+         for act in ACTIVATIONS for fourier in (False, True) for in_dim in (2, 3)
+         for spec in ("laplacian", "hessian", "first-only", "mixed")]
+
+
+@pytest.mark.parametrize("act_name, fourier, in_dim, spec_name", CASES)
+def test_jet_equals_autograd(act_name, fourier, in_dim, spec_name):
+    seed = CASES.index((act_name, fourier, in_dim, spec_name))
+    net = _net(act_name, fourier, in_dim, seed)
+    names = NAMES[in_dim]
+    spec = _specs(names)[spec_name]
+    x = _points(in_dim, seed)
+
+    jet = forward_jet(net, x, names, spec)
+    ref = autograd_jet(net, x, names, spec)
+    q_jet, q_ref = _quantities(jet, spec), _quantities(ref, spec)
+    assert q_jet.keys() == q_ref.keys()
+    for k in q_ref:
+        assert q_jet[k].shape == (x.shape[0], net.out_dim), k
+        _assert_close(q_jet[k], q_ref[k], f"{act_name} fourier={fourier} {spec_name}: {k}")
+    if act_name == "relu" and not fourier and spec.pairs():
+        # The baseline's point: a ReLU network has no curvature (a Fourier encoding
+        # in front of it does).
+        assert all(float(q_jet[f"d{a}d{b}"].detach().abs().max()) == 0 for a, b in spec.pairs())
+
+    # Training backpropagates through the jet: the weight gradients of a loss built
+    # from it must equal those through the autograd engine (double backward).
+    params = [p for p in net.parameters() if p.requires_grad]
+
+    def loss(q):
+        return sum((v**2).mean() * (i + 1) for i, v in enumerate(q.values()))
+
+    g_jet = torch.autograd.grad(loss(q_jet), params, allow_unused=True)
+    g_ref = torch.autograd.grad(loss(q_ref), params, allow_unused=True)
+    for (pname, _), a, b in zip(net.named_parameters(), g_jet, g_ref):
+        a = torch.zeros_like(_) if a is None else a
+        b = torch.zeros_like(_) if b is None else b
+        _assert_close(a, b, f"{act_name} fourier={fourier} {spec_name}: grad {pname}")
+
+
+def test_metasin_jet_matches_eager_default_jet():
+    """The recomputing custom Function against the composite Activation.jet."""
+    net = _net("metasin", False, 3, 0)
+    act = net.activations[0]
+    g = torch.Generator().manual_seed(1)
+    C = act.channels
+    z = torch.randn(7, C, generator=g, dtype=torch.float64)
+    dz = torch.randn(3, 7, C, generator=g, dtype=torch.float64)
+    d2z = torch.randn(3, 7, C, generator=g, dtype=torch.float64)
+    pairs = ((0, 0), (0, 2), (1, 1))
+    for d2 in (d2z, None):
+        got = act.jet(z, dz, d2, pairs)
+        want = super(MetaSin, act).jet(z, dz, d2, pairs)  # Activation.jet on derivatives()
+        for a, b in zip(got, want):
+            _assert_close(a, b, "metasin jet")
+    u, du, d2u = act.jet(z, dz, None, ())
+    assert d2u is None
+
+
+def _gradcheck_inputs(n_pairs, seed=0, n=4, C=3, K=2, m=2):
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    z = r(n, C)
+    z = torch.where(z.abs() < 0.1, z.sign() * 0.3 + z, z)  # away from ReLU's kink
+    return [t.requires_grad_(True) for t in
+            (z, r(m, n, C), r(n_pairs, n, C), r(C), r(C, K), r(C, K).abs() + 0.5, r(C, K))]
+
+
+@pytest.mark.parametrize("pairs", [((0, 0), (0, 1)), ((1, 0),), ()],
+                         ids=["diag+offdiag", "offdiag-reversed", "no-pairs"])
+def test_metasin_jet_gradcheck(pairs):
+    a = tuple(p[0] for p in pairs)
+    b = tuple(p[1] for p in pairs)
+    inputs = _gradcheck_inputs(len(pairs))
+
+    def fn(z, dz, d2z, c0, c, f, p):
+        return metasin_jet(z, dz, d2z, c0, c, f, p, a, b)
+
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+def test_jet_errors_name_the_missing_derivative():
+    net = _net("sine", False, 2, 0)
+    jet = forward_jet(net, _points(2, 0), ("x", "y"), DerivativeSpec.laplacian(("x", "y")))
+    with pytest.raises(KeyError, match=r"d2u/dxdy was not requested; requested pairs: \[\('x', 'x'\), \('y', 'y'\)\]"):
+        jet.d2("x", "y")
+    jet = forward_jet(net, _points(2, 0), ("x", "y"), DerivativeSpec(first=("x",)))
+    with pytest.raises(KeyError, match=r"du/dy was not requested; requested first derivatives: \['x'\]"):
+        jet.d("y")
+    with pytest.raises(KeyError, match="DerivativeSpec"):
+        jet.d2("x", "x")
+
+
+def test_get_engine():
+    assert get_engine("jet") is forward_jet and get_engine("autograd") is autograd_jet
+    with pytest.raises(ValueError, match=r"Invalid engine \"bad\". Must be one of \['autograd', 'jet'\]"):
+        get_engine("bad")
+
+
+def test_jet_engine_rejects_non_mlp():
+    with pytest.raises(TypeError, match='engine="autograd"'):
+        forward_jet(torch.nn.Linear(2, 1), _points(2, 0).float(), ("x", "y"), DerivativeSpec(first=("x",)))
+
+
+def test_empty_spec_is_plain_forward():
+    net = _net("tanh", False, 2, 0)
+    x = _points(2, 0)
+    for engine in (forward_jet, autograd_jet):
+        jet = engine(net, x, ("x", "y"), DerivativeSpec())
+        torch.testing.assert_close(jet.u, net(x), rtol=0, atol=0)
