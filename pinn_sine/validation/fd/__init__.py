@@ -1,5 +1,8 @@
 """SciPy finite-difference reference solvers, each verified against analytic solutions."""
 from ._solution import FDSolution
+from .inpaint import inpaint_biharmonic, inpaint_harmonic, inpaint_tv
 from .poisson import poisson_2d
+from .wave import wave_1d, wave_2d
 
-__all__ = ["FDSolution", "poisson_2d"]
+__all__ = ["FDSolution", "poisson_2d", "wave_1d", "wave_2d", "inpaint_harmonic", "inpaint_biharmonic",
+           "inpaint_tv"]
