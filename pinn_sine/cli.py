@@ -113,7 +113,8 @@ def cmd_solve(args, extra) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
           f"{ref.solver} on {ref.grid_shape}")
-    result = train(problem, net, steps=args.steps, lr=args.lr, batch=args.batch, seed=args.seed,
+    lr = problem.default_lr if args.lr is None else args.lr
+    result = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
                    lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
                    checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
                    progress=not args.quiet, compile=args.compile)
@@ -183,7 +184,7 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--fourier-scale", type=float, default=1.0)
     solve.add_argument("--steps", type=int, default=2000)
     solve.add_argument("--lbfgs-steps", type=int, default=0)
-    solve.add_argument("--lr", type=float, default=1e-3)
+    solve.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the problem's)")
     solve.add_argument("--batch", type=int, default=None)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--engine", default="jet", choices=["jet", "autograd"])

@@ -48,8 +48,9 @@ def test_boundary_points_on_boundary_and_interior_inside():
     problem = Poisson2D(bounds=((0.0, 2.0), (-1.0, 0.5)))
     b = _batch(problem, 200)
     lo, hi = torch.tensor([0.0, -1.0], dtype=torch.float64), torch.tensor([2.0, 0.5], dtype=torch.float64)
-    for pts in b.values():
-        assert ((pts >= lo) & (pts <= hi)).all()
+    for key in problem.derivatives:  # the point sets; "f" and "g" are their targets
+        assert ((b[key] >= lo) & (b[key] <= hi)).all()
+    assert b["f"].shape == (200, 1) and b["g"].shape == (50, 1)
     on_face = ((b["boundary"] == lo) | (b["boundary"] == hi)).any(dim=1)
     assert on_face.all()
     assert b["boundary"].shape == (50, 2)  # boundary_fraction 0.25

@@ -21,7 +21,10 @@ class Problem:
         input_names: the network's inputs in order, e.g. ("t", "x", "y").
         out_dim: number of network outputs.
         bounds: ((lo, hi), ...) per input.
-        derivatives: {point-set name: DerivativeSpec} -- what each residual needs.
+        derivatives: {point-set name: DerivativeSpec} -- what each residual needs. Every
+            point set is named here (``DerivativeSpec()`` for values only); other
+            entries of a batch are data (targets computed at sampling time, e.g. a
+            source term), passed to :meth:`losses` untouched.
     and implement :meth:`sample`, :meth:`losses`, :meth:`params` and
     :meth:`_compute_reference`; :meth:`exact` where an exact solution is known.
 
@@ -38,6 +41,10 @@ class Problem:
     default_batch: int = 2048
     #: default grid resolution of the reference
     default_resolution: int = 128
+    #: suggested first-layer omega for Sine/Finer networks (None: the activation's own)
+    default_first_omega: float | None = None
+    #: suggested Adam learning rate
+    default_lr: float = 1e-3
 
     @property
     def in_dim(self) -> int:
@@ -45,7 +52,8 @@ class Problem:
 
     # ----- what subclasses provide ------------------------------------------------
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
-        """Named point sets for one step, each (n_set, in_dim) float32.
+        """Named point sets for one step, each (n_set, in_dim) float32, plus any data
+        entries (targets at those points) under names that are not point sets.
 
         ``n`` is the number of interior collocation points; the other sets are sized
         relative to it. ``progress`` in [0, 1] is the fraction of training done (for
@@ -76,8 +84,8 @@ class Problem:
     def compute_losses(self, net: nn.Module, batch: dict[str, Tensor], engine: str = "jet") -> dict[str, Tensor]:
         """Evaluate the net (and the derivatives each set needs) and return the loss terms."""
         fn = get_engine(engine)
-        jets = {key: fn(net, pts, self.input_names, self.derivatives.get(key, DerivativeSpec()))
-                for key, pts in batch.items()}
+        jets = {key: fn(net, batch[key], self.input_names, spec) for key, spec in self.derivatives.items()
+                if key in batch}
         return self.losses(jets, batch)
 
     def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:

@@ -69,6 +69,7 @@ class Poisson2D(Problem):
         self.image = None
         self.supervise = "laplacian"
         self._set_derivatives()
+        self._f_scale()
 
     @classmethod
     def from_image(cls, image="camera", *, size: int = 128, supervise: str = "laplacian",
@@ -105,8 +106,12 @@ class Poisson2D(Problem):
             raise NotImplementedError("the image case has no closed-form solution; use reference().")
         return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
 
+    @torch.compiler.disable
     def source(self, x: Tensor) -> Tensor:
-        """f = Laplacian(u) at x (n, 2) -> (n, 1), by autograd of the exact solution."""
+        """f = Laplacian(u) at x (n, 2) -> (n, 1), by autograd of the exact solution.
+
+        This is problem data, not a derivative of the network; it runs eagerly even when
+        the loss is compiled (double backward cannot be compiled)."""
         with torch.enable_grad():
             x = x.detach().clone().requires_grad_(True)
             u = self.u_fn(x[:, 0], x[:, 1]).sum()
@@ -122,8 +127,11 @@ class Poisson2D(Problem):
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         n_b = max(1, int(round(self.boundary_fraction * n)))
         if self.image is None:
-            return {"interior": sampling.box(n, self.bounds, generator, self.sampler),
-                    "boundary": sampling.box_boundary(n_b, self.bounds, generator)}
+            xi = sampling.box(n, self.bounds, generator, self.sampler)
+            xb = sampling.box_boundary(n_b, self.bounds, generator)
+            # Targets are data computed here, outside the (possibly compiled) loss.
+            # (float64: the trainer casts them to the network's dtype)
+            return {"interior": xi, "boundary": xb, "f": self.source(xi.double()), "g": self.exact(xb.double())}
         size = self.image.shape[0]
         nodes = torch.linspace(-1.0, 1.0, size)
         ij = torch.randint(1, size - 1, (n, 2), generator=generator)
@@ -140,9 +148,9 @@ class Poisson2D(Problem):
         ji, jb = jets["interior"], jets["boundary"]
         dtype = ji.u.dtype
         if self.image is None:
-            f = self.source(xi.double()).to(dtype)
-            g = self.exact(xb.double()).to(dtype)
-            scale = self._f_scale()
+            f = batch["f"].to(dtype) if "f" in batch else self.source(xi.double()).to(dtype)
+            g = batch["g"].to(dtype) if "g" in batch else self.exact(xb.double()).to(dtype)
+            scale = self._f_scale_value
             return {"pde": ((ji.laplacian(("x", "y")) - f) ** 2).mean() / scale,
                     "boundary": ((jb.u - g) ** 2).mean()}
         i, j = self._node_index(xi)
@@ -160,6 +168,7 @@ class Poisson2D(Problem):
         return out
 
     def _f_scale(self) -> float:
+        """mean(f^2) over the domain (4096 fixed points), the PDE term's normaliser."""
         if not hasattr(self, "_f_scale_value"):
             g = torch.Generator().manual_seed(0)
             f = self.source(sampling.box(4096, self.bounds, g).double())

@@ -1,0 +1,520 @@
+"""Wave1D and Wave2D: u_tt = c^2 Laplacian(u) from rest, with finite-difference references.
+
+Both problems share the space-time sampling (an optional time curriculum, as in the
+SIREN wave experiment) and the loss normalisation: every term is divided by the
+natural scale of what it measures, computed from the initial displacement u0,
+
+    "pde":              mean (u_tt - c^2 Lap u)^2 / (c_ref^4 <(Lap u0)^2>)
+    "initial":          mean (u - u0)^2           / <u0^2>                  (t = 0)
+    "initial_velocity": mean u_t^2                / (c_ref^2 <|grad u0|^2>) (t = 0)
+    "boundary":         mean u^2                  / <u0^2>                  (reflecting walls)
+                        mean (u_t + c du/dn)^2    / (c_ref^2 <|grad u0|^2>) (absorbing walls)
+
+where <.> is the mean over the spatial domain and c_ref the largest wave speed. An
+error delta u on the length scale of u0 then makes each term about (delta u / u)^2,
+so the terms start comparable and no term is swamped because its derivatives are
+large (the residual of Wave1D's default solution is ~300 before normalisation, that
+of a width-0.05 pulse ~1000). Inputs are used raw (no rescaling).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import sampling
+from ..derivatives import DerivativeSpec, Jet
+from ..validation.reference import ReferenceField
+from .base import Problem, describe_callable
+
+BOUNDARIES = ("reflecting", "absorbing")
+#: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
+DEFAULT_MODES = ((1, 1.0), (4, 0.5))
+
+
+def _positive(name: str, value, fix: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be > 0, got {name}={value!r}; {fix}")
+    return v
+
+
+def _fraction(name: str, value) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be >= 0, got {name}={value!r}; use e.g. {name}=0.25 (0 turns the set off).")
+    return v
+
+
+class _WaveProblem(Problem):
+    """Space-time sampling and the time curriculum shared by Wave1D and Wave2D."""
+
+    t_max: float
+    spatial_bounds: tuple[tuple[float, float], ...]
+
+    def _init_sampling(self, sampler: str, initial_fraction: float, boundary_fraction: float,
+                       curriculum_end: float | None, curriculum_t0: float) -> None:
+        if sampler not in sampling.METHODS:
+            raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
+        self.sampler = sampler
+        self.initial_fraction = _fraction("initial_fraction", initial_fraction)
+        self.boundary_fraction = _fraction("boundary_fraction", boundary_fraction)
+        if self.initial_fraction == 0:
+            raise ValueError("initial_fraction must be > 0: the initial condition needs points; use e.g. 0.25.")
+        if curriculum_end is not None and not (0 < curriculum_end <= 1):
+            raise ValueError(f"curriculum_end must be in (0, 1] (the fraction of training after which the whole "
+                             f"time interval is sampled), got {curriculum_end!r}; use e.g. 0.5, or None for off.")
+        if not (0 < curriculum_t0 <= 1):
+            raise ValueError(f"curriculum_t0 must be in (0, 1] (the fraction of [0, t_max] sampled at the start), "
+                             f"got {curriculum_t0!r}; use e.g. 0.1.")
+        self.curriculum_end = None if curriculum_end is None else float(curriculum_end)
+        self.curriculum_t0 = float(curriculum_t0)
+
+    def time_window(self, progress: float) -> float:
+        """The largest sampled time at training ``progress`` in [0, 1]:
+        t_max * min(1, t0 + (1 - t0) * progress / curriculum_end), or t_max without
+        a curriculum."""
+        if self.curriculum_end is None:
+            return self.t_max
+        frac = self.curriculum_t0 + (1.0 - self.curriculum_t0) * max(float(progress), 0.0) / self.curriculum_end
+        return self.t_max * min(1.0, frac)
+
+    def _space_time(self, n: int, t_hi: float, generator: torch.Generator, method: str) -> Tensor:
+        return sampling.box(n, ((0.0, t_hi),) + self.spatial_bounds, generator, method)
+
+    def _base_sets(self, n: int, generator: torch.Generator, progress: float) -> dict[str, Tensor]:
+        t_hi = self.time_window(progress)
+        n_i = max(1, int(round(self.initial_fraction * n)))
+        n_b = int(round(self.boundary_fraction * n))
+        initial = sampling.box(n_i, self.spatial_bounds, generator, self.sampler)
+        out = {"interior": self._space_time(n, t_hi, generator, self.sampler),
+               "initial": torch.cat([torch.zeros(n_i, 1), initial], dim=1)}
+        if n_b:
+            d = len(self.spatial_bounds)
+            out["boundary"] = sampling.box_boundary(n_b, ((0.0, t_hi),) + self.spatial_bounds, generator,
+                                                    dims=tuple(range(1, d + 1)))
+        return out
+
+    def _check_times(self, times, name: str) -> np.ndarray:
+        t = np.asarray(times, dtype=np.float64)
+        if t.ndim != 1 or t.size == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D sequence of times, got shape {t.shape}.")
+        bad = t[(t < 0) | (t > self.t_max) | ~np.isfinite(t)]
+        if bad.size:
+            raise ValueError(f"{name} has {bad[0]:g} outside [0, t_max] = [0, {self.t_max:g}]; "
+                             f"give times in [0, {self.t_max:g}] or raise t_max.")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError(f"{name} must be strictly increasing, got {t.tolist()}; sort it and drop duplicates.")
+        return t
+
+
+class Wave1D(_WaveProblem):
+    """The 1-D wave equation with standing-wave modes (PINNacle Wave1d-C, jaxpi, the NTK
+    paper of Wang, Yu & Perdikaris 2022).
+
+        u_tt = c^2 u_xx                  x in [0, L], t in [0, t_max]
+        u(x, 0) = sum_k a_k sin(k pi x / L),  u_t(x, 0) = 0,  u(0, t) = u(L, t) = 0
+
+    Exact solution u = sum_k a_k sin(k pi x / L) cos(k pi c t / L); the default
+    (c = 2, modes ((1, 1.0), (4, 0.5)), L = t_max = 1) is
+    u = sin(pi x) cos(2 pi t) + 0.5 sin(4 pi x) cos(8 pi t).
+
+    Inputs ("t", "x"); point sets "interior" (needs u_tt, u_xx), "initial" (t = 0,
+    needs u_t) and "boundary" (x = 0, L). Loss terms "pde", "initial",
+    "initial_velocity", "boundary", normalised as in the module docstring.
+
+    The reference is the leapfrog solution (:func:`~pinn_sine.validation.fd.wave.wave_1d`)
+    computed on a grid ``fd_refine`` times finer in x than the ``resolution`` it is
+    stored on, at ``time_resolution`` equispaced times in [0, t_max].
+
+    Args:
+        c: wave speed (> 0).
+        modes: ((k, a_k), ...) with integer k >= 1.
+        length: L, the length of the string (> 0).
+        t_max: final time (> 0).
+        time_resolution: number of reference times (>= 2).
+        fd_refine: FD grid refinement factor over the stored grid (>= 1).
+        sampler: interior/initial sampler, "uniform", "sobol" or "lhs".
+        initial_fraction, boundary_fraction: initial and boundary points per interior point.
+        curriculum_end: time curriculum (None = off): times are drawn from
+            [0, :meth:`time_window` (progress)], growing from ``curriculum_t0 * t_max``
+            to t_max at ``progress = curriculum_end``.
+        curriculum_t0: the fraction of [0, t_max] sampled at progress 0.
+    """
+
+    name = "wave1d"
+    input_names = ("t", "x")
+    out_dim = 1
+    default_resolution = 201
+    # Picked by short SIREN runs (hidden omega 30): lr 1e-3 collapsed 20k-step runs.
+    default_first_omega = 5.0
+    default_lr = 2e-4
+
+    def __init__(self, c: float = 2.0, *, modes: Sequence[tuple[int, float]] = DEFAULT_MODES, length: float = 1.0,
+                 t_max: float = 1.0, time_resolution: int = 201, fd_refine: int = 4, sampler: str = "uniform",
+                 initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
+                 curriculum_end: float | None = None, curriculum_t0: float = 0.1):
+        self.c = _positive("c", c, "the wave speed must be positive, e.g. c=2.0.")
+        self.length = _positive("length", length, "use e.g. length=1.0.")
+        self.t_max = _positive("t_max", t_max, "use e.g. t_max=1.0.")
+        self.modes = self._check_modes(modes)
+        if not (isinstance(time_resolution, int) and time_resolution >= 2):
+            raise ValueError(f"time_resolution must be an integer >= 2, got {time_resolution!r}; use e.g. 201.")
+        if not (isinstance(fd_refine, int) and fd_refine >= 1):
+            raise ValueError(f"fd_refine must be an integer >= 1, got {fd_refine!r}; use e.g. 4.")
+        self.time_resolution = time_resolution
+        self.fd_refine = fd_refine
+        self.spatial_bounds = ((0.0, self.length),)
+        self.bounds = ((0.0, self.t_max), (0.0, self.length))
+        self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
+        self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"), ("x", "x"))),
+                            "initial": DerivativeSpec(first=("t",)),
+                            "boundary": DerivativeSpec()}
+        # Spatial means of u0^2, u0_x^2, u0_xx^2 (the modes are orthogonal on [0, L]).
+        kk = [(k * math.pi / self.length, a) for k, a in self.modes]
+        self._u2 = sum(a * a for _, a in kk) / 2
+        self._g2 = sum((w * a) ** 2 for w, a in kk) / 2
+        self._l2 = sum((w * w * a) ** 2 for w, a in kk) / 2
+
+    @staticmethod
+    def _check_modes(modes) -> tuple[tuple[int, float], ...]:
+        out = []
+        for m in modes:
+            try:
+                k, a = m
+            except (TypeError, ValueError):
+                raise ValueError(f"modes must be (k, amplitude) pairs, got {m!r}; e.g. modes=((1, 1.0), (4, 0.5)).") \
+                    from None
+            if isinstance(k, bool) or int(k) != k or k < 1:
+                raise ValueError(f"mode number k must be an integer >= 1 (so that u = 0 at both ends), got k={k!r}.")
+            if not math.isfinite(float(a)):
+                raise ValueError(f"mode amplitude must be finite, got {a!r} for k={k}.")
+            out.append((int(k), float(a)))
+        if not out or all(a == 0 for _, a in out):
+            raise ValueError(f"modes {modes!r} give u0 = 0; give at least one (k, a) with a != 0.")
+        return tuple(out)
+
+    # ----- data -----------------------------------------------------------------------
+    def exact(self, x: Tensor) -> Tensor:
+        """u(t, x) at x (n, 2) with columns (t, x) -> (n, 1)."""
+        t, s = x[:, :1], x[:, 1:2]
+        out = torch.zeros_like(t)
+        for k, a in self.modes:
+            w = k * math.pi / self.length
+            out = out + a * torch.sin(w * s) * torch.cos(w * self.c * t)
+        return out
+
+    def initial_displacement(self, x: Tensor) -> Tensor:
+        """u0(x) at x (n, 1) -> (n, 1)."""
+        return sum(a * torch.sin((k * math.pi / self.length) * x) for k, a in self.modes)
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        return self._base_sets(n, generator, progress)
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        ji, j0 = jets["interior"], jets["initial"]
+        res = ji.d2("t", "t") - self.c ** 2 * ji.d2("x", "x")
+        u0 = self.initial_displacement(batch["initial"][:, 1:2].to(j0.u.dtype))
+        out = {"pde": (res ** 2).mean() / (self.c ** 4 * self._l2),
+               "initial": ((j0.u - u0) ** 2).mean() / self._u2,
+               "initial_velocity": (j0.d("t") ** 2).mean() / (self.c ** 2 * self._g2)}
+        if "boundary" in jets:
+            out["boundary"] = (jets["boundary"].u ** 2).mean() / self._u2
+        return out
+
+    # ----- reference --------------------------------------------------------------------
+    def params(self) -> dict:
+        return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
+                "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine}
+
+    def reference_times(self) -> np.ndarray:
+        return np.linspace(0.0, self.t_max, self.time_resolution)
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation.fd.wave import wave_1d
+
+        r = self.fd_refine
+        nx = r * (resolution - 1) + 1
+
+        def u0(x):
+            return sum(a * np.sin((k * np.pi / self.length) * x) for k, a in self.modes)
+
+        sol = wave_1d(u0, c=self.c, bounds=(0.0, self.length), nx=nx, t_out=self.reference_times(), cfl=0.5)
+        return ReferenceField(problem=self.name, params=self.reference_params(resolution),
+                              coords={"t": sol.coords["t"], "x": sol.coords["x"][::r]},
+                              fields={"u": np.ascontiguousarray(sol.fields["u"][:, ::r])},
+                              solver=sol.solver, order=sol.order, spacing=sol.spacing,
+                              attrs={"fd_refine": r})
+
+    # ----- figures ----------------------------------------------------------------------
+    def figures(self, net, ref: ReferenceField, out_dir) -> list[Path]:
+        """The x-t images of prediction, reference and |error| side by side, written to
+        ``out_dir/wave1d_xt.png``; returns the paths written."""
+        from matplotlib.figure import Figure
+
+        from ..validation.evaluate import predict
+
+        pred = predict(net, ref)["u"]
+        u = ref.fields["u"]
+        t, x = ref.coords["t"], ref.coords["x"]
+        extent = (t[0], t[-1], x[0], x[-1])
+        vmax = float(np.max(np.abs(u)))
+        fig = Figure(figsize=(13, 3.6), layout="constrained")
+        axes = fig.subplots(1, 3)
+        panels = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
+                  ("|error|", np.abs(pred - u), "magma", 0.0, None))
+        for ax, (title, data, cmap, lo, hi) in zip(axes, panels):
+            im = ax.imshow(data.T, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_title(title)
+            ax.set_xlabel("t")
+            ax.set_ylabel("x")
+            fig.colorbar(im, ax=ax)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{self.name}_xt.png"
+        fig.savefig(path, dpi=120)
+        return [path]
+
+
+class Wave2D(_WaveProblem):
+    """A Gaussian pulse released from rest in a square (the SIREN wave experiment,
+    Sitzmann et al. 2020, Sec. 4.3).
+
+        u_tt = c(x, y)^2 (u_xx + u_yy)   (x, y) in [-1, 1]^2, t in [0, t_max]
+        u(x, y, 0) = exp(-|(x, y) - (x0, y0)|^2 / (2 width^2)),  u_t(x, y, 0) = 0
+
+    Walls: ``"reflecting"`` (u = 0; the pulse must then be ~0 on the walls) or
+    ``"absorbing"`` (first-order Engquist-Majda u_t + c du/dn = 0, n the outward normal).
+
+    Inputs ("t", "x", "y"); point sets "interior" (needs u_tt, u_xx, u_yy), "initial"
+    (t = 0, needs u_t; uniform points plus, optionally, points near the pulse) and
+    "boundary" (walls at uniform times; needs u_t, u_x, u_y when absorbing). Loss terms
+    "pde", "initial", "initial_velocity", "boundary", normalised as in the module
+    docstring with the plane-space means of the Gaussian (<u0^2> = pi w^2 / A,
+    <|grad u0|^2> = pi / A, <(Lap u0)^2> = 2 pi / (w^2 A), A = 4 the area).
+
+    The reference is the leapfrog solution (:func:`~pinn_sine.validation.fd.wave.wave_2d`)
+    on a grid ``fd_refine`` times finer than the stored ``resolution`` (a width-0.05
+    pulse needs h <= width / 10), at ``snapshot_times``.
+
+    Args:
+        c: wave speed, a positive float or a callable ``c(x, y)`` on tensors of shape
+            (n,) returning (n,) (or a scalar), written with torch operations. The FD
+            reference calls the same callable on torch tensors built from its grid, so
+            one torch callable serves both. It is checked positive on a 65 x 65 grid.
+        t_max: final time (> 0).
+        source_width: the pulse's standard deviation ``width`` (> 0).
+        source_center: (x0, y0) inside the domain.
+        boundary: "reflecting" or "absorbing".
+        snapshot_times: reference times in [0, t_max], strictly increasing (default 5
+            equispaced times including 0 and t_max).
+        fd_refine: FD grid refinement factor over the stored grid (>= 1).
+        sampler: interior/initial sampler, "uniform", "sobol" or "lhs".
+        initial_fraction, boundary_fraction: uniform initial and boundary points per
+            interior point.
+        pulse_fraction: extra t = 0 points per interior point drawn uniformly in the
+            disc of radius ``pulse_radius * width`` around the centre (0 = off). A
+            width-0.05 pulse covers <1% of the square, so uniform points barely see it.
+        pulse_radius: that disc's radius in widths.
+        curriculum_end, curriculum_t0: the time curriculum, as in :class:`Wave1D`.
+    """
+
+    name = "wave2d"
+    input_names = ("t", "x", "y")
+    out_dim = 1
+    default_resolution = 129
+    # Picked by short SIREN runs (hidden omega 30): first omega 30 gave 7.7e-2, 15 gave 4.95e-2.
+    default_first_omega = 15.0
+    default_lr = 1e-4
+    #: the domain [-1, 1]^2
+    domain = ((-1.0, 1.0), (-1.0, 1.0))
+
+    def __init__(self, c: float | Callable[[Tensor, Tensor], Tensor] = 1.0, *, t_max: float = 0.4,
+                 source_width: float = 0.05, source_center: tuple[float, float] = (0.0, 0.0),
+                 boundary: str = "reflecting", snapshot_times: Sequence[float] | None = None, fd_refine: int = 4,
+                 sampler: str = "uniform", initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
+                 pulse_fraction: float = 0.25, pulse_radius: float = 3.0, curriculum_end: float | None = None,
+                 curriculum_t0: float = 0.1):
+        self.t_max = _positive("t_max", t_max, "use e.g. t_max=0.4.")
+        self.width = _positive("source_width", source_width, "use e.g. source_width=0.05.")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f'Invalid boundary "{boundary}". Must be one of {list(BOUNDARIES)}.')
+        self.boundary = boundary
+        self.spatial_bounds = self.domain
+        self.bounds = ((0.0, self.t_max),) + self.domain
+        try:
+            x0, y0 = (float(v) for v in source_center)
+        except (TypeError, ValueError):
+            raise ValueError(f"source_center must be a pair (x0, y0), got {source_center!r}.") from None
+        if not all(lo < v < hi for v, (lo, hi) in zip((x0, y0), self.domain)):
+            raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the domain (-1, 1)^2; "
+                             "give a centre inside it, e.g. (0.0, 0.0).")
+        self.center = (x0, y0)
+        if boundary == "reflecting":
+            # u = 0 on the walls needs u0 ~ 0 there (the FD solver checks the same).
+            d = min(min(v - lo, hi - v) for v, (lo, hi) in zip(self.center, self.domain))
+            wall = math.exp(-d * d / (2 * self.width ** 2))
+            if wall > 1e-8:
+                raise ValueError(f"the pulse is {wall:.2g} on the nearest wall but reflecting walls impose u = 0; "
+                                 f"move source_center inward, decrease source_width (now {self.width:g}) or use "
+                                 "boundary='absorbing'.")
+        if callable(c):
+            self.c_fn = c
+            self.c = None
+            g = torch.linspace(-1.0, 1.0, 65, dtype=torch.float64)
+            X, Y = torch.meshgrid(g, g, indexing="ij")
+            values = torch.as_tensor(c(X.reshape(-1), Y.reshape(-1)), dtype=torch.float64)
+            if not torch.all(torch.isfinite(values)):
+                raise ValueError("c(x, y) returned non-finite values on the domain; give a finite positive speed.")
+            if float(values.min()) <= 0:
+                raise ValueError(f"c(x, y) must be > 0 everywhere, got min c = {float(values.min()):g} on a 65 x 65 "
+                                 "grid of the domain; give a positive wave speed.")
+            self.c_ref = float(values.max())
+        else:
+            self.c_fn = None
+            self.c = _positive("c", c, "the wave speed must be positive, e.g. c=1.0.")
+            self.c_ref = self.c
+        times = np.linspace(0.0, self.t_max, 5) if snapshot_times is None else snapshot_times
+        self.snapshot_times = self._check_times(times, "snapshot_times")
+        if not (isinstance(fd_refine, int) and fd_refine >= 1):
+            raise ValueError(f"fd_refine must be an integer >= 1, got {fd_refine!r}; use e.g. 4.")
+        self.fd_refine = fd_refine
+        self.pulse_fraction = _fraction("pulse_fraction", pulse_fraction)
+        self.pulse_radius = _positive("pulse_radius", pulse_radius, "use e.g. pulse_radius=3.0 (in widths).")
+        self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
+        boundary_spec = DerivativeSpec(first=("t", "x", "y")) if boundary == "absorbing" else DerivativeSpec()
+        self.derivatives = {"interior": DerivativeSpec.laplacian(("t", "x", "y")),
+                            "initial": DerivativeSpec(first=("t",)),
+                            "boundary": boundary_spec}
+        area = math.prod(hi - lo for lo, hi in self.domain)
+        w2 = self.width ** 2
+        self._u2 = math.pi * w2 / area
+        self._g2 = math.pi / area
+        self._l2 = 2 * math.pi / (w2 * area)
+
+    # ----- data -----------------------------------------------------------------------
+    def initial_displacement(self, x: Tensor, y: Tensor) -> Tensor:
+        """u0 at x, y (any matching shapes; torch or numpy)."""
+        r2 = (x - self.center[0]) ** 2 + (y - self.center[1]) ** 2
+        exp = torch.exp if isinstance(r2, Tensor) else np.exp
+        return exp(-r2 / (2 * self.width ** 2))
+
+    def speed(self, x: Tensor, y: Tensor) -> Tensor | float:
+        """c at x, y (n, 1) -> (n, 1) or a float."""
+        if self.c_fn is None:
+            return self.c
+        return torch.as_tensor(self.c_fn(x.reshape(-1), y.reshape(-1)), dtype=x.dtype,
+                               device=x.device).expand(x.numel()).reshape(x.shape)
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        out = self._base_sets(n, generator, progress)
+        n_p = int(round(self.pulse_fraction * n))
+        if n_p:
+            pts = sampling.near_point(n_p, self.center, self.pulse_radius * self.width, generator)
+            lo = torch.tensor([b[0] for b in self.domain])
+            hi = torch.tensor([b[1] for b in self.domain])
+            pts = torch.minimum(torch.maximum(pts, lo), hi)
+            out["initial"] = torch.cat([out["initial"], torch.cat([torch.zeros(n_p, 1), pts], dim=1)])
+        return out
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        ji, j0 = jets["interior"], jets["initial"]
+        xi = batch["interior"].to(ji.u.dtype)
+        c = self.speed(xi[:, 1:2], xi[:, 2:3])
+        res = ji.d2("t", "t") - c ** 2 * ji.laplacian(("x", "y"))
+        x0 = batch["initial"].to(j0.u.dtype)
+        u0 = self.initial_displacement(x0[:, 1:2], x0[:, 2:3])
+        c2 = self.c_ref ** 2
+        out = {"pde": (res ** 2).mean() / (c2 * c2 * self._l2),
+               "initial": ((j0.u - u0) ** 2).mean() / self._u2,
+               "initial_velocity": (j0.d("t") ** 2).mean() / (c2 * self._g2)}
+        if "boundary" in jets:
+            jb = jets["boundary"]
+            if self.boundary == "reflecting":
+                out["boundary"] = (jb.u ** 2).mean() / self._u2
+            else:
+                xb = batch["boundary"].to(jb.u.dtype)
+                out["boundary"] = ((jb.d("t") + self.speed(xb[:, 1:2], xb[:, 2:3]) * self._normal_derivative(jb, xb))
+                                   ** 2).mean() / (c2 * self._g2)
+        return out
+
+    def _normal_derivative(self, jet: Jet, x: Tensor) -> Tensor:
+        """du/dn on the nearest wall of each boundary point x (n, 3) -> (n, 1)."""
+        (xl, xh), (yl, yh) = self.domain
+        s, r = x[:, 1:2], x[:, 2:3]
+        dist = torch.cat([s - xl, xh - s, r - yl, yh - r], dim=1).abs()
+        wall = dist.argmin(dim=1, keepdim=True)
+        ux, uy = jet.d("x"), jet.d("y")
+        return torch.where(wall == 0, -ux, torch.where(wall == 1, ux, torch.where(wall == 2, -uy, uy)))
+
+    # ----- reference --------------------------------------------------------------------
+    def params(self) -> dict:
+        speed = {"c": self.c} if self.c_fn is None else {"c_fn": describe_callable(self.c_fn)}
+        return {**speed, "t_max": self.t_max, "source_width": self.width, "source_center": list(self.center),
+                "boundary": self.boundary, "snapshot_times": self.snapshot_times.tolist(),
+                "fd_refine": self.fd_refine}
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation.fd.wave import wave_2d
+
+        r = self.fd_refine
+        n = r * (resolution - 1) + 1
+        if self.c_fn is None:
+            c = self.c
+        else:
+            def c(X, Y):
+                v = self.speed(torch.from_numpy(X.reshape(-1, 1)), torch.from_numpy(Y.reshape(-1, 1)))
+                return v.numpy().reshape(X.shape)
+
+        sol = wave_2d(lambda X, Y: self.initial_displacement(X, Y), c=c, bounds=self.domain, n=(n, n),
+                      t_out=self.snapshot_times, cfl=0.5, boundary=self.boundary)
+        return ReferenceField(problem=self.name, params=self.reference_params(resolution),
+                              coords={"t": sol.coords["t"], "x": sol.coords["x"][::r], "y": sol.coords["y"][::r]},
+                              fields={"u": np.ascontiguousarray(sol.fields["u"][:, ::r, ::r])},
+                              solver=sol.solver, order=sol.order, spacing=sol.spacing,
+                              attrs={"fd_refine": r})
+
+    # ----- figures ----------------------------------------------------------------------
+    def figures(self, net, ref: ReferenceField, out_dir) -> list[Path]:
+        """A strip of snapshots at the reference times: rows prediction, reference and
+        |error|, one column per time, written to ``out_dir/wave2d_snapshots.png``;
+        returns the paths written."""
+        from matplotlib.figure import Figure
+
+        from ..validation.evaluate import predict
+
+        pred = predict(net, ref)["u"]
+        u = ref.fields["u"]
+        t, x, y = ref.coords["t"], ref.coords["x"], ref.coords["y"]
+        extent = (x[0], x[-1], y[0], y[-1])
+        vmax = float(np.max(np.abs(u)))
+        err = np.abs(pred - u)
+        emax = float(err.max()) or 1.0
+        nt = len(t)
+        fig = Figure(figsize=(2.6 * nt + 1.0, 7.6), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(3, nt, squeeze=False))
+        rows = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
+                ("|error|", err, "magma", 0.0, emax))
+        for i, (label, data, cmap, lo, hi) in enumerate(rows):
+            for k in range(nt):
+                ax = axes[i, k]
+                im = ax.imshow(data[k].T, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if i == 0:
+                    ax.set_title(f"t = {t[k]:.3g}")
+                if k == 0:
+                    ax.set_ylabel(label)
+            fig.colorbar(im, ax=list(axes[i]), shrink=0.9)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{self.name}_snapshots.png"
+        fig.savefig(path, dpi=110)
+        return [path]
