@@ -65,7 +65,9 @@ def matmul_flops(engine: str, net: MLP, n: int, d: int) -> float:
 
 def measure(engine, act, d, width, depth, n, device, repeats):
     torch.manual_seed(0)
-    net = MLP(d, 1, width, depth, activation=ACTS[act](), first_omega=3.0, hidden_omega=30.0).to(device)
+    activation = ACTS[act]()
+    omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
+    net = MLP(d, 1, width, depth, activation=activation, **omegas).to(device)
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
     step = step_fn(engine, net, x)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -91,9 +93,12 @@ def measure(engine, act, d, width, depth, n, device, repeats):
         def pack(t):
             saved[0] += t.numel() * t.element_size()
             return t
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            step()
-        mem = saved[0]
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                step()
+            mem = saved[0]
+        except RuntimeError:  # torch.func transforms refuse saved-tensor hooks
+            mem = float("nan")
     net.zero_grad(set_to_none=True)
     med = statistics.median(times)
     return med, mem, matmul_flops(engine, net, n, d) / med

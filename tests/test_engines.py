@@ -145,9 +145,16 @@ def test_metasin_jet_gradcheck(pairs):
     a = tuple(p[0] for p in pairs)
     b = tuple(p[1] for p in pairs)
     inputs = _gradcheck_inputs(len(pairs))
+    if not pairs:  # no pairs: no second-derivative input, no second-derivative output
+        inputs = inputs[:2] + inputs[3:]
 
-    def fn(z, dz, d2z, c0, c, f, p):
-        return metasin_jet(z, dz, d2z, c0, c, f, p, a, b)
+        def fn(z, dz, c0, c, f, p):
+            u, du, d2u = metasin_jet(z, dz, None, c0, c, f, p, a, b)
+            assert d2u is None
+            return u, du
+    else:
+        def fn(z, dz, d2z, c0, c, f, p):
+            return metasin_jet(z, dz, d2z, c0, c, f, p, a, b)
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-6)
 
@@ -181,3 +188,24 @@ def test_empty_spec_is_plain_forward():
     for engine in (forward_jet, autograd_jet):
         jet = engine(net, x, ("x", "y"), DerivativeSpec())
         torch.testing.assert_close(jet.u, net(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("act", [Sine(2.0), Finer(1.5), Tanh()], ids=["sine", "finer", "tanh"])
+@pytest.mark.parametrize("first_layer", [False, True], ids=["with-d2z", "d2z-none"])
+def test_elementwise_jet_gradcheck(act, first_layer):
+    """The one-node jet of the parameter-free activations against finite differences."""
+    from pinn_sine.nets.base import elementwise_jet
+
+    g = torch.Generator().manual_seed(3)
+    n, C, m = 5, 3, 2
+    pairs = ((0, 0), (0, 1), (1, 1))
+    z = torch.randn(n, C, generator=g, dtype=torch.float64, requires_grad=True)
+    dz = torch.randn(m, n, C, generator=g, dtype=torch.float64, requires_grad=True)
+    d2z = None if first_layer else torch.randn(len(pairs), n, C, generator=g, dtype=torch.float64,
+                                               requires_grad=True)
+
+    def fn(*xs):
+        return elementwise_jet(act, xs[0], xs[1], None if first_layer else xs[2], pairs)
+
+    inputs = (z, dz) if first_layer else (z, dz, d2z)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)

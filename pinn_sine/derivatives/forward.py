@@ -10,6 +10,7 @@ first-order backpropagation through it (Li et al. 2023's forward Laplacian).
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .jet import DerivativeSpec, Jet
@@ -51,8 +52,10 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec) ->
 
 
 def _linear(layer, h: Tensor, dh: Tensor, d2h: Tensor | None):
-    W = layer.weight
-    z = h @ W.T + layer.bias
-    dz = dh @ W.T
-    d2z = None if d2h is None else d2h @ W.T
-    return z, dz, d2z
+    """One matrix product for the value and every derivative stream (the bias touches
+    the value only): fewer, larger GEMMs in the forward and the backward pass."""
+    parts = [h.unsqueeze(0), dh] if d2h is None else [h.unsqueeze(0), dh, d2h]
+    out = torch.cat(parts) @ layer.weight.T
+    m = dh.shape[0]
+    z = out[0] + layer.bias
+    return z, out[1:1 + m], (None if d2h is None else out[1 + m:])

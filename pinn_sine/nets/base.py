@@ -56,16 +56,11 @@ class Activation(nn.Module):
             pairs: the p pairs (a, b) of direction slots in ``dz``.
         Returns:
             (u (n, C), du (m, n, C), d2u (p, n, C) or None when no pair is requested).
+
+        The default runs :class:`ElementwiseJet`: one autograd node that saves only its
+        inputs and recomputes the derivatives of sigma in the backward pass.
         """
-        s0, s1, s2 = self.derivatives(z, 2)
-        du = s1 * dz
-        if not pairs:
-            return s0, du, None
-        a, b = _pair_index(pairs, z.device)
-        d2u = s2 * dz[a] * dz[b]
-        if d2z is not None:
-            d2u = d2u + s1 * d2z
-        return s0, du, d2u
+        return elementwise_jet(self, z, dz, d2z, pairs)
 
     # ----- construction -------------------------------------------------------------
     def for_layer(self, channels: int, *, first: bool, omega: float | None,
@@ -94,10 +89,84 @@ class Activation(nn.Module):
         return ""
 
 
-def _pair_index(pairs: tuple[tuple[int, int], ...], device) -> tuple[Tensor, Tensor]:
-    a = torch.tensor([p[0] for p in pairs], device=device)
-    b = torch.tensor([p[1] for p in pairs], device=device)
-    return a, b
+def jet_outputs(s0, s1, s2, dz, d2z, a, b):
+    du = s1 * dz
+    if not a:
+        return s0, du, None
+    d2u = s2 * dz[list(a)] * dz[list(b)]
+    if d2z is not None:
+        d2u = d2u + s1 * d2z
+    return s0, du, d2u
+
+
+def jet_coefficients(dz, d2z, a, b, gDU, gD2U):
+    """G1 = sum_m gDU_m dz_m + sum_q gD2U_q d2z_q and G2 = sum_q gD2U_q dz_aq dz_bq.
+
+    With them the loss is locally sum(gU s0 + G1 s1 + G2 s2), s_k the k-th derivative
+    of sigma at z: what the backward of every activation jet needs.
+    """
+    G1 = (gDU * dz).sum(0)
+    if not a:
+        return G1, torch.zeros_like(G1)
+    if d2z is not None:
+        G1 = G1 + (gD2U * d2z).sum(0)
+    return G1, (gD2U * dz[list(a)] * dz[list(b)]).sum(0)
+
+
+def jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, a, b, gU, gDU, gD2U):
+    """Gradients of a jet's inputs from those of its outputs (see :func:`jet_coefficients`):
+
+        dL/dz     = gU s1 + G1 s2 + G2 s3
+        dL/ddz_m  = gDU_m s1 + s2 sum_q gD2U_q (dz_bq [aq = m] + dz_aq [bq = m])
+        dL/dd2z_q = gD2U_q s1
+    Returns (gz, gdz, gd2z or None when d2z is None).
+    """
+    gz = gU * s1 + G1 * s2 + G2 * s3
+    gdz = gDU * s1
+    if a:
+        s2g = gD2U * s2
+        for q, (ia, ib) in enumerate(zip(a, b)):
+            gdz[ia] += s2g[q] * dz[ib]
+            gdz[ib] += s2g[q] * dz[ia]
+    gd2z = gD2U * s1 if (a and d2z is not None) else None
+    return gz, gdz, gd2z
+
+
+class ElementwiseJet(torch.autograd.Function):
+    """(z, dz, d2z) -> (s0, s1 dz, s1 d2z + s2 dz_a dz_b) for an activation without
+    parameters (s_k the k-th derivative of sigma at z), as one autograd node.
+
+    The forward keeps no intermediates: the backward recomputes s1, s2, s3 from z (one
+    evaluation of the activation's sines and cosines) and applies
+    :func:`jet_coefficients` and :func:`jet_input_grads`. First-order only (``once_differentiable``): training needs
+    no more, and the composite :meth:`Activation.derivatives` path serves higher orders
+    (the autograd engine).
+    """
+
+    @staticmethod
+    def forward(ctx, z, dz, d2z, act, a, b):
+        with torch.no_grad():
+            s0, s1, s2 = act.derivatives(z, 2)
+            out = jet_outputs(s0, s1, s2, dz, d2z, a, b)
+        ctx.save_for_backward(z, dz, d2z)
+        ctx.act, ctx.a, ctx.b = act, a, b
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gU, gDU, gD2U):
+        z, dz, d2z = ctx.saved_tensors
+        _, s1, s2, s3 = ctx.act.derivatives(z, 3)
+        G1, G2 = jet_coefficients(dz, d2z, ctx.a, ctx.b, gDU, gD2U)
+        gz, gdz, gd2z = jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, ctx.a, ctx.b, gU, gDU, gD2U)
+        return gz, gdz, gd2z, None, None, None
+
+
+def elementwise_jet(act, z, dz, d2z, pairs):
+    """The jet of a parameter-free activation through :class:`ElementwiseJet`."""
+    a = tuple(p[0] for p in pairs)
+    b = tuple(p[1] for p in pairs)
+    return ElementwiseJet.apply(z, dz, d2z, act, a, b)
 
 
 @torch.no_grad()

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import Activation, siren_init
+from .base import Activation, jet_coefficients, jet_input_grads, jet_outputs, siren_init
 
 FREQ_INITS = ("linear", "uniform", "random")
 
@@ -115,14 +115,8 @@ class MetaSin(Activation):
 
     def jet(self, z, dz, d2z, pairs):
         self._require_params()
-        a = tuple(p[0] for p in pairs)
-        b = tuple(p[1] for p in pairs)
-        if d2z is None and pairs:
-            d2z = torch.zeros((len(pairs),) + z.shape, dtype=z.dtype, device=z.device)
-        elif not pairs:
-            d2z = z.new_zeros((0,) + z.shape)
-        u, du, d2u = metasin_jet(z, dz, d2z, self.c0, self.c, self.f, self.p, a, b)
-        return u, du, (d2u if pairs else None)
+        return metasin_jet(z, dz, d2z, self.c0, self.c, self.f, self.p, tuple(q[0] for q in pairs),
+                           tuple(q[1] for q in pairs))
 
     def extra_repr(self) -> str:
         return f"K={self.K}, freq_init={self.freq_init!r}, relu_start={self.relu_start}, channels={self.channels}"
@@ -143,32 +137,27 @@ def _sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Ten
     return s0, s1, s2
 
 
-def _jet_outputs(s0, s1, s2, dz, d2z, a, b):
-    du = s1 * dz
-    d2u = s1 * d2z
-    if len(a):
-        d2u = d2u + s2 * dz[list(a)] * dz[list(b)]
-    return s0, du, d2u
-
-
 class _MetaSinJet(torch.autograd.Function):
-    """(z, dz, d2z, params) -> (sigma, sigma' dz, sigma' d2z + sigma'' dz_a dz_b).
+    """(z, dz, d2z, params) -> (s0, s1 dz, s1 d2z + s2 dz_a dz_b), s_k the k-th derivative
+    of sigma at z, without any (n, C, K) tensor.
 
-    The backward recomputes the sines and cosines from the saved inputs. With the
-    upstream gradients gU, gDU_m, gD2U_q, write
-        G0 = gU,  G1 = sum_m gDU_m dz_m + sum_q gD2U_q d2z_q,  G2 = sum_q gD2U_q dz_aq dz_bq,
-    so that the loss is locally sum(G0 sigma + G1 sigma' + G2 sigma''). Then
-        dL/dz   = G0 sigma' + G1 sigma'' + G2 sigma'''
-        dL/ddz_m = gDU_m sigma' + sigma'' sum_q gD2U_q (dz_bq [aq = m] + dz_aq [bq = m])
-        dL/dd2z_q = gD2U_q sigma'
-    and, with theta_j = f_j z + p_j, the parameter gradients summed over the batch.
+    The backward recomputes the sines and cosines from the saved inputs, one component
+    at a time. With the coefficients G0 = gU, G1, G2 of :func:`jet_coefficients` the loss
+    is locally sum(G0 s0 + G1 s1 + G2 s2); with theta_j = f_j z + p_j and
+    D_j = G0 cos theta_j - G1 f_j sin theta_j - G2 f_j^2 cos theta_j, the parameter
+    gradients summed over the batch are
+        dL/dc_j = sum G0 sin theta_j + G1 f_j cos theta_j - G2 f_j^2 sin theta_j
+        dL/dp_j = sum c_j D_j
+        dL/df_j = sum c_j (z D_j + G1 cos theta_j - 2 G2 f_j sin theta_j)
+        dL/dc0  = sum G0 relu(z) + G1 1[z > 0]
+    and the input gradients follow from s1, s2, s3 (:func:`jet_input_grads`).
     """
 
     @staticmethod
     def forward(ctx, z, dz, d2z, c0, c, f, p, a, b):
         with torch.no_grad():
             s0, s1, s2 = _sigmas(z, c0, c, f, p)
-            out = _jet_outputs(s0, s1, s2, dz, d2z, a, b)
+            out = jet_outputs(s0, s1, s2, dz, d2z, a, b)
         ctx.save_for_backward(z, dz, d2z, c0, c, f, p)
         ctx.pairs = (a, b)
         return out
@@ -179,15 +168,11 @@ class _MetaSinJet(torch.autograd.Function):
         z, dz, d2z, c0, c, f, p = ctx.saved_tensors
         a, b = ctx.pairs
         G0 = gU
-        G1 = (gDU * dz).sum(0) + (gD2U * d2z).sum(0)
-        if len(a):
-            G2 = (gD2U * dz[list(a)] * dz[list(b)]).sum(0)
-        else:
-            G2 = torch.zeros_like(z)
+        G1, G2 = jet_coefficients(dz, d2z, a, b, gDU, gD2U)
         pos = (z > 0).to(z.dtype)
         s1 = c0 * pos
         s2 = torch.zeros_like(z)
-        gz = G0 * s1
+        s3 = torch.zeros_like(z)
         g_c = torch.empty_like(c)
         g_f = torch.empty_like(f)
         g_p = torch.empty_like(p)
@@ -197,23 +182,21 @@ class _MetaSinJet(torch.autograd.Function):
             sn, cs = torch.sin(theta), torch.cos(theta)
             s1 = s1 + (cj * fj) * cs
             s2 = s2 - (cj * fj * fj) * sn
-            # d/dtheta of (G0 sin + G1 f cos - G2 f^2 sin) per unit c_j
+            s3 = s3 - (cj * fj * fj * fj) * cs
             dth = G0 * cs - G1 * fj * sn - G2 * fj * fj * cs
-            gz = gz + cj * (fj * dth)
             g_c[:, j] = (G0 * sn + G1 * fj * cs - G2 * fj * fj * sn).sum(0)
             g_p[:, j] = (cj * dth).sum(0)
             # f_j enters through theta (times z) and through the explicit f, f^2 factors
             g_f[:, j] = (cj * (z * dth + G1 * cs - 2.0 * G2 * fj * sn)).sum(0)
         g_c0 = (G0 * torch.relu(z) + G1 * pos).sum(0)
-        gdz = gDU * s1
-        if len(a):
-            for q, (ia, ib) in enumerate(zip(a, b)):
-                gdz[ia] = gdz[ia] + gD2U[q] * s2 * dz[ib]
-                gdz[ib] = gdz[ib] + gD2U[q] * s2 * dz[ia]
-        gd2z = gD2U * s1
+        gz, gdz, gd2z = jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, a, b, gU, gDU, gD2U)
         return gz, gdz, gd2z, g_c0, g_c, g_f, g_p, None, None
 
 
 def metasin_jet(z, dz, d2z, c0, c, f, p, a, b):
-    """Native MetaSin jet with recomputing backward; see :class:`_MetaSinJet`."""
+    """Native MetaSin jet with a recomputing backward (:class:`_MetaSinJet`).
+
+    Shapes: z (n, C); dz (m, n, C); d2z (p, n, C) or None; c0 (C,); c, f, p (C, K);
+    a, b the p pairs of direction slots. Returns (u, du, d2u or None).
+    """
     return _MetaSinJet.apply(z, dz, d2z, c0, c, f, p, tuple(a), tuple(b))
