@@ -99,7 +99,7 @@ def _write_history(result, path: Path) -> None:
 def cmd_solve(args, extra) -> int:
     from .plots import field_comparison, loss_curves
     from .train import train
-    from .validation.evaluate import evaluate, predict
+    from .validation.evaluate import evaluate
     from .validation.reference import ReferenceField
     from .validation.store import save_reference
 
@@ -118,7 +118,7 @@ def cmd_solve(args, extra) -> int:
                    lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
                    checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
                    progress=not args.quiet, compile=args.compile)
-    pred = predict(net, ref)
+    pred = problem.predict(net, ref)
     metrics = evaluate(net, ref, prediction=pred)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
                     "lbfgs_steps": args.lbfgs_steps, "seed": args.seed, "timings": result.timings})

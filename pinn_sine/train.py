@@ -161,7 +161,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
                "lr": opt.param_groups[0]["lr"] if ph == "adam" else 1.0,
                "time": time.perf_counter() - t0 + t_offset}
         if reference is not None and evaluate_now:
-            row["rel_l2"] = evaluate(net, reference)["rel_l2"]
+            row["rel_l2"] = evaluate(net, reference, prediction=problem.predict(net, reference))["rel_l2"]
         result.history.append(row)
         return row
 
@@ -231,7 +231,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
     result.timings = {"total": total_time + t_offset, "adam": t_adam, "lbfgs": total_time - t_adam,
                       "step_median": float(np.median(step_times)) if step_times else float("nan")}
     if reference is not None:
-        result.final = evaluate(net, reference)
+        result.final = evaluate(net, reference, prediction=problem.predict(net, reference))
     return result
 
 

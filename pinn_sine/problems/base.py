@@ -100,6 +100,13 @@ class Problem:
         cacheable = cache and not _has_uncacheable(params)
         return cached_reference(self.name, params, lambda: self._compute_reference(resolution), cache=cacheable)
 
+    def predict(self, net: nn.Module, ref: ReferenceField) -> dict[str, np.ndarray]:
+        """The network's fields on ``ref``'s grid, as ``evaluate`` compares them. Problems
+        whose prediction is not a point evaluation (anti-aliased rendering) override it."""
+        from ..validation.evaluate import predict
+
+        return predict(net, ref)
+
     def reference_params(self, resolution: int) -> dict:
         return dict(self.params(), resolution=resolution)
 

@@ -18,8 +18,9 @@ from .base import Problem
 PRIORS = ("tv", "hessian")
 HESSIAN_FORMS = ("squared", "norm")
 CLASSICAL = ("harmonic", "biharmonic", "tv")
-#: prior weights used when none is given (the priors are in pixel units, so these do
-#: not depend on the image size; measured on camera at 128^2 and 256^2)
+#: prior weights used when none is given. The priors are in pixel units, so a weight
+#: does not depend on the image size. Not swept: with them SIREN/FINER match the FD
+#: biharmonic inpainting of camera (50% missing) within 0.15 dB at 64^2 and 128^2.
 DEFAULT_PRIOR_WEIGHT = {"tv": 1e-3, "hessian": 1e-2}
 MASK_FORMS = ('"random:p" (fraction p of the pixels missing, 0 < p < 1)',
               '"blocks:n" or "blocks:n:side" (n square holes of side pixels)',
@@ -410,8 +411,11 @@ class Inpainting(Problem):
         return render(net, self.shape if shape is None else shape, bounds=bounds or self.bounds,
                       pixel=self.h if self.antialias else None, n_samples=n_samples, seed=seed)
 
-    def predict(self, net: nn.Module, *, n_samples: int = 16, seed: int = 0) -> dict[str, np.ndarray]:
-        """{"u": the rendered image} on the pixel grid, for ``evaluate(..., prediction=)``."""
+    def predict(self, net: nn.Module, ref: ReferenceField | None = None, *, n_samples: int = 16,
+                seed: int = 0) -> dict[str, np.ndarray]:
+        """{"u": the rendered image} on the pixel grid (through the tent filter when the
+        problem antialiases), for ``evaluate(..., prediction=)``; ``ref`` is the ground
+        truth's grid, the same pixels."""
         return {"u": self.render(net, n_samples=n_samples, seed=seed)}
 
     # ----- references ----------------------------------------------------------------
