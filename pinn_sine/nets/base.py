@@ -13,6 +13,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..kernels import activation_jet, activation_value
+
 
 class Activation(nn.Module):
     """Base class of the elementwise activations.
@@ -37,7 +39,8 @@ class Activation(nn.Module):
         raise NotImplementedError
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.derivatives(z, 0)[0]
+        """sigma(z), on the backend :mod:`pinn_sine.kernels` picks."""
+        return activation_value(self, z)
 
     def jet(
         self,
@@ -57,10 +60,12 @@ class Activation(nn.Module):
         Returns:
             (u (n, C), du (m, n, C), d2u (p, n, C) or None when no pair is requested).
 
-        The default runs :class:`ElementwiseJet`: one autograd node that saves only its
-        inputs and recomputes the derivatives of sigma in the backward pass.
+        Runs on the backend :mod:`pinn_sine.kernels` picks: the fused Triton kernel for
+        CUDA tensors of Sine/Finer/MetaSin, else the native path (for parameter-free
+        activations :class:`ElementwiseJet`, one autograd node that saves only its inputs
+        and recomputes the derivatives of sigma in the backward pass).
         """
-        return elementwise_jet(self, z, dz, d2z, pairs)
+        return activation_jet(self, z, dz, d2z, pairs)
 
     # ----- construction -------------------------------------------------------------
     def for_layer(self, channels: int, *, first: bool, omega: float | None,

@@ -30,9 +30,10 @@ class MetaSin(Activation):
     omega = 1) keeps pre-activations about N(0, 1). ``relu_start=True`` sets c0 = 1
     and c_j = 0: the network starts as a ReLU network (the paper's KD bootstrap).
 
-    The jet (:meth:`jet`) runs through a custom autograd function that keeps no
-    (n, C, K) intermediates: it loops over the K components and recomputes them in the
-    backward pass. This is the reference the fused Triton kernel must match.
+    Its native jet (:func:`metasin_jet`, chosen by :mod:`pinn_sine.kernels` where the
+    fused Triton kernel does not run) keeps no (n, C, K) intermediates: it loops over
+    the K components and recomputes them in the backward pass. It is the reference the
+    fused kernel is tested against.
 
     Args:
         K: number of sine components (10 in the paper).
@@ -112,11 +113,6 @@ class MetaSin(Activation):
                 if order >= 3:
                     out.append(-(cff * self.f * cos).sum(-1))
         return tuple(out)
-
-    def jet(self, z, dz, d2z, pairs):
-        self._require_params()
-        return metasin_jet(z, dz, d2z, self.c0, self.c, self.f, self.p, tuple(q[0] for q in pairs),
-                           tuple(q[1] for q in pairs))
 
     def extra_repr(self) -> str:
         return f"K={self.K}, freq_init={self.freq_init!r}, relu_start={self.relu_start}, channels={self.channels}"

@@ -109,12 +109,12 @@ class Poisson2D(Problem):
             raise NotImplementedError("the image case has no closed-form solution; use reference().")
         return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
 
-    @torch.compiler.disable
     def source(self, x: Tensor) -> Tensor:
         """f = Laplacian(u) at x (n, 2) -> (n, 1), by autograd of the exact solution.
 
-        This is problem data, not a derivative of the network; it runs eagerly even when
-        the loss is compiled (double backward cannot be compiled)."""
+        This is problem data, not a derivative of the network: :meth:`sample` computes it
+        with the points, outside the (possibly compiled) loss, since double backward
+        cannot be compiled."""
         with torch.enable_grad():
             x = x.detach().clone().requires_grad_(True)
             u = self.u_fn(x[:, 0], x[:, 1]).sum()

@@ -1,0 +1,402 @@
+"""The fused activation jets as torch custom operators (namespace ``pinn_sine``).
+
+Eight operators, each with a fake (meta) implementation so torch.compile and
+torch.export can trace them as opaque nodes:
+
+    metasin_value(z, c0, c, f, p) -> u
+    metasin_jet(z, dz, d2z?, c0, c, f, p, a, b) -> (u, du, d2u)
+    sine_value(z, omega, finer) -> u
+    sine_jet(z, dz, d2z?, omega, finer, a, b) -> (u, du, d2u)
+
+and their ``*_backward`` operators. ``finer`` selects FINER's sin(omega (|z|+1) z)
+over SIREN's sin(omega z); (a, b) are the direction slots of each of the P pairs.
+
+Gradient orders. The first-order backward of every forward operator is a fused
+Triton kernel (registered with ``register_autograd``). When the backward itself is
+being differentiated (``create_graph=True``, e.g. gradgradcheck or a Hessian-vector
+product through the fused layer), the backward instead recomputes the native
+composite jet of :mod:`pinn_sine.kernels.native` and differentiates it with autograd,
+so second and higher orders are exact but unfused.
+
+The functions ``*_triton`` at the bottom call the operators directly, whatever the
+device: on CUDA, or on CPU when Triton's interpreter is on (``TRITON_INTERPRET=1`` in
+the environment before the process first imports Triton; Triton fixes the mode for
+the whole process at that moment). The public entry points that choose
+between these and the native path are in :mod:`pinn_sine.kernels.dispatch`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .native import Pairs, chain_rule
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+
+
+class KernelUnavailableError(RuntimeError):
+    """The Triton kernels were asked for where they cannot run."""
+
+
+# ----- the Triton module, imported on first use -----------------------------------
+
+def triton_module():
+    """:mod:`pinn_sine.kernels.triton_jet` (imports Triton), or a clear error."""
+    try:
+        from . import triton_jet
+    except ImportError as err:
+        raise KernelUnavailableError(
+            f"the fused kernels need Triton, which failed to import ({err}). Install it "
+            '(pip install "pinn-sine[gpu]") or set PINN_SINE_KERNELS=native.'
+        ) from err
+    return triton_jet
+
+
+def interpreter_active() -> bool:
+    """Whether the kernels were built by Triton's CPU interpreter (TRITON_INTERPRET=1
+    was set when :mod:`pinn_sine.kernels.triton_jet` was first imported)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(triton_module()._jet_fwd_kernel, InterpretedFunction)
+
+
+def check_runnable(t: Tensor) -> None:
+    """Raise :class:`KernelUnavailableError` unless the Triton kernels can run on ``t``."""
+    if t.dtype not in SUPPORTED_DTYPES:
+        raise KernelUnavailableError(
+            f"the Triton kernels support float32 and float64, got {t.dtype}; "
+            "convert the inputs or set PINN_SINE_KERNELS=native."
+        )
+    triton_module()
+    if t.device.type == "cuda":
+        return
+    if t.device.type == "cpu" and interpreter_active():
+        return
+    raise KernelUnavailableError(
+        f"the Triton kernels cannot run on {t.device.type} tensors: they need CUDA tensors, "
+        "or CPU tensors with Triton's interpreter (TRITON_INTERPRET=1 in the environment before "
+        "the process first imports Triton, e.g. before importing pinn_sine). Use CUDA tensors, or "
+        "set PINN_SINE_KERNELS=native."
+    )
+
+
+def _kernels_for(z: Tensor):
+    check_runnable(z)
+    return triton_module()
+
+
+def _empty(like: Tensor, M: int) -> Tensor:
+    return like.new_empty((M,) + tuple(like.shape))
+
+
+# ----- MetaSin ---------------------------------------------------------------------
+
+@torch.library.custom_op("pinn_sine::metasin_value", mutates_args=())
+def metasin_value_op(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> Tensor:
+    tj = _kernels_for(z)
+    return tj.jet_forward(tj.METASIN, z, _empty(z, 0), None, (c0, c, f, p), None, (), ())[0]
+
+
+@metasin_value_op.register_fake
+def _(z, c0, c, f, p):
+    return torch.empty_like(z, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("pinn_sine::metasin_value_backward", mutates_args=())
+def metasin_value_backward_op(gu: Tensor, z: Tensor, c0: Tensor, c: Tensor, f: Tensor,
+                              p: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    tj = _kernels_for(z)
+    none = _empty(z, 0)
+    gz, _, _, grads = tj.jet_backward(tj.METASIN, gu, none, none, z, none, None, (c0, c, f, p), None, (), ())
+    return (gz, *grads)
+
+
+@metasin_value_backward_op.register_fake
+def _(gu, z, c0, c, f, p):
+    return (torch.empty_like(z, memory_format=torch.contiguous_format), torch.empty_like(c0),
+            torch.empty_like(c), torch.empty_like(f), torch.empty_like(p))
+
+
+@torch.library.custom_op("pinn_sine::metasin_jet", mutates_args=())
+def metasin_jet_op(z: Tensor, dz: Tensor, d2z: Optional[Tensor], c0: Tensor, c: Tensor, f: Tensor,
+                   p: Tensor, a: list[int], b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    tj = _kernels_for(z)
+    return tj.jet_forward(tj.METASIN, z, dz, d2z, (c0, c, f, p), None, a, b)
+
+
+@metasin_jet_op.register_fake
+def _(z, dz, d2z, c0, c, f, p, a, b):
+    return _jet_fake(z, dz, a)
+
+
+@torch.library.custom_op("pinn_sine::metasin_jet_backward", mutates_args=())
+def metasin_jet_backward_op(gu: Tensor, gdu: Tensor, gd2u: Tensor, z: Tensor, dz: Tensor,
+                            d2z: Optional[Tensor], c0: Tensor, c: Tensor, f: Tensor, p: Tensor,
+                            a: list[int], b: list[int]
+                            ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(gz, gdz, gd2z, g_c0, g_c, g_f, g_p); gd2z is empty (0,) when d2z is None."""
+    tj = _kernels_for(z)
+    gz, gdz, gd2z, grads = tj.jet_backward(tj.METASIN, gu, gdu, gd2u, z, dz, d2z, (c0, c, f, p), None, a, b)
+    return (gz, gdz, z.new_empty(0) if gd2z is None else gd2z, *grads)
+
+
+@metasin_jet_backward_op.register_fake
+def _(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b):
+    return (*_jet_backward_fake(z, dz, d2z, a), torch.empty_like(c0), torch.empty_like(c),
+            torch.empty_like(f), torch.empty_like(p))
+
+
+# ----- SIREN and FINER --------------------------------------------------------------
+
+def _sine_family(finer: bool) -> int:
+    from .triton_jet import FINER, SINE
+
+    return FINER if finer else SINE
+
+
+@torch.library.custom_op("pinn_sine::sine_value", mutates_args=())
+def sine_value_op(z: Tensor, omega: float, finer: bool) -> Tensor:
+    tj = _kernels_for(z)
+    return tj.jet_forward(_sine_family(finer), z, _empty(z, 0), None, (), omega, (), ())[0]
+
+
+@sine_value_op.register_fake
+def _(z, omega, finer):
+    return torch.empty_like(z, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("pinn_sine::sine_value_backward", mutates_args=())
+def sine_value_backward_op(gu: Tensor, z: Tensor, omega: float, finer: bool) -> Tensor:
+    tj = _kernels_for(z)
+    none = _empty(z, 0)
+    return tj.jet_backward(_sine_family(finer), gu, none, none, z, none, None, (), omega, (), ())[0]
+
+
+@sine_value_backward_op.register_fake
+def _(gu, z, omega, finer):
+    return torch.empty_like(z, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("pinn_sine::sine_jet", mutates_args=())
+def sine_jet_op(z: Tensor, dz: Tensor, d2z: Optional[Tensor], omega: float, finer: bool,
+                a: list[int], b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    tj = _kernels_for(z)
+    return tj.jet_forward(_sine_family(finer), z, dz, d2z, (), omega, a, b)
+
+
+@sine_jet_op.register_fake
+def _(z, dz, d2z, omega, finer, a, b):
+    return _jet_fake(z, dz, a)
+
+
+@torch.library.custom_op("pinn_sine::sine_jet_backward", mutates_args=())
+def sine_jet_backward_op(gu: Tensor, gdu: Tensor, gd2u: Tensor, z: Tensor, dz: Tensor,
+                         d2z: Optional[Tensor], omega: float, finer: bool, a: list[int],
+                         b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """(gz, gdz, gd2z); gd2z is empty (0,) when d2z is None."""
+    tj = _kernels_for(z)
+    gz, gdz, gd2z, _ = tj.jet_backward(_sine_family(finer), gu, gdu, gd2u, z, dz, d2z, (), omega, a, b)
+    return gz, gdz, z.new_empty(0) if gd2z is None else gd2z
+
+
+@sine_jet_backward_op.register_fake
+def _(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b):
+    return _jet_backward_fake(z, dz, d2z, a)
+
+
+def _jet_fake(z, dz, a):
+    n, C = z.shape
+    return z.new_empty(n, C), z.new_empty(dz.shape[0], n, C), z.new_empty(len(a), n, C)
+
+
+def _jet_backward_fake(z, dz, d2z, a):
+    n, C = z.shape
+    gd2z = z.new_empty(0) if d2z is None else z.new_empty(len(a), n, C)
+    return z.new_empty(n, C), z.new_empty(dz.shape[0], n, C), gd2z
+
+
+# ----- autograd ---------------------------------------------------------------------
+# The fused backward runs when the backward is not itself differentiated; under
+# create_graph=True (grad mode on inside backward) the composite path runs instead.
+
+def _composite_vjp(sigmas, z, dz, d2z, params, pairs, grads):
+    """Vector-Jacobian product of the native composite jet, differentiable again.
+
+    Recomputes (u, du, d2u) from the saved inputs with torch ops and differentiates
+    them with autograd (create_graph=True), so it serves every order above the first.
+    Returns one gradient (or None) per tensor of (z, dz, d2z, *params).
+    """
+    inputs = (z, dz, d2z, *params)
+    with torch.enable_grad():
+        s0, s1, s2 = sigmas(z, *params)
+        outs = chain_rule(s0, s1, s2, dz, d2z, pairs)
+    pick = [(o, g) for o, g in zip(outs, grads) if o is not None and g is not None and o.numel()]
+    wrt = [t for t in inputs if t is not None and t.requires_grad]
+    if not wrt or not pick:
+        return tuple(None for _ in inputs)
+    got = iter(torch.autograd.grad([o for o, _ in pick], wrt, [g for _, g in pick],
+                                   create_graph=True, allow_unused=True))
+    return tuple(next(got) if t is not None and t.requires_grad else None for t in inputs)
+
+
+def _metasin_sigmas(z, c0, c, f, p):
+    from ..nets.metasin import _sigmas
+
+    return _sigmas(z, c0, c, f, p)
+
+
+def _sine_sigmas(omega: float, finer: bool):
+    from ..nets.finer import Finer
+    from ..nets.sine import Sine
+
+    act = Finer(omega) if finer else Sine(omega)
+    return lambda z: act.derivatives(z, 2)
+
+
+def _pairs(a, b) -> Pairs:
+    return tuple(zip(a, b))
+
+
+def _zeros_if_none(g, like):
+    return torch.zeros_like(like) if g is None else g
+
+
+def _setup_metasin_value(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _backward_metasin_value(ctx, gu):
+    z, c0, c, f, p = ctx.saved_tensors
+    gu = _zeros_if_none(gu, z)
+    if torch.is_grad_enabled():
+        gz, _, _, *grads = _composite_vjp(_metasin_sigmas, z, _empty(z, 0), None, (c0, c, f, p), (),
+                                          (gu, None, None))
+        return (gz, *grads)
+    return metasin_value_backward_op(gu, z, c0, c, f, p)
+
+
+def _setup_metasin_jet(ctx, inputs, output):
+    z, dz, d2z, c0, c, f, p, a, b = inputs
+    ctx.save_for_backward(z, dz, d2z, c0, c, f, p)
+    ctx.pairs = (list(a), list(b))
+
+
+def _backward_metasin_jet(ctx, gu, gdu, gd2u):
+    z, dz, d2z, c0, c, f, p = ctx.saved_tensors
+    a, b = ctx.pairs
+    gu, gdu = _zeros_if_none(gu, z), _zeros_if_none(gdu, dz)
+    gd2u = z.new_zeros((len(a),) + tuple(z.shape)) if gd2u is None else gd2u
+    if torch.is_grad_enabled():
+        return (*_composite_vjp(_metasin_sigmas, z, dz, d2z, (c0, c, f, p), _pairs(a, b),
+                                (gu, gdu, gd2u)), None, None)
+    gz, gdz, gd2z, *grads = metasin_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b)
+    return (gz, gdz, None if d2z is None else gd2z, *grads, None, None)
+
+
+def _setup_sine_value(ctx, inputs, output):
+    z, omega, finer = inputs
+    ctx.save_for_backward(z)
+    ctx.family = (omega, finer)
+
+
+def _backward_sine_value(ctx, gu):
+    (z,) = ctx.saved_tensors
+    omega, finer = ctx.family
+    gu = _zeros_if_none(gu, z)
+    if torch.is_grad_enabled():
+        gz = _composite_vjp(_sine_sigmas(omega, finer), z, _empty(z, 0), None, (), (), (gu, None, None))[0]
+        return gz, None, None
+    return sine_value_backward_op(gu, z, omega, finer), None, None
+
+
+def _setup_sine_jet(ctx, inputs, output):
+    z, dz, d2z, omega, finer, a, b = inputs
+    ctx.save_for_backward(z, dz, d2z)
+    ctx.family = (omega, finer)
+    ctx.pairs = (list(a), list(b))
+
+
+def _backward_sine_jet(ctx, gu, gdu, gd2u):
+    z, dz, d2z = ctx.saved_tensors
+    omega, finer = ctx.family
+    a, b = ctx.pairs
+    gu, gdu = _zeros_if_none(gu, z), _zeros_if_none(gdu, dz)
+    gd2u = z.new_zeros((len(a),) + tuple(z.shape)) if gd2u is None else gd2u
+    if torch.is_grad_enabled():
+        gz, gdz, gd2z = _composite_vjp(_sine_sigmas(omega, finer), z, dz, d2z, (), _pairs(a, b),
+                                       (gu, gdu, gd2u))
+        return gz, gdz, gd2z, None, None, None, None
+    gz, gdz, gd2z = sine_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b)
+    return gz, gdz, None if d2z is None else gd2z, None, None, None, None
+
+
+metasin_value_op.register_autograd(_backward_metasin_value, setup_context=_setup_metasin_value)
+metasin_jet_op.register_autograd(_backward_metasin_jet, setup_context=_setup_metasin_jet)
+sine_value_op.register_autograd(_backward_sine_value, setup_context=_setup_sine_value)
+sine_jet_op.register_autograd(_backward_sine_jet, setup_context=_setup_sine_jet)
+
+
+# ----- direct entry points (the Triton path, whatever the dispatch would choose) ----
+
+def _check_jet_inputs(z: Tensor, dz: Tensor, d2z: Tensor | None, pairs: Pairs) -> None:
+    if z.dim() != 2:
+        raise ValueError(f"z must be (n, C), got shape {tuple(z.shape)}.")
+    if dz.dim() != 3 or tuple(dz.shape[1:]) != tuple(z.shape):
+        raise ValueError(f"dz must be (m, n, C) = (m, {z.shape[0]}, {z.shape[1]}), got {tuple(dz.shape)}.")
+    M = dz.shape[0]
+    if M > 64:
+        raise ValueError(f"the fused kernels take at most 64 directions, got m={M}.")
+    for q, (a, b) in enumerate(pairs):
+        if not (0 <= a < M and 0 <= b < M):
+            raise ValueError(f"pair {q} = ({a}, {b}) names a direction slot outside 0..{M - 1}.")
+    if d2z is not None and tuple(d2z.shape) != (len(pairs),) + tuple(z.shape):
+        raise ValueError(f"d2z must be (p, n, C) = ({len(pairs)}, {z.shape[0]}, {z.shape[1]}) for "
+                         f"{len(pairs)} pairs, got {tuple(d2z.shape)}.")
+    for name, t in (("dz", dz), ("d2z", d2z)):
+        if t is not None and (t.dtype != z.dtype or t.device != z.device):
+            raise ValueError(f"{name} must match z's dtype and device ({z.dtype}, {z.device}), "
+                             f"got ({t.dtype}, {t.device}).")
+
+
+def _check_metasin_params(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> None:
+    C = z.shape[-1]
+    K = c.shape[-1] if c.dim() == 2 else -1
+    if tuple(c0.shape) != (C,) or any(tuple(t.shape) != (C, K) for t in (c, f, p)):
+        raise ValueError(f"MetaSin parameters must be c0 (C,) and c, f, p (C, K) with C = {C}; got "
+                         f"{[tuple(t.shape) for t in (c0, c, f, p)]}.")
+    for t in (c0, c, f, p):
+        if t.dtype != z.dtype or t.device != z.device:
+            raise ValueError(f"MetaSin parameters must match z's dtype and device ({z.dtype}, {z.device}), "
+                             f"got ({t.dtype}, {t.device}).")
+
+
+def metasin_value_triton(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> Tensor:
+    """Fused MetaSin value sigma(z) (n, C); c0 (C,), c, f, p (C, K)."""
+    _check_metasin_params(z, c0, c, f, p)
+    return metasin_value_op(z, c0, c, f, p)
+
+
+def metasin_jet_triton(z: Tensor, dz: Tensor, d2z: Tensor | None, c0: Tensor, c: Tensor, f: Tensor,
+                       p: Tensor, pairs: Pairs) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Fused MetaSin jet; arguments and result as :meth:`Activation.jet`."""
+    _check_jet_inputs(z, dz, d2z, pairs)
+    _check_metasin_params(z, c0, c, f, p)
+    a, b = [q[0] for q in pairs], [q[1] for q in pairs]
+    u, du, d2u = metasin_jet_op(z, dz, d2z if pairs else None, c0, c, f, p, a, b)
+    return u, du, (d2u if pairs else None)
+
+
+def sine_value_triton(z: Tensor, omega: float, *, finer: bool = False) -> Tensor:
+    """Fused sin(omega z) (or FINER's sin(omega (|z| + 1) z) with ``finer=True``)."""
+    return sine_value_op(z, float(omega), bool(finer))
+
+
+def sine_jet_triton(z: Tensor, dz: Tensor, d2z: Tensor | None, omega: float, pairs: Pairs, *,
+                    finer: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Fused SIREN (or FINER) jet; arguments and result as :meth:`Activation.jet`."""
+    _check_jet_inputs(z, dz, d2z, pairs)
+    a, b = [q[0] for q in pairs], [q[1] for q in pairs]
+    u, du, d2u = sine_jet_op(z, dz, d2z if pairs else None, float(omega), bool(finer), a, b)
+    return u, du, (d2u if pairs else None)
