@@ -174,3 +174,14 @@ def test_fourier_features():
 def test_fourier_bad_args(kwargs, match):
     with pytest.raises(ValueError, match=match):
         FourierFeatures(**kwargs)
+
+
+def test_metasin_hidden_weights_scale_with_the_rms_frequency():
+    """MetaSin takes SIREN's init with omega = f_rms: f_rms * z is about N(0, 1) in the
+    hidden layers (with omega = 1, z ~ N(0, 1) and sin(10 z) is noise)."""
+    net = MLP(2, 1, width=256, depth=4, activation=MetaSin(K=10), seed=0)
+    f_rms = math.sqrt(sum(j * j for j in range(1, 11)) / 10)
+    with torch.no_grad():
+        zs = net.preactivations(_uniform_inputs())
+    for layer, z in enumerate(zs[1:], start=2):
+        assert abs(float((f_rms * z).std()) - 1.0) < 0.25, layer

@@ -26,8 +26,12 @@ class MetaSin(Activation):
     Initialisation: frequencies ``"linear"`` f_j = j, ``"uniform"`` evenly over
     ``freq_range`` (the paper's [1, 35]), or ``"random"`` U(freq_range); phases
     U(0, 2 pi); amplitudes c_j = 1/sqrt(K) and c0 = 0, so that with random phases the
-    output variance matches a single sine's (1/2) and the SIREN weight init (with
-    omega = 1) keeps pre-activations about N(0, 1). ``relu_start=True`` sets c0 = 1
+    output variance matches a single sine's (1/2). The linear layers get the SIREN
+    initialisation with omega = f_rms, the root mean square of the initial frequencies:
+    hidden pre-activations z then have std about 1/f_rms and f_j z about f_j/f_rms, as
+    omega z does in SIREN. (With omega = 1 instead, z ~ N(0, 1) and sin(10 z) turns the
+    hidden layers into noise: Poisson2D stalled at rel L2 1.28 after 600 steps, against
+    1.4e-2 with f_rms; scratch experiment, width 64 depth 3.) ``relu_start=True`` sets c0 = 1
     and c_j = 0: the network starts as a ReLU network (the paper's KD bootstrap).
 
     Its native jet (:func:`metasin_jet`, chosen by :mod:`pinn_sine.kernels` where the
@@ -95,7 +99,9 @@ class MetaSin(Activation):
                                "with for_layer(channels, ...).")
 
     def init_linear(self, layer: nn.Linear, *, first: bool, generator: torch.Generator) -> None:
-        siren_init(layer, first=first, omega=1.0, generator=generator)
+        self._require_params()
+        f_rms = float(self.f.detach().pow(2).mean().sqrt())
+        siren_init(layer, first=first, omega=f_rms, generator=generator)
 
     def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:
         """Composite (differentiable to any order) evaluation; materialises (n, C, K)."""
