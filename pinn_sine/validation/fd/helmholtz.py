@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from pinn_sine.validation.fd._solution import (
     FDSolution,
@@ -35,6 +34,7 @@ from pinn_sine.validation.fd._solution import (
     parse_bounds_2d,
     parse_shape_2d,
 )
+from pinn_sine.validation.fd._sparse import sparse_lu
 from pinn_sine.validation.fd.pml import Bounds, pml_stretch
 
 #: A field given as a constant, a callable ``field(X, Y)`` on the ``(nx, ny)`` ij-grid,
@@ -197,8 +197,8 @@ def helmholtz_2d(
     # unless one is tiny. Partial pivoting (threshold 1.0) abandons that ordering once
     # k h ~ 1: at n=256, omega=120, L + U holds 3.8e7 entries with MMD and threshold
     # 1.0, 6.3e6 with SciPy's default (COLAMD), 3.4e6 here; time follows fill.
-    lu = splu(
-        A.tocsc(),
+    lu = sparse_lu(
+        A,
         permc_spec="MMD_AT_PLUS_A",
         diag_pivot_thresh=0.01,
         options={"SymmetricMode": True},

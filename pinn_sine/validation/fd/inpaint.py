@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from ._sparse import sparse_lu
 
 __all__ = ["inpaint_harmonic", "inpaint_biharmonic", "inpaint_tv", "psnr_ssim"]
 
@@ -150,7 +151,7 @@ def _solve_dirichlet(
     A = A_full[:, missing]
     u_flat = u.reshape(-1, u.shape[2])
     rhs = -(A_full[:, known] @ u_flat[known])  # (m, C): every channel shares A
-    lu = spla.splu(sp.csc_matrix(A))
+    lu = sparse_lu(A)
     u_flat[missing] = lu.solve(rhs)
     return u
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 import scipy.sparse
-import scipy.sparse.linalg
 
+from pinn_sine.validation.fd._sparse import sparse_lu
 from pinn_sine.validation.fd._solution import (
     FDSolution,
     GridFunction,
@@ -179,5 +179,5 @@ def _solve_sparse(rhs: np.ndarray, hx: float, hy: float) -> np.ndarray:
     # C-order flattening of an "ij" array puts y fastest, hence Dxx on the left factor.
     A = scipy.sparse.kron(_second_difference(mx, hx), scipy.sparse.identity(my)) + \
         scipy.sparse.kron(scipy.sparse.identity(mx), _second_difference(my, hy))
-    lu = scipy.sparse.linalg.splu(A.tocsc())
+    lu = sparse_lu(A)
     return lu.solve(rhs.ravel()).reshape(mx, my)
