@@ -1,5 +1,8 @@
 """The ``pinn-sine`` command: solve, reference, problems.
 
+``torchrun --nproc_per_node=N -m pinn_sine.cli solve ...`` trains data-parallel over N
+processes (:mod:`pinn_sine.distributed`; nccl on GPUs, gloo on CPUs); rank 0 writes.
+
 Names are mapped to classes here and nowhere else; an unknown name lists the valid ones.
 Problem parameters are given as ``--name value`` after the fixed options
 (``--t-max 0.4`` becomes ``t_max=0.4``); an option the problem does not take is an error.
@@ -96,7 +99,47 @@ def _write_history(result, path: Path) -> None:
         w.writerows(rows)
 
 
+def _parse_weights(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        term, sep, value = item.partition("=")
+        try:
+            out[term] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not term:
+            raise SystemExit(f"--weight takes TERM=VALUE, e.g. --weight boundary=10; got {item!r}.")
+    return out
+
+
+def build_training(args) -> dict:
+    """The weighting and sampling objects of ``train`` from the solve options."""
+    from .adaptive import RADSampler
+    from .weighting import CausalWeights, FixedWeights, GradNormWeights
+
+    fixed = _parse_weights(args.weight)
+    try:
+        if args.weighting == "gradnorm":
+            weights = GradNormWeights(update_every=args.gradnorm_every, alpha=args.gradnorm_alpha, initial=fixed)
+        else:
+            weights = FixedWeights(fixed)
+        causal = (None if args.causal_eps is None
+                  else CausalWeights(eps=args.causal_eps, chunks=args.causal_chunks))
+        adaptive = (RADSampler(pool=args.rad_pool, k=args.rad_k, c=args.rad_c, refresh_every=args.rad_every)
+                    if args.rad else None)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    resample = args.resample_every
+    if resample != "fixed":
+        try:
+            resample = int(resample)
+        except ValueError:
+            raise SystemExit(f'--resample-every takes an integer >= 1 or "fixed", got {resample!r}.') from None
+    return {"weights": weights, "causal": causal, "adaptive": adaptive, "resample_every": resample}
+
+
 def cmd_solve(args, extra) -> int:
+    from . import distributed
     from .plots import field_comparison, loss_curves
     from .train import train
     from .validation.evaluate import evaluate
@@ -104,24 +147,43 @@ def cmd_solve(args, extra) -> int:
     from .validation.store import save_reference
 
     problem = build_problem(args.problem, extra)
-    net = build_net(problem, args)
-    if args.dtype == "float64":
-        net = net.double()
-    net = net.to(args.device)
-    ref = problem.reference(args.resolution)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
-          f"{ref.solver} on {ref.grid_shape}")
-    lr = problem.default_lr if args.lr is None else args.lr
-    result = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
-                   lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
-                   checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
-                   progress=not args.quiet, compile=args.compile)
+    options = build_training(args)
+    # Under torchrun: one process per device, gradients all-reduced, rank 0 writes.
+    ctx = distributed.init_from_env(args.device)
+    try:
+        net = build_net(problem, args)
+        if args.dtype == "float64":
+            net = net.double()
+        net = net.to(ctx.device)
+        if not ctx.is_main:
+            distributed.barrier()  # rank 0 computes (and caches) the reference first
+        ref = problem.reference(args.resolution)
+        if ctx.is_main:
+            distributed.barrier()
+        out = Path(args.out)
+        if ctx.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            procs = f"; {ctx.world_size} processes" if ctx.active else ""
+            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
+                  f"{ref.solver} on {ref.grid_shape}{procs}")
+        lr = problem.default_lr if args.lr is None else args.lr
+        result = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
+                       lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
+                       checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
+                       progress=not args.quiet, compile=args.compile, **options)
+        if not ctx.is_main:
+            return 0
+    finally:
+        distributed.shutdown()
     pred = problem.predict(net, ref)
     metrics = evaluate(net, ref, prediction=pred)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
-                    "lbfgs_steps": args.lbfgs_steps, "seed": args.seed, "timings": result.timings})
+                    "lbfgs_steps": args.lbfgs_steps, "seed": args.seed, "timings": result.timings,
+                    "processes": ctx.world_size,
+                    "weighting": options["weights"].describe(),
+                    "causal": None if options["causal"] is None else options["causal"].describe(),
+                    "adaptive": None if options["adaptive"] is None else options["adaptive"].describe(),
+                    "resample_every": options["resample_every"]})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_history(result, out / "history.csv")
     predicted = ReferenceField(problem=ref.problem, params=ref.params, coords=ref.coords, fields=pred,
@@ -188,6 +250,21 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--batch", type=int, default=None)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--engine", default="jet", choices=["jet", "autograd"])
+    solve.add_argument("--weighting", default="fixed", choices=["fixed", "gradnorm"],
+                       help="loss-term weights: fixed (--weight) or gradient-norm balancing")
+    solve.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
+                       help="fixed weight of a loss term (repeatable; the initial weight with gradnorm)")
+    solve.add_argument("--gradnorm-every", type=int, default=1000, help="steps between gradnorm updates")
+    solve.add_argument("--gradnorm-alpha", type=float, default=0.9, help="gradnorm moving-average factor")
+    solve.add_argument("--causal-eps", type=float, default=None,
+                       help="causal weighting in time with this eps (time-dependent problems; off by default)")
+    solve.add_argument("--causal-chunks", type=int, default=32, help="time chunks of causal weighting")
+    solve.add_argument("--resample-every", default="1", help='steps between fresh points, or "fixed"')
+    solve.add_argument("--rad", action="store_true", help="residual-based adaptive sampling of the interior")
+    solve.add_argument("--rad-pool", type=int, default=None, help="RAD candidates per process (default 10 x batch)")
+    solve.add_argument("--rad-k", type=float, default=1.0)
+    solve.add_argument("--rad-c", type=float, default=1.0)
+    solve.add_argument("--rad-every", type=int, default=1000, help="steps between RAD pool refreshes")
     solve.add_argument("--compile", action="store_true")
     solve.add_argument("--resolution", type=int, default=None, help="reference grid resolution")
     solve.add_argument("--eval-every", type=int, default=250)

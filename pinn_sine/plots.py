@@ -64,18 +64,35 @@ def field_comparison(pred: dict[str, np.ndarray], ref: ReferenceField, path: str
 
 
 def loss_curves(history: list[dict], path: str | Path, *, title: str = "") -> Path:
-    """Each loss term and the total (log scale) against the step, and the relative L2
-    error where it was evaluated."""
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax_loss, ax_err = fig.subplots(1, 2)
+    """Each loss term and the total (log scale) against the step, the relative L2 error
+    where it was evaluated, the term weights ``w_<term>`` where the history has them
+    (fixed weights draw flat lines), and the causal weights ``causal_w<i>`` as an image
+    over (step, time chunk)."""
+    keys_all: list[str] = []
+    for h in history:
+        keys_all += [k for k in h if k not in keys_all]
+    weight_keys = [k for k in keys_all if k.startswith("w_")]
+    causal_keys = sorted((k for k in keys_all if k.startswith("causal_w")), key=lambda k: int(k[len("causal_w"):]))
+    n_panels = 2 + bool(weight_keys) + bool(causal_keys)
+    rows = 1 if n_panels == 2 else 2
+    fig = Figure(figsize=(11, 4 * rows), layout="constrained")
+    axes = list(np.ravel(fig.subplots(rows, 2)))
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    axes = axes[:n_panels]
+    ax_loss, ax_err = axes[:2]
     steps = np.array([h["step"] for h in history])
     skip = {"step", "phase", "lr", "time", "rel_l2"}
-    keys = [k for k in history[0] if k not in skip and isinstance(history[0][k], (int, float))] if history else []
+    keys = [k for k in keys_all if k not in skip and k not in weight_keys and k not in causal_keys
+            and isinstance(history[0].get(k, 0.0), (int, float))]
+
+    def column(k):
+        return np.array([h.get(k, np.nan) for h in history], dtype=float)
+
     for k in keys:
-        vals = np.array([h.get(k, np.nan) for h in history], dtype=float)
-        ax_loss.semilogy(steps, vals, label=k, lw=1.8 if k == "loss" else 1.0)
+        ax_loss.semilogy(steps, column(k), label=k, lw=1.8 if k == "loss" else 1.0)
     lbfgs = [h["step"] for h in history if h.get("phase") == "lbfgs"]
-    for ax in (ax_loss, ax_err):
+    for ax in axes:
         if lbfgs:
             ax.axvline(min(lbfgs), color="grey", ls=":", lw=1)
         ax.set_xlabel("step")
@@ -87,6 +104,24 @@ def loss_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
         s, e = zip(*ev)
         ax_err.semilogy(s, e, "o-", ms=3)
     ax_err.set_title("relative L2 error vs reference")
+    panel = 2
+    if weight_keys:
+        ax = axes[panel]
+        for k in weight_keys:
+            ax.semilogy(steps, column(k), label=k[2:])
+        ax.set_title("term weights")
+        ax.legend(fontsize=8)
+        panel += 1
+    if causal_keys:
+        ax = axes[panel]
+        w = np.stack([column(k) for k in causal_keys])  # (chunks, logged steps)
+        extent = (steps[0], steps[-1], -0.5, len(causal_keys) - 0.5) if len(steps) else None
+        im = ax.imshow(w, origin="lower", aspect="auto", extent=extent, cmap="viridis", vmin=0.0, vmax=1.0,
+                       interpolation="nearest")
+        ax.set_ylabel("time chunk")
+        ax.set_title("causal weights")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax)
     if title:
         fig.suptitle(title)
     path = Path(path)

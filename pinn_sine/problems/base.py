@@ -65,6 +65,19 @@ class Problem:
         """Named mean-square residual terms (scalars) from the jets of each point set."""
         raise NotImplementedError
 
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The interior residual term at each "interior" point, (n,): the squared,
+        normalised residual whose mean is the "pde" term of :meth:`losses` (optional).
+
+        It reads only ``jets["interior"]``, ``batch["interior"]`` and the data entries
+        aligned with it. Causal weighting (chunks of it by time) and residual-based
+        adaptive sampling (pool points drawn by it) need it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define pointwise_residual(jets, batch), which causal weighting "
+            "and RAD sampling need: return the squared residual at each interior point, shape (n,), "
+            "whose mean is the 'pde' loss term.")
+
     def params(self) -> dict:
         """The JSON-serialisable parameters that determine the solution (the cache key)."""
         raise NotImplementedError

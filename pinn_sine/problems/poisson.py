@@ -170,6 +170,21 @@ class Poisson2D(Problem):
         out["boundary"] = ((jb.u - g) ** 2).mean()
         return out
 
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The "pde" term (the "gradient" term under gradient supervision) at each
+        interior point (n,); its mean is that term of :meth:`losses`."""
+        xi, ji = batch["interior"], jets["interior"]
+        dtype = ji.u.dtype
+        if self.image is None:
+            f = batch["f"].to(dtype) if "f" in batch else self.source(xi.double()).to(dtype)
+            return ((ji.laplacian(("x", "y")) - f) ** 2).mean(1) / self._f_scale_value
+        i, j = self._node_index(xi)
+        if self.supervise == "laplacian":
+            f = self._lap[i, j].to(dtype).reshape(-1, 1)
+            return ((ji.laplacian(("x", "y")) - f) ** 2).mean(1) / float((self._lap**2).mean())
+        grad = torch.cat([ji.d("x"), ji.d("y")], dim=1)
+        return ((grad - self._grad[i, j].to(dtype)) ** 2).sum(1) / float((self._grad**2).sum(-1).mean())
+
     def _f_scale(self) -> float:
         """mean(f^2) over the domain (4096 fixed points), the PDE term's normaliser."""
         if not hasattr(self, "_f_scale_value"):

@@ -229,6 +229,12 @@ class Wave1D(_WaveProblem):
             out["boundary"] = (jets["boundary"].u ** 2).mean() / self._u2
         return out
 
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The "pde" term at each interior point (n,); its mean is ``losses()["pde"]``."""
+        ji = jets["interior"]
+        res = ji.d2("t", "t") - self.c ** 2 * ji.d2("x", "x")
+        return (res ** 2).mean(1) / (self.c ** 4 * self._l2)
+
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
@@ -444,6 +450,14 @@ class Wave2D(_WaveProblem):
                 out["boundary"] = ((jb.d("t") + self.speed(xb[:, 1:2], xb[:, 2:3]) * self._normal_derivative(jb, xb))
                                    ** 2).mean() / (c2 * self._g2)
         return out
+
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The "pde" term at each interior point (n,); its mean is ``losses()["pde"]``."""
+        ji = jets["interior"]
+        xi = batch["interior"].to(ji.u.dtype)
+        c = self.speed(xi[:, 1:2], xi[:, 2:3])
+        res = ji.d2("t", "t") - c ** 2 * ji.laplacian(("x", "y"))
+        return (res ** 2).mean(1) / (self.c_ref ** 4 * self._l2)
 
     def _normal_derivative(self, jet: Jet, x: Tensor) -> Tensor:
         """du/dn on the nearest wall of each boundary point x (n, 3) -> (n, 1)."""
