@@ -216,6 +216,26 @@ def cmd_reference(args, extra) -> int:
     return 0
 
 
+def cmd_compare(args, extra) -> int:
+    from .compare import ACTIVATION_NAMES, compare
+
+    if extra:
+        raise SystemExit(f"unrecognized arguments: {' '.join(extra)}")
+    problems = args.problems.split(",") if args.problems else sorted(PROBLEMS)
+    activations = args.activations.split(",") if args.activations else list(ACTIVATION_NAMES)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        rows = compare(problems, activations, seeds, steps=args.steps, seconds=args.seconds, width=args.width,
+                       depth=args.depth, out=args.out, jobs=args.jobs, progress=not args.quiet)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    from .compare import markdown_table
+
+    print(markdown_table(rows))
+    print(f"\nwrote {args.out}/results.csv, results.md, errors.png and best/<problem>/ figures")
+    return 0
+
+
 def cmd_problems(args, extra) -> int:
     for name, cls in PROBLEMS.items():
         doc = (inspect.getdoc(cls) or "").splitlines()[0]
@@ -282,6 +302,21 @@ def make_parser() -> argparse.ArgumentParser:
     ref.add_argument("--out", default=None, help="also write the HDF5 file here")
     ref.add_argument("--no-cache", action="store_true")
     ref.set_defaults(func=cmd_reference)
+
+    comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references")
+    comp.add_argument("--problems", default=None, help="comma-separated (default: all)")
+    comp.add_argument("--activations", default=None,
+                      help="comma-separated from siren,finer,metasin,tanh,relu,fourier-tanh (default: all)")
+    comp.add_argument("--seeds", default="0")
+    budget = comp.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, default=None, help="Adam steps per cell")
+    budget.add_argument("--seconds", type=float, default=None, help="wall-clock seconds per cell")
+    comp.add_argument("--width", type=int, default=64)
+    comp.add_argument("--depth", type=int, default=3)
+    comp.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    comp.add_argument("--out", default="runs/compare")
+    comp.add_argument("--quiet", action="store_true")
+    comp.set_defaults(func=cmd_compare)
 
     probs = sub.add_parser("problems", help="list the problems and their parameters")
     probs.set_defaults(func=cmd_problems)

@@ -92,7 +92,7 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
           adaptive: RADSampler | None = None, engine: str = "jet", reference: ReferenceField | None = None,
           eval_every: int = 500, log_every: int = 10, checkpoint: str | os.PathLike | None = None,
           checkpoint_every: int = 500, resume: str | os.PathLike | None = None, progress: bool = True,
-          compile: bool = False) -> TrainResult:
+          compile: bool = False, time_limit: float | None = None) -> TrainResult:
     """Train ``net`` on ``problem``'s weighted residual losses.
 
     Loss = sum_k w_k L_k over the problem's named terms. Adam runs ``steps`` steps with
@@ -131,6 +131,9 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
         reference: a ReferenceField; its relative L2 error is logged every ``eval_every``.
         compile: run the loss terms under ``torch.compile`` (jet engine only: it needs no
             double backward).
+        time_limit: a wall-clock budget in seconds for the Adam stage: it stops after the
+            step that crosses it (the schedule still spans ``steps``; use
+            ``schedule="constant"`` with a large ``steps`` for a pure time budget).
     """
     if not (isinstance(steps, int) and steps >= 0):
         raise ValueError(f"steps must be an integer >= 0, got steps={steps!r}.")
@@ -174,6 +177,12 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
             raise ValueError(f"{name}={value} is not divisible by the {world} processes; each rank draws an equal "
                              f"share. Use {name}={world * max(1, value // world)}.")
     n_local, lbfgs_local = batch // world, lbfgs_batch // world
+    if time_limit is not None:
+        if not time_limit > 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}.")
+        if world > 1:
+            raise ValueError("time_limit is a per-process wall clock and the ranks would stop at different "
+                             "steps; give a step budget for distributed runs.")
 
     generator = torch.Generator().manual_seed(distributed.rank_seed(seed, rank))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -335,13 +344,17 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
             sched.step()
             step_times.append(time.perf_counter() - ts)
             done = k + 1
-            if done % log_every == 0 or done == steps:
-                row = log(done, "adam", total, terms, loss_terms, done % eval_every == 0 or done == steps)
+            out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+            if done % log_every == 0 or done == steps or out_of_time:
+                row = log(done, "adam", total, terms, loss_terms,
+                          done % eval_every == 0 or done == steps or out_of_time)
                 last_err = row.get("rel_l2", last_err)
                 bar.set_postfix(_postfix(row, last_err), refresh=False)
             bar.update(1)
             if done % checkpoint_every == 0 and done < steps:
                 save(done, "adam")
+            if out_of_time:
+                break
         t_adam = time.perf_counter() - t0
         # ----- L-BFGS -------------------------------------------------------------------
         if lbfgs_steps:

@@ -222,3 +222,13 @@ def test_net_dims_must_match_problem():
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         train(Poisson2D(), _small_net(), progress=False, **kwargs)
+
+
+def test_time_limit_stops_adam_after_the_crossing_step():
+    net = MLP(2, 1, 16, 2, activation=Sine(30.0), first_omega=3.0, seed=0)
+    res = train(Poisson2D(), net, steps=10**6, batch=64, schedule="constant", time_limit=0.5, progress=False,
+                log_every=1000)
+    assert 1 <= res.history[-1]["step"] < 10**6
+    assert res.timings["adam"] >= 0.5
+    with pytest.raises(ValueError, match="time_limit must be > 0"):
+        train(Poisson2D(), net, steps=1, time_limit=0, progress=False)

@@ -1,0 +1,247 @@
+"""Solver comparison: problems x activations x seeds at a fixed budget, against each
+problem's finite-difference reference.
+
+Every cell (problem, activation, seed) trains one network and writes its result to
+``<out>/cells/<cell>.json`` atomically, so a rerun skips finished cells and an
+interrupted cell leaves nothing half-written. After the grid, ``results.csv`` (one row
+per run), ``results.md`` (mean and spread over seeds per problem and activation, the
+best per problem in bold), ``errors.png`` (a bar chart) and the field figures of the
+best run per problem (``best/<problem>/``) are written.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: the activations of the comparison; "fourier-tanh" is tanh behind Fourier features,
+#: the classic remedy for spectral bias
+ACTIVATION_NAMES = ("siren", "finer", "metasin", "tanh", "relu", "fourier-tanh")
+#: the metric each problem is ranked by, and whether larger is better
+METRIC = {"inpainting": ("psnr_region", True)}
+DEFAULT_METRIC = ("rel_l2", False)
+
+
+@dataclass(frozen=True)
+class Cell:
+    problem: str
+    activation: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.problem}__{self.activation}__s{self.seed}"
+
+
+def build_net(problem, activation: str, *, width: int, depth: int, seed: int):
+    """The network of one cell: the activation's defaults, the problem's first-layer
+    omega for Sine/Finer, 64 Fourier features (scale 1) for "fourier-tanh"."""
+    from .nets import ACTIVATIONS, MLP, FourierFeatures, Tanh
+
+    if activation == "fourier-tanh":
+        return MLP(problem.in_dim, problem.out_dim, width, depth, activation=Tanh(),
+                   fourier=FourierFeatures(64, 1.0), seed=seed)
+    try:
+        act = ACTIVATIONS[activation]()
+    except KeyError:
+        raise ValueError(f'Invalid activation "{activation}". Must be one of {list(ACTIVATION_NAMES)}.') from None
+    first = problem.default_first_omega if hasattr(act, "omega") else None
+    return MLP(problem.in_dim, problem.out_dim, width, depth, activation=act, first_omega=first, seed=seed)
+
+
+def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int, depth: int,
+             out: str, threads: int = 1) -> dict:
+    """Train one cell and write its JSON (and figures). Runs in a worker process."""
+    import torch
+
+    from .problems import PROBLEMS
+    from .train import train
+    from .validation.evaluate import evaluate
+
+    torch.set_num_threads(threads)
+    problem = PROBLEMS[cell.problem]()
+    ref = problem.reference()
+    net = build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed)
+    t0 = time.perf_counter()
+    result = train(problem, net, steps=steps if steps is not None else 10**9, lr=problem.default_lr,
+                   seed=cell.seed, time_limit=seconds, schedule="cosine" if steps is not None else "constant",
+                   progress=False)
+    wall = time.perf_counter() - t0
+    metrics = evaluate(net, ref, prediction=problem.predict(net, ref))
+    row = {"problem": cell.problem, "activation": cell.activation, "seed": cell.seed,
+           "steps": result.history[-1]["step"] if result.history else 0, "wall_s": round(wall, 2),
+           **{k: v for k, v in metrics.items() if isinstance(v, float)}}
+    cell_dir = Path(out) / "cells" / cell.name
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), cell_dir / "net.pt")
+    _atomic_write(Path(out) / "cells" / f"{cell.name}.json", json.dumps(row, indent=1))
+    return row
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | None = None,
+            seconds: float | None = None, width: int = 64, depth: int = 3, out: str = "runs/compare",
+            jobs: int = 1, progress: bool = True) -> list[dict]:
+    """Run the grid (skipping cells already in ``out``) and write the summaries.
+
+    Exactly one of ``steps`` (Adam steps per cell) and ``seconds`` (wall-clock budget
+    per cell) sets the budget. ``jobs`` cells run in parallel processes, one thread each.
+    Returns the rows of all finished cells.
+    """
+    from tqdm.auto import tqdm
+
+    from .problems import PROBLEMS
+
+    if (steps is None) == (seconds is None):
+        raise ValueError("give exactly one budget: steps=... or seconds=...")
+    for p in problems:
+        if p not in PROBLEMS:
+            raise ValueError(f'Invalid problem "{p}". Must be one of {sorted(PROBLEMS)}.')
+    for a in activations:
+        if a not in ACTIVATION_NAMES:
+            raise ValueError(f'Invalid activation "{a}". Must be one of {list(ACTIVATION_NAMES)}.')
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}.")
+    root = Path(out)
+    (root / "cells").mkdir(parents=True, exist_ok=True)
+    cells = [Cell(p, a, s) for p in problems for a in activations for s in seeds]
+    todo = [c for c in cells if not (root / "cells" / f"{c.name}.json").exists()]
+    # References first, once, in this process: the workers then read them from the cache.
+    for p in dict.fromkeys(c.problem for c in todo):
+        PROBLEMS[p]().reference()
+    kw = dict(steps=steps, seconds=seconds, width=width, depth=depth, out=str(root))
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="compare", disable=not progress)
+    try:
+        if jobs == 1:
+            for c in todo:
+                run_cell(c, **kw)
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(run_cell, c, **kw) for c in todo]
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.update(1)
+    finally:
+        bar.close()
+    rows = [json.loads((root / "cells" / f"{c.name}.json").read_text()) for c in cells]
+    write_summaries(rows, root, width=width, depth=depth)
+    return rows
+
+
+def _metric(problem: str) -> tuple[str, bool]:
+    return METRIC.get(problem, DEFAULT_METRIC)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{problem: {activation: (mean, std, n)}} of each problem's ranking metric."""
+    out: dict = {}
+    for r in rows:
+        key, _ = _metric(r["problem"])
+        out.setdefault(r["problem"], {}).setdefault(r["activation"], []).append(r[key])
+    return {p: {a: (float(np.mean(v)), float(np.std(v)), len(v)) for a, v in acts.items()}
+            for p, acts in out.items()}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Problems as rows, activations as columns, mean (+- std over seeds); best in bold."""
+    summ = summarise(rows)
+    acts = [a for a in ACTIVATION_NAMES if any(a in v for v in summ.values())]
+    lines = ["| problem (metric) | " + " | ".join(acts) + " |", "|---|" + "---|" * len(acts)]
+    for p, vals in summ.items():
+        key, larger = _metric(p)
+        best = (max if larger else min)(vals, key=lambda a: vals[a][0])
+        cells = []
+        for a in acts:
+            if a not in vals:
+                cells.append("")
+                continue
+            mean, std, n = vals[a]
+            text = f"{mean:.2f}" if larger else f"{mean:.2e}"
+            if n > 1:
+                text += f" ± {std:.2f}" if larger else f" ± {std:.1e}"
+            cells.append(f"**{text}**" if a == best else text)
+        lines.append(f"| {p} ({key}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_summaries(rows: list[dict], root: Path, *, width: int, depth: int) -> None:
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    with open(root / "results.csv.tmp", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(root / "results.csv.tmp", root / "results.csv")
+    _atomic_write(root / "results.md", markdown_table(rows) + "\n")
+    _bar_chart(rows, root / "errors.png")
+    _best_figures(rows, root, width=width, depth=depth)
+
+
+def _bar_chart(rows: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    summ = summarise(rows)
+    problems = list(summ)
+    fig = Figure(figsize=(4 * len(problems), 3.6), layout="constrained")
+    axs = fig.subplots(1, len(problems), squeeze=False)[0]
+    for ax, p in zip(axs, problems):
+        key, larger = _metric(p)
+        acts = list(summ[p])
+        means = [summ[p][a][0] for a in acts]
+        stds = [summ[p][a][1] for a in acts]
+        ax.bar(range(len(acts)), means, yerr=stds, color="tab:blue")
+        ax.set_xticks(range(len(acts)), acts, rotation=45, ha="right")
+        if not larger:
+            ax.set_yscale("log")
+        ax.set_title(f"{p}: {key}")
+        ax.grid(alpha=0.3, axis="y")
+    fig.savefig(path, dpi=110)
+
+
+def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> None:
+    """Field figures of the best run per problem, from its saved weights."""
+    import torch
+
+    from .plots import field_comparison
+    from .problems import PROBLEMS
+
+    for p in dict.fromkeys(r["problem"] for r in rows):
+        key, larger = _metric(p)
+        cands = [r for r in rows if r["problem"] == p and not math.isnan(r[key])]
+        if not cands:
+            continue
+        best = (max if larger else min)(cands, key=lambda r: r[key])
+        cell = Cell(best["problem"], best["activation"], best["seed"])
+        problem = PROBLEMS[p]()
+        net = build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed)
+        net.load_state_dict(torch.load(root / "cells" / cell.name / "net.pt", weights_only=True))
+        ref = problem.reference()
+        target = root / "best" / p
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        custom = getattr(problem, "figures", None)
+        if custom is not None:
+            custom(net, ref, target)
+        elif len(ref.coords) == 2:
+            field_comparison(problem.predict(net, ref), ref, target / "field.png",
+                             title=f"{p} / {cell.activation}: {key} {best[key]:.3g}")
