@@ -72,14 +72,16 @@ def build_problem(name: str, extra: list[str]):
 def build_net(problem, args) -> MLP:
     act_cls = _lookup(ACTIVATIONS, args.activation, "activation")
     act_kwargs = {}
-    if args.omega is not None:
-        act_kwargs["omega"] = args.omega
+    if args.act_omega is not None:
+        act_kwargs["omega"] = args.act_omega
     if args.K is not None:
         act_kwargs["K"] = args.K
     try:
         act = act_cls(**act_kwargs)
     except TypeError:
         raise SystemExit(f"activation {args.activation} does not take {sorted(act_kwargs)}.") from None
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     first_omega = args.first_omega
     if first_omega is None and act.sine_init and hasattr(act, "omega"):
         first_omega = getattr(problem, "default_first_omega", None)
@@ -257,7 +259,8 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--activation", default="siren", help=f"one of {sorted(ACTIVATIONS)}")
     solve.add_argument("--width", type=int, default=128)
     solve.add_argument("--depth", type=int, default=3)
-    solve.add_argument("--omega", type=float, default=None, help="omega of Sine/Finer (hidden layers)")
+    solve.add_argument("--act-omega", type=float, default=None,
+                       help="omega of Sine/Finer (hidden layers); --omega is a problem parameter")
     solve.add_argument("--first-omega", type=float, default=None,
                        help="omega of the first layer (default: the problem's suggestion)")
     solve.add_argument("--hidden-omega", type=float, default=None)

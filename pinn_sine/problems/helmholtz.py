@@ -1,0 +1,625 @@
+"""Helmholtz2D (manufactured, Wang, Teng & Perdikaris 2021) and HelmholtzPointSource
+(the SIREN experiment: a point source in a velocity model, surrounded by a PML).
+
+Both residuals are divided by a fixed scale so that every loss term starts O(1), as in
+Poisson2D and Wave2D:
+
+    Helmholtz2D           "pde":      mean (Lap u + k^2 u - f)^2 / (<(Lap u)^2> + k^4 <u^2>)
+                          "boundary": mean (u - g)^2 / <u^2>
+    HelmholtzPointSource  "pde":      mean |L_s u + (omega/c)^2 u + f|^2 / E[f^2]
+                          "boundary": mean |u|^2 / <|G|^2>
+
+with <.> a mean over the domain (of the exact solution), E[f^2] the mean square of the
+source under the problem's own sampler (the near-source points included, so a zero
+field scores "pde" = 1), and G the free-space Green's function (i/4) H0(k r), the
+natural size of a unit point source's field (mean over the physical region).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import sampling
+from ..derivatives import DerivativeSpec, Jet
+from ..validation.fd.pml import physical_mask, pml_sigma, pml_sigma_prime
+from ..validation.reference import ReferenceField
+from .base import Problem, describe_callable
+
+#: the named velocity models of the SIREN code (dataio.SingleHelmholtzSource):
+#: c = 1 outside, c = 2 inside the square |x|, |y| < 0.3 or the disc r < 0.1
+VELOCITIES = ("uniform", "square", "circle")
+INCLUSION_C = 2.0
+INCLUSIONS = {"square": 0.3, "circle": 0.1}  # half side, radius
+#: the default edge width of the inclusions (see HelmholtzPointSource's velocity_edge)
+DEFAULT_EDGE = 0.02
+#: the least grid points per source width the point-source reference accepts
+MIN_POINTS_PER_WIDTH = 1.0
+
+
+def _positive(name: str, value, fix: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be > 0, got {name}={value!r}; {fix}")
+    return v
+
+
+def _grid_points(bounds, n: int = 65) -> Tensor:
+    """An n x n node grid over ``bounds`` as (n*n, 2) float64 (for checks and scales)."""
+    (x0, x1), (y0, y1) = bounds
+    X, Y = torch.meshgrid(torch.linspace(x0, x1, n, dtype=torch.float64),
+                          torch.linspace(y0, y1, n, dtype=torch.float64), indexing="ij")
+    return torch.stack([X.reshape(-1), Y.reshape(-1)], dim=1)
+
+
+def _resolution_error(err: ValueError, resolution: int, side: float) -> ValueError:
+    """The FD solver's points-per-wavelength error restated for ``reference(resolution)``
+    (any other error is returned unchanged)."""
+    import re
+
+    text = str(err)
+    ppw = re.search(r"gives ([0-9.]+) points per wavelength (\(omega=[^)]*\)), fewer than min_ppw=([0-9.]+)", text)
+    need = re.search(r"use n >= \((\d+), (\d+)\)", text)
+    if ppw is None or need is None:
+        return err
+    n = max(int(need.group(1)), int(need.group(2)))
+    return ValueError(f"reference(resolution={resolution}) gives {ppw.group(1)} grid points per wavelength "
+                      f"{ppw.group(2)}, fewer than {float(ppw.group(3)):g}; use resolution >= {n} "
+                      f"(grid spacing h <= {side / (n - 1):.4g}).")
+
+
+# ============================================================================================
+class Helmholtz2D(Problem):
+    """Laplacian(u) + k^2 u = f on [x0, x1] x [y0, y1], u = g on the boundary.
+
+    The default case is Wang, Teng & Perdikaris (2021, "Understanding and mitigating
+    gradient pathologies in physics-informed neural networks", Sec. 3.2):
+    u = sin(a1 pi x) sin(a2 pi y) on [-1, 1]^2 with a1 = 1, a2 = 4, k = 1; f is derived
+    from u (by autograd) and g = u on the boundary. Any torch callable ``u(x, y)`` is
+    accepted in place of the default.
+
+    Note the sign: this problem is written ``Lap u + k^2 u = f``; the FD solver's
+    convention is ``Lap u + k^2 u = -f``, so the reference passes ``-f``.
+
+    Loss terms (means over the batch; the scales are in the module docstring):
+        "pde":      (Lap u + k^2 u - f)^2 / (<(Lap u)^2> + k^4 <u^2>)
+        "boundary": (u - g)^2 / <u^2>
+
+    The reference is the 5-point FD solution (no PML) with Dirichlet data g, mask None.
+
+    Args:
+        u: exact solution ``u(x, y)`` on tensors of shape (n,) -> (n,) (torch ops), or
+            None for sin(a1 pi x) sin(a2 pi y).
+        a1, a2: the default solution's mode numbers (default 1 and 4); only without ``u``.
+        k: wavenumber (> 0).
+        bounds: ((x0, x1), (y0, y1)).
+        sampler: interior sampler, "uniform", "sobol" or "lhs".
+        boundary_fraction: boundary points per interior point (> 0).
+    """
+
+    name = "helmholtz2d"
+    input_names = ("x", "y")
+    out_dim = 1
+    # The FD error vs the exact solution is 7.6e-4 at 257^2 and 1.9e-4 at 513^2: the
+    # 1e-3 target needs the finer grid (a 513^2 solve took 7.7 s on the loaded 2-core
+    # machine; cached afterwards).
+    default_resolution = 513
+    # First omega 4 as for Poisson2D (the top mode is 4 pi on [-1, 1]); not tuned further.
+    # SIREN (hidden omega 30), 64 x 3, batch 1024, lr 1e-3 cosine, 3000 Adam + 500 L-BFGS
+    # reached 3.6e-4 rel L2 vs the exact solution (4.0e-4 vs the 513^2 FD reference) in
+    # 98 s on one CPU thread (benchmarks/helmholtz.py).
+    default_first_omega = 4.0
+    default_lr = 1e-3
+
+    def __init__(self, u: Callable[[Tensor, Tensor], Tensor] | None = None, *, a1: float | None = None,
+                 a2: float | None = None, k: float = 1.0, bounds=((-1.0, 1.0), (-1.0, 1.0)),
+                 sampler: str = "sobol", boundary_fraction: float = 0.25):
+        self.bounds = sampling.check_bounds(bounds)
+        if len(self.bounds) != 2:
+            raise ValueError(f"Helmholtz2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
+        self.k = _positive("k", k, "the wavenumber must be positive, e.g. k=1.0.")
+        if u is not None and (a1 is not None or a2 is not None):
+            raise ValueError(f"a1={a1!r}, a2={a2!r} define the default solution sin(a1 pi x) sin(a2 pi y); "
+                             "they cannot be combined with a user solution u. Pass either u or a1/a2.")
+        if u is None:
+            self.a1 = _positive("a1", 1.0 if a1 is None else a1, "use e.g. a1=1.0.")
+            self.a2 = _positive("a2", 4.0 if a2 is None else a2, "use e.g. a2=4.0.")
+            a1v, a2v = self.a1, self.a2
+
+            def default_solution(x: Tensor, y: Tensor) -> Tensor:
+                return torch.sin(a1v * math.pi * x) * torch.sin(a2v * math.pi * y)
+
+            self.u_fn = default_solution
+        else:
+            if not callable(u):
+                raise ValueError(f"u must be a callable u(x, y) on tensors, got {u!r}.")
+            self.a1 = self.a2 = None
+            self.u_fn = u
+        if sampler not in sampling.METHODS:
+            raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
+        if not boundary_fraction > 0:
+            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
+        self.sampler = sampler
+        self.boundary_fraction = float(boundary_fraction)
+        self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y")), "boundary": DerivativeSpec()}
+        # Scales from the exact solution on fixed points of the domain.
+        pts = sampling.box(4096, self.bounds, torch.Generator().manual_seed(0)).double()
+        u2 = float((self.exact(pts) ** 2).mean())
+        if not (math.isfinite(u2) and u2 > 0):
+            raise ValueError(f"the exact solution has mean square {u2:g} over the domain; give a nonzero, "
+                             "finite u(x, y).")
+        lap2 = float((self._laplacian(pts) ** 2).mean())
+        self._u2 = u2
+        self._pde_scale = lap2 + self.k ** 4 * u2
+
+    # ----- data -------------------------------------------------------------------------
+    def exact(self, x: Tensor) -> Tensor:
+        return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
+
+    @torch.compiler.disable
+    def _laplacian(self, x: Tensor) -> Tensor:
+        """Lap u of the exact solution at x (n, 2) -> (n, 1), by autograd (problem data)."""
+        with torch.enable_grad():
+            x = x.detach().clone().requires_grad_(True)
+            u = self.u_fn(x[:, 0], x[:, 1]).sum()
+            (g,) = torch.autograd.grad(u, x, create_graph=True)
+            lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
+        return lap.detach().reshape(-1, 1)
+
+    def source(self, x: Tensor) -> Tensor:
+        """f = Lap u + k^2 u at x (n, 2) -> (n, 1)."""
+        return self._laplacian(x) + self.k ** 2 * self.exact(x).detach()
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        n_b = max(1, int(round(self.boundary_fraction * n)))
+        xi = sampling.box(n, self.bounds, generator, self.sampler)
+        xb = sampling.box_boundary(n_b, self.bounds, generator)
+        # Targets are data computed here in float64, outside the (possibly compiled) loss.
+        return {"interior": xi, "boundary": xb, "f": self.source(xi.double()), "g": self.exact(xb.double())}
+
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The "pde" term at each interior point (n,); its mean is that term of :meth:`losses`."""
+        ji = jets["interior"]
+        dtype = ji.u.dtype
+        f = batch["f"].to(dtype) if "f" in batch else self.source(batch["interior"].double()).to(dtype)
+        res = ji.laplacian(("x", "y")) + self.k ** 2 * ji.u - f
+        return (res ** 2).mean(1) / self._pde_scale
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        jb = jets["boundary"]
+        g = batch["g"].to(jb.u.dtype) if "g" in batch else self.exact(batch["boundary"].double()).to(jb.u.dtype)
+        return {"pde": self.pointwise_residual(jets, batch).mean(), "boundary": ((jb.u - g) ** 2).mean() / self._u2}
+
+    # ----- reference --------------------------------------------------------------------
+    def params(self) -> dict:
+        solution = ({"a1": self.a1, "a2": self.a2} if self.a1 is not None
+                    else {"u_fn": describe_callable(self.u_fn)})
+        return {**solution, "k": self.k, "bounds": [list(b) for b in self.bounds]}
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation.fd.helmholtz import helmholtz_2d
+
+        def on_grid(fn):
+            def wrapped(X, Y):
+                pts = torch.from_numpy(np.stack([np.ravel(X), np.ravel(Y)], axis=1))
+                return fn(pts).numpy().reshape(np.shape(X))
+            return wrapped
+
+        try:
+            # The FD solver solves Lap u + k^2 u = -f_fd, hence f_fd = -f.
+            sol = helmholtz_2d(on_grid(lambda p: -self.source(p)), omega=self.k, c=1.0, bounds=self.bounds,
+                                  n=(resolution, resolution), pml_width=None, g=on_grid(self.exact))
+        except ValueError as err:
+            side = max(hi - lo for lo, hi in self.bounds)
+            raise _resolution_error(err, resolution, side) from err
+        return ReferenceField(problem=self.name, params=self.reference_params(resolution), coords=sol.coords,
+                              fields={"u": np.ascontiguousarray(sol.fields["u"].real)}, solver=sol.solver,
+                              order=sol.order, spacing=sol.spacing)
+
+
+# ============================================================================================
+class HelmholtzPointSource(Problem):
+    """A point source in a velocity model, surrounded by a perfectly matched layer
+    (the SIREN Helmholtz experiment, Sitzmann et al. 2020, Sec. 4.3).
+
+    With time dependence exp(-i omega t) and the conventions of
+    :mod:`pinn_sine.validation.fd.pml`, on the domain [-1, 1]^2 (the layer included):
+
+        sum_{a = x, y} [ (1/s_a^2) u_aa - (s_a'/s_a^3) u_a ] + (omega / c(x, y))^2 u = -f,
+        s_a = 1 + i sigma_a / omega,   sigma_a = pml_strength (d_a / pml_width)^2,
+        f = exp(-|p - p0|^2 / (2 w^2)) / (2 pi w^2)     (a Gaussian of unit integral),
+        u = 0 on the outer boundary,
+
+    where d_a is the distance into the layer along axis a (s = 1 in the physical region
+    [-1 + pml_width, 1 - pml_width]^2, where the equation is Lap u + k^2 u = -f). The
+    operator is the non-conservative form of the FD solver's flux form
+    (:func:`~pinn_sine.validation.fd.helmholtz.helmholtz_2d`) with the same sigma, so
+    the PINN and the reference solve the same problem, the outer Dirichlet wall
+    included. (A default layer returns about 19% of a normal-incidence wave's amplitude,
+    exp(-2 strength width / (3 c)); both solutions contain that echo.)
+
+    The complex field is two real outputs, (u_real, u_imag); the loss splits the
+    complex residual into its real and imaginary parts (module docstring for scales):
+        "pde":      mean |residual|^2 / E[f^2]
+        "boundary": mean |u|^2 / <|G|^2>     (outer boundary)
+
+    Sampling: the interior set holds ``source_fraction`` of its points uniformly in the
+    disc of radius ``source_radius * source_width`` around the source (clipped to the
+    domain), as the SIREN code does, and the rest uniformly over the whole domain
+    (layer included).
+
+    The reference is the FD solution on a ``resolution``^2 node grid of [-1, 1]^2 with
+    fields "u_real", "u_imag" and mask = the physical region (errors exclude the layer).
+
+    Defaults: omega = 10 and width 0.05, so the physical region is 1.6 wavelengths
+    across and the whole domain 3.2 (SIREN used omega = 20 and width 0.01, which takes
+    far longer to train); a 257^2 reference has 80 points per wavelength. A 64 x 3 SIREN
+    (first omega 10) reached 3.3e-3 (uniform) and 1.3e-2 (square) rel L2 against it over
+    the physical region after 2000 Adam steps, 40 s on one CPU thread.
+
+    Args:
+        omega: angular frequency (> 0); the wavenumber is omega / c.
+        velocity: the wave speed c(x, y) > 0: "uniform" (c = 1), "square" (c = 2 in
+            |x|, |y| < 0.3, else 1), "circle" (c = 2 in r < 0.1, else 1), both with
+            edges smoothed over ``velocity_edge``, a positive
+            number (uniform), a callable ``c(x, y)`` on torch tensors of shape (n,)
+            returning (n,) or a scalar (checked positive on a 65 x 65 grid; the FD
+            reference calls it on its grid as tensors), or an array (m, m) of speeds on
+            the node grid ``linspace(-1, 1, m)`` per axis (ij indexing), interpolated
+            bilinearly for the network; its reference must use resolution m.
+        velocity_edge: the inclusions' edge width e >= 0: c = 1 + (2 - 1) S with
+            S = sigmoid((0.3 - |x|)/e) sigmoid((0.3 - |y|)/e) (square) or
+            sigmoid((0.1 - r)/e) (circle); 0 gives SIREN's sharp edge. A sharp jump in
+            c puts a jump in Lap u that a smooth network cannot follow: 1000 SIREN steps
+            (source_fraction 0.2) reached 0.26 rel L2 with e = 0 and 0.088 with e = 0.02.
+        source_center: (x0, y0) inside the physical region.
+        source_width: the Gaussian's standard deviation w (> 0).
+        pml_width: layer thickness on each side, 0 < pml_width < 1.
+        pml_strength: sigma at the outer boundary (>= 0).
+        sampler: sampler of the uniform interior points, "uniform", "sobol" or "lhs".
+        boundary_fraction: outer-boundary points per interior point (> 0).
+        source_fraction: share of the interior points near the source, in [0, 1).
+            (1000 SIREN steps, uniform velocity: 0.05 gave 1.2e-2 rel L2, 0.2 gave 3.7e-2;
+            with none, 2% of uniform points fall within 3 widths of the source.)
+        source_radius: that disc's radius in source widths (> 0).
+    """
+
+    name = "helmholtz-point-source"
+    input_names = ("x", "y")
+    out_dim = 2
+    default_resolution = 257
+    #: the domain [-1, 1]^2, layer included
+    domain = ((-1.0, 1.0), (-1.0, 1.0))
+    # SIREN (hidden omega 30), 64 x 3, batch 1024, 1000 Adam steps, square velocity with
+    # sharp edges, source_fraction 0.2: first omega 10 and 20 both gave 0.26 rel L2; lr
+    # 3e-3 gave 0.73 against 0.26 at lr 1e-3.
+    default_first_omega = 10.0
+    default_lr = 1e-3
+
+    def __init__(self, omega: float = 10.0, *, velocity="uniform", velocity_edge: float = DEFAULT_EDGE,
+                 source_center=(0.0, 0.0), source_width: float = 0.05, pml_width: float = 0.5,
+                 pml_strength: float = 5.0, sampler: str = "uniform", boundary_fraction: float = 0.25,
+                 source_fraction: float = 0.05, source_radius: float = 3.0):
+        self.omega = _positive("omega", omega, "the angular frequency must be positive, e.g. omega=10.0.")
+        self.width = _positive("source_width", source_width, "use e.g. source_width=0.05.")
+        side = min(hi - lo for lo, hi in self.domain)
+        self.pml_width = _positive("pml_width", pml_width, "use e.g. pml_width=0.5.")
+        if not 2 * self.pml_width < side:
+            raise ValueError(f"pml_width={pml_width!r} leaves no physical region: the domain [-1, 1]^2 has side "
+                             f"{side:g} and the layer covers pml_width on each side; use pml_width < {side / 2:g}, "
+                             "e.g. 0.5.")
+        try:
+            self.pml_strength = float(pml_strength)
+        except (TypeError, ValueError):
+            raise ValueError(f"pml_strength must be a number >= 0, got {pml_strength!r}; use e.g. 5.0.") from None
+        if not (math.isfinite(self.pml_strength) and self.pml_strength >= 0):
+            raise ValueError(f"pml_strength must be >= 0 (a negative sigma amplifies outgoing waves), got "
+                             f"pml_strength={pml_strength!r}; use e.g. 5.0.")
+        self.physical = tuple((lo + self.pml_width, hi - self.pml_width) for lo, hi in self.domain)
+        try:
+            x0, y0 = (float(v) for v in source_center)
+        except (TypeError, ValueError):
+            raise ValueError(f"source_center must be a pair (x0, y0), got {source_center!r}.") from None
+        (px0, px1), (py0, py1) = self.physical
+        if not (px0 < x0 < px1 and py0 < y0 < py1):
+            raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the physical region ({px0:g}, {px1:g}) x "
+                             f"({py0:g}, {py1:g}) of the domain [-1, 1]^2 (the PML takes pml_width={self.pml_width:g} "
+                             "on each side); place the source inside it, e.g. (0.0, 0.0).")
+        self.center = (x0, y0)
+        if sampler not in sampling.METHODS:
+            raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
+        self.sampler = sampler
+        if not boundary_fraction > 0:
+            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction!r}; the outer wall u = 0 "
+                             "needs points, use e.g. 0.25.")
+        self.boundary_fraction = float(boundary_fraction)
+        if not 0 <= source_fraction < 1:
+            raise ValueError(f"source_fraction must be in [0, 1) (the share of interior points near the source), "
+                             f"got {source_fraction!r}; use e.g. 0.2.")
+        self.source_fraction = float(source_fraction)
+        self.source_radius = _positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
+        self._init_velocity(velocity, velocity_edge)
+        self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y"), first=("x", "y")),
+                            "boundary": DerivativeSpec()}
+        self._f2 = self._source_scale()
+        self._u2 = self._green_scale()
+
+    # ----- the velocity model --------------------------------------------------------------
+    def _init_velocity(self, velocity, edge) -> None:
+        try:
+            self.velocity_edge = float(edge)
+        except (TypeError, ValueError):
+            raise ValueError(f"velocity_edge must be a number >= 0, got {edge!r}; use e.g. 0.02.") from None
+        if not (math.isfinite(self.velocity_edge) and self.velocity_edge >= 0):
+            raise ValueError(f"velocity_edge must be >= 0 (0: a sharp edge), got velocity_edge={edge!r}; "
+                             "use e.g. 0.02.")
+        if self.velocity_edge != DEFAULT_EDGE and not (isinstance(velocity, str) and velocity in INCLUSIONS):
+            raise ValueError(f"velocity_edge={edge!r} applies to the inclusions {list(INCLUSIONS)} only, not to "
+                             f"velocity={velocity!r}; leave it at its default.")
+        self.velocity_name = None
+        self.c = None
+        self.c_fn = None
+        self.c_array = None
+        if isinstance(velocity, str):
+            if velocity not in VELOCITIES:
+                raise ValueError(f'Invalid velocity "{velocity}". Must be one of {list(VELOCITIES)}, a positive '
+                                 "number, a callable c(x, y) or an (m, m) array.")
+            self.velocity_name = velocity
+            if velocity == "uniform":
+                self.c = 1.0
+        elif isinstance(velocity, (int, float)) and not isinstance(velocity, bool):
+            self.c = _positive("velocity", velocity, "the wave speed must be positive, e.g. velocity=1.0.")
+        elif callable(velocity):
+            self.c_fn = velocity
+        else:
+            arr = np.asarray(velocity.detach().cpu() if isinstance(velocity, Tensor) else velocity, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
+                raise ValueError(f"a velocity array must be square (m, m) with m >= 2 (speeds on the node grid "
+                                 f"linspace(-1, 1, m) per axis, ij indexing), got shape {arr.shape}; resample it "
+                                 "to an (m, m) grid.")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError("the velocity array has non-finite values; give finite positive speeds.")
+            if arr.min() <= 0:
+                raise ValueError(f"velocity must be > 0 everywhere, got min c = {arr.min():g} in the array; "
+                                 "give positive wave speeds.")
+            self.c_array = arr
+            self._c_table = torch.from_numpy(arr)
+        values = self.speed_values(_grid_points(self.domain))
+        if not torch.all(torch.isfinite(values)):
+            raise ValueError("velocity c(x, y) returned non-finite values on the domain; give a finite positive "
+                             "speed.")
+        if float(values.min()) <= 0:
+            raise ValueError(f"velocity must be > 0 everywhere, got min c = {float(values.min()):g} on a 65 x 65 "
+                             "grid of the domain; give a positive wave speed.")
+        self.c_min = float(values.min())
+
+    def speed_values(self, x: Tensor) -> Tensor:
+        """c at the points x (n, 2) -> (n, 1), in x's dtype."""
+        xs, ys = x[:, 0:1], x[:, 1:2]
+        if self.c is not None:
+            return torch.full_like(xs, self.c)
+        if self.velocity_name in INCLUSIONS:
+            size, e = INCLUSIONS[self.velocity_name], self.velocity_edge
+            if self.velocity_name == "square":
+                dists = (size - xs.abs(), size - ys.abs())
+            else:
+                dists = (size - torch.sqrt(xs * xs + ys * ys),)
+            inside = torch.ones_like(xs)
+            for d in dists:
+                inside = inside * (torch.sigmoid(d / e) if e > 0 else (d > 0).to(x.dtype))
+            return 1.0 + (INCLUSION_C - 1.0) * inside
+        if self.c_fn is not None:
+            v = torch.as_tensor(self.c_fn(xs.reshape(-1), ys.reshape(-1)), dtype=x.dtype, device=x.device)
+            return v.expand(xs.numel()).reshape(xs.shape)
+        return self._interpolate(x)
+
+    def _interpolate(self, x: Tensor) -> Tensor:
+        """Bilinear interpolation of the velocity array at x (n, 2) -> (n, 1)."""
+        table = self._c_table.to(device=x.device, dtype=x.dtype)
+        m = table.shape[0]
+        g = ((x.clamp(-1.0, 1.0) + 1.0) * (0.5 * (m - 1)))
+        i0 = g.floor().long().clamp(0, m - 2)
+        t = g - i0.to(x.dtype)
+        ix, iy = i0[:, 0], i0[:, 1]
+        tx, ty = t[:, 0:1], t[:, 1:2]
+        c00, c10 = table[ix, iy].unsqueeze(1), table[ix + 1, iy].unsqueeze(1)
+        c01, c11 = table[ix, iy + 1].unsqueeze(1), table[ix + 1, iy + 1].unsqueeze(1)
+        return (1 - tx) * ((1 - ty) * c00 + ty * c01) + tx * ((1 - ty) * c10 + ty * c11)
+
+    # ----- data -------------------------------------------------------------------------
+    def source(self, x: Tensor) -> Tensor:
+        """f at x (n, 2) -> (n, 1): a Gaussian of width w and unit integral."""
+        r2 = (x[:, 0:1] - self.center[0]) ** 2 + (x[:, 1:2] - self.center[1]) ** 2
+        return torch.exp(-r2 / (2 * self.width ** 2)) / (2 * math.pi * self.width ** 2)
+
+    def pml_coefficients(self, x: Tensor) -> dict[str, Tensor]:
+        """The stretched operator's coefficients at x (n, 2), per axis a in ("x", "y"):
+        1/s_a^2 and -s_a'/s_a^3 as real and imaginary parts, each (n, 1) in x's dtype.
+
+        With q = sigma/omega and p = sigma'/omega (s = 1 + i q, s' = i p):
+            1/s^2    = (1 - q^2 - 2 i q) / (1 + q^2)^2
+            -s'/s^3  = (p (q^3 - 3 q) - i p (1 - 3 q^2)) / (1 + q^2)^3
+        written in real arithmetic so that the loss has no complex tensors."""
+        out = {}
+        for k, (a, (lo, hi)) in enumerate(zip(("x", "y"), self.domain)):
+            xa = x[:, k:k + 1]
+            q = pml_sigma(xa, lo, hi, self.pml_width, self.pml_strength) / self.omega
+            p = pml_sigma_prime(xa, lo, hi, self.pml_width, self.pml_strength) / self.omega
+            d = 1 + q * q
+            out[f"a{a}_re"] = (1 - q * q) / d ** 2
+            out[f"a{a}_im"] = -2 * q / d ** 2
+            out[f"b{a}_re"] = p * (q ** 3 - 3 * q) / d ** 3
+            out[f"b{a}_im"] = -p * (1 - 3 * q * q) / d ** 3
+        return out
+
+    def residual(self, jet: Jet, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, 1)."""
+        coef = self.pml_coefficients(x)
+        k2 = (self.omega / self.speed_values(x)) ** 2
+        f = self.source(x)
+        re = k2 * jet.u[:, 0:1] + f
+        im = k2 * jet.u[:, 1:2]
+        for a in ("x", "y"):
+            u_aa, u_a = jet.d2(a, a), jet.d(a)
+            ar, ai, br, bi = coef[f"a{a}_re"], coef[f"a{a}_im"], coef[f"b{a}_re"], coef[f"b{a}_im"]
+            re = re + ar * u_aa[:, 0:1] - ai * u_aa[:, 1:2] + br * u_a[:, 0:1] - bi * u_a[:, 1:2]
+            im = im + ar * u_aa[:, 1:2] + ai * u_aa[:, 0:1] + br * u_a[:, 1:2] + bi * u_a[:, 0:1]
+        return re, im
+
+    def _clip(self, pts: Tensor) -> Tensor:
+        lo = torch.tensor([b[0] for b in self.domain])
+        hi = torch.tensor([b[1] for b in self.domain])
+        return torch.minimum(torch.maximum(pts, lo), hi)
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        n_s = int(round(self.source_fraction * n))
+        xu = sampling.box(n - n_s, self.domain, generator, self.sampler)
+        xs = self._clip(sampling.near_point(n_s, self.center, self.source_radius * self.width, generator))
+        n_b = max(1, int(round(self.boundary_fraction * n)))
+        return {"interior": torch.cat([xu, xs]), "boundary": sampling.box_boundary(n_b, self.domain, generator)}
+
+    def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        ji, jb = jets["interior"], jets["boundary"]
+        re, im = self.residual(ji, batch["interior"].to(ji.u.dtype))
+        return {"pde": (re ** 2 + im ** 2).mean() / self._f2, "boundary": (jb.u ** 2).sum(1).mean() / self._u2}
+
+    def _source_scale(self) -> float:
+        """E[f^2] over the interior sampler (65536 points, fixed seed)."""
+        pts = self.sample(65536, torch.Generator().manual_seed(0))["interior"].double()
+        return float((self.source(pts) ** 2).mean())
+
+    def _green_scale(self) -> float:
+        """<|(i/4) H0(k r)|^2> over the physical region (k = omega / c at the source,
+        r floored at the source width), the size of a unit source's field."""
+        from scipy.special import hankel1
+
+        centre = torch.tensor([self.center], dtype=torch.float64)
+        k = self.omega / float(self.speed_values(centre)[0, 0])
+        pts = _grid_points(self.physical, 101).numpy()
+        r = np.maximum(np.hypot(pts[:, 0] - self.center[0], pts[:, 1] - self.center[1]), self.width)
+        return float(np.mean(np.abs(0.25 * hankel1(0, k * r)) ** 2))
+
+    # ----- reference --------------------------------------------------------------------
+    def params(self) -> dict:
+        if self.velocity_name in INCLUSIONS:
+            velocity = {"velocity": self.velocity_name, "velocity_edge": self.velocity_edge}
+        elif self.velocity_name is not None:
+            velocity = {"velocity": self.velocity_name}
+        elif self.c is not None:
+            velocity = {"velocity": self.c}
+        elif self.c_fn is not None:
+            velocity = {"velocity_fn": describe_callable(self.c_fn)}
+        else:
+            import hashlib
+
+            velocity = {"velocity_array": list(self.c_array.shape),
+                        "velocity_sha": hashlib.sha256(np.ascontiguousarray(self.c_array).tobytes()).hexdigest()[:16]}
+        return {"omega": self.omega, **velocity, "source_center": list(self.center), "source_width": self.width,
+                "pml_width": self.pml_width, "pml_strength": self.pml_strength}
+
+    @property
+    def default_reference_resolution(self) -> int:
+        return self.c_array.shape[0] if self.c_array is not None else self.default_resolution
+
+    def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
+        if resolution is None:
+            resolution = self.default_reference_resolution
+        return super().reference(resolution, cache=cache)
+
+    def _velocity_grid(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        if self.c_array is not None:
+            return self.c_array
+        pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
+        return self.speed_values(pts).numpy().reshape(X.shape)
+
+    def _compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation.fd.helmholtz import helmholtz_2d
+
+        if self.c_array is not None and self.c_array.shape != (resolution, resolution):
+            m = self.c_array.shape[0]
+            raise ValueError(f"the velocity array has shape {self.c_array.shape}, which does not match the reference "
+                             f"grid ({resolution}, {resolution}); use resolution={m} (the array's own grid).")
+        side = min(hi - lo for lo, hi in self.domain)
+        h = side / (resolution - 1)
+        if h * MIN_POINTS_PER_WIDTH > self.width:
+            need = math.ceil(side * MIN_POINTS_PER_WIDTH / self.width) + 1
+            raise ValueError(f"reference(resolution={resolution}) has h = {h:.4g}, coarser than the source width "
+                             f"{self.width:g}: the Gaussian source is not resolved. Use resolution >= {need}.")
+        x = np.linspace(self.domain[0][0], self.domain[0][1], resolution)
+        y = np.linspace(self.domain[1][0], self.domain[1][1], resolution)
+        X, Y = np.meshgrid(x, y, indexing="ij")
+        f = self.source(torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))).numpy().reshape(X.shape)
+        try:
+            sol = helmholtz_2d(f, omega=self.omega, c=self._velocity_grid(X, Y), bounds=self.domain,
+                               n=(resolution, resolution), pml_width=self.pml_width, pml_strength=self.pml_strength)
+        except ValueError as err:
+            raise _resolution_error(err, resolution, side) from err
+        u = sol.fields["u"]
+        mask = np.asarray(physical_mask(X, Y, self.domain, self.pml_width))
+        return ReferenceField(problem=self.name, params=self.reference_params(resolution), coords=sol.coords,
+                              fields={"u_real": np.ascontiguousarray(u.real), "u_imag": np.ascontiguousarray(u.imag)},
+                              solver=sol.solver, order=sol.order, spacing=sol.spacing, mask=mask,
+                              attrs={"points_per_wavelength": 2 * math.pi * self.c_min / self.omega / h})
+
+    # ----- figures ----------------------------------------------------------------------
+    def figures(self, net, ref: ReferenceField, out_dir) -> list[Path]:
+        """Real part, imaginary part and magnitude (columns) of the prediction, the FD
+        reference and the error (rows), with the physical region outlined, written to
+        ``out_dir/<name>_fields.png``; the velocity model to ``out_dir/<name>_velocity.png``.
+        Returns the paths written."""
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        pred = self.predict(net, ref)
+        p = pred["u_real"] + 1j * pred["u_imag"]
+        r = ref.fields["u_real"] + 1j * ref.fields["u_imag"]
+        x, y = ref.coords["x"], ref.coords["y"]
+        extent = (x[0], x[-1], y[0], y[-1])
+        mask = ref.mask if ref.mask is not None else np.ones(r.shape, bool)
+        vmax = float(np.abs(r[mask]).max())
+        parts = (("real", np.real), ("imaginary", np.imag), ("magnitude", np.abs))
+        (px0, px1), (py0, py1) = self.physical
+        fig = Figure(figsize=(12.5, 11), layout="constrained")
+        axes = fig.subplots(3, 3)
+        for j, (label, part) in enumerate(parts):
+            lo = 0.0 if label == "magnitude" else -vmax
+            err = np.abs(part(p) - part(r))
+            emax = float(err[mask].max()) or 1.0
+            rows = (("prediction", part(p), "RdBu_r" if lo < 0 else "viridis", lo, vmax),
+                    ("reference (FD)", part(r), "RdBu_r" if lo < 0 else "viridis", lo, vmax),
+                    ("|error|", err, "magma", 0.0, emax))
+            for i, (title, data, cmap, vmin, vmax_) in enumerate(rows):
+                ax = axes[i, j]
+                im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax_)
+                ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="k"))
+                ax.set_title(f"{title}: {label}")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                fig.colorbar(im, ax=ax, shrink=0.85)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fields_path = out_dir / f"{self.name}_fields.png"
+        fig.savefig(fields_path, dpi=100)
+
+        X, Y = np.meshgrid(x, y, indexing="ij")
+        c = self._velocity_grid(X, Y) if self.c_array is None or self.c_array.shape == X.shape else \
+            self.speed_values(torch.from_numpy(np.stack([X.ravel(), Y.ravel()], 1))).numpy().reshape(X.shape)
+        fig = Figure(figsize=(5.2, 4.4), layout="constrained")
+        ax = fig.subplots()
+        im = ax.imshow(np.asarray(c).T, origin="lower", extent=extent, cmap="cividis")
+        ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="w"))
+        ax.plot(*self.center, "r*", ms=10)
+        ax.set_title(f"velocity c(x, y), omega = {self.omega:g}")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        fig.colorbar(im, ax=ax, label="c")
+        velocity_path = out_dir / f"{self.name}_velocity.png"
+        fig.savefig(velocity_path, dpi=100)
+        return [fields_path, velocity_path]
