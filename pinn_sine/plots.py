@@ -55,12 +55,7 @@ def field_comparison(pred: dict[str, np.ndarray], ref: ReferenceField, path: str
             ax.set_title(f"{name}: {label}")
             if data.ndim == 2:
                 fig.colorbar(im, ax=ax, shrink=0.8)
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_figure(fig, path, title=title)
 
 
 def loss_curves(history: list[dict], path: str | Path, *, title: str = "") -> Path:
@@ -122,6 +117,11 @@ def loss_curves(history: list[dict], path: str | Path, *, title: str = "") -> Pa
         ax.set_title("causal weights")
         ax.grid(False)
         fig.colorbar(im, ax=ax)
+    return save_figure(fig, path, title=title)
+
+
+def save_figure(fig: Figure, path: str | Path, *, title: str = "") -> Path:
+    """Give ``fig`` its title and write it to ``path`` (folders created), 110 dpi."""
     if title:
         fig.suptitle(title)
     path = Path(path)

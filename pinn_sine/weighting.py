@@ -22,21 +22,13 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-
-def _finite_positive(name: str, value, fix: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be > 0 and finite, got {name}={value!r}; {fix}")
-    return v
+from ._checks import positive
 
 
 def _check_weights(weights: Mapping[str, float], what: str) -> dict[str, float]:
     out = {}
     for k, v in dict(weights).items():
-        out[str(k)] = _finite_positive(f"{what}[{k!r}]", v, "weights are positive floats, e.g. {'boundary': 10.0}.")
+        out[str(k)] = positive(f"{what}[{k!r}]", v, "weights are positive floats, e.g. {'boundary': 10.0}.")
     return out
 
 
@@ -214,7 +206,7 @@ class CausalWeights:
     """
 
     def __init__(self, eps: float = 1.0, chunks: int = 32, *, term: str = "pde", time: str = "t"):
-        self.eps = _finite_positive("eps", eps, "use e.g. eps=1.0 (larger enforces causality more strictly).")
+        self.eps = positive("eps", eps, "use e.g. eps=1.0 (larger enforces causality more strictly).")
         if not (isinstance(chunks, int) and chunks >= 2):
             raise ValueError(f"chunks must be an integer >= 2, got {chunks!r}; use e.g. chunks=32.")
         self.chunks = chunks

@@ -106,12 +106,18 @@ class Problem:
         hash of the parameters (the same parameters reuse the file)."""
         from ..validation.store import cached_reference
 
-        resolution = self.default_resolution if resolution is None else int(resolution)
+        resolution = self.default_reference_resolution if resolution is None else int(resolution)
         if resolution < 3:
             raise ValueError(f"resolution must be >= 3, got {resolution}.")
         params = dict(self.params(), resolution=resolution)
         cacheable = cache and not _has_uncacheable(params)
         return cached_reference(self.name, params, lambda: self._compute_reference(resolution), cache=cacheable)
+
+    @property
+    def default_reference_resolution(self) -> int:
+        """The resolution ``reference()`` uses when given none (data-defined grids, such
+        as an image's pixels or a velocity array, override it)."""
+        return self.default_resolution
 
     def predict(self, net: nn.Module, ref: ReferenceField) -> dict[str, np.ndarray]:
         """The network's fields on ``ref``'s grid, as ``evaluate`` compares them. Problems

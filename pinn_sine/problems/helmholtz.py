@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._checks import positive
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.fd.pml import physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
@@ -39,16 +40,6 @@ INCLUSIONS = {"square": 0.3, "circle": 0.1}  # half side, radius
 DEFAULT_EDGE = 0.02
 #: the least grid points per source width the point-source reference accepts
 MIN_POINTS_PER_WIDTH = 1.0
-
-
-def _positive(name: str, value, fix: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be > 0, got {name}={value!r}; {fix}")
-    return v
 
 
 def _grid_points(bounds, n: int = 65) -> Tensor:
@@ -124,13 +115,13 @@ class Helmholtz2D(Problem):
         self.bounds = sampling.check_bounds(bounds)
         if len(self.bounds) != 2:
             raise ValueError(f"Helmholtz2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
-        self.k = _positive("k", k, "the wavenumber must be positive, e.g. k=1.0.")
+        self.k = positive("k", k, "the wavenumber must be positive, e.g. k=1.0.")
         if u is not None and (a1 is not None or a2 is not None):
             raise ValueError(f"a1={a1!r}, a2={a2!r} define the default solution sin(a1 pi x) sin(a2 pi y); "
                              "they cannot be combined with a user solution u. Pass either u or a1/a2.")
         if u is None:
-            self.a1 = _positive("a1", 1.0 if a1 is None else a1, "use e.g. a1=1.0.")
-            self.a2 = _positive("a2", 4.0 if a2 is None else a2, "use e.g. a2=4.0.")
+            self.a1 = positive("a1", 1.0 if a1 is None else a1, "use e.g. a1=1.0.")
+            self.a2 = positive("a2", 4.0 if a2 is None else a2, "use e.g. a2=4.0.")
             a1v, a2v = self.a1, self.a2
 
             def default_solution(x: Tensor, y: Tensor) -> Tensor:
@@ -307,10 +298,10 @@ class HelmholtzPointSource(Problem):
                  source_center=(0.0, 0.0), source_width: float = 0.05, pml_width: float = 0.5,
                  pml_strength: float = 5.0, sampler: str = "uniform", boundary_fraction: float = 0.25,
                  source_fraction: float = 0.05, source_radius: float = 3.0):
-        self.omega = _positive("omega", omega, "the angular frequency must be positive, e.g. omega=10.0.")
-        self.width = _positive("source_width", source_width, "use e.g. source_width=0.05.")
+        self.omega = positive("omega", omega, "the angular frequency must be positive, e.g. omega=10.0.")
+        self.width = positive("source_width", source_width, "use e.g. source_width=0.05.")
         side = min(hi - lo for lo, hi in self.domain)
-        self.pml_width = _positive("pml_width", pml_width, "use e.g. pml_width=0.5.")
+        self.pml_width = positive("pml_width", pml_width, "use e.g. pml_width=0.5.")
         if not 2 * self.pml_width < side:
             raise ValueError(f"pml_width={pml_width!r} leaves no physical region: the domain [-1, 1]^2 has side "
                              f"{side:g} and the layer covers pml_width on each side; use pml_width < {side / 2:g}, "
@@ -344,7 +335,7 @@ class HelmholtzPointSource(Problem):
             raise ValueError(f"source_fraction must be in [0, 1) (the share of interior points near the source), "
                              f"got {source_fraction!r}; use e.g. 0.2.")
         self.source_fraction = float(source_fraction)
-        self.source_radius = _positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
+        self.source_radius = positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
         self._init_velocity(velocity, velocity_edge)
         self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y"), first=("x", "y")),
                             "boundary": DerivativeSpec()}
@@ -375,7 +366,7 @@ class HelmholtzPointSource(Problem):
             if velocity == "uniform":
                 self.c = 1.0
         elif isinstance(velocity, (int, float)) and not isinstance(velocity, bool):
-            self.c = _positive("velocity", velocity, "the wave speed must be positive, e.g. velocity=1.0.")
+            self.c = positive("velocity", velocity, "the wave speed must be positive, e.g. velocity=1.0.")
         elif callable(velocity):
             self.c_fn = velocity
         else:
@@ -527,11 +518,6 @@ class HelmholtzPointSource(Problem):
     @property
     def default_reference_resolution(self) -> int:
         return self.c_array.shape[0] if self.c_array is not None else self.default_resolution
-
-    def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
-        if resolution is None:
-            resolution = self.default_reference_resolution
-        return super().reference(resolution, cache=cache)
 
     def _velocity_grid(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         if self.c_array is not None:

@@ -235,8 +235,3 @@ class Poisson2D(Problem):
     @property
     def default_reference_resolution(self) -> int:
         return self.image.shape[0] if self.image is not None else self.default_resolution
-
-    def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
-        if resolution is None:
-            resolution = self.default_reference_resolution
-        return super().reference(resolution, cache=cache)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._checks import positive
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.reference import ReferenceField
 from .base import Problem, describe_callable
@@ -34,16 +35,6 @@ from .base import Problem, describe_callable
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
 DEFAULT_MODES = ((1, 1.0), (4, 0.5))
-
-
-def _positive(name: str, value, fix: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be > 0, got {name}={value!r}; {fix}")
-    return v
 
 
 def _fraction(name: str, value) -> float:
@@ -161,9 +152,9 @@ class Wave1D(_WaveProblem):
                  t_max: float = 1.0, time_resolution: int = 201, fd_refine: int = 4, sampler: str = "uniform",
                  initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
                  curriculum_end: float | None = None, curriculum_t0: float = 0.1):
-        self.c = _positive("c", c, "the wave speed must be positive, e.g. c=2.0.")
-        self.length = _positive("length", length, "use e.g. length=1.0.")
-        self.t_max = _positive("t_max", t_max, "use e.g. t_max=1.0.")
+        self.c = positive("c", c, "the wave speed must be positive, e.g. c=2.0.")
+        self.length = positive("length", length, "use e.g. length=1.0.")
+        self.t_max = positive("t_max", t_max, "use e.g. t_max=1.0.")
         self.modes = self._check_modes(modes)
         if not (isinstance(time_resolution, int) and time_resolution >= 2):
             raise ValueError(f"time_resolution must be an integer >= 2, got {time_resolution!r}; use e.g. 201.")
@@ -348,8 +339,8 @@ class Wave2D(_WaveProblem):
                  sampler: str = "uniform", initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
                  pulse_fraction: float = 0.25, pulse_radius: float = 3.0, curriculum_end: float | None = None,
                  curriculum_t0: float = 0.1):
-        self.t_max = _positive("t_max", t_max, "use e.g. t_max=0.4.")
-        self.width = _positive("source_width", source_width, "use e.g. source_width=0.05.")
+        self.t_max = positive("t_max", t_max, "use e.g. t_max=0.4.")
+        self.width = positive("source_width", source_width, "use e.g. source_width=0.05.")
         if boundary not in BOUNDARIES:
             raise ValueError(f'Invalid boundary "{boundary}". Must be one of {list(BOUNDARIES)}.')
         self.boundary = boundary
@@ -385,7 +376,7 @@ class Wave2D(_WaveProblem):
             self.c_ref = float(values.max())
         else:
             self.c_fn = None
-            self.c = _positive("c", c, "the wave speed must be positive, e.g. c=1.0.")
+            self.c = positive("c", c, "the wave speed must be positive, e.g. c=1.0.")
             self.c_ref = self.c
         times = np.linspace(0.0, self.t_max, 5) if snapshot_times is None else snapshot_times
         self.snapshot_times = self._check_times(times, "snapshot_times")
@@ -393,7 +384,7 @@ class Wave2D(_WaveProblem):
             raise ValueError(f"fd_refine must be an integer >= 1, got {fd_refine!r}; use e.g. 4.")
         self.fd_refine = fd_refine
         self.pulse_fraction = _fraction("pulse_fraction", pulse_fraction)
-        self.pulse_radius = _positive("pulse_radius", pulse_radius, "use e.g. pulse_radius=3.0 (in widths).")
+        self.pulse_radius = positive("pulse_radius", pulse_radius, "use e.g. pulse_radius=3.0 (in widths).")
         self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
         boundary_spec = DerivativeSpec(first=("t", "x", "y")) if boundary == "absorbing" else DerivativeSpec()
         self.derivatives = {"interior": DerivativeSpec.laplacian(("t", "x", "y")),
