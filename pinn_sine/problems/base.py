@@ -148,6 +148,21 @@ def describe_callable(fn) -> str | None:
     return f"{getattr(fn, '__qualname__', type(fn).__name__)}:{hashlib.sha256(src.encode()).hexdigest()[:16]}"
 
 
+def exact_laplacian(u_fn, x: Tensor) -> Tensor:
+    """Laplacian of a manufactured solution u_fn(x, y) at x (n, 2) -> (n, 1), by autograd.
+
+    This is problem data (a source term), not a derivative of the network: problems
+    compute it in ``sample()``, outside the (possibly compiled) loss, since double
+    backward cannot be compiled.
+    """
+    with torch.enable_grad():
+        x = x.detach().clone().requires_grad_(True)
+        u = u_fn(x[:, 0], x[:, 1]).sum()
+        (g,) = torch.autograd.grad(u, x, create_graph=True)
+        lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
+    return lap.detach().reshape(-1, 1)
+
+
 def _has_uncacheable(params: dict) -> bool:
     return any(v is None and k.endswith("_fn") for k, v in params.items())
 

@@ -29,7 +29,7 @@ from .._checks import positive
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.fd.pml import physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable
+from .base import Problem, describe_callable, exact_laplacian
 
 #: the named velocity models of the SIREN code (dataio.SingleHelmholtzSource):
 #: c = 1 outside, c = 2 inside the square |x|, |y| < 0.3 or the disc r < 0.1
@@ -146,7 +146,7 @@ class Helmholtz2D(Problem):
         if not (math.isfinite(u2) and u2 > 0):
             raise ValueError(f"the exact solution has mean square {u2:g} over the domain; give a nonzero, "
                              "finite u(x, y).")
-        lap2 = float((self._laplacian(pts) ** 2).mean())
+        lap2 = float((exact_laplacian(self.u_fn, pts) ** 2).mean())
         self._u2 = u2
         self._pde_scale = lap2 + self.k ** 4 * u2
 
@@ -154,19 +154,9 @@ class Helmholtz2D(Problem):
     def exact(self, x: Tensor) -> Tensor:
         return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
 
-    @torch.compiler.disable
-    def _laplacian(self, x: Tensor) -> Tensor:
-        """Lap u of the exact solution at x (n, 2) -> (n, 1), by autograd (problem data)."""
-        with torch.enable_grad():
-            x = x.detach().clone().requires_grad_(True)
-            u = self.u_fn(x[:, 0], x[:, 1]).sum()
-            (g,) = torch.autograd.grad(u, x, create_graph=True)
-            lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
-        return lap.detach().reshape(-1, 1)
-
     def source(self, x: Tensor) -> Tensor:
         """f = Lap u + k^2 u at x (n, 2) -> (n, 1)."""
-        return self._laplacian(x) + self.k ** 2 * self.exact(x).detach()
+        return exact_laplacian(self.u_fn, x) + self.k ** 2 * self.exact(x).detach()
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         n_b = max(1, int(round(self.boundary_fraction * n)))

@@ -12,7 +12,7 @@ from .. import sampling
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable
+from .base import Problem, describe_callable, exact_laplacian
 
 SUPERVISIONS = ("laplacian", "gradient")
 
@@ -110,17 +110,9 @@ class Poisson2D(Problem):
         return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
 
     def source(self, x: Tensor) -> Tensor:
-        """f = Laplacian(u) at x (n, 2) -> (n, 1), by autograd of the exact solution.
-
-        This is problem data, not a derivative of the network: :meth:`sample` computes it
-        with the points, outside the (possibly compiled) loss, since double backward
-        cannot be compiled."""
-        with torch.enable_grad():
-            x = x.detach().clone().requires_grad_(True)
-            u = self.u_fn(x[:, 0], x[:, 1]).sum()
-            (g,) = torch.autograd.grad(u, x, create_graph=True)
-            lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
-        return lap.detach().reshape(-1, 1)
+        """f = Laplacian(u) at x (n, 2) -> (n, 1), from the exact solution
+        (:func:`~pinn_sine.problems.base.exact_laplacian`)."""
+        return exact_laplacian(self.u_fn, x)
 
     def _node_index(self, x: Tensor) -> tuple[Tensor, Tensor]:
         n = self.image.shape[0]
