@@ -10,3 +10,35 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.mktemp("pinn_sine_cache")
     monkeypatch.setenv("PINN_SINE_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small nets on a shared, loaded CPU run an order of
+    magnitude faster on one thread than with two contending."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def interrupted_poisson():
+    """A Poisson2D class whose sampler raises KeyboardInterrupt (a killed job) on the
+    draw after ``stop_after`` draws: ``interrupted_poisson(stop_after=30)``."""
+    from pinn_sine.problems import Poisson2D
+
+    class InterruptedPoisson(Poisson2D):
+        def __init__(self, stop_after):
+            super().__init__()
+            self.stop_after, self.calls = stop_after, 0
+
+        def sample(self, n, generator, *, progress=1.0):
+            self.calls += 1
+            if self.calls > self.stop_after:
+                raise KeyboardInterrupt
+            return super().sample(n, generator, progress=progress)
+
+    return InterruptedPoisson

@@ -297,18 +297,13 @@ def test_too_few_points_per_wavelength_names_the_resolution():
 
 
 # ----- training ----------------------------------------------------------------------------
-def test_short_helmholtz2d_training_reduces_error():
+def test_short_helmholtz2d_training_reduces_error(one_thread):
     problem = Helmholtz2D()
     ref = problem.reference(resolution=65)
     net = MLP(2, 1, 32, 2, activation=Sine(), first_omega=problem.default_first_omega, seed=0)
     start = evaluate(net, ref)["rel_l2"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny net: extra threads only contend on a shared machine
-    try:
-        res = train(problem, net, steps=300, lr=2e-3, batch=256, seed=0, reference=ref, eval_every=300,
-                    log_every=10, progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    res = train(problem, net, steps=300, lr=2e-3, batch=256, seed=0, reference=ref, eval_every=300,
+                log_every=10, progress=False)
     first, last = res.history[0]["loss"], res.history[-1]["loss"]
     # Measured (CPU, 1 thread, ~2 s): loss 0.986 -> 0.0047, rel L2 1.03 -> 0.261 (seeds 1, 2:
     # 0.249, 0.272).

@@ -229,15 +229,6 @@ def test_figures(tmp_path):
 
 
 # ----- a short training run -----------------------------------------------------------------
-@pytest.fixture
-def one_thread():
-    # Small nets on a shared, loaded CPU run an order of magnitude faster on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_short_training_run_inpaints_a_camera_crop(one_thread):
     crop = data.camera()[100:196, 200:296]

@@ -30,24 +30,6 @@ def _rows(result):
     return [{k: v for k, v in row.items() if k != "time"} for row in result.history]
 
 
-class _Stop(Exception):
-    pass
-
-
-class _InterruptedPoisson(Poisson2D):
-    """Poisson2D whose sampler fails after ``stop_after`` steps (a killed job)."""
-
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def sample(self, n, generator, *, progress=1.0):
-        self.calls += 1
-        if self.calls > self.stop_after:
-            raise _Stop
-        return super().sample(n, generator, progress=progress)
-
-
 class _NanPoisson(Poisson2D):
     """Poisson2D whose "pde" term turns NaN at step ``nan_step`` (0-based); it records
     the checkpoint file's bytes at that moment."""
@@ -103,14 +85,14 @@ def test_same_seed_same_history():
     assert _rows(rc) != _rows(ra)  # the seed drives the sampler
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+def test_resume_equals_uninterrupted(tmp_path, interrupted_poisson):
     kw = dict(steps=60, batch=64, lr=1e-2, seed=0, progress=False, log_every=10)
     full = _small_net()
     r_full = train(Poisson2D(), full, **kw)
 
     ck = tmp_path / "ck.pt"
-    with pytest.raises(_Stop):
-        train(_InterruptedPoisson(stop_after=45), _small_net(), checkpoint=ck, checkpoint_every=30, **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted_poisson(stop_after=45), _small_net(), checkpoint=ck, checkpoint_every=30, **kw)
     assert load_checkpoint(ck)["step"] == 30  # the last checkpoint before the interruption
 
     resumed = _small_net(seed=9)  # a different init: everything must come from the checkpoint

@@ -37,18 +37,6 @@ class _LoudBoundary(Poisson2D):
         return out
 
 
-class _Interrupted(Poisson2D):
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def sample(self, n, generator, *, progress=1.0):
-        self.calls += 1
-        if self.calls > self.stop_after:
-            raise KeyboardInterrupt
-        return super().sample(n, generator, progress=progress)
-
-
 # ----- fixed weights ------------------------------------------------------------------------
 def test_fixed_weights_object_equals_dict_and_is_logged():
     kw = dict(steps=3, batch=32, seed=0, progress=False, log_every=1)
@@ -109,13 +97,13 @@ def test_gradnorm_gives_the_larger_gradient_the_smaller_weight():
         + result.history[0]["w_boundary"] * result.history[0]["boundary"], rel=1e-9)
 
 
-def test_resume_continues_with_the_same_adaptive_weights(tmp_path):
+def test_resume_continues_with_the_same_adaptive_weights(tmp_path, interrupted_poisson):
     kw = dict(steps=40, batch=64, lr=1e-2, seed=0, progress=False, log_every=5)
     full = _net()
     r_full = train(Poisson2D(), full, weights=GradNormWeights(update_every=7, alpha=0.9), **kw)
     ck = tmp_path / "ck.pt"
     with pytest.raises(KeyboardInterrupt):
-        train(_Interrupted(stop_after=33), _net(), weights=GradNormWeights(update_every=7, alpha=0.9),
+        train(interrupted_poisson(stop_after=33), _net(), weights=GradNormWeights(update_every=7, alpha=0.9),
               checkpoint=ck, checkpoint_every=20, **kw)
     saved = load_checkpoint(ck)
     assert saved["step"] == 20 and saved["meta"]["weighting"]["updates"] == 3  # steps 0, 7, 14
@@ -211,14 +199,14 @@ def test_rad_concentrates_points_where_the_residual_is_large():
     assert 0.3 < share[1.0] < share[2.0]
 
 
-def test_rad_in_training_resumes_exactly(tmp_path):
+def test_rad_in_training_resumes_exactly(tmp_path, interrupted_poisson):
     kw = dict(steps=30, batch=64, lr=1e-2, seed=0, progress=False, log_every=5, resample_every=3)
     full = _net()
     r_full = train(Poisson2D(), full, adaptive=RADSampler(pool=512, refresh_every=10), **kw)
     ck = tmp_path / "ck.pt"
     with pytest.raises(KeyboardInterrupt):
         # draws: batches at steps 0, 3, 6, 9, 12, 15; pools at 0, 10: the 8th (step 15) fails
-        train(_Interrupted(stop_after=7), _net(), adaptive=RADSampler(pool=512, refresh_every=10),
+        train(interrupted_poisson(stop_after=7), _net(), adaptive=RADSampler(pool=512, refresh_every=10),
               checkpoint=ck, checkpoint_every=10, **kw)
     # step 10 redraws the pool but not the batch: the checkpoint's points carry over
     assert load_checkpoint(ck)["step"] == 10
@@ -249,8 +237,8 @@ def test_aligned_entries_found_by_length_and_ambiguity_raises():
 
 
 # ----- sampling modes and the figure ----------------------------------------------------------
-def test_fixed_points_are_drawn_once():
-    problem = _Interrupted(stop_after=1)  # a second draw would raise
+def test_fixed_points_are_drawn_once(interrupted_poisson):
+    problem = interrupted_poisson(stop_after=1)  # a second draw would raise
     result = train(problem, _net(), steps=5, batch=32, seed=0, progress=False, resample_every="fixed", log_every=5)
     assert problem.calls == 1 and len(result.history) == 1
     with pytest.raises(ValueError, match='resample_every must be an integer >= 1 or "fixed"'):
