@@ -15,16 +15,9 @@ import numpy as np
 import torch
 
 from pinn_sine import evaluate, train
-from pinn_sine.nets import ACTIVATIONS, MLP
+from pinn_sine.compare import build_net
 from pinn_sine.problems import Poisson2D
 from pinn_sine.validation import predict
-
-def build(name: str, problem, width: int, depth: int, seed: int) -> MLP:
-    """The activation's defaults; Sine/Finer get the problem's first-layer omega."""
-    act = ACTIVATIONS[name]()
-    first = problem.default_first_omega if act.sine_init and hasattr(act, "omega") else None
-    return MLP(problem.in_dim, problem.out_dim, width, depth, activation=act, first_omega=first, seed=seed)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,7 +48,7 @@ def main() -> None:
           "| Adam step median [ms] |")
     print("|---|---|---|---|---|---|---|")
     for name in args.activations.split(","):
-        net = build(name, problem, args.width, args.depth, args.seed)
+        net = build_net(problem, name, width=args.width, depth=args.depth, seed=args.seed)
         res = train(problem, net, steps=args.steps, lr=args.lr, batch=args.batch, seed=args.seed,
                     lbfgs_steps=args.lbfgs_steps, lbfgs_batch=args.lbfgs_batch, reference=ref, eval_every=max(args.steps, 1),
                     progress=args.progress)
