@@ -26,11 +26,14 @@ ACTIVATIONS = {
 def _specs(names):
     return {
         "laplacian": DerivativeSpec.laplacian(names),
+        "diagonal": DerivativeSpec(second=tuple((n, n) for n in names)),
         "hessian": DerivativeSpec.hessian(names),
         "first-only": DerivativeSpec(first=names),
         # a first derivative that no pair needs, one off-diagonal pair given in reverse
         # order, one diagonal pair
         "mixed": DerivativeSpec(first=(names[0],), second=((names[-1], names[1]), (names[1], names[1]))),
+        # a Laplacian over a subset beside a pair (Wave2D's u_tt - c^2 (u_xx + u_yy))
+        "pair+partial-laplacian": DerivativeSpec(second=((names[0], names[0]),), laplacians=(names[1:],)),
     }
 
 
@@ -60,6 +63,9 @@ def _quantities(jet: Jet, spec: DerivativeSpec):
     for a, b in spec.pairs():
         out[f"d{a}d{b}"] = jet.d2(a, b)
         out[f"d{b}d{a}"] = jet.d2(b, a)
+    for group in spec.laplacian_groups():
+        out[f"lap{group}"] = jet.laplacian(group)
+        out[f"lap{group[::-1]}"] = jet.laplacian(group[::-1])
     return out
 
 
@@ -70,7 +76,7 @@ def _assert_close(a, b, what):
 
 CASES = [(act, fourier, in_dim, spec)
          for act in ACTIVATIONS for fourier in (False, True) for in_dim in (2, 3)
-         for spec in ("laplacian", "hessian", "first-only", "mixed")]
+         for spec in ("laplacian", "diagonal", "hessian", "first-only", "mixed", "pair+partial-laplacian")]
 
 
 @pytest.mark.parametrize("act_name, fourier, in_dim, spec_name", CASES)
@@ -88,10 +94,11 @@ def test_jet_equals_autograd(act_name, fourier, in_dim, spec_name):
     for k in q_ref:
         assert q_jet[k].shape == (x.shape[0], net.out_dim), k
         _assert_close(q_jet[k], q_ref[k], f"{act_name} fourier={fourier} {spec_name}: {k}")
-    if act_name == "relu" and not fourier and spec.pairs():
+    if act_name == "relu" and not fourier:
         # The baseline's point: a ReLU network has no curvature (a Fourier encoding
         # in front of it does).
-        assert all(float(q_jet[f"d{a}d{b}"].detach().abs().max()) == 0 for a, b in spec.pairs())
+        second = [v for k, v in q_jet.items() if k.startswith("lap") or k.count("d") == 2]
+        assert all(float(v.detach().abs().max()) == 0 for v in second)
 
     # Training backpropagates through the jet: the weight gradients of a loss built
     # from it must equal those through the autograd engine (double backward).
@@ -117,7 +124,8 @@ def test_metasin_jet_matches_eager_default_jet():
     z = torch.randn(7, C, generator=g, dtype=torch.float64)
     dz = torch.randn(3, 7, C, generator=g, dtype=torch.float64)
     d2z = torch.randn(3, 7, C, generator=g, dtype=torch.float64)
-    pairs = ((0, 0), (0, 2), (1, 1))
+    d2z = torch.randn(4, 7, C, generator=g, dtype=torch.float64)
+    pairs = ((0, 0), (0, 2), (1, 1), ((0, 0), (2, 2)))  # the last stream is a Laplacian
     for d2 in (d2z, None):
         got = act.jet(z, dz, d2, pairs)
         want = super(MetaSin, act).jet(z, dz, d2, pairs)  # Activation.jet on derivatives()
@@ -127,34 +135,39 @@ def test_metasin_jet_matches_eager_default_jet():
     assert d2u is None
 
 
-def _gradcheck_inputs(n_pairs, seed=0, n=4, C=3, K=2, m=2):
-    g = torch.Generator().manual_seed(seed)
+TERMS = {
+    "diag+offdiag": (((0, 0),), ((0, 1),)),
+    "offdiag-reversed": (((1, 0),),),
+    "laplacian+pair": (((0, 0), (1, 1)), ((0, 1),)),
+    "no-terms": (),
+}
+
+
+@pytest.mark.parametrize("terms", TERMS.values(), ids=TERMS.keys())
+@pytest.mark.parametrize("with_d2z", [True, False], ids=["d2z", "first-layer"])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+def test_metasin_jet_gradcheck(terms, with_d2z, with_bias):
+    """The stacked MetaSin node (recomputing backward) against finite differences, for
+    the slabs, the bias and the parameters c0, c, f, p."""
+    g = torch.Generator().manual_seed(0)
+    n, C, K, m = 4, 3, 2, 2
 
     def r(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
-    z = r(n, C)
-    z = torch.where(z.abs() < 0.1, z.sign() * 0.3 + z, z)  # away from ReLU's kink
-    return [t.requires_grad_(True) for t in
-            (z, r(m, n, C), r(n_pairs, n, C), r(C), r(C, K), r(C, K).abs() + 0.5, r(C, K))]
+    S = 1 + m + (len(terms) if with_d2z else 0)
+    Z = r(S, n, C)
+    Z[0] = torch.where(Z[0].abs() < 0.3, Z[0].sign() * 0.5 + Z[0], Z[0])  # away from ReLU's kink
+    inputs = [Z, r(C) * 0.05, r(C), r(C, K), r(C, K).abs() + 0.5, r(C, K)]
+    if not with_bias:
+        inputs.pop(1)
+    inputs = [t.requires_grad_(True) for t in inputs]
 
-
-@pytest.mark.parametrize("pairs", [((0, 0), (0, 1)), ((1, 0),), ()],
-                         ids=["diag+offdiag", "offdiag-reversed", "no-pairs"])
-def test_metasin_jet_gradcheck(pairs):
-    a = tuple(p[0] for p in pairs)
-    b = tuple(p[1] for p in pairs)
-    inputs = _gradcheck_inputs(len(pairs))
-    if not pairs:  # no pairs: no second-derivative input, no second-derivative output
-        inputs = inputs[:2] + inputs[3:]
-
-        def fn(z, dz, c0, c, f, p):
-            u, du, d2u = metasin_jet(z, dz, None, c0, c, f, p, a, b)
-            assert d2u is None
-            return u, du
-    else:
-        def fn(z, dz, d2z, c0, c, f, p):
-            return metasin_jet(z, dz, d2z, c0, c, f, p, a, b)
+    def fn(*xs):
+        Z, bias, rest = (xs[0], xs[1], xs[2:]) if with_bias else (xs[0], None, xs[1:])
+        H = metasin_jet(Z, bias, *rest, m, terms)
+        assert H.shape == (1 + m + len(terms), n, C)
+        return H
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-8, rtol=1e-6)
 
@@ -162,8 +175,16 @@ def test_metasin_jet_gradcheck(pairs):
 def test_jet_errors_name_the_missing_derivative():
     net = _net("sine", False, 2, 0)
     jet = forward_jet(net, _points(2, 0), ("x", "y"), DerivativeSpec.laplacian(("x", "y")))
-    with pytest.raises(KeyError, match=r"d2u/dxdy was not requested; requested pairs: \[\('x', 'x'\), \('y', 'y'\)\]"):
+    with pytest.raises(KeyError, match=r"d2u/dxdy was not requested; requested pairs: \[\], "
+                       r"Laplacians \(sums only\): \[\('x', 'y'\)\]"):
         jet.d2("x", "y")
+    with pytest.raises(KeyError, match=r"d2u/dxdx was not requested"):
+        jet.d2("x", "x")  # the Laplacian stream carries only the sum
+    torch.testing.assert_close(jet.laplacian(("y", "x")), jet.laplacian(("x", "y")), rtol=0, atol=0)
+    with pytest.raises(KeyError, match=r"the Laplacian over \('x',\) was not requested"):
+        jet.laplacian(("x",))
+    with pytest.raises(ValueError, match="non-empty tuple of distinct input names"):
+        DerivativeSpec(laplacians=(("x", "x"),))
     jet = forward_jet(net, _points(2, 0), ("x", "y"), DerivativeSpec(first=("x",)))
     with pytest.raises(KeyError, match=r"du/dy was not requested; requested first derivatives: \['x'\]"):
         jet.d("y")
@@ -193,19 +214,18 @@ def test_empty_spec_is_plain_forward():
 @pytest.mark.parametrize("act", [Sine(2.0), Finer(1.5), Tanh()], ids=["sine", "finer", "tanh"])
 @pytest.mark.parametrize("first_layer", [False, True], ids=["with-d2z", "d2z-none"])
 def test_elementwise_jet_gradcheck(act, first_layer):
-    """The one-node jet of the parameter-free activations against finite differences."""
+    """The one-node stacked jet of the parameter-free activations against finite
+    differences: pairs, a Laplacian stream and the fused bias."""
     from pinn_sine.nets.base import elementwise_jet
 
     g = torch.Generator().manual_seed(3)
     n, C, m = 5, 3, 2
-    pairs = ((0, 0), (0, 1), (1, 1))
-    z = torch.randn(n, C, generator=g, dtype=torch.float64, requires_grad=True)
-    dz = torch.randn(m, n, C, generator=g, dtype=torch.float64, requires_grad=True)
-    d2z = None if first_layer else torch.randn(len(pairs), n, C, generator=g, dtype=torch.float64,
-                                               requires_grad=True)
+    terms = (((0, 0),), ((0, 1),), ((0, 0), (1, 1)))
+    S = 1 + m + (0 if first_layer else len(terms))
+    Z = torch.randn(S, n, C, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = (0.1 * torch.randn(C, generator=g, dtype=torch.float64)).requires_grad_(True)
 
-    def fn(*xs):
-        return elementwise_jet(act, xs[0], xs[1], None if first_layer else xs[2], pairs)
+    def fn(Z, bias):
+        return elementwise_jet(act, Z, bias, m, terms)
 
-    inputs = (z, dz) if first_layer else (z, dz, d2z)
-    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6)
+    assert torch.autograd.gradcheck(fn, (Z, bias), eps=1e-6, atol=1e-7, rtol=1e-6)

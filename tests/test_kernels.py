@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from pinn_sine.kernels import ops  # noqa: E402
-from pinn_sine.kernels.native import native_jet, native_value  # noqa: E402
+from pinn_sine.kernels.native import as_terms, flatten_terms, native_jet, native_value, split_jet, stack_jet  # noqa: E402
 from pinn_sine.nets import Finer, MetaSin, Sine, Tanh  # noqa: E402
 from pinn_sine.nets.metasin import metasin_jet  # noqa: E402
 
@@ -127,10 +127,9 @@ class Family:
 
     def native_jet(self, z, dz, d2z, pairs):
         if self.name == "metasin":
-            a, b = tuple(q[0] for q in pairs), tuple(q[1] for q in pairs)
-            d2 = d2z if d2z is not None else z.new_zeros((len(pairs),) + tuple(z.shape))
-            u, du, d2u = metasin_jet(z, dz, d2, *self.params, a, b)
-            return u, du, (d2u if pairs else None)
+            terms, m = as_terms(pairs), dz.shape[0]
+            H = metasin_jet(stack_jet(z, dz, d2z, terms), None, *self.params, m, terms)
+            return split_jet(H, m, terms)
         act = Finer(self.omega) if self.name == "finer" else Sine(self.omega)
         return native_jet(act, z, dz, d2z, pairs)
 
@@ -150,6 +149,9 @@ class Family:
 LAPLACE_2D = ((0, 0), (1, 1))
 MIXED = ((1, 0), (1, 1), (0, 0))          # a > b, a shared slot, out of order
 HESSIAN_3D = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
+# Laplacian streams (terms: several pairs summed into one stream) beside single pairs
+LAP_GROUP_2D = (((0, 0), (1, 1)), (1, 0))
+LAP_GROUP_3D = ((2, 2), ((1, 1), (0, 0), (2, 2)), ((0, 0), (1, 1)))
 
 # (family, n, C, m, pairs, d2z: "given"/"none", layout, dtype, programs of the backward)
 # Odd n, channel counts that are not powers of two (and above one channel block of 64),
@@ -166,6 +168,10 @@ JET_CASES = [
     (Family("sine"), 9, 5, 3, HESSIAN_3D, "none", "expanded", torch.float64, None),
     (Family("finer"), 41, 6, 2, LAPLACE_2D, "given", "transposed", torch.float64, 1),
     (Family("finer"), 7, 66, 1, ((0, 0),), "none", "contiguous", torch.float32, None),
+    (Family("metasin", 4), 21, 9, 2, LAP_GROUP_2D, "given", "strided", torch.float32, 2),
+    (Family("metasin", 2), 6, 5, 3, LAP_GROUP_3D, "none", "expanded", torch.float64, None),
+    (Family("sine"), 33, 10, 3, LAP_GROUP_3D, "given", "transposed", torch.float64, None),
+    (Family("finer"), 15, 7, 2, LAP_GROUP_2D, "none", "contiguous", torch.float32, 1),
 ]
 
 
@@ -312,20 +318,20 @@ def _op_samples(gen):
     fam = Family("metasin", 3)
     fam.make(gen, 5, dt)
     c0, c, f, p = fam.params
-    z, dz, d2z = _jet_inputs(gen, 6, 5, 2, MIXED, "given", "contiguous", dt)
-    a, b = [q[0] for q in MIXED], [q[1] for q in MIXED]
+    z, dz, d2z = _jet_inputs(gen, 6, 5, 2, LAP_GROUP_2D, "given", "contiguous", dt)
+    a, b, q = (list(v) for v in flatten_terms(as_terms(LAP_GROUP_2D)))  # 3 pairs into 2 streams
     g = lambda *s: _randn(gen, *s, dtype=dt)  # noqa: E731
     det = lambda ts: [t.detach() for t in ts]  # noqa: E731
     return [
         (ops.metasin_value_op, (z, c0, c, f, p)),
-        (ops.metasin_jet_op, (z, dz, d2z, c0, c, f, p, a, b)),
-        (ops.metasin_jet_op, (z, dz, None, c0, c, f, p, a, b)),
+        (ops.metasin_jet_op, (z, dz, d2z, c0, c, f, p, a, b, q)),
+        (ops.metasin_jet_op, (z, dz, None, c0, c, f, p, a, b, q)),
         (ops.sine_value_op, (z, 2.5, True)),
-        (ops.sine_jet_op, (z, dz, d2z, 1.5, False, a, b)),
+        (ops.sine_jet_op, (z, dz, d2z, 1.5, False, a, b, q)),
         (ops.metasin_value_backward_op, (g(6, 5), *det((z, c0, c, f, p)))),
-        (ops.metasin_jet_backward_op, (g(6, 5), g(2, 6, 5), g(3, 6, 5), *det((z, dz, d2z, c0, c, f, p)), a, b)),
+        (ops.metasin_jet_backward_op, (g(6, 5), g(2, 6, 5), g(2, 6, 5), *det((z, dz, d2z, c0, c, f, p)), a, b, q)),
         (ops.sine_value_backward_op, (g(6, 5), z.detach(), 2.0, False)),
-        (ops.sine_jet_backward_op, (g(6, 5), g(2, 6, 5), g(3, 6, 5), *det((z, dz)), None, 2.0, True, a, b)),
+        (ops.sine_jet_backward_op, (g(6, 5), g(2, 6, 5), g(2, 6, 5), *det((z, dz)), None, 2.0, True, a, b, q)),
     ]
 
 

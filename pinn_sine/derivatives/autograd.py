@@ -24,11 +24,15 @@ def autograd_jet(net: nn.Module, x: Tensor, names: tuple[str, ...], spec: Deriva
         (g,) = torch.autograd.grad(u[:, o].sum(), x, create_graph=True)
         grads.append(g)
     first = {n: torch.stack([g[:, index[n]] for g in grads], dim=1) for n in spec.directions()}
-    second = {}
-    for a, b in spec.pairs():
-        cols = []
-        for g in grads:
-            (h,) = torch.autograd.grad(g[:, index[a]].sum(), x, create_graph=True)
-            cols.append(h[:, index[b]])
-        second[(a, b)] = torch.stack(cols, dim=1)
-    return Jet(u, first, second)
+    hess_rows = {}  # (output, a) -> d(du/da)/dx, (n, d)
+
+    def d2(o, a, b):
+        if (o, a) not in hess_rows:
+            (hess_rows[(o, a)],) = torch.autograd.grad(grads[o][:, index[a]].sum(), x, create_graph=True)
+        return hess_rows[(o, a)][:, index[b]]
+
+    outs = range(u.shape[1])
+    second = {(a, b): torch.stack([d2(o, a, b) for o in outs], dim=1) for a, b in spec.pairs()}
+    laplacians = {group: torch.stack([sum(d2(o, a, a) for a in group) for o in outs], dim=1)
+                  for group in spec.laplacian_groups()}
+    return Jet(u, first, second, laplacians)

@@ -23,7 +23,7 @@ import os
 from torch import Tensor
 
 from . import ops
-from .native import Pairs, native_jet, native_value
+from .native import Pairs, Terms, as_terms, native_jet, native_jet_stacked, native_value, split_jet, stack_jet
 from .ops import KernelUnavailableError
 
 ENV_VAR = "PINN_SINE_KERNELS"
@@ -77,27 +77,59 @@ def _metasin_params(act, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 def activation_jet(act, z: Tensor, dz: Tensor, d2z: Tensor | None,
                    pairs: Pairs) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Push a jet through ``act`` on the backend :func:`backend_for` picks.
+    """Push an unstacked jet through ``act`` on the backend :func:`backend_for` picks.
 
     Args:
         act: an :class:`~pinn_sine.nets.Activation`.
         z: pre-activations (n, C).
         dz: first derivatives of z, one slice per direction (m, n, C) (any strides,
             e.g. the stride-0 expansion of the first layer's weight columns).
-        d2z: second derivatives (p, n, C), or None when they are zero.
-        pairs: the p pairs (a, b) of direction slots in ``dz``.
+        d2z: second-order streams (p, n, C), or None when they are zero.
+        pairs: the p streams: pairs (a, b) of direction slots in ``dz`` or terms
+            (tuples of pairs whose sum the stream is; :func:`~pinn_sine.kernels.native.as_terms`).
     Returns:
         (u (n, C), du (m, n, C), d2u (p, n, C) or None when ``pairs`` is empty).
     """
-    family = _fused_family(act)
-    if family is None:
+    terms = as_terms(pairs)
+    if _use_native(act, z):
+        return native_jet(act, z, dz, d2z, terms)
+    return _triton_jet(act, z, dz, d2z, terms)
+
+
+def activation_jet_stacked(act, Z: Tensor, bias: Tensor | None, m: int, terms: Terms) -> Tensor:
+    """Push a stacked jet through ``act``: what the derivative engine calls per layer.
+
+    Args:
+        Z: the linear layer's output before its bias, (1 + m [+ p], n, C): value, m
+            first derivatives and, unless they are zero, the p second-order streams.
+        bias: the layer's bias (C,), added to the value slab here, or None.
+        m: the number of first-derivative slabs.
+        terms: the p second-order streams (:func:`~pinn_sine.kernels.native.as_terms`).
+    Returns:
+        H (1 + m + p, n, C).
+
+    The native path is one autograd node in and out. The Triton path runs the fused
+    kernel on views of Z and stacks its three outputs (one copy of H).
+    """
+    if _use_native(act, Z):
+        return native_jet_stacked(act, Z, bias, m, terms)
+    z = Z[0] if bias is None else Z[0] + bias
+    d2z = Z[1 + m:] if Z.shape[0] > 1 + m else None
+    return stack_jet(*_triton_jet(act, z, Z[1:1 + m], d2z, terms), terms)
+
+
+def _use_native(act, z: Tensor) -> bool:
+    """Whether ``act`` runs natively on ``z`` (validating PINN_SINE_KERNELS either way)."""
+    if _fused_family(act) is None:
         requested_backend()
-        return native_jet(act, z, dz, d2z, pairs)
-    if backend_for(z) == "native":
-        return native_jet(act, z, dz, d2z, pairs)
-    if family == "metasin":
-        return ops.metasin_jet_triton(z, dz, d2z, *_metasin_params(act, z), pairs)
-    return ops.sine_jet_triton(z, dz, d2z, act.omega, pairs, finer=family == "finer")
+        return True
+    return backend_for(z) == "native"
+
+
+def _triton_jet(act, z, dz, d2z, terms):
+    if _fused_family(act) == "metasin":
+        return ops.metasin_jet_triton(z, dz, d2z, *_metasin_params(act, z), terms)
+    return ops.sine_jet_triton(z, dz, d2z, act.omega, terms, finer=_fused_family(act) == "finer")
 
 
 def activation_value(act, z: Tensor) -> Tensor:
@@ -119,5 +151,5 @@ def activation_value(act, z: Tensor) -> Tensor:
     return u.reshape(z.shape)
 
 
-__all__ = ["activation_jet", "activation_value", "backend_for", "requested_backend",
+__all__ = ["activation_jet", "activation_jet_stacked", "activation_value", "backend_for", "requested_backend",
            "KernelUnavailableError", "ENV_VAR", "BACKENDS"]

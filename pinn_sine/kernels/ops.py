@@ -4,12 +4,14 @@ Eight operators, each with a fake (meta) implementation so torch.compile and
 torch.export can trace them as opaque nodes:
 
     metasin_value(z, c0, c, f, p) -> u
-    metasin_jet(z, dz, d2z?, c0, c, f, p, a, b) -> (u, du, d2u)
+    metasin_jet(z, dz, d2z?, c0, c, f, p, a, b, q) -> (u, du, d2u)
     sine_value(z, omega, finer) -> u
-    sine_jet(z, dz, d2z?, omega, finer, a, b) -> (u, du, d2u)
+    sine_jet(z, dz, d2z?, omega, finer, a, b, q) -> (u, du, d2u)
 
 and their ``*_backward`` operators. ``finer`` selects FINER's sin(omega (|z|+1) z)
-over SIREN's sin(omega z); (a, b) are the direction slots of each of the P pairs.
+over SIREN's sin(omega z); (a, b) are the direction slots of each pair and q the
+second-order stream it adds to (a stream sums its pairs: one pair, or a Laplacian's
+diagonal; see :func:`pinn_sine.kernels.native.as_terms`).
 
 Gradient orders. The first-order backward of every forward operator is a fused
 Triton kernel (registered with ``register_autograd``). When the backward itself is
@@ -31,7 +33,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .native import Pairs, chain_rule
+from .native import Pairs, Terms, as_terms, chain_rule, flatten_terms, unflatten_terms
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 
@@ -96,7 +98,7 @@ def _empty(like: Tensor, M: int) -> Tensor:
 @torch.library.custom_op("pinn_sine::metasin_value", mutates_args=())
 def metasin_value_op(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> Tensor:
     tj = _kernels_for(z)
-    return tj.jet_forward(tj.METASIN, z, _empty(z, 0), None, (c0, c, f, p), None, (), ())[0]
+    return tj.jet_forward(tj.METASIN, z, _empty(z, 0), None, (c0, c, f, p), None, (), (), ())[0]
 
 
 @metasin_value_op.register_fake
@@ -109,7 +111,7 @@ def metasin_value_backward_op(gu: Tensor, z: Tensor, c0: Tensor, c: Tensor, f: T
                               p: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     tj = _kernels_for(z)
     none = _empty(z, 0)
-    gz, _, _, grads = tj.jet_backward(tj.METASIN, gu, none, none, z, none, None, (c0, c, f, p), None, (), ())
+    gz, _, _, grads = tj.jet_backward(tj.METASIN, gu, none, none, z, none, None, (c0, c, f, p), None, (), (), ())
     return (gz, *grads)
 
 
@@ -121,30 +123,30 @@ def _(gu, z, c0, c, f, p):
 
 @torch.library.custom_op("pinn_sine::metasin_jet", mutates_args=())
 def metasin_jet_op(z: Tensor, dz: Tensor, d2z: Optional[Tensor], c0: Tensor, c: Tensor, f: Tensor,
-                   p: Tensor, a: list[int], b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+                   p: Tensor, a: list[int], b: list[int], q: list[int]) -> tuple[Tensor, Tensor, Tensor]:
     tj = _kernels_for(z)
-    return tj.jet_forward(tj.METASIN, z, dz, d2z, (c0, c, f, p), None, a, b)
+    return tj.jet_forward(tj.METASIN, z, dz, d2z, (c0, c, f, p), None, a, b, q)
 
 
 @metasin_jet_op.register_fake
-def _(z, dz, d2z, c0, c, f, p, a, b):
-    return _jet_fake(z, dz, a)
+def _(z, dz, d2z, c0, c, f, p, a, b, q):
+    return _jet_fake(z, dz, q)
 
 
 @torch.library.custom_op("pinn_sine::metasin_jet_backward", mutates_args=())
 def metasin_jet_backward_op(gu: Tensor, gdu: Tensor, gd2u: Tensor, z: Tensor, dz: Tensor,
                             d2z: Optional[Tensor], c0: Tensor, c: Tensor, f: Tensor, p: Tensor,
-                            a: list[int], b: list[int]
+                            a: list[int], b: list[int], q: list[int]
                             ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(gz, gdz, gd2z, g_c0, g_c, g_f, g_p); gd2z is empty (0,) when d2z is None."""
     tj = _kernels_for(z)
-    gz, gdz, gd2z, grads = tj.jet_backward(tj.METASIN, gu, gdu, gd2u, z, dz, d2z, (c0, c, f, p), None, a, b)
+    gz, gdz, gd2z, grads = tj.jet_backward(tj.METASIN, gu, gdu, gd2u, z, dz, d2z, (c0, c, f, p), None, a, b, q)
     return (gz, gdz, z.new_empty(0) if gd2z is None else gd2z, *grads)
 
 
 @metasin_jet_backward_op.register_fake
-def _(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b):
-    return (*_jet_backward_fake(z, dz, d2z, a), torch.empty_like(c0), torch.empty_like(c),
+def _(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b, q):
+    return (*_jet_backward_fake(z, dz, d2z, q), torch.empty_like(c0), torch.empty_like(c),
             torch.empty_like(f), torch.empty_like(p))
 
 
@@ -159,7 +161,7 @@ def _sine_family(finer: bool) -> int:
 @torch.library.custom_op("pinn_sine::sine_value", mutates_args=())
 def sine_value_op(z: Tensor, omega: float, finer: bool) -> Tensor:
     tj = _kernels_for(z)
-    return tj.jet_forward(_sine_family(finer), z, _empty(z, 0), None, (), omega, (), ())[0]
+    return tj.jet_forward(_sine_family(finer), z, _empty(z, 0), None, (), omega, (), (), ())[0]
 
 
 @sine_value_op.register_fake
@@ -171,7 +173,7 @@ def _(z, omega, finer):
 def sine_value_backward_op(gu: Tensor, z: Tensor, omega: float, finer: bool) -> Tensor:
     tj = _kernels_for(z)
     none = _empty(z, 0)
-    return tj.jet_backward(_sine_family(finer), gu, none, none, z, none, None, (), omega, (), ())[0]
+    return tj.jet_backward(_sine_family(finer), gu, none, none, z, none, None, (), omega, (), (), ())[0]
 
 
 @sine_value_backward_op.register_fake
@@ -181,39 +183,43 @@ def _(gu, z, omega, finer):
 
 @torch.library.custom_op("pinn_sine::sine_jet", mutates_args=())
 def sine_jet_op(z: Tensor, dz: Tensor, d2z: Optional[Tensor], omega: float, finer: bool,
-                a: list[int], b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+                a: list[int], b: list[int], q: list[int]) -> tuple[Tensor, Tensor, Tensor]:
     tj = _kernels_for(z)
-    return tj.jet_forward(_sine_family(finer), z, dz, d2z, (), omega, a, b)
+    return tj.jet_forward(_sine_family(finer), z, dz, d2z, (), omega, a, b, q)
 
 
 @sine_jet_op.register_fake
-def _(z, dz, d2z, omega, finer, a, b):
-    return _jet_fake(z, dz, a)
+def _(z, dz, d2z, omega, finer, a, b, q):
+    return _jet_fake(z, dz, q)
 
 
 @torch.library.custom_op("pinn_sine::sine_jet_backward", mutates_args=())
 def sine_jet_backward_op(gu: Tensor, gdu: Tensor, gd2u: Tensor, z: Tensor, dz: Tensor,
                          d2z: Optional[Tensor], omega: float, finer: bool, a: list[int],
-                         b: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+                         b: list[int], q: list[int]) -> tuple[Tensor, Tensor, Tensor]:
     """(gz, gdz, gd2z); gd2z is empty (0,) when d2z is None."""
     tj = _kernels_for(z)
-    gz, gdz, gd2z, _ = tj.jet_backward(_sine_family(finer), gu, gdu, gd2u, z, dz, d2z, (), omega, a, b)
+    gz, gdz, gd2z, _ = tj.jet_backward(_sine_family(finer), gu, gdu, gd2u, z, dz, d2z, (), omega, a, b, q)
     return gz, gdz, z.new_empty(0) if gd2z is None else gd2z
 
 
 @sine_jet_backward_op.register_fake
-def _(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b):
-    return _jet_backward_fake(z, dz, d2z, a)
+def _(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b, q):
+    return _jet_backward_fake(z, dz, d2z, q)
 
 
-def _jet_fake(z, dz, a):
+def _n_streams(q) -> int:
+    return max(q) + 1 if len(q) else 0
+
+
+def _jet_fake(z, dz, q):
     n, C = z.shape
-    return z.new_empty(n, C), z.new_empty(dz.shape[0], n, C), z.new_empty(len(a), n, C)
+    return z.new_empty(n, C), z.new_empty(dz.shape[0], n, C), z.new_empty(_n_streams(q), n, C)
 
 
-def _jet_backward_fake(z, dz, d2z, a):
+def _jet_backward_fake(z, dz, d2z, q):
     n, C = z.shape
-    gd2z = z.new_empty(0) if d2z is None else z.new_empty(len(a), n, C)
+    gd2z = z.new_empty(0) if d2z is None else z.new_empty(_n_streams(q), n, C)
     return z.new_empty(n, C), z.new_empty(dz.shape[0], n, C), gd2z
 
 
@@ -255,8 +261,6 @@ def _sine_sigmas(omega: float, finer: bool):
     return lambda z: act.derivatives(z, 2)
 
 
-def _pairs(a, b) -> Pairs:
-    return tuple(zip(a, b))
 
 
 def _zeros_if_none(g, like):
@@ -278,21 +282,21 @@ def _backward_metasin_value(ctx, gu):
 
 
 def _setup_metasin_jet(ctx, inputs, output):
-    z, dz, d2z, c0, c, f, p, a, b = inputs
+    z, dz, d2z, c0, c, f, p, a, b, q = inputs
     ctx.save_for_backward(z, dz, d2z, c0, c, f, p)
-    ctx.pairs = (list(a), list(b))
+    ctx.pairs = (list(a), list(b), list(q))
 
 
 def _backward_metasin_jet(ctx, gu, gdu, gd2u):
     z, dz, d2z, c0, c, f, p = ctx.saved_tensors
-    a, b = ctx.pairs
+    a, b, q = ctx.pairs
     gu, gdu = _zeros_if_none(gu, z), _zeros_if_none(gdu, dz)
-    gd2u = z.new_zeros((len(a),) + tuple(z.shape)) if gd2u is None else gd2u
+    gd2u = z.new_zeros((_n_streams(q),) + tuple(z.shape)) if gd2u is None else gd2u
     if torch.is_grad_enabled():
-        return (*_composite_vjp(_metasin_sigmas, z, dz, d2z, (c0, c, f, p), _pairs(a, b),
-                                (gu, gdu, gd2u)), None, None)
-    gz, gdz, gd2z, *grads = metasin_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b)
-    return (gz, gdz, None if d2z is None else gd2z, *grads, None, None)
+        return (*_composite_vjp(_metasin_sigmas, z, dz, d2z, (c0, c, f, p), unflatten_terms(a, b, q),
+                                (gu, gdu, gd2u)), None, None, None)
+    gz, gdz, gd2z, *grads = metasin_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b, q)
+    return (gz, gdz, None if d2z is None else gd2z, *grads, None, None, None)
 
 
 def _setup_sine_value(ctx, inputs, output):
@@ -312,24 +316,24 @@ def _backward_sine_value(ctx, gu):
 
 
 def _setup_sine_jet(ctx, inputs, output):
-    z, dz, d2z, omega, finer, a, b = inputs
+    z, dz, d2z, omega, finer, a, b, q = inputs
     ctx.save_for_backward(z, dz, d2z)
     ctx.family = (omega, finer)
-    ctx.pairs = (list(a), list(b))
+    ctx.pairs = (list(a), list(b), list(q))
 
 
 def _backward_sine_jet(ctx, gu, gdu, gd2u):
     z, dz, d2z = ctx.saved_tensors
     omega, finer = ctx.family
-    a, b = ctx.pairs
+    a, b, q = ctx.pairs
     gu, gdu = _zeros_if_none(gu, z), _zeros_if_none(gdu, dz)
-    gd2u = z.new_zeros((len(a),) + tuple(z.shape)) if gd2u is None else gd2u
+    gd2u = z.new_zeros((_n_streams(q),) + tuple(z.shape)) if gd2u is None else gd2u
     if torch.is_grad_enabled():
-        gz, gdz, gd2z = _composite_vjp(_sine_sigmas(omega, finer), z, dz, d2z, (), _pairs(a, b),
+        gz, gdz, gd2z = _composite_vjp(_sine_sigmas(omega, finer), z, dz, d2z, (), unflatten_terms(a, b, q),
                                        (gu, gdu, gd2u))
-        return gz, gdz, gd2z, None, None, None, None
-    gz, gdz, gd2z = sine_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b)
-    return gz, gdz, None if d2z is None else gd2z, None, None, None, None
+        return gz, gdz, gd2z, None, None, None, None, None
+    gz, gdz, gd2z = sine_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b, q)
+    return gz, gdz, None if d2z is None else gd2z, None, None, None, None, None
 
 
 metasin_value_op.register_autograd(_backward_metasin_value, setup_context=_setup_metasin_value)
@@ -340,7 +344,7 @@ sine_jet_op.register_autograd(_backward_sine_jet, setup_context=_setup_sine_jet)
 
 # ----- direct entry points (the Triton path, whatever the dispatch would choose) ----
 
-def _check_jet_inputs(z: Tensor, dz: Tensor, d2z: Tensor | None, pairs: Pairs) -> None:
+def _check_jet_inputs(z: Tensor, dz: Tensor, d2z: Tensor | None, terms: Terms) -> None:
     if z.dim() != 2:
         raise ValueError(f"z must be (n, C), got shape {tuple(z.shape)}.")
     if dz.dim() != 3 or tuple(dz.shape[1:]) != tuple(z.shape):
@@ -348,12 +352,17 @@ def _check_jet_inputs(z: Tensor, dz: Tensor, d2z: Tensor | None, pairs: Pairs) -
     M = dz.shape[0]
     if M > 64:
         raise ValueError(f"the fused kernels take at most 64 directions, got m={M}.")
-    for q, (a, b) in enumerate(pairs):
-        if not (0 <= a < M and 0 <= b < M):
-            raise ValueError(f"pair {q} = ({a}, {b}) names a direction slot outside 0..{M - 1}.")
-    if d2z is not None and tuple(d2z.shape) != (len(pairs),) + tuple(z.shape):
-        raise ValueError(f"d2z must be (p, n, C) = ({len(pairs)}, {z.shape[0]}, {z.shape[1]}) for "
-                         f"{len(pairs)} pairs, got {tuple(d2z.shape)}.")
+    for q, term in enumerate(terms):
+        for a, b in term:
+            if not (0 <= a < M and 0 <= b < M):
+                raise ValueError(f"pair ({a}, {b}) of second-order stream {q} names a direction slot "
+                                 f"outside 0..{M - 1}.")
+    if len(terms) > 64 or sum(len(t) for t in terms) > 10:
+        raise ValueError(f"the fused kernels take at most 10 pairs in all (packed into compile-time "
+                         f"constants), got {sum(len(t) for t in terms)}; set PINN_SINE_KERNELS=native.")
+    if d2z is not None and tuple(d2z.shape) != (len(terms),) + tuple(z.shape):
+        raise ValueError(f"d2z must be (p, n, C) = ({len(terms)}, {z.shape[0]}, {z.shape[1]}) for "
+                         f"{len(terms)} second-order streams, got {tuple(d2z.shape)}.")
     for name, t in (("dz", dz), ("d2z", d2z)):
         if t is not None and (t.dtype != z.dtype or t.device != z.device):
             raise ValueError(f"{name} must match z's dtype and device ({z.dtype}, {z.device}), "
@@ -380,12 +389,12 @@ def metasin_value_triton(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor)
 
 def metasin_jet_triton(z: Tensor, dz: Tensor, d2z: Tensor | None, c0: Tensor, c: Tensor, f: Tensor,
                        p: Tensor, pairs: Pairs) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Fused MetaSin jet; arguments and result as :meth:`Activation.jet`."""
-    _check_jet_inputs(z, dz, d2z, pairs)
+    """Fused MetaSin jet; arguments (pairs or terms) and result as :meth:`Activation.jet`."""
+    terms = as_terms(pairs)
+    _check_jet_inputs(z, dz, d2z, terms)
     _check_metasin_params(z, c0, c, f, p)
-    a, b = [q[0] for q in pairs], [q[1] for q in pairs]
-    u, du, d2u = metasin_jet_op(z, dz, d2z if pairs else None, c0, c, f, p, a, b)
-    return u, du, (d2u if pairs else None)
+    u, du, d2u = metasin_jet_op(z, dz, d2z if terms else None, c0, c, f, p, *map(list, flatten_terms(terms)))
+    return u, du, (d2u if terms else None)
 
 
 def sine_value_triton(z: Tensor, omega: float, *, finer: bool = False) -> Tensor:
@@ -395,8 +404,9 @@ def sine_value_triton(z: Tensor, omega: float, *, finer: bool = False) -> Tensor
 
 def sine_jet_triton(z: Tensor, dz: Tensor, d2z: Tensor | None, omega: float, pairs: Pairs, *,
                     finer: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Fused SIREN (or FINER) jet; arguments and result as :meth:`Activation.jet`."""
-    _check_jet_inputs(z, dz, d2z, pairs)
-    a, b = [q[0] for q in pairs], [q[1] for q in pairs]
-    u, du, d2u = sine_jet_op(z, dz, d2z if pairs else None, float(omega), bool(finer), a, b)
-    return u, du, (d2u if pairs else None)
+    """Fused SIREN (or FINER) jet; arguments (pairs or terms) and result as :meth:`Activation.jet`."""
+    terms = as_terms(pairs)
+    _check_jet_inputs(z, dz, d2z, terms)
+    u, du, d2u = sine_jet_op(z, dz, d2z if terms else None, float(omega), bool(finer),
+                             *map(list, flatten_terms(terms)))
+    return u, du, (d2u if terms else None)

@@ -8,8 +8,9 @@ compile-time constant). Both walk tiles of (BLOCK_N rows x BLOCK_C channels) of 
 
 * forward: evaluate sigma, sigma', sigma'' once per tile, each sine and cosine once
   per component, and write u = sigma, du_m = sigma' dz_m and
-  d2u_q = sigma' d2z_q + sigma'' dz_aq dz_bq. With M = P = 0 it is the plain
-  value-only activation.
+  d2u_s = sigma' d2z_s + sigma'' sum_{q in s} dz_aq dz_bq (a second-order stream s
+  sums the pairs q of its term: one pair, or the diagonal of a Laplacian). With
+  M = P = 0 it is the plain value-only activation.
 * backward: from the saved inputs only (nothing K-fold is stored), recompute the
   sines and cosines and write dL/dz, dL/ddz, dL/dd2z. MetaSin's parameter gradients
   are reduced over the batch deterministically: every program owns one row of a
@@ -18,9 +19,9 @@ compile-time constant). Both walk tiles of (BLOCK_N rows x BLOCK_C channels) of 
   No atomics. The partial sums use the input's precision (float32 for float32 inputs,
   float64 for float64).
 
-The pairs (a_q, b_q) of direction slots are compile-time constants packed base 64 into
-``PAIR_A``/``PAIR_B``, so the pair loops unroll and the slot tests resolve at compile
-time. Inputs may be non-contiguous (any strides, including the stride-0 expanded dz
+The pairs (a_q, b_q) of direction slots and the stream s_q each belongs to are
+compile-time constants packed base 64 into ``PAIR_A``/``PAIR_B``/``PAIR_Q``, so the pair
+loops unroll and the slot tests resolve at compile time. Inputs may be non-contiguous (any strides, including the stride-0 expanded dz
 of the first layer); outputs are contiguous.
 """
 from __future__ import annotations
@@ -100,8 +101,8 @@ def _jet_fwd_kernel(
     s_zn, s_zc,
     s_dm, s_dn, s_dc,
     s_2m, s_2n, s_2c,
-    FAMILY: tl.constexpr, K: tl.constexpr, M: tl.constexpr, P: tl.constexpr,
-    PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, HAS_D2Z: tl.constexpr,
+    FAMILY: tl.constexpr, K: tl.constexpr, M: tl.constexpr, P: tl.constexpr, PS: tl.constexpr,
+    PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, PAIR_Q: tl.constexpr, HAS_D2Z: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
@@ -126,15 +127,19 @@ def _jet_fwd_kernel(
     for m in tl.static_range(M):
         d = tl.load(dz_ptr + m * sdm + dz_rc, mask=mask, other=0.0)
         tl.store(du_ptr + m * slab + out, s1 * d, mask=mask)
-    for q in tl.static_range(P):
-        a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
-        b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
-        da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
-        db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
-        v = s2 * da * db
+    for s in tl.static_range(PS):
+        pp = tl.zeros_like(z)
+        for q in tl.static_range(P):
+            if (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE == s:
+                a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
+                b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
+                da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
+                db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
+                pp += da * db
+        v = s2 * pp
         if HAS_D2Z:
-            v += s1 * tl.load(d2z_ptr + q * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
-        tl.store(d2u_ptr + q * slab + out, v, mask=mask)
+            v += s1 * tl.load(d2z_ptr + s * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
+        tl.store(d2u_ptr + s * slab + out, v, mask=mask)
 
 
 @triton.jit
@@ -151,14 +156,16 @@ def _jet_bwd_kernel(
     s_gdm, s_gdn, s_gdc,
     s_g2m, s_g2n, s_g2c,
     FAMILY: tl.constexpr, K: tl.constexpr, KP: tl.constexpr, M: tl.constexpr, P: tl.constexpr,
-    PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, HAS_D2Z: tl.constexpr,
+    PS: tl.constexpr, PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, PAIR_Q: tl.constexpr,
+    HAS_D2Z: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """With G0 = gU, G1 = sum_m gDU_m dz_m + sum_q gD2U_q d2z_q, G2 = sum_q gD2U_q dz_aq dz_bq:
+    """With G0 = gU, G1 = sum_m gDU_m dz_m + sum_s gD2U_s d2z_s and G2 = sum_q gD2U_s(q) dz_aq dz_bq
+    (pair q belongs to second-order stream s(q)):
 
         dL/dz     = G0 sigma' + G1 sigma'' + G2 sigma'''
-        dL/ddz_m  = gDU_m sigma' + sigma'' sum_q gD2U_q (dz_bq [aq = m] + dz_aq [bq = m])
-        dL/dd2z_q = gD2U_q sigma'
+        dL/ddz_m  = gDU_m sigma' + sigma'' sum_q gD2U_s(q) (dz_bq [aq = m] + dz_aq [bq = m])
+        dL/dd2z_s = gD2U_s sigma'
 
     and for MetaSin, with theta_j = f_j z + p_j and
     dth_j = G0 cos - G1 f_j sin - G2 f_j^2 cos (all at theta_j):
@@ -201,15 +208,17 @@ def _jet_bwd_kernel(
         for m in tl.static_range(M):
             d = tl.load(dz_ptr + m * sdm + dz_rc, mask=mask, other=0.0)
             G1 += tl.load(gdu_ptr + m * sgdm + r * s_gdn + cc * s_gdc, mask=mask, other=0.0) * d
-        for q in tl.static_range(P):
-            a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
-            b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
-            g2 = tl.load(gd2u_ptr + q * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
+        for s in tl.static_range(PS):
+            g2 = tl.load(gd2u_ptr + s * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
             if HAS_D2Z:
-                G1 += g2 * tl.load(d2z_ptr + q * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
-            da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
-            db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
-            G2 += g2 * da * db
+                G1 += g2 * tl.load(d2z_ptr + s * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
+            for q in tl.static_range(P):
+                if (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE == s:
+                    a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
+                    b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
+                    da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
+                    db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
+                    G2 += g2 * da * db
         if FAMILY == 0:
             pos = z > 0
             s1 = tl.where(pos, c0, 0.0)
@@ -262,17 +271,18 @@ def _jet_bwd_kernel(
             for q in tl.static_range(P):
                 a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
                 b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
+                sq = (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE
                 if a == m:
-                    g2 = tl.load(gd2u_ptr + q * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
+                    g2 = tl.load(gd2u_ptr + sq * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
                     g += g2 * s2 * tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
                 if b == m:
-                    g2 = tl.load(gd2u_ptr + q * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
+                    g2 = tl.load(gd2u_ptr + sq * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
                     g += g2 * s2 * tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
             tl.store(gdz_ptr + m * slab + out, g, mask=mask)
         if HAS_D2Z:
-            for q in tl.static_range(P):
-                g2 = tl.load(gd2u_ptr + q * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
-                tl.store(gd2z_ptr + q * slab + out, g2 * s1, mask=mask)
+            for s in tl.static_range(PS):
+                g2 = tl.load(gd2u_ptr + s * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
+                tl.store(gd2z_ptr + s * slab + out, g2 * s1, mask=mask)
     if FAMILY == 0:
         tl.store(part_c0_ptr + pid_n * C + cols, acc_c0, mask=cmask)
         pk = pid_n * C * K + cols[:, None] * K + kk[None, :]
@@ -316,16 +326,21 @@ def _family_args(family: int, z: torch.Tensor, params, omega: float | None):
     return z, z, z, z, omega_t, 1
 
 
-def jet_forward(family: int, z, dz, d2z, params, omega, a, b):
-    """Launch the forward kernel. Shapes: z (n, C), dz (M, n, C), d2z (P, n, C) or None.
+def _streams(q) -> int:
+    return max(q) + 1 if len(q) else 0
 
-    Returns (u (n, C), du (M, n, C), d2u (P, n, C)), contiguous.
+
+def jet_forward(family: int, z, dz, d2z, params, omega, a, b, q):
+    """Launch the forward kernel. Pairs (a_i, b_i) belong to second-order stream q_i.
+    Shapes: z (n, C), dz (M, n, C), d2z (PS, n, C) or None, PS = max(q) + 1.
+
+    Returns (u (n, C), du (M, n, C), d2u (PS, n, C)), contiguous.
     """
     n, C = z.shape
-    M, P = dz.shape[0], len(a)
+    M, P, PS = dz.shape[0], len(a), _streams(q)
     u = _new_output((n, C), z)
     du = _new_output((M, n, C), z)
-    d2u = _new_output((P, n, C), z)
+    d2u = _new_output((PS, n, C), z)
     if n == 0 or C == 0:
         return u, du, d2u
     c0, c, f, p, omega_t, K = _family_args(family, z, params, omega)
@@ -337,24 +352,24 @@ def jet_forward(family: int, z, dz, d2z, params, omega, a, b):
         u, du, d2u,
         n, C,
         *z.stride(), *dz.stride(), *_strides(d2z, 3),
-        FAMILY=family, K=K, M=M, P=P,
-        PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), HAS_D2Z=d2z is not None,
+        FAMILY=family, K=K, M=M, P=P, PS=PS,
+        PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=d2z is not None,
         BLOCK_N=block_n, BLOCK_C=block_c, num_warps=NUM_WARPS,
     )
     return u, du, d2u
 
 
-def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b):
+def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b, q):
     """Launch the backward kernel and reduce the parameter partial sums.
 
-    Returns (gz (n, C), gdz (M, n, C), gd2z (P, n, C) or None when d2z is None,
+    Returns (gz (n, C), gdz (M, n, C), gd2z (PS, n, C) or None when d2z is None,
     parameter gradients (g_c0 (C,), g_c, g_f, g_p (C, K)) or () for Sine/Finer).
     """
     n, C = z.shape
-    M, P = dz.shape[0], len(a)
+    M, P, PS = dz.shape[0], len(a), _streams(q)
     gz = _new_output((n, C), z)
     gdz = _new_output((M, n, C), z)
-    gd2z = None if d2z is None else _new_output((P, n, C), z)
+    gd2z = None if d2z is None else _new_output((PS, n, C), z)
     c0, c, f, p, omega_t, K = _family_args(family, z, params, omega)
     block_n, block_c = _blocks(C, z.dtype, BWD_TILE)
     n_cblocks = triton.cdiv(C, block_c) if C else 0
@@ -373,8 +388,8 @@ def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b):
             n, C,
             *z.stride(), *dz.stride(), *_strides(d2z, 3),
             *gu.stride(), *gdu.stride(), *gd2u.stride(),
-            FAMILY=family, K=K, KP=triton.next_power_of_2(K), M=M, P=P,
-            PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), HAS_D2Z=d2z is not None,
+            FAMILY=family, K=K, KP=triton.next_power_of_2(K), M=M, P=P, PS=PS,
+            PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=d2z is not None,
             BLOCK_N=block_n, BLOCK_C=block_c, num_warps=NUM_WARPS,
         )
     if family != METASIN:

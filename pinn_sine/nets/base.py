@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..kernels import activation_jet, activation_value
+from ..kernels import activation_jet, activation_jet_stacked, activation_value
 
 
 class Activation(nn.Module):
@@ -26,7 +26,9 @@ class Activation(nn.Module):
 
         u      = sigma(z)
         du_a   = sigma'(z) dz_a
-        d2u_ab = sigma'(z) d2z_ab + sigma''(z) dz_a dz_b
+        d2u_q  = sigma'(z) d2z_q + sigma''(z) sum_{(a, b) in T_q} dz_a dz_b
+    (a second-order stream q sums the mixed derivatives of the pairs in its term T_q:
+    one pair, or the diagonal pairs of a Laplacian).
     """
 
     #: short name used by the CLI and in tables
@@ -47,25 +49,32 @@ class Activation(nn.Module):
         z: Tensor,
         dz: Tensor,
         d2z: Tensor | None,
-        pairs: tuple[tuple[int, int], ...],
+        pairs: tuple,
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Push a jet through the activation.
 
         Args:
             z: pre-activations (n, C).
             dz: first derivatives of z, one slice per direction (m, n, C).
-            d2z: second derivatives of z, one slice per pair (p, n, C), or None when
-                they are zero (straight after the first linear layer).
-            pairs: the p pairs (a, b) of direction slots in ``dz``.
+            d2z: second-order streams of z, one slice per entry of ``pairs`` (p, n, C),
+                or None when they are zero (straight after the first linear layer).
+            pairs: the p second-order streams: pairs (a, b) of direction slots in
+                ``dz``, or tuples of pairs whose sum a stream carries (a Laplacian).
         Returns:
-            (u (n, C), du (m, n, C), d2u (p, n, C) or None when no pair is requested).
+            (u (n, C), du (m, n, C), d2u (p, n, C) or None when no stream is requested).
 
         Runs on the backend :mod:`pinn_sine.kernels` picks: the fused Triton kernel for
         CUDA tensors of Sine/Finer/MetaSin, else the native path (for parameter-free
         activations :class:`ElementwiseJet`, one autograd node that saves only its inputs
-        and recomputes the derivatives of sigma in the backward pass).
+        and recomputes the derivatives of sigma in the backward pass). The derivative
+        engine calls :meth:`jet_stacked` instead.
         """
         return activation_jet(self, z, dz, d2z, pairs)
+
+    def jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
+        """The jet on stacked slabs: Z (1 + m [+ p], n, C) before the bias -> H
+        (1 + m + p, n, C); see :func:`pinn_sine.kernels.activation_jet_stacked`."""
+        return activation_jet_stacked(self, Z, bias, m, terms)
 
     # ----- construction -------------------------------------------------------------
     def for_layer(self, channels: int, *, first: bool, omega: float | None,
@@ -94,84 +103,123 @@ class Activation(nn.Module):
         return ""
 
 
-def jet_outputs(s0, s1, s2, dz, d2z, a, b):
+def term_products(dz: Tensor, terms) -> list[Tensor]:
+    """P_q = sum_{(a, b) in T_q} dz_a dz_b for every term T_q: the factor of sigma'' in
+    the q-th second-order stream. dz is (m, n, C); returns p tensors (n, C)."""
+    out = []
+    for term in terms:
+        P = None
+        for a, b in term:
+            t = dz[a].square() if a == b else dz[a] * dz[b]
+            P = t if P is None else P + t
+        out.append(P)
+    return out
+
+
+def jet_outputs(s0, s1, s2, dz, d2z, terms):
+    """The chain rule as a composite of torch ops (differentiable to any order):
+    (u, du, d2u or None) from sigma, sigma', sigma'' at z and the unstacked inputs."""
     du = s1 * dz
-    if not a:
+    if not terms:
         return s0, du, None
-    d2u = s2 * dz[list(a)] * dz[list(b)]
+    d2u = torch.stack([s2 * P for P in term_products(dz, terms)])
     if d2z is not None:
         d2u = d2u + s1 * d2z
     return s0, du, d2u
 
 
-def jet_coefficients(dz, d2z, a, b, gDU, gD2U):
-    """G1 = sum_m gDU_m dz_m + sum_q gD2U_q d2z_q and G2 = sum_q gD2U_q dz_aq dz_bq.
+def stacked_outputs(s0: Tensor, s1: Tensor, s2: Tensor, Z: Tensor, m: int, terms) -> Tensor:
+    """H (1 + m + p, n, C) from sigma, sigma', sigma'' at z and the stacked inputs Z
+    (1 + m [+ p], n, C), without autograd (the forward of the jet nodes):
 
-    With them the loss is locally sum(gU s0 + G1 s1 + G2 s2), s_k the k-th derivative
+        H_0 = s0,   H_k = s1 Z_k (every derivative slab),   H_{1+m+q} += s2 P_q
+    """
+    S_in = Z.shape[0]
+    H = Z.new_empty((1 + m + len(terms),) + tuple(s0.shape))
+    H[0] = s0
+    torch.mul(Z[1:], s1, out=H[1:S_in])
+    for q, P in enumerate(term_products(Z[1:1 + m], terms)):
+        if S_in > 1 + m:
+            H[1 + m + q].addcmul_(P, s2)
+        else:
+            torch.mul(P, s2, out=H[1 + m + q])
+    return H
+
+
+def stacked_coefficients(Z: Tensor, G: Tensor, m: int, terms) -> tuple[Tensor, Tensor]:
+    """G1 = sum_k G_k Z_k over the derivative slabs of Z and G2 = sum_q G_{1+m+q} P_q.
+
+    With them the loss is locally sum(G_0 s0 + G1 s1 + G2 s2), s_k the k-th derivative
     of sigma at z: what the backward of every activation jet needs.
     """
-    G1 = (gDU * dz).sum(0)
-    if not a:
-        return G1, torch.zeros_like(G1)
-    if d2z is not None:
-        G1 = G1 + (gD2U * d2z).sum(0)
-    return G1, (gD2U * dz[list(a)] * dz[list(b)]).sum(0)
+    S_in = Z.shape[0]
+    G1 = (G[1:S_in] * Z[1:S_in]).sum(0)
+    G2 = torch.zeros_like(G1)
+    for q, P in enumerate(term_products(Z[1:1 + m], terms)):
+        G2.addcmul_(G[1 + m + q], P)
+    return G1, G2
 
 
-def jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, a, b, gU, gDU, gD2U):
-    """Gradients of a jet's inputs from those of its outputs (see :func:`jet_coefficients`):
+def stacked_input_grads(s1, s2, s3, G1, G2, Z: Tensor, G: Tensor, m: int, terms) -> Tensor:
+    """dL/dZ (shaped like Z) from dL/dH = G (see :func:`stacked_coefficients`):
 
-        dL/dz     = gU s1 + G1 s2 + G2 s3
-        dL/ddz_m  = gDU_m s1 + s2 sum_q gD2U_q (dz_bq [aq = m] + dz_aq [bq = m])
-        dL/dd2z_q = gD2U_q s1
-    Returns (gz, gdz, gd2z or None when d2z is None).
+        dL/dZ_0     = G_0 s1 + G1 s2 + G2 s3                      (the value)
+        dL/dZ_k     = G_k s1                                       (every derivative slab)
+        dL/dZ_{1+a} += s2 G_{1+m+q} dz_b,  dL/dZ_{1+b} += s2 G_{1+m+q} dz_a   for (a, b) in T_q
     """
-    gz = gU * s1 + G1 * s2 + G2 * s3
-    gdz = gDU * s1
-    if a:
-        s2g = gD2U * s2
-        for q, (ia, ib) in enumerate(zip(a, b)):
-            gdz[ia] += s2g[q] * dz[ib]
-            gdz[ib] += s2g[q] * dz[ia]
-    gd2z = gD2U * s1 if (a and d2z is not None) else None
-    return gz, gdz, gd2z
+    S_in = Z.shape[0]
+    gZ = Z.new_empty(Z.shape)
+    torch.mul(G[0], s1, out=gZ[0])
+    gZ[0].addcmul_(G1, s2).addcmul_(G2, s3)
+    torch.mul(G[1:S_in], s1, out=gZ[1:S_in])
+    for q, term in enumerate(terms):
+        w = G[1 + m + q] * s2
+        for a, b in term:
+            if a == b:
+                gZ[1 + a].addcmul_(w, Z[1 + a], value=2.0)
+            else:
+                gZ[1 + a].addcmul_(w, Z[1 + b])
+                gZ[1 + b].addcmul_(w, Z[1 + a])
+    return gZ
 
 
 class ElementwiseJet(torch.autograd.Function):
-    """(z, dz, d2z) -> (s0, s1 dz, s1 d2z + s2 dz_a dz_b) for an activation without
-    parameters (s_k the k-th derivative of sigma at z), as one autograd node.
+    """(Z, bias) -> H for an activation without parameters, as one autograd node:
+    z = Z_0 + bias, then H_0 = s0, H_k = s1 Z_k and H_{1+m+q} += s2 P_q
+    (s_k the k-th derivative of sigma at z, P_q from :func:`term_products`).
 
     The forward keeps no intermediates: the backward recomputes s1, s2, s3 from z (one
     evaluation of the activation's sines and cosines) and applies
-    :func:`jet_coefficients` and :func:`jet_input_grads`. First-order only (``once_differentiable``): training needs
-    no more, and the composite :meth:`Activation.derivatives` path serves higher orders
-    (the autograd engine).
+    :func:`stacked_coefficients` and :func:`stacked_input_grads`. First-order only
+    (``once_differentiable``): training needs no more, and the composite
+    :meth:`Activation.derivatives` path serves higher orders (the autograd engine).
     """
 
     @staticmethod
-    def forward(ctx, z, dz, d2z, act, a, b):
+    def forward(ctx, Z, bias, act, m, terms):
         with torch.no_grad():
+            z = Z[0] if bias is None else Z[0] + bias
             s0, s1, s2 = act.derivatives(z, 2)
-            out = jet_outputs(s0, s1, s2, dz, d2z, a, b)
-        ctx.save_for_backward(z, dz, d2z)
-        ctx.act, ctx.a, ctx.b = act, a, b
-        return out
+            H = stacked_outputs(s0, s1, s2, Z, m, terms)
+        ctx.save_for_backward(Z, bias)
+        ctx.act, ctx.m, ctx.terms = act, m, terms
+        return H
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gU, gDU, gD2U):
-        z, dz, d2z = ctx.saved_tensors
+    def backward(ctx, G):
+        Z, bias = ctx.saved_tensors
+        z = Z[0] if bias is None else Z[0] + bias
         _, s1, s2, s3 = ctx.act.derivatives(z, 3)
-        G1, G2 = jet_coefficients(dz, d2z, ctx.a, ctx.b, gDU, gD2U)
-        gz, gdz, gd2z = jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, ctx.a, ctx.b, gU, gDU, gD2U)
-        return gz, gdz, gd2z, None, None, None
+        G1, G2 = stacked_coefficients(Z, G, ctx.m, ctx.terms)
+        gZ = stacked_input_grads(s1, s2, s3, G1, G2, Z, G, ctx.m, ctx.terms)
+        return gZ, (None if bias is None else gZ[0].sum(0)), None, None, None
 
 
-def elementwise_jet(act, z, dz, d2z, pairs):
-    """The jet of a parameter-free activation through :class:`ElementwiseJet`."""
-    a = tuple(p[0] for p in pairs)
-    b = tuple(p[1] for p in pairs)
-    return ElementwiseJet.apply(z, dz, d2z, act, a, b)
+def elementwise_jet(act, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
+    """The stacked jet of a parameter-free activation through :class:`ElementwiseJet`;
+    arguments as :func:`pinn_sine.kernels.native.native_jet_stacked`."""
+    return ElementwiseJet.apply(Z, bias, act, m, tuple(terms))
 
 
 @torch.no_grad()

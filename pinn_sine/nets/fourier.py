@@ -45,23 +45,33 @@ class FourierFeatures(nn.Module):
         z = (2.0 * math.pi) * x @ self.B.T.to(x.dtype)
         return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
 
-    def jet(self, x: Tensor, dirs: tuple[int, ...], pairs: tuple[tuple[int, int], ...]):
-        """Value (n, 2m), first derivatives (len(dirs), n, 2m), second (len(pairs), n, 2m).
+    def jet(self, x: Tensor, dirs: tuple[int, ...], pairs: tuple):
+        """Value (n, 2m), first derivatives (len(dirs), 1, 2m) and second-order streams
+        (len(pairs), n, 2m) or None; the first derivatives broadcast over the points.
 
-        ``pairs`` index into ``dirs``.
+        ``pairs`` are pairs (i, j) of slots in ``dirs`` or terms (tuples of pairs whose
+        sum a stream is, e.g. a Laplacian; see :func:`pinn_sine.kernels.native.as_terms`).
         """
+        from ..kernels.native import as_terms
+
         W = (2.0 * math.pi) * self.B.to(x.dtype)  # (m, d)
         z = x @ W.T
         cz, sz = torch.cos(z), torch.sin(z)
-        dz = W.T[list(dirs)].unsqueeze(1)  # (k, 1, m): constant in x
+        Wd = W.T[list(dirs)]  # (k, m): dz_k, constant in x
+        dz = Wd.unsqueeze(1)
         du = torch.cat([-sz * dz, cz * dz], dim=-1)
         d2u = None
-        if pairs:
-            a = [dirs[i] for i, _ in pairs]
-            b = [dirs[j] for _, j in pairs]
-            prod = (W.T[a] * W.T[b]).unsqueeze(1)  # (p, 1, m)
+        terms = as_terms(pairs)
+        if terms:
+            prod = torch.stack([sum(Wd[i] * Wd[j] for i, j in term) for term in terms]).unsqueeze(1)
             d2u = torch.cat([-cz * prod, -sz * prod], dim=-1)
         return torch.cat([cz, sz], dim=-1), du, d2u
+
+    def jet_stacked(self, x: Tensor, dirs: tuple[int, ...], terms) -> Tensor:
+        """:meth:`jet` stacked to (1 + len(dirs) + len(terms), n, 2m), the engine's layout."""
+        h, dh, d2h = self.jet(x, dirs, terms)
+        parts = [h.unsqueeze(0), dh.expand(len(dirs), *h.shape)]
+        return torch.cat(parts if d2h is None else parts + [d2h])
 
     def extra_repr(self) -> str:
         return f"n_features={self.n_features}, scale={self.scale:g}"

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import Activation, jet_coefficients, jet_input_grads, jet_outputs, siren_init
+from .base import Activation, siren_init, stacked_coefficients, stacked_input_grads, stacked_outputs
 
 FREQ_INITS = ("linear", "uniform", "random")
 
@@ -140,37 +140,42 @@ def _sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Ten
 
 
 class _MetaSinJet(torch.autograd.Function):
-    """(z, dz, d2z, params) -> (s0, s1 dz, s1 d2z + s2 dz_a dz_b), s_k the k-th derivative
-    of sigma at z, without any (n, C, K) tensor.
+    """(Z, bias, params) -> H on stacked jets (z = Z_0 + bias; H_0 = s0, H_k = s1 Z_k,
+    H_{1+m+q} += s2 P_q with s_k the k-th derivative of sigma at z), without any
+    (n, C, K) tensor.
 
     The backward recomputes the sines and cosines from the saved inputs, one component
-    at a time. With the coefficients G0 = gU, G1, G2 of :func:`jet_coefficients` the loss
-    is locally sum(G0 s0 + G1 s1 + G2 s2); with theta_j = f_j z + p_j and
+    at a time. With G0 = dL/dH_0 and the coefficients G1, G2 of
+    :func:`~pinn_sine.nets.base.stacked_coefficients` the loss is locally
+    sum(G0 s0 + G1 s1 + G2 s2); with theta_j = f_j z + p_j and
     D_j = G0 cos theta_j - G1 f_j sin theta_j - G2 f_j^2 cos theta_j, the parameter
     gradients summed over the batch are
         dL/dc_j = sum G0 sin theta_j + G1 f_j cos theta_j - G2 f_j^2 sin theta_j
         dL/dp_j = sum c_j D_j
         dL/df_j = sum c_j (z D_j + G1 cos theta_j - 2 G2 f_j sin theta_j)
         dL/dc0  = sum G0 relu(z) + G1 1[z > 0]
-    and the input gradients follow from s1, s2, s3 (:func:`jet_input_grads`).
+    and the input gradients follow from s1, s2, s3
+    (:func:`~pinn_sine.nets.base.stacked_input_grads`).
     """
 
     @staticmethod
-    def forward(ctx, z, dz, d2z, c0, c, f, p, a, b):
+    def forward(ctx, Z, bias, c0, c, f, p, m, terms):
         with torch.no_grad():
+            z = Z[0] if bias is None else Z[0] + bias
             s0, s1, s2 = _sigmas(z, c0, c, f, p)
-            out = jet_outputs(s0, s1, s2, dz, d2z, a, b)
-        ctx.save_for_backward(z, dz, d2z, c0, c, f, p)
-        ctx.pairs = (a, b)
-        return out
+            H = stacked_outputs(s0, s1, s2, Z, m, terms)
+        ctx.save_for_backward(Z, bias, c0, c, f, p)
+        ctx.m, ctx.terms = m, terms
+        return H
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, gU, gDU, gD2U):
-        z, dz, d2z, c0, c, f, p = ctx.saved_tensors
-        a, b = ctx.pairs
-        G0 = gU
-        G1, G2 = jet_coefficients(dz, d2z, a, b, gDU, gD2U)
+    def backward(ctx, G):
+        Z, bias, c0, c, f, p = ctx.saved_tensors
+        m, terms = ctx.m, ctx.terms
+        z = Z[0] if bias is None else Z[0] + bias
+        G0 = G[0]
+        G1, G2 = stacked_coefficients(Z, G, m, terms)
         pos = (z > 0).to(z.dtype)
         s1 = c0 * pos
         s2 = torch.zeros_like(z)
@@ -191,14 +196,16 @@ class _MetaSinJet(torch.autograd.Function):
             # f_j enters through theta (times z) and through the explicit f, f^2 factors
             g_f[:, j] = (cj * (z * dth + G1 * cs - 2.0 * G2 * fj * sn)).sum(0)
         g_c0 = (G0 * torch.relu(z) + G1 * pos).sum(0)
-        gz, gdz, gd2z = jet_input_grads(s1, s2, s3, G1, G2, dz, d2z, a, b, gU, gDU, gD2U)
-        return gz, gdz, gd2z, g_c0, g_c, g_f, g_p, None, None
+        gZ = stacked_input_grads(s1, s2, s3, G1, G2, Z, G, m, terms)
+        g_bias = None if bias is None else gZ[0].sum(0)
+        return gZ, g_bias, g_c0, g_c, g_f, g_p, None, None
 
 
-def metasin_jet(z, dz, d2z, c0, c, f, p, a, b):
-    """Native MetaSin jet with a recomputing backward (:class:`_MetaSinJet`).
+def metasin_jet(Z, bias, c0, c, f, p, m, terms):
+    """Native MetaSin jet on stacked slabs with a recomputing backward (:class:`_MetaSinJet`).
 
-    Shapes: z (n, C); dz (m, n, C); d2z (p, n, C) or None; c0 (C,); c, f, p (C, K);
-    a, b the p pairs of direction slots. Returns (u, du, d2u or None).
+    Shapes: Z (1 + m [+ P], n, C) before the bias; bias (C,) or None; c0 (C,);
+    c, f, p (C, K); ``terms`` the P second-order streams
+    (:func:`pinn_sine.kernels.native.as_terms`). Returns H (1 + m + P, n, C).
     """
-    return _MetaSinJet.apply(z, dz, d2z, c0, c, f, p, tuple(a), tuple(b))
+    return _MetaSinJet.apply(Z, bias, c0, c, f, p, m, tuple(terms))

@@ -327,7 +327,7 @@ class HelmholtzPointSource(Problem):
         self.source_fraction = float(source_fraction)
         self.source_radius = positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
         self._init_velocity(velocity, velocity_edge)
-        self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y"), first=("x", "y")),
+        self.derivatives = {"interior": DerivativeSpec(first=("x", "y"), second=(("x", "x"), ("y", "y"))),
                             "boundary": DerivativeSpec()}
         self._f2 = self._source_scale()
         self._u2 = self._green_scale()

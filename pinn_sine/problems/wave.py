@@ -387,7 +387,7 @@ class Wave2D(_WaveProblem):
         self.pulse_radius = positive("pulse_radius", pulse_radius, "use e.g. pulse_radius=3.0 (in widths).")
         self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
         boundary_spec = DerivativeSpec(first=("t", "x", "y")) if boundary == "absorbing" else DerivativeSpec()
-        self.derivatives = {"interior": DerivativeSpec.laplacian(("t", "x", "y")),
+        self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"),), laplacians=(("x", "y"),)),
                             "initial": DerivativeSpec(first=("t",)),
                             "boundary": boundary_spec}
         area = math.prod(hi - lo for lo, hi in self.domain)
