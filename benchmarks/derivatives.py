@@ -5,11 +5,13 @@
 
 One training step = forward with the Laplacian over all inputs, loss
 mean((Lap u)^2) + mean(u^2), backward to the weights. Engines:
-  jet       -- forward propagation of (value, gradient, diagonal second derivatives)
+  jet       -- forward propagation of (value, gradient, Laplacian) as one stacked
+               tensor (the forward Laplacian: the Laplacian is one stream)
   autograd  -- reverse-over-reverse (two nested autograd.grad, then backward)
   func      -- torch.func: vmap(hessian(u)) per point, then backward
 Memory: on CUDA the peak allocated bytes of the step; on CPU the bytes of tensors saved
-for backward (a saved_tensors_hooks count), which is what dominates the peak there.
+for backward (a saved_tensors_hooks count of unique storages), which is what
+dominates the peak there.
 FLOP rate: the matrix-product FLOPs of the engine (forward + 2x for backward) over the
 step time, a lower bound on what the matmuls achieve.
 """
@@ -57,9 +59,9 @@ def step_fn(engine: str, net: MLP, x: torch.Tensor):
 def matmul_flops(engine: str, net: MLP, n: int, d: int) -> float:
     widths = [net.linears[0].in_features] + [l.out_features for l in net.linears]
     per_point = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
-    # jet: value + d first + d second derivatives per layer (first layer: value only).
+    # jet: value + d first derivatives + the Laplacian stream per layer.
     # autograd/func: forward + two reverse sweeps of a graph of similar size, roughly.
-    streams = (1 + 2 * d) if engine == "jet" else (1 + 2 * d)
+    streams = (2 + d) if engine == "jet" else (1 + 2 * d)
     return 3.0 * streams * per_point * n
 
 
@@ -88,15 +90,15 @@ def measure(engine, act, d, width, depth, n, device, repeats):
         sync()
         mem = torch.cuda.max_memory_allocated() - base
     else:
-        saved = [0]
+        seen = {}
 
-        def pack(t):
-            saved[0] += t.numel() * t.element_size()
+        def pack(t):  # unique storages: a tensor saved by two nodes counts once
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
             return t
         try:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
                 step()
-            mem = saved[0]
+            mem = sum(seen.values())
         except RuntimeError:  # torch.func transforms refuse saved-tensor hooks
             mem = float("nan")
     net.zero_grad(set_to_none=True)

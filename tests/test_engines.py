@@ -229,3 +229,13 @@ def test_elementwise_jet_gradcheck(act, first_layer):
         return elementwise_jet(act, Z, bias, m, terms)
 
     assert torch.autograd.gradcheck(fn, (Z, bias), eps=1e-6, atol=1e-7, rtol=1e-6)
+    if type(act) is Sine:  # SIREN's own node (sin and cos kept from the forward)
+        from pinn_sine.nets.sine import sine_jet
+
+        for b in (bias, None):
+            torch.testing.assert_close(sine_jet(Z, b, act.omega, m, terms), elementwise_jet(act, Z, b, m, terms),
+                                       rtol=1e-13, atol=1e-13)
+        assert torch.autograd.gradcheck(lambda Z, bias: sine_jet(Z, bias, act.omega, m, terms), (Z, bias),
+                                        eps=1e-6, atol=1e-7, rtol=1e-6)
+        assert torch.autograd.gradcheck(lambda Z: sine_jet(Z, None, act.omega, m, terms), (Z,),
+                                        eps=1e-6, atol=1e-7, rtol=1e-6)

@@ -89,16 +89,20 @@ def native_jet_stacked(act, Z: Tensor, bias: Tensor | None, m: int, terms: Terms
     Returns:
         H (1 + m + p, n, C): sigma(z), sigma'(z) dz, and the second-order streams.
 
-    One autograd node with a recomputing, first-order backward: MetaSin's
-    :func:`~pinn_sine.nets.metasin.metasin_jet`, the others'
-    :func:`~pinn_sine.nets.base.elementwise_jet`.
+    One autograd node with a first-order backward: MetaSin's
+    :func:`~pinn_sine.nets.metasin.metasin_jet` (recomputing its K components), SIREN's
+    :func:`~pinn_sine.nets.sine.sine_jet` (keeping omega cos(omega z) from the forward),
+    the others' :func:`~pinn_sine.nets.base.elementwise_jet` (recomputing sigma').
     """
     from ..nets.base import elementwise_jet
     from ..nets.metasin import MetaSin, metasin_jet
+    from ..nets.sine import Sine, sine_jet
 
     if isinstance(act, MetaSin):
         act._require_params()
         return metasin_jet(Z, bias, act.c0, act.c, act.f, act.p, m, terms)
+    if type(act) is Sine:  # sin and cos once per step (a subclass may change sigma)
+        return sine_jet(Z, bias, act.omega, m, terms)
     return elementwise_jet(act, Z, bias, m, terms)
 
 

@@ -105,13 +105,15 @@ class Activation(nn.Module):
 
 def term_products(dz: Tensor, terms) -> list[Tensor]:
     """P_q = sum_{(a, b) in T_q} dz_a dz_b for every term T_q: the factor of sigma'' in
-    the q-th second-order stream. dz is (m, n, C); returns p tensors (n, C)."""
+    the q-th second-order stream. dz is (m, n, C); returns p tensors (n, C).
+    Differentiable (the composite path uses it); with grad mode off it accumulates in place."""
     out = []
+    inplace = not torch.is_grad_enabled()
     for term in terms:
-        P = None
-        for a, b in term:
-            t = dz[a].square() if a == b else dz[a] * dz[b]
-            P = t if P is None else P + t
+        (a, b), rest = term[0], term[1:]
+        P = dz[a] * dz[b]
+        for a, b in rest:
+            P = P.addcmul_(dz[a], dz[b]) if inplace else P + dz[a] * dz[b]
         out.append(P)
     return out
 
@@ -150,10 +152,14 @@ def stacked_coefficients(Z: Tensor, G: Tensor, m: int, terms) -> tuple[Tensor, T
     """G1 = sum_k G_k Z_k over the derivative slabs of Z and G2 = sum_q G_{1+m+q} P_q.
 
     With them the loss is locally sum(G_0 s0 + G1 s1 + G2 s2), s_k the k-th derivative
-    of sigma at z: what the backward of every activation jet needs.
+    of sigma at z: what the backward of every activation jet needs. (Accumulated in
+    place: one (n, C) buffer each, whatever the number of slabs.)
     """
-    S_in = Z.shape[0]
-    G1 = (G[1:S_in] * Z[1:S_in]).sum(0)
+    if Z.shape[0] == 1:  # no derivative slabs
+        return torch.zeros_like(G[0]), torch.zeros_like(G[0])
+    G1 = G[1] * Z[1]
+    for k in range(2, Z.shape[0]):
+        G1.addcmul_(G[k], Z[k])
     G2 = torch.zeros_like(G1)
     for q, P in enumerate(term_products(Z[1:1 + m], terms)):
         G2.addcmul_(G[1 + m + q], P)

@@ -6,7 +6,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .base import Activation, check_positive, siren_init
+from .base import (Activation, check_positive, siren_init, stacked_coefficients, stacked_input_grads,
+                   stacked_outputs)
 
 
 class Sine(Activation):
@@ -48,3 +49,41 @@ class Sine(Activation):
 
     def extra_repr(self) -> str:
         return f"omega={self.omega:g}"
+
+
+class SineJet(torch.autograd.Function):
+    """(Z, bias) -> H for sigma(z) = sin(omega z) on stacked jets: the SIREN special case
+    of :class:`~pinn_sine.nets.base.ElementwiseJet`.
+
+    sin and cos of omega z are evaluated once, in the forward: the backward reads
+    sigma = H_0 (the output, alive anyway as the next layer's saved input) and keeps
+    s1 = omega cos(omega z) (one (n, C) buffer), since the second and third derivatives
+    are -omega^2 sigma and -omega^2 s1. A training step so evaluates each sine and
+    cosine once, not twice.
+    """
+
+    @staticmethod
+    def forward(ctx, Z, bias, omega, m, terms):
+        with torch.no_grad():
+            a = Z[0] * omega if bias is None else torch.add(Z[0], bias).mul_(omega)
+            s0 = torch.sin(a)
+            s1 = a.cos_().mul_(omega)
+            H = stacked_outputs(s0, s1, s0 * -(omega * omega), Z, m, terms)
+        ctx.save_for_backward(Z, s1, H)
+        ctx.omega, ctx.m, ctx.terms, ctx.has_bias = omega, m, terms, bias is not None
+        return H
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G):
+        Z, s1, H = ctx.saved_tensors
+        w2 = ctx.omega * ctx.omega
+        G1, G2 = stacked_coefficients(Z, G, ctx.m, ctx.terms)
+        gZ = stacked_input_grads(s1, H[0] * -w2, s1 * -w2, G1, G2, Z, G, ctx.m, ctx.terms)
+        return gZ, (gZ[0].sum(0) if ctx.has_bias else None), None, None, None
+
+
+def sine_jet(Z, bias, omega: float, m: int, terms):
+    """The stacked SIREN jet through :class:`SineJet`; arguments as
+    :func:`pinn_sine.kernels.native.native_jet_stacked`."""
+    return SineJet.apply(Z, bias, float(omega), m, tuple(terms))
