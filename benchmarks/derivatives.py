@@ -65,29 +65,55 @@ def matmul_flops(engine: str, net: MLP, n: int, d: int) -> float:
     return 3.0 * streams * per_point * n
 
 
-def measure(engine, act, d, width, depth, n, device, repeats):
+def measure(engines, act, d, width, depth, n, device, repeats):
+    """Per engine: (median step time, memory, matmul FLOP rate), and the per-round
+    time ratios autograd/jet and func/jet. The engines take turns within every round,
+    so load from other processes on a shared machine hits them alike; the ratio of
+    each round is taken before the median."""
     torch.manual_seed(0)
     activation = ACTS[act]()
     omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
     net = MLP(d, 1, width, depth, activation=activation, **omegas).to(device)
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
-    step = step_fn(engine, net, x)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    step()  # warm-up
-    net.zero_grad(set_to_none=True)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t)
+    steps, times, failed = {}, {e: [] for e in engines}, {}
+    for e in engines:
+        steps[e] = step_fn(e, net, x)
+        try:
+            steps[e]()  # warm-up
+        except RuntimeError as err:  # out of memory on the largest cases
+            failed[e] = err
+            print(f"<!-- {e} {act} {d} {width} {n}: {type(err).__name__} -->")
         net.zero_grad(set_to_none=True)
+    live = [e for e in engines if e not in failed]
+    for _ in range(repeats):
+        for e in live:
+            sync()
+            t = time.perf_counter()
+            steps[e]()
+            sync()
+            times[e].append(time.perf_counter() - t)
+            net.zero_grad(set_to_none=True)
+    out = {}
+    for e in engines:
+        if e in failed:
+            out[e] = (float("nan"), float("nan"), float("nan"))
+            continue
+        med = statistics.median(times[e])
+        out[e] = (med, _memory(steps[e], net, device), matmul_flops(e, net, n, d) / med)
+    ratios = {}
+    for other in ("autograd", "func"):
+        if other in live and "jet" in live:
+            ratios[other] = statistics.median(a / b for a, b in zip(times[other], times["jet"]))
+    return out, ratios
+
+
+def _memory(step, net, device) -> float:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         step()
-        sync()
+        torch.cuda.synchronize()
         mem = torch.cuda.max_memory_allocated() - base
     else:
         seen = {}
@@ -102,8 +128,7 @@ def measure(engine, act, d, width, depth, n, device, repeats):
         except RuntimeError:  # torch.func transforms refuse saved-tensor hooks
             mem = float("nan")
     net.zero_grad(set_to_none=True)
-    med = statistics.median(times)
-    return med, mem, matmul_flops(engine, net, n, d) / med
+    return mem
 
 
 def main() -> None:
@@ -123,7 +148,8 @@ def main() -> None:
                 ("siren", 3, 128, 3, 4096), ("siren", 2, 256, 3, 4096), ("siren", 2, 64, 3, 16384)]
     engines = args.engines.split(",")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; median of {args.repeats} steps; memory = "
+    print(f"device: {name}; median of {args.repeats} steps (engines take turns; speed-up = median of the "
+          "per-round ratios); memory = "
           + ("peak allocated" if device.type == "cuda" else "bytes saved for backward"))
     if args.peak_tflops:
         print(f"device fp32 peak: {args.peak_tflops} TFLOP/s")
@@ -132,21 +158,14 @@ def main() -> None:
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for act, d, w, depth, n in grid:
-        res = {}
-        for e in engines:
-            try:
-                res[e] = measure(e, act, d, w, depth, n, device, args.repeats)
-            except RuntimeError as err:  # out of memory on the largest cases
-                res[e] = (float("nan"), float("nan"), float("nan"))
-                print(f"<!-- {e} {act} {d} {w} {n}: {type(err).__name__} -->")
+        res, ratios = measure(engines, act, d, w, depth, n, device, args.repeats)
         t = {e: res[e][0] * 1e3 for e in engines}
         row = f"| {act} | {d} | {w} | {n} | " + " | ".join(f"{t[e]:.2f}" for e in engines)
-        sp_a = t["autograd"] / t["jet"] if "autograd" in t and "jet" in t else float("nan")
-        sp_f = t["func"] / t["jet"] if "func" in t and "jet" in t else float("nan")
+        sp_a = ratios.get("autograd", float("nan"))
+        sp_f = ratios.get("func", float("nan"))
         mem = res["jet"][1] / res["autograd"][1] if "autograd" in res and "jet" in res else float("nan")
         rate = res["jet"][2] / 1e9 if "jet" in res else float("nan")
         print(row + f" | {sp_a:.2f}x | {sp_f:.2f}x | {mem:.2f} | {rate:.1f} |", flush=True)
-
 
 if __name__ == "__main__":
     main()
