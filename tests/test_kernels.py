@@ -451,6 +451,49 @@ def test_forward_jet_engine_on_the_kernels_matches_native(gen, monkeypatch, act_
         _close(o, r, torch.float64, f"grad {name}")
 
 
+# (family, dtype, M, terms, has_d2z, backward, arch): each kernel variant the engine
+# launches for Poisson/Helmholtz (2 directions + Laplacian stream) and Wave2D (3
+# directions, a pair and a partial Laplacian), both passes, Hopper and Ampere.
+COMPILE_CASES = [
+    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, False, 90),
+    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, True, 90),
+    ("metasin", torch.float64, 3, (((0, 0),), ((1, 1), (2, 2))), False, True, 80),
+    ("sine", torch.float32, 2, (((0, 0), (1, 1)),), False, False, 90),
+    ("sine", torch.float32, 3, (((0, 0),), ((1, 1), (2, 2))), True, True, 90),
+    ("finer", torch.float32, 2, (((0, 0), (1, 1)), ((0, 1),)), True, True, 90),
+]
+
+
+_COMPILE_SCRIPT = """
+import sys, torch
+from pinn_sine.kernels import triton_jet as tj
+for fam, dtype, M, terms, has_d2z, backward, arch in eval(sys.argv[1]):
+    k = tj.compile_ahead(arch, tj.FAMILIES[fam], getattr(torch, dtype), M, terms, has_d2z=has_d2z,
+                         backward=backward)
+    ptx = k.asm["ptx"]
+    assert f".target sm_{arch}" in ptx and k.asm["cubin"], (fam, arch, "no PTX/cubin")
+    assert ".entry _jet_" in ptx, (fam, "no kernel entry point")
+    print("compiled", fam, dtype, M, terms, "bwd" if backward else "fwd", f"sm_{arch}", flush=True)
+"""
+
+
+@pytest.mark.skipif(_MODE is not None, reason="runs once, in the top-level test process")
+def test_kernels_compile_for_gpus_without_one():
+    """The full Triton pipeline down to a cubin (the bundled ptxas) for every variant in
+    COMPILE_CASES: what the interpreter cannot check. Runs on the CPU, in a process
+    without TRITON_INTERPRET (the interpreter replaces the JIT functions)."""
+    if triton_jet is None:
+        pytest.skip("Triton is not importable")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    cases = repr([(f, str(d).split(".")[1], M, t, h, b, a) for f, d, M, t, h, b, a in COMPILE_CASES])
+    proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, cases], env=env, capture_output=True,
+                          text=True, timeout=600)
+    if proc.returncode and ("ptxas" in proc.stderr and "No such file" in proc.stderr):
+        pytest.skip(f"Triton's CUDA toolchain is missing here: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.count("compiled") == len(COMPILE_CASES)
+
+
 def test_forced_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
     from pinn_sine.kernels import KernelUnavailableError, activation_jet
 

@@ -397,3 +397,41 @@ def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b, q)
     # One deterministic final sum over the per-program rows.
     grads = tuple(t.sum(0) for t in (part_c0, part_c, part_f, part_p))
     return gz, gdz, gd2z, grads
+
+
+# ----- ahead-of-time compilation (no GPU needed) ---------------------------------------
+
+def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, has_d2z: bool,
+                  backward: bool, C: int = 256, K: int = 10):
+    """Compile the forward or backward kernel for an NVIDIA GPU of compute capability
+    ``arch`` (e.g. 90 for H100) through Triton's full pipeline (TTIR, TTGIR, LLVM IR,
+    PTX and a cubin from the bundled ptxas), without a GPU.
+
+    The interpreter runs the kernels' arithmetic on the CPU but not the GPU compiler;
+    this catches what only the compiler rejects (unsupported ops, type errors in the
+    unrolled pair loops, launch constants that do not fit). Constants are chosen as the
+    launchers choose them. Returns Triton's CompiledKernel (``.asm["ptx"]`` etc.).
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from .native import flatten_terms
+
+    a, b, q = flatten_terms(terms)
+    kernel = _jet_bwd_kernel if backward else _jet_fwd_kernel
+    if not isinstance(kernel, triton.runtime.JITFunction):
+        raise RuntimeError("compile_ahead needs the compiled kernels: this process imported Triton with "
+                           "TRITON_INTERPRET=1, which replaces them by the interpreter. Run it in a process "
+                           "without TRITON_INTERPRET.")
+    block_n, block_c = _blocks(C, dtype, BWD_TILE if backward else FWD_TILE)
+    consts = dict(FAMILY=family, K=K if family == METASIN else 1, M=M, P=len(a), PS=_streams(q),
+                  PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=has_d2z,
+                  BLOCK_N=block_n, BLOCK_C=block_c)
+    if backward:
+        consts["KP"] = triton.next_power_of_2(consts["K"])
+    ptr = "*fp64" if dtype == torch.float64 else "*fp32"
+    names = kernel.arg_names
+    signature = {n: ("constexpr" if n in consts else ptr if n.endswith("_ptr") else "i32") for n in names}
+    constexprs = {(names.index(k),): v for k, v in consts.items()}
+    source = ASTSource(kernel, signature, constexprs=constexprs)
+    return triton.compile(source, target=GPUTarget("cuda", arch, 32), options={"num_warps": NUM_WARPS})
