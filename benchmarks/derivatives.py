@@ -2,6 +2,7 @@
 
     python benchmarks/derivatives.py            # CPU: the issue's headline case and a small sweep
     python benchmarks/derivatives.py --full     # the whole grid (meant for a GPU)
+    python benchmarks/derivatives.py --problems # whole training steps of the PDE problems
 
 One training step = forward with the Laplacian over all inputs, loss
 mean((Lap u)^2) + mean(u^2), backward to the weights. Engines:
@@ -131,6 +132,59 @@ def _memory(step, net, device) -> float:
     return mem
 
 
+PROBLEM_NAMES = ("poisson2d", "helmholtz2d", "helmholtz-point-source", "wave1d", "wave2d")
+
+
+def problem_steps(device, repeats: int, width: int, n: int, compiled: bool) -> None:
+    """Whole training steps (sample once, every loss term, backward to the weights) of
+    each PDE problem with SIREN width x 3, per engine, the engines taking turns."""
+    from pinn_sine.problems import PROBLEMS
+
+    engines = ["jet", "autograd"] + (["jet+compile"] if compiled else [])
+    head = "| problem | streams (jet) | " + " | ".join(f"{e} [ms]" for e in engines) + \
+        " | speed-up jet vs autograd |" + (" compile vs jet |" if compiled else "")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for name in PROBLEM_NAMES:
+        problem = PROBLEMS[name]()
+        net = MLP(problem.in_dim, problem.out_dim, width, 3, activation=Sine(30.0),
+                  first_omega=problem.default_first_omega).to(device)
+        batch = {k: v.to(device) for k, v in problem.sample(n, torch.Generator().manual_seed(0)).items()}
+        streams = max(1 + len(spec.directions()) + len(spec.pairs()) + len(spec.laplacian_groups())
+                      for spec in problem.derivatives.values())
+
+        def make(engine):
+            terms = problem.compute_losses
+            if engine == "jet+compile":
+                terms = torch.compile(problem.compute_losses)
+                engine = "jet"
+
+            def step():
+                sum(terms(net, batch, engine).values()).backward()
+            return step
+
+        steps = {e: make(e) for e in engines}
+        for e in engines:
+            steps[e]()  # warm-up (and compilation)
+            net.zero_grad(set_to_none=True)
+        times = {e: [] for e in engines}
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        for _ in range(repeats):
+            for e in engines:
+                sync()
+                t = time.perf_counter()
+                steps[e]()
+                sync()
+                times[e].append(time.perf_counter() - t)
+                net.zero_grad(set_to_none=True)
+        med = {e: statistics.median(times[e]) * 1e3 for e in engines}
+        ratio = statistics.median(a / b for a, b in zip(times["autograd"], times["jet"]))
+        row = f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + f" | {ratio:.2f}x |"
+        if compiled:
+            row += f" {statistics.median(a / b for a, b in zip(times['jet'], times['jet+compile'])):.2f}x |"
+        print(row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the whole grid (widths 64-512, n 1k-64k)")
@@ -138,8 +192,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peak-tflops", type=float, default=None, help="device fp32 peak, printed beside the rate")
     ap.add_argument("--engines", default="jet,autograd,func")
+    ap.add_argument("--problems", action="store_true",
+                    help="time whole training steps of the PDE problems instead (SIREN, --width x 3, --points)")
+    ap.add_argument("--width", type=int, default=128, help="with --problems")
+    ap.add_argument("--points", type=int, default=4096, help="interior points per step, with --problems")
+    ap.add_argument("--compile", action="store_true", help="with --problems: also the jet engine under torch.compile")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.problems:
+        name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+        print(f"device: {name}; SIREN {args.width}x3, {args.points} interior points; median of {args.repeats} "
+              "steps, engines taking turns; speed-up = median of per-round ratios")
+        problem_steps(device, args.repeats, args.width, args.points, args.compile)
+        return
     if args.full:
         grid = [(a, d, w, 3, n) for a in ACTS for d in (2, 3) for w in (64, 128, 256, 512)
                 for n in (1024, 4096, 16384, 65536)]
