@@ -170,7 +170,8 @@ def cmd_solve(args, extra) -> int:
                   f"{ref.solver} on {ref.grid_shape}{procs}")
         lr = problem.default_lr if args.lr is None else args.lr
         result = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
-                       lbfgs_steps=args.lbfgs_steps, engine=args.engine, reference=ref, eval_every=args.eval_every,
+                       lbfgs_steps=args.lbfgs_steps, lbfgs_batch=args.lbfgs_batch, engine=args.engine,
+                       reference=ref, eval_every=args.eval_every,
                        checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
                        progress=not args.quiet, compile=args.compile, **options)
         if not ctx.is_main:
@@ -180,7 +181,8 @@ def cmd_solve(args, extra) -> int:
     pred = problem.predict(net, ref)
     metrics = evaluate(net, ref, prediction=pred)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
-                    "lbfgs_steps": args.lbfgs_steps, "seed": args.seed, "timings": result.timings,
+                    "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "engine": args.engine,
+                    "seed": args.seed, "timings": result.timings,
                     "processes": ctx.world_size,
                     "weighting": options["weights"].describe(),
                     "causal": None if options["causal"] is None else options["causal"].describe(),
@@ -269,6 +271,9 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--fourier-scale", type=float, default=1.0)
     solve.add_argument("--steps", type=int, default=2000)
     solve.add_argument("--lbfgs-steps", type=int, default=0)
+    solve.add_argument("--lbfgs-batch", type=int, default=None,
+                       help="points of the one fixed L-BFGS batch (default: --batch; a larger batch "
+                            "keeps L-BFGS from overfitting it)")
     solve.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the problem's)")
     solve.add_argument("--batch", type=int, default=None)
     solve.add_argument("--seed", type=int, default=0)

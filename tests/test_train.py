@@ -214,3 +214,33 @@ def test_time_limit_stops_adam_after_the_crossing_step():
     assert res.timings["adam"] >= 0.5
     with pytest.raises(ValueError, match="time_limit must be > 0"):
         train(Poisson2D(), net, steps=1, time_limit=0, progress=False)
+
+
+def test_cli_solve_writes_results_and_passes_lbfgs_batch(tmp_path, monkeypatch):
+    """`pinn-sine solve` end to end on a tiny run: the files it promises, the metrics,
+    and the L-BFGS stage on its own batch size."""
+    import json
+    import sys
+
+    from pinn_sine.cli import main
+
+    module = sys.modules["pinn_sine.train"]  # the package re-exports the function under the same name
+    seen = {}
+    real = module.train
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "train", spy)
+    out = tmp_path / "run"
+    code = main(["solve", "poisson2d", "--steps", "6", "--lbfgs-steps", "2", "--batch", "32", "--lbfgs-batch", "96",
+                 "--width", "8", "--depth", "1", "--resolution", "33", "--eval-every", "3", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    assert seen["lbfgs_batch"] == 96 and seen["batch"] == 32 and seen["engine"] == "jet"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["lbfgs_batch"] == 96 and metrics["lbfgs_steps"] == 2 and metrics["engine"] == "jet"
+    assert 0 < metrics["rel_l2"] < 10
+    for name in ("history.csv", "prediction.h5", "loss.png"):
+        assert (out / name).stat().st_size > 0, name
