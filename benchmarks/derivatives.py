@@ -132,6 +132,22 @@ def _memory(step, net, device) -> float:
     return mem
 
 
+def gemm_ceiling(device, size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a large square float32 matmul on ``device``: the practical ceiling the
+    jet's matrix products (tall-skinny, n x width x width) can be held against."""
+    a = torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a @ a
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        a @ a
+        sync()
+        times.append(time.perf_counter() - t)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
 PROBLEM_NAMES = ("poisson2d", "helmholtz2d", "helmholtz-point-source", "wave1d", "wave2d")
 
 
@@ -218,6 +234,7 @@ def main() -> None:
           + ("peak allocated" if device.type == "cuda" else "bytes saved for backward"))
     if args.peak_tflops:
         print(f"device fp32 peak: {args.peak_tflops} TFLOP/s")
+    print(f"GEMM ceiling (a large square fp32 matmul here): {gemm_ceiling(device):.1f} GFLOP/s")
     head = "| act | d | width | n | " + " | ".join(f"{e} [ms]" for e in engines) + \
         " | speed-up jet vs autograd | speed-up jet vs func | mem jet/autograd | jet GFLOP/s |"
     print(head)
