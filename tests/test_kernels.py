@@ -494,6 +494,39 @@ def test_kernels_compile_for_gpus_without_one():
     assert proc.stdout.count("compiled") == len(COMPILE_CASES)
 
 
+@needs_kernels
+@pytest.mark.parametrize("fam_name", ["metasin", "sine", "finer"])
+@pytest.mark.parametrize("with_d2z", [True, False], ids=["d2z", "first-layer"])
+def test_stacked_triton_node_gradcheck(gen, fam_name, with_d2z):
+    """The engine's stacked node on the kernels (bias fused, Laplacian stream beside a
+    pair) against finite differences, and equal to the native stacked node."""
+    from pinn_sine.kernels.native import native_jet_stacked
+
+    terms = (((0, 0), (1, 1)), ((1, 0),))
+    n, C, m = 5, 3, 2
+    fam = Family(fam_name, 2)
+    fam.make(gen, C, torch.float64)
+    S = 1 + m + (len(terms) if with_d2z else 0)
+    Z = _randn(gen, S, n, C, dtype=torch.float64).requires_grad_()
+    bias = _randn(gen, C, dtype=torch.float64, scale=0.1).requires_grad_()
+    if fam_name == "metasin":
+        def fn(Z, bias, *params):
+            return ops.jet_stacked_triton(Z, bias, m, terms, metasin_params=params)
+        act = MetaSin(K=2).for_layer(C, first=False, omega=None, generator=torch.Generator())
+        act = act.to(DEVICE).double()
+        with torch.no_grad():
+            for mine, theirs in zip((act.c0, act.c, act.f, act.p), fam.params):
+                mine.copy_(theirs)
+        inputs = (Z, bias, *fam.params)
+    else:
+        def fn(Z, bias):
+            return ops.jet_stacked_triton(Z, bias, m, terms, omega=fam.omega, finer=fam_name == "finer")
+        act = Finer(fam.omega) if fam_name == "finer" else Sine(fam.omega)
+        inputs = (Z, bias)
+    _close(fn(*inputs), native_jet_stacked(act, Z, bias, m, terms).detach(), torch.float64, "stacked forward")
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6, fast_mode=True)
+
+
 def test_forced_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
     from pinn_sine.kernels import KernelUnavailableError, activation_jet
 

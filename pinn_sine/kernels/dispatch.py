@@ -23,7 +23,7 @@ import os
 from torch import Tensor
 
 from . import ops
-from .native import Pairs, Terms, as_terms, native_jet, native_jet_stacked, native_value, split_jet, stack_jet
+from .native import Pairs, Terms, as_terms, native_jet, native_jet_stacked, native_value
 from .ops import KernelUnavailableError
 
 ENV_VAR = "PINN_SINE_KERNELS"
@@ -108,14 +108,16 @@ def activation_jet_stacked(act, Z: Tensor, bias: Tensor | None, m: int, terms: T
     Returns:
         H (1 + m + p, n, C).
 
-    The native path is one autograd node in and out. The Triton path runs the fused
-    kernel on views of Z and stacks its three outputs (one copy of H).
+    Both paths are one autograd node in and out. The Triton path runs the fused
+    kernels on views of Z and of dL/dH and stacks their outputs (one copy of H
+    forward, one of dL/dZ backward).
     """
     if _use_native(act, Z):
         return native_jet_stacked(act, Z, bias, m, terms)
-    z = Z[0] if bias is None else Z[0] + bias
-    d2z = Z[1 + m:] if Z.shape[0] > 1 + m else None
-    return stack_jet(*_triton_jet(act, z, Z[1:1 + m], d2z, terms), terms)
+    family = _fused_family(act)
+    if family == "metasin":
+        return ops.jet_stacked_triton(Z, bias, m, terms, metasin_params=_metasin_params(act, Z))
+    return ops.jet_stacked_triton(Z, bias, m, terms, omega=act.omega, finer=family == "finer")
 
 
 def _use_native(act, z: Tensor) -> bool:

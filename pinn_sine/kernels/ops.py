@@ -410,3 +410,64 @@ def sine_jet_triton(z: Tensor, dz: Tensor, d2z: Tensor | None, omega: float, pai
     u, du, d2u = sine_jet_op(z, dz, d2z if terms else None, float(omega), bool(finer),
                              *map(list, flatten_terms(terms)))
     return u, du, (d2u if terms else None)
+
+
+# ----- the engine's stacked layout ----------------------------------------------------
+
+class _StackedJet(torch.autograd.Function):
+    """The fused jet on the engine's stacked slabs, as one autograd node.
+
+    Forward: z = Z_0 + bias, the fused kernel on views of Z (no copy of the inputs),
+    then its three outputs stacked into H (one copy). Backward: the fused backward
+    kernel on views of dL/dH, its three gradients stacked into dL/dZ (one copy) and
+    dL/dbias = sum_n dL/dz. Letting autograd differentiate z = Z_0 + bias and the
+    slicing of Z instead would cost a zero-filled (S, n, C) buffer and an accumulation
+    per slice. First order only; higher orders go through the unstacked
+    :func:`metasin_jet_triton`/:func:`sine_jet_triton`.
+    """
+
+    @staticmethod
+    def forward(ctx, Z, bias, c0, c, f, p, omega, finer, m, terms):
+        z = Z[0] if bias is None else Z[0] + bias
+        dz = Z[1:1 + m]
+        d2z = Z[1 + m:] if (terms and Z.shape[0] > 1 + m) else None
+        a, b, q = (list(v) for v in flatten_terms(terms))
+        if c0 is not None:
+            u, du, d2u = metasin_jet_op(z, dz, d2z, c0, c, f, p, a, b, q)
+        else:
+            u, du, d2u = sine_jet_op(z, dz, d2z, omega, finer, a, b, q)
+        ctx.save_for_backward(z, Z, c0, c, f, p)
+        ctx.jet = (omega, finer, m, terms, a, b, q, bias is not None)
+        return torch.cat([u.unsqueeze(0), du] + ([d2u] if terms else []))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G):
+        z, Z, c0, c, f, p = ctx.saved_tensors
+        omega, finer, m, terms, a, b, q, has_bias = ctx.jet
+        dz = Z[1:1 + m]
+        d2z = Z[1 + m:] if (terms and Z.shape[0] > 1 + m) else None
+        gu, gdu = G[0], G[1:1 + m]
+        gd2u = G[1 + m:] if terms else z.new_zeros((0,) + tuple(z.shape))
+        grads = (None, None, None, None)
+        if c0 is not None:
+            gz, gdz, gd2z, *grads = metasin_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, c0, c, f, p, a, b, q)
+        else:
+            gz, gdz, gd2z = sine_jet_backward_op(gu, gdu, gd2u, z, dz, d2z, omega, finer, a, b, q)
+        gZ = torch.cat([gz.unsqueeze(0), gdz] + ([gd2z] if d2z is not None else []))
+        return (gZ, gz.sum(0) if has_bias else None, *grads, None, None, None, None)
+
+
+def jet_stacked_triton(Z: Tensor, bias: Tensor | None, m: int, terms, *, omega: float | None = None,
+                       finer: bool = False, metasin_params=None) -> Tensor:
+    """Fused jet on stacked slabs, arguments and result as
+    :func:`pinn_sine.kernels.activation_jet_stacked`: MetaSin when ``metasin_params``
+    = (c0, c, f, p) is given, else SIREN (or FINER with ``finer=True``) with ``omega``."""
+    terms = as_terms(terms)
+    if Z.dim() != 3 or Z.shape[0] not in (1 + m, 1 + m + len(terms)):
+        raise ValueError(f"Z must be (1 + m [+ p], n, C) with m = {m} and p = {len(terms)}, got {tuple(Z.shape)}.")
+    _check_jet_inputs(Z[0], Z[1:1 + m], Z[1 + m:] if Z.shape[0] > 1 + m else None, terms)
+    if metasin_params is not None:
+        _check_metasin_params(Z[0], *metasin_params)
+        return _StackedJet.apply(Z, bias, *metasin_params, None, False, m, terms)
+    return _StackedJet.apply(Z, bias, None, None, None, None, float(omega), bool(finer), m, terms)
