@@ -76,25 +76,10 @@ def measure(engines, act, d, width, depth, n, device, repeats):
     omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
     net = MLP(d, 1, width, depth, activation=activation, **omegas).to(device)
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    steps, times, failed = {}, {e: [] for e in engines}, {}
-    for e in engines:
-        steps[e] = step_fn(e, net, x)
-        try:
-            steps[e]()  # warm-up
-        except RuntimeError as err:  # out of memory on the largest cases
-            failed[e] = err
-            print(f"<!-- {e} {act} {d} {width} {n}: {type(err).__name__} -->")
-        net.zero_grad(set_to_none=True)
+    steps = {e: step_fn(e, net, x) for e in engines}
+    times, failed = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True),
+                                f"{act} {d} {width} {n}")
     live = [e for e in engines if e not in failed]
-    for _ in range(repeats):
-        for e in live:
-            sync()
-            t = time.perf_counter()
-            steps[e]()
-            sync()
-            times[e].append(time.perf_counter() - t)
-            net.zero_grad(set_to_none=True)
     out = {}
     for e in engines:
         if e in failed:
@@ -102,11 +87,43 @@ def measure(engines, act, d, width, depth, n, device, repeats):
             continue
         med = statistics.median(times[e])
         out[e] = (med, _memory(steps[e], net, device), matmul_flops(e, net, n, d) / med)
-    ratios = {}
-    for other in ("autograd", "func"):
-        if other in live and "jet" in live:
-            ratios[other] = statistics.median(a / b for a, b in zip(times[other], times["jet"]))
+    ratios = {other: round_ratio(times, other, "jet") for other in ("autograd", "func")
+              if other in live and "jet" in live}
     return out, ratios
+
+
+def time_rounds(steps: dict, repeats: int, device, reset, label: str) -> tuple[dict, dict]:
+    """Warm every step up once, then time ``repeats`` rounds in which the steps take
+    turns, so load from other processes on a shared machine hits them alike. ``reset``
+    runs after every call (zeroing the gradients). A step that raises RuntimeError in
+    the warm-up (out of memory on the largest cases) is reported and left out.
+
+    Returns (name -> seconds of each round, name -> the warm-up error of a failed step).
+    """
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    failed = {}
+    for name, step in steps.items():
+        try:
+            step()  # warm-up (and compilation)
+        except RuntimeError as err:
+            failed[name] = err
+            print(f"<!-- {name} {label}: {type(err).__name__} -->")
+        reset()
+    times = {name: [] for name in steps if name not in failed}
+    for _ in range(repeats):
+        for name in times:
+            sync()
+            t = time.perf_counter()
+            steps[name]()
+            sync()
+            times[name].append(time.perf_counter() - t)
+            reset()
+    return times, failed
+
+
+def round_ratio(times: dict, slow: str, fast: str) -> float:
+    """The median over rounds of time[slow] / time[fast] measured in the same round."""
+    return statistics.median(a / b for a, b in zip(times[slow], times[fast]))
 
 
 def _memory(step, net, device) -> float:
@@ -180,24 +197,14 @@ def problem_steps(device, repeats: int, width: int, n: int, compiled: bool) -> N
             return step
 
         steps = {e: make(e) for e in engines}
-        for e in engines:
-            steps[e]()  # warm-up (and compilation)
-            net.zero_grad(set_to_none=True)
-        times = {e: [] for e in engines}
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        for _ in range(repeats):
-            for e in engines:
-                sync()
-                t = time.perf_counter()
-                steps[e]()
-                sync()
-                times[e].append(time.perf_counter() - t)
-                net.zero_grad(set_to_none=True)
+        times, failed = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True), name)
+        if failed:
+            raise next(iter(failed.values()))
         med = {e: statistics.median(times[e]) * 1e3 for e in engines}
-        ratio = statistics.median(a / b for a, b in zip(times["autograd"], times["jet"]))
-        row = f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + f" | {ratio:.2f}x |"
+        row = f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + \
+            f" | {round_ratio(times, 'autograd', 'jet'):.2f}x |"
         if compiled:
-            row += f" {statistics.median(a / b for a, b in zip(times['jet'], times['jet+compile'])):.2f}x |"
+            row += f" {round_ratio(times, 'jet', 'jet+compile'):.2f}x |"
         print(row, flush=True)
 
 
