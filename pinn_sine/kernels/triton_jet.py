@@ -93,6 +93,22 @@ def _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K: tl.constexpr
 
 
 @triton.jit
+def _term_product(dz_ptr, sdm, dz_rc, mask, like, S: tl.constexpr, P: tl.constexpr,
+                  PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, PAIR_Q: tl.constexpr):
+    """P_S = sum over the pairs q of second-order stream S of dz_aq dz_bq on a tile (the
+    factor of sigma'' in that stream), shaped like ``like``; the pair loop unrolls."""
+    pp = tl.zeros_like(like)
+    for q in tl.static_range(P):
+        if (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE == S:
+            a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
+            b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
+            da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
+            db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
+            pp += da * db
+    return pp
+
+
+@triton.jit
 def _jet_fwd_kernel(
     z_ptr, dz_ptr, d2z_ptr,
     c0_ptr, c_ptr, f_ptr, p_ptr, omega_ptr,
@@ -128,15 +144,7 @@ def _jet_fwd_kernel(
         d = tl.load(dz_ptr + m * sdm + dz_rc, mask=mask, other=0.0)
         tl.store(du_ptr + m * slab + out, s1 * d, mask=mask)
     for s in tl.static_range(PS):
-        pp = tl.zeros_like(z)
-        for q in tl.static_range(P):
-            if (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE == s:
-                a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
-                b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
-                da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
-                db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
-                pp += da * db
-        v = s2 * pp
+        v = s2 * _term_product(dz_ptr, sdm, dz_rc, mask, z, s, P, PAIR_A, PAIR_B, PAIR_Q)
         if HAS_D2Z:
             v += s1 * tl.load(d2z_ptr + s * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
         tl.store(d2u_ptr + s * slab + out, v, mask=mask)
@@ -212,13 +220,7 @@ def _jet_bwd_kernel(
             g2 = tl.load(gd2u_ptr + s * sg2m + r * s_g2n + cc * s_g2c, mask=mask, other=0.0)
             if HAS_D2Z:
                 G1 += g2 * tl.load(d2z_ptr + s * s2m + r * s_2n + cc * s_2c, mask=mask, other=0.0)
-            for q in tl.static_range(P):
-                if (PAIR_Q // (_SLOT_BASE ** q)) % _SLOT_BASE == s:
-                    a = (PAIR_A // (_SLOT_BASE ** q)) % _SLOT_BASE
-                    b = (PAIR_B // (_SLOT_BASE ** q)) % _SLOT_BASE
-                    da = tl.load(dz_ptr + a * sdm + dz_rc, mask=mask, other=0.0)
-                    db = tl.load(dz_ptr + b * sdm + dz_rc, mask=mask, other=0.0)
-                    G2 += g2 * da * db
+            G2 += g2 * _term_product(dz_ptr, sdm, dz_rc, mask, z, s, P, PAIR_A, PAIR_B, PAIR_Q)
         if FAMILY == 0:
             pos = z > 0
             s1 = tl.where(pos, c0, 0.0)
