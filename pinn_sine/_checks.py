@@ -13,3 +13,15 @@ def positive(name: str, value, fix: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be > 0, got {name}={value!r}; {fix}")
     return v
+
+
+def non_negative(name: str, value, why: str, fix: str) -> float:
+    """``value`` as a float, or a ValueError naming it, ``why`` a negative value is wrong
+    and the fix, unless it is finite and >= 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}; {fix}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be >= 0 ({why}), got {name}={value!r}; {fix}")
+    return v

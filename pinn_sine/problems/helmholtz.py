@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .. import sampling
-from .._checks import positive
+from .._checks import non_negative, positive
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.fd.pml import physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
@@ -296,13 +296,8 @@ class HelmholtzPointSource(Problem):
             raise ValueError(f"pml_width={pml_width!r} leaves no physical region: the domain [-1, 1]^2 has side "
                              f"{side:g} and the layer covers pml_width on each side; use pml_width < {side / 2:g}, "
                              "e.g. 0.5.")
-        try:
-            self.pml_strength = float(pml_strength)
-        except (TypeError, ValueError):
-            raise ValueError(f"pml_strength must be a number >= 0, got {pml_strength!r}; use e.g. 5.0.") from None
-        if not (math.isfinite(self.pml_strength) and self.pml_strength >= 0):
-            raise ValueError(f"pml_strength must be >= 0 (a negative sigma amplifies outgoing waves), got "
-                             f"pml_strength={pml_strength!r}; use e.g. 5.0.")
+        self.pml_strength = non_negative("pml_strength", pml_strength, "a negative sigma amplifies outgoing waves",
+                                         "use e.g. 5.0.")
         self.physical = tuple((lo + self.pml_width, hi - self.pml_width) for lo, hi in self.domain)
         try:
             x0, y0 = (float(v) for v in source_center)
@@ -334,13 +329,7 @@ class HelmholtzPointSource(Problem):
 
     # ----- the velocity model --------------------------------------------------------------
     def _init_velocity(self, velocity, edge) -> None:
-        try:
-            self.velocity_edge = float(edge)
-        except (TypeError, ValueError):
-            raise ValueError(f"velocity_edge must be a number >= 0, got {edge!r}; use e.g. 0.02.") from None
-        if not (math.isfinite(self.velocity_edge) and self.velocity_edge >= 0):
-            raise ValueError(f"velocity_edge must be >= 0 (0: a sharp edge), got velocity_edge={edge!r}; "
-                             "use e.g. 0.02.")
+        self.velocity_edge = non_negative("velocity_edge", edge, "0: a sharp edge", "use e.g. 0.02.")
         if self.velocity_edge != DEFAULT_EDGE and not (isinstance(velocity, str) and velocity in INCLUSIONS):
             raise ValueError(f"velocity_edge={edge!r} applies to the inclusions {list(INCLUSIONS)} only, not to "
                              f"velocity={velocity!r}; leave it at its default.")
