@@ -332,6 +332,19 @@ def _streams(q) -> int:
     return max(q) + 1 if len(q) else 0
 
 
+def _constants(family: int, K: int, M: int, a, b, q, has_d2z: bool, C: int, dtype: torch.dtype,
+               backward: bool) -> dict:
+    """The compile-time constants of a launch: one place for the launchers and
+    :func:`compile_ahead`, so that the latter compiles what the former launch."""
+    block_n, block_c = _blocks(C, dtype, BWD_TILE if backward else FWD_TILE)
+    consts = dict(FAMILY=family, K=K, M=M, P=len(a), PS=_streams(q), PAIR_A=_pack_slots(a),
+                  PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=has_d2z, BLOCK_N=block_n,
+                  BLOCK_C=block_c)
+    if backward:
+        consts["KP"] = triton.next_power_of_2(K)
+    return consts
+
+
 def jet_forward(family: int, z, dz, d2z, params, omega, a, b, q):
     """Launch the forward kernel. Pairs (a_i, b_i) belong to second-order stream q_i.
     Shapes: z (n, C), dz (M, n, C), d2z (PS, n, C) or None, PS = max(q) + 1.
@@ -339,24 +352,22 @@ def jet_forward(family: int, z, dz, d2z, params, omega, a, b, q):
     Returns (u (n, C), du (M, n, C), d2u (PS, n, C)), contiguous.
     """
     n, C = z.shape
-    M, P, PS = dz.shape[0], len(a), _streams(q)
+    M, PS = dz.shape[0], _streams(q)
     u = _new_output((n, C), z)
     du = _new_output((M, n, C), z)
     d2u = _new_output((PS, n, C), z)
     if n == 0 or C == 0:
         return u, du, d2u
     c0, c, f, p, omega_t, K = _family_args(family, z, params, omega)
-    block_n, block_c = _blocks(C, z.dtype, FWD_TILE)
-    grid = (triton.cdiv(n, block_n), triton.cdiv(C, block_c))
+    consts = _constants(family, K, M, a, b, q, d2z is not None, C, z.dtype, backward=False)
+    grid = (triton.cdiv(n, consts["BLOCK_N"]), triton.cdiv(C, consts["BLOCK_C"]))
     _jet_fwd_kernel[grid](
         z, dz, z if d2z is None else d2z,
         c0, c, f, p, omega_t,
         u, du, d2u,
         n, C,
         *z.stride(), *dz.stride(), *_strides(d2z, 3),
-        FAMILY=family, K=K, M=M, P=P, PS=PS,
-        PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=d2z is not None,
-        BLOCK_N=block_n, BLOCK_C=block_c, num_warps=NUM_WARPS,
+        **consts, num_warps=NUM_WARPS,
     )
     return u, du, d2u
 
@@ -368,14 +379,14 @@ def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b, q)
     parameter gradients (g_c0 (C,), g_c, g_f, g_p (C, K)) or () for Sine/Finer).
     """
     n, C = z.shape
-    M, P, PS = dz.shape[0], len(a), _streams(q)
+    M, PS = dz.shape[0], _streams(q)
     gz = _new_output((n, C), z)
     gdz = _new_output((M, n, C), z)
     gd2z = None if d2z is None else _new_output((PS, n, C), z)
     c0, c, f, p, omega_t, K = _family_args(family, z, params, omega)
-    block_n, block_c = _blocks(C, z.dtype, BWD_TILE)
-    n_cblocks = triton.cdiv(C, block_c) if C else 0
-    n_rprog = min(triton.cdiv(n, block_n), max(1, BWD_PROGRAMS // max(n_cblocks, 1)))
+    consts = _constants(family, K, M, a, b, q, d2z is not None, C, z.dtype, backward=True)
+    n_cblocks = triton.cdiv(C, consts["BLOCK_C"]) if C else 0
+    n_rprog = min(triton.cdiv(n, consts["BLOCK_N"]), max(1, BWD_PROGRAMS // max(n_cblocks, 1)))
     if family == METASIN:
         part_c0 = _new_output((n_rprog, C), z)
         part_c, part_f, part_p = (_new_output((n_rprog, C, K), z) for _ in range(3))
@@ -390,9 +401,7 @@ def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b, q)
             n, C,
             *z.stride(), *dz.stride(), *_strides(d2z, 3),
             *gu.stride(), *gdu.stride(), *gd2u.stride(),
-            FAMILY=family, K=K, KP=triton.next_power_of_2(K), M=M, P=P, PS=PS,
-            PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=d2z is not None,
-            BLOCK_N=block_n, BLOCK_C=block_c, num_warps=NUM_WARPS,
+            **consts, num_warps=NUM_WARPS,
         )
     if family != METASIN:
         return gz, gdz, gd2z, ()
@@ -411,8 +420,8 @@ def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, 
 
     The interpreter runs the kernels' arithmetic on the CPU but not the GPU compiler;
     this catches what only the compiler rejects (unsupported ops, type errors in the
-    unrolled pair loops, launch constants that do not fit). Constants are chosen as the
-    launchers choose them. Returns Triton's CompiledKernel (``.asm["ptx"]`` etc.).
+    unrolled pair loops, launch constants that do not fit), with the launchers' constants
+    (:func:`_constants`). Returns Triton's CompiledKernel (``.asm["ptx"]`` etc.).
     """
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -425,12 +434,7 @@ def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, 
         raise RuntimeError("compile_ahead needs the compiled kernels: this process imported Triton with "
                            "TRITON_INTERPRET=1, which replaces them by the interpreter. Run it in a process "
                            "without TRITON_INTERPRET.")
-    block_n, block_c = _blocks(C, dtype, BWD_TILE if backward else FWD_TILE)
-    consts = dict(FAMILY=family, K=K if family == METASIN else 1, M=M, P=len(a), PS=_streams(q),
-                  PAIR_A=_pack_slots(a), PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=has_d2z,
-                  BLOCK_N=block_n, BLOCK_C=block_c)
-    if backward:
-        consts["KP"] = triton.next_power_of_2(consts["K"])
+    consts = _constants(family, K if family == METASIN else 1, M, a, b, q, has_d2z, C, dtype, backward)
     ptr = "*fp64" if dtype == torch.float64 else "*fp32"
     names = kernel.arg_names
     signature = {n: ("constexpr" if n in consts else ptr if n.endswith("_ptr") else "i32") for n in names}
