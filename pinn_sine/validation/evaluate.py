@@ -1,6 +1,8 @@
 """evaluate(net, ref): run a network on a reference grid and report its errors."""
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -16,10 +18,15 @@ def predict(net, ref: ReferenceField, *, batch_size: int = 65536) -> dict[str, n
     dtype = param.dtype if param is not None else torch.float32
     pts = torch.as_tensor(ref.points(), dtype=dtype)
     chunks = [net(pts[i:i + batch_size].to(device)).double().cpu() for i in range(0, len(pts), batch_size)]
-    out = torch.cat(chunks).numpy()
-    if out.shape[1] != ref.out_dim:
-        raise ValueError(f"the network has {out.shape[1]} outputs, the reference {ref.problem} has "
-                         f"{ref.out_dim} ({list(ref.fields)}).")
+    return _split_columns(torch.cat(chunks).numpy(), ref, "the network")
+
+
+def _split_columns(out: np.ndarray, ref: ReferenceField, what: str) -> dict[str, np.ndarray]:
+    """Output columns (N, out_dim) on the grid points -> fields shaped like ``ref.fields``."""
+    if out.ndim != 2 or out.shape[0] != int(np.prod(ref.grid_shape)) or out.shape[1] != ref.out_dim:
+        raise ValueError(f"{what} gives outputs of shape {out.shape} on the {ref.grid_shape} grid; the reference "
+                         f"{ref.problem} needs ({int(np.prod(ref.grid_shape))}, {ref.out_dim}) "
+                         f"({list(ref.fields)}).")
     shape = ref.grid_shape
     fields = {}
     for name, cols in ref.columns().items():
@@ -28,7 +35,20 @@ def predict(net, ref: ReferenceField, *, batch_size: int = 65536) -> dict[str, n
     return fields
 
 
-def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | None = None) -> dict:
+def exact_on_grid(exact: Callable[[torch.Tensor], torch.Tensor], ref: ReferenceField, *,
+                  batch_size: int = 65536) -> dict[str, np.ndarray]:
+    """An exact solution ``exact(x)`` (x (N, d) float64 tensor -> (N, out_dim)) on the
+    reference grid, shaped like ``ref.fields``."""
+    pts = torch.as_tensor(ref.points(), dtype=torch.float64)
+    chunks = []
+    for i in range(0, len(pts), batch_size):
+        x = pts[i:i + batch_size]
+        chunks.append(torch.as_tensor(exact(x)).detach().double().cpu().reshape(len(x), -1))
+    return _split_columns(torch.cat(chunks).numpy(), ref, "the exact solution")
+
+
+def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | None = None,
+             exact: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
     """Errors of ``net`` against ``ref``, over ``ref.mask`` when it has one.
 
     Returns a dict with ``rel_l2`` and ``max_abs`` over all fields together, and
@@ -36,6 +56,12 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     ``*_imag`` also give ``rel_l2_abs`` of the magnitude. A time-dependent reference
     (first coordinate ``t``) adds ``rel_l2_per_t``, the error of each time slice. An
     image reference (``attrs["image"]``) adds PSNR and SSIM (``*_region`` over the mask).
+
+    ``reference_error`` is the reference's own estimated error (``ref.error_estimate``),
+    present when known: errors of the net below it are not resolved by the reference.
+    ``exact`` (a callable x (N, d) tensor -> (N, out_dim), e.g. ``problem.exact``) adds
+    ``rel_l2_exact`` and ``max_abs_exact``: the prediction against the exact solution on
+    the same grid points and mask.
     """
     pred = predict(net, ref) if prediction is None else prediction
     mask = ref.mask
@@ -70,4 +96,10 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
         img_p = pred[names[0]]
         img_r = ref.fields[names[0]]
         out.update(psnr_ssim(img_p, img_r, mask, data_range=float(ref.attrs.get("data_range", 1.0))))
+    if ref.error_estimate is not None:
+        out["reference_error"] = ref.error_estimate
+    if exact is not None:
+        e_all = stack(exact_on_grid(exact, ref))
+        out["rel_l2_exact"] = rel_l2(p_all, e_all, mask)
+        out["max_abs_exact"] = max_abs(p_all, e_all, mask)
     return out

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,6 +14,11 @@ def params_hash(problem: str, params: dict) -> str:
     """SHA-256 of the canonical JSON of (problem, params): the cache key of a reference."""
     blob = json.dumps({"problem": problem, "params": params}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+#: How ``attrs["error_estimate"]`` was obtained: against an exact solution, by Richardson
+#: extrapolation from two grids, or as the difference from a refined grid.
+ERROR_METHODS = ("exact", "richardson", "refinement")
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,13 @@ class ReferenceField:
         spacing: grid spacing per coordinate used by the solver.
         mask: optional boolean array of the grid's shape: the region the errors are
             measured over (the physical region inside a PML, the missing pixels, ...).
-        attrs: extra JSON-serialisable facts (``{"image": True}`` asks for PSNR/SSIM).
+        attrs: extra JSON-serialisable facts. Keys with a meaning:
+            ``image`` (True asks ``evaluate`` for PSNR/SSIM) and ``data_range``;
+            ``error_estimate`` (float >= 0: the estimated relative L2 error of the
+            field itself, over the mask) and ``error_method`` (one of
+            :data:`ERROR_METHODS`); ``mask_meaning`` (what the mask marks, written into
+            the HDF5 file); ``units`` and ``long_names`` ({coordinate or field name:
+            text}, for the file's metadata; units default to "1", non-dimensional).
     """
 
     problem: str
@@ -56,10 +69,37 @@ class ReferenceField:
                                  f"has shape {shape} (a trailing channel axis is allowed).")
         if self.mask is not None and self.mask.shape != shape:
             raise ValueError(f"mask has shape {self.mask.shape}, expected the grid shape {shape}.")
+        estimate = self.attrs.get("error_estimate")
+        if estimate is not None:
+            if isinstance(estimate, bool) or not isinstance(estimate, numbers.Real) \
+                    or not math.isfinite(estimate) or estimate < 0:
+                raise ValueError(f"attrs['error_estimate']={estimate!r}: expected a finite relative L2 error "
+                                 ">= 0 (a float), or no such key when the error is unknown.")
+        method = self.attrs.get("error_method")
+        if method is not None and method not in ERROR_METHODS:
+            raise ValueError(f"attrs['error_method']={method!r}: expected one of {list(ERROR_METHODS)}.")
+        for key in ("units", "long_names"):
+            table = self.attrs.get(key)
+            if table is not None and (not isinstance(table, dict) or not all(isinstance(v, str)
+                                                                             for v in table.values())):
+                raise ValueError(f"attrs[{key!r}]={table!r}: expected a dict of coordinate or field name -> "
+                                 "text, e.g. {'x': 'm'}.")
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
         return tuple(len(c) for c in self.coords.values())
+
+    @property
+    def error_estimate(self) -> float | None:
+        """The estimated relative L2 error of this field (``attrs["error_estimate"]``),
+        None when unknown; :attr:`error_method` says how it was estimated."""
+        estimate = self.attrs.get("error_estimate")
+        return None if estimate is None else float(estimate)
+
+    @property
+    def error_method(self) -> str | None:
+        """How :attr:`error_estimate` was obtained (one of :data:`ERROR_METHODS`), or None."""
+        return self.attrs.get("error_method")
 
     @property
     def names(self) -> tuple[str, ...]:

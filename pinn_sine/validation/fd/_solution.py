@@ -30,9 +30,13 @@ class FDSolution:
             e.g. ``{"u": (nx, ny)}``.  Any dtype (a Helmholtz solver may return a
             complex ``"u"``).
         solver: short name of the scheme, e.g. ``"fd5-dst"`` or ``"leapfrog"``.
-        order: formal order of accuracy of the scheme (2 for all current solvers).
+        order: formal order of accuracy of the scheme (2 or 4).
         spacing: grid spacing the solver used per coordinate, e.g.
             ``{"x": hx, "y": hy, "t": dt}``; keys are a subset of ``coords``.
+        error_estimate: an estimate of the relative L2 error of the fields,
+            ``||u - u_exact|| / ||u||`` over the grid (or the region the solver names,
+            e.g. the physical region inside a PML), or ``None`` when the solver makes
+            none.  :func:`~pinn_sine.validation.fd.richardson.richardson` sets it.
     """
 
     coords: dict[str, np.ndarray]
@@ -40,6 +44,7 @@ class FDSolution:
     solver: str
     order: int
     spacing: dict[str, float]
+    error_estimate: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.coords, dict) or not self.coords:
@@ -99,6 +104,14 @@ class FDSolution:
                 raise ValueError(
                     f"FDSolution.spacing[{name!r}]={h!r} must be a positive finite number"
                 )
+        e = self.error_estimate
+        if e is not None and not (
+            isinstance(e, numbers.Real) and not isinstance(e, bool) and math.isfinite(e) and e >= 0
+        ):
+            raise ValueError(
+                f"FDSolution.error_estimate={e!r} must be None or a finite number >= 0 "
+                "(a relative L2 error estimate)"
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:
