@@ -131,13 +131,33 @@ def build_training(args) -> dict:
                     if args.rad else None)
     except ValueError as err:
         raise SystemExit(str(err)) from None
-    resample = args.resample_every
-    if resample != "fixed":
-        try:
-            resample = int(resample)
-        except ValueError:
-            raise SystemExit(f'--resample-every takes an integer >= 1 or "fixed", got {resample!r}.') from None
-    return {"weights": weights, "causal": causal, "adaptive": adaptive, "resample_every": resample}
+    return {"weights": weights, "causal": causal, "adaptive": adaptive}
+
+
+def build_stages(args) -> list:
+    """The optimizer stages of ``solve``: Adam (``--steps``), then L-BFGS
+    (``--lbfgs-steps``), then Gauss-Newton (``--gn-steps``), each only when asked for."""
+    from .optim import LBFGS, Adam, GaussNewton
+
+    resample = build_resample(args.resample_every)
+    try:
+        stages = [Adam(args.steps, lr=args.lr, resample_every=resample)]
+        if args.lbfgs_steps:
+            stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
+        if args.gn_steps:
+            stages.append(GaussNewton(args.gn_steps, batch=args.gn_batch, damping=args.gn_damping))
+    except ValueError as err:
+        raise SystemExit(f"--steps/--lbfgs-steps/--gn-steps: {err}") from None
+    return stages
+
+
+def build_resample(value: str):
+    if value == "fixed":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f'--resample-every takes an integer >= 1 or "fixed", got {value!r}.') from None
 
 
 def cmd_solve(args, extra) -> int:
@@ -150,6 +170,7 @@ def cmd_solve(args, extra) -> int:
 
     problem = build_problem(args.problem, extra)
     options = build_training(args)
+    stages = build_stages(args)
     # Under torchrun: one process per device, gradients all-reduced, rank 0 writes.
     ctx = distributed.init_from_env(args.device)
     try:
@@ -168,9 +189,7 @@ def cmd_solve(args, extra) -> int:
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
             print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
                   f"{ref.solver} on {ref.grid_shape}{procs}")
-        lr = problem.default_lr if args.lr is None else args.lr
-        result = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
-                       lbfgs_steps=args.lbfgs_steps, lbfgs_batch=args.lbfgs_batch, engine=args.engine,
+        result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
                        reference=ref, eval_every=args.eval_every,
                        checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
                        progress=not args.quiet, compile=args.compile, **options)
@@ -179,21 +198,32 @@ def cmd_solve(args, extra) -> int:
     finally:
         distributed.shutdown()
     pred = problem.predict(net, ref)
-    metrics = evaluate(net, ref, prediction=pred)
+    metrics = evaluate(net, ref, prediction=pred, exact=problem.exact_solution)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
-                    "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "engine": args.engine,
+                    "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
+                    "gn_batch": args.gn_batch, "stages": [s.describe() for s in stages], "engine": args.engine,
                     "seed": args.seed, "timings": result.timings,
                     "processes": ctx.world_size,
                     "weighting": options["weights"].describe(),
                     "causal": None if options["causal"] is None else options["causal"].describe(),
                     "adaptive": None if options["adaptive"] is None else options["adaptive"].describe(),
-                    "resample_every": options["resample_every"]})
+                    "resample_every": stages[0].resample_every})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_history(result, out / "history.csv")
-    predicted = ReferenceField(problem=ref.problem, params=ref.params, coords=ref.coords, fields=pred,
+    # A prediction file describes the network, not the reference: its own parameters (so
+    # its hash is not the reference's) and none of the reference's error estimate.
+    net_params = {"reference_hash": ref.hash, "activation": args.activation, "width": args.width,
+                  "depth": args.depth, "steps": args.steps, "lbfgs_steps": args.lbfgs_steps, "gn_steps": args.gn_steps,
+                  "seed": args.seed}
+    predicted = ReferenceField(problem=ref.problem, params=net_params, coords=ref.coords, fields=pred,
                                solver=f"pinn-{args.activation}", order=0, spacing=ref.spacing, mask=ref.mask,
-                               attrs=ref.attrs)
-    save_reference(predicted, out / "prediction.h5")
+                               attrs={k: v for k, v in ref.attrs.items()
+                                      if k not in ("error_estimate", "error_method")})
+    save_reference(predicted, out / "prediction.h5", kind="prediction",
+                   description=f"{args.activation} MLP width={args.width} depth={args.depth}, {args.steps} steps "
+                               f"(seed {args.seed}) on {problem!r}; rel L2 {metrics['rel_l2']:.3e} against the "
+                               f"{ref.solver} reference",
+                   extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
     figures = [loss_curves(result.history, out / "loss.png", title=f"{problem.name} / {args.activation}")]
     custom = getattr(problem, "figures", None)
     if custom is not None:
@@ -209,12 +239,21 @@ def cmd_solve(args, extra) -> int:
 
 
 def cmd_reference(args, extra) -> int:
-    from .validation.store import save_reference
+    from .validation.store import reference_with_info, save_reference
 
     problem = build_problem(args.problem, extra)
-    ref = problem.reference(args.resolution, cache=not args.no_cache)
+    ref, info = reference_with_info(problem, args.resolution, cache=not args.no_cache)
     print(f"{problem.name}: {ref.solver} (order {ref.order}) on grid {dict(zip(ref.coords, ref.grid_shape))}, "
           f"spacing {ref.spacing}")
+    if ref.error_estimate is None:
+        print("error estimate: unknown")
+    else:
+        print(f"error estimate: {ref.error_estimate:.3e} relative L2 ({ref.error_method or 'method unknown'})")
+    if info.source == "cache":
+        print(f"loaded from the cache {info.path} in {info.seconds:.3g} s")
+    else:
+        where = f"; cached at {info.path}" if info.stored else ""
+        print(f"computed in {info.seconds:.3g} s ({info.reason}){where}")
     if args.out:
         print(f"wrote {save_reference(ref, args.out)}")
     return 0
@@ -274,6 +313,11 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--lbfgs-batch", type=int, default=None,
                        help="points of the one fixed L-BFGS batch (default: --batch; a larger batch "
                             "keeps L-BFGS from overfitting it)")
+    solve.add_argument("--gn-steps", type=int, default=0,
+                       help="Gauss-Newton (Levenberg-Marquardt) steps after Adam and L-BFGS; use --dtype float64")
+    solve.add_argument("--gn-batch", type=int, default=None,
+                       help="interior points of the fixed Gauss-Newton batch (default: --batch)")
+    solve.add_argument("--gn-damping", type=float, default=1e-3, help="initial relative Gauss-Newton damping")
     solve.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the problem's)")
     solve.add_argument("--batch", type=int, default=None)
     solve.add_argument("--seed", type=int, default=0)

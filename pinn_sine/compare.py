@@ -76,7 +76,7 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
                    seed=cell.seed, time_limit=seconds, schedule="cosine" if steps is not None else "constant",
                    progress=False)
     wall = time.perf_counter() - t0
-    metrics = evaluate(net, ref, prediction=problem.predict(net, ref))
+    metrics = evaluate(net, ref, prediction=problem.predict(net, ref), exact=problem.exact_solution)
     row = {"problem": cell.problem, "activation": cell.activation, "seed": cell.seed,
            "steps": result.history[-1]["step"] if result.history else 0, "wall_s": round(wall, 2),
            **{k: v for k, v in metrics.items() if isinstance(v, float)}}

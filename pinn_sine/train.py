@@ -1,14 +1,13 @@
-"""The training loop: Adam with a schedule, an optional L-BFGS stage, checkpoints,
-progress and history."""
+"""The training loop: optimizer stages run in order over what they share (sampling, the
+weighted loss, the finite-loss guard, logging, evaluation, progress, checkpoints)."""
 from __future__ import annotations
 
-import json
 import math
+import numbers
 import os
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,14 +15,15 @@ from torch import Tensor, nn
 
 from . import distributed
 from .adaptive import RADSampler
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .derivatives import get_engine
+from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
 from .validation.evaluate import evaluate
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
-SCHEDULES = ("cosine", "exponential", "constant")
-CHECKPOINT_FORMAT = 1
+__all__ = ["train", "TrainResult", "Run", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT"]
 
 
 @dataclass
@@ -32,14 +32,19 @@ class TrainResult:
 
     Attributes:
         net: the trained network (the same object that was passed in).
-        history: one dict per logged step: "step", "phase" ("adam"/"lbfgs"), "loss"
-            (the weighted total), each loss term (unweighted means), the weights
-            "w_<term>", with causal weighting "<term>_causal" (the weighted sum over
-            time chunks) and "causal_w0" ... "causal_w{M-1}", "lr", "time" (seconds
-            since start) and, every ``eval_every`` steps when a reference is given,
-            "rel_l2".
-        timings: "total", "adam", "lbfgs" seconds and "step_median" (Adam, seconds).
-        final: the last evaluation against the reference (empty without one).
+        history: one dict per logged step: "step" (counted over all stages), "phase"
+            (the stage's name: "adam", "lbfgs", "gauss_newton"), "loss" (the weighted
+            total), each loss term (unweighted means), the weights "w_<term>", with
+            causal weighting "<term>_causal" and "causal_w0" ... "causal_w{M-1}", the
+            stage's own columns ("lr"; Gauss-Newton: "lambda", "mu", "gain",
+            "accepted", "step_time"), "time" (seconds since start) and, every
+            ``eval_every`` steps when a reference is given, "rel_l2" (and
+            "rel_l2_exact" against the exact solution on the reference's grid, where
+            the problem has one).
+        timings: "total" seconds, the seconds of each stage under its name (a repeated
+            name gets a suffix: "adam_2"), and "step_median" (of the Adam steps).
+        final: the last evaluation against the reference (empty without one), with
+            ``rel_l2_exact`` where the problem has an exact solution.
     """
 
     net: nn.Module
@@ -55,14 +60,6 @@ class TrainResult:
                 if k not in cols:
                     cols.append(k)
         return cols, [[row.get(c, "") for c in cols] for row in self.history]
-
-
-def _lr_lambda(schedule: str, steps: int, final_factor: float):
-    if schedule == "constant":
-        return lambda k: 1.0
-    if schedule == "exponential":
-        return lambda k: final_factor ** (min(k, steps) / max(steps, 1))
-    return lambda k: final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
 
 
 class _Objective(nn.Module):
@@ -85,34 +82,198 @@ class _Objective(nn.Module):
         return problem.losses(jets, batch), problem.pointwise_residual(jets, batch)
 
 
-def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, batch: int | None = None,
-          seed: int = 0, weights: dict[str, float] | TermWeighting | None = None,
-          causal: CausalWeights | None = None, schedule: str = "cosine", final_lr_factor: float = 0.01,
-          lbfgs_steps: int = 0, lbfgs_batch: int | None = None, resample_every: int | str = 1,
-          adaptive: RADSampler | None = None, engine: str = "jet", reference: ReferenceField | None = None,
-          eval_every: int = 500, log_every: int = 10, checkpoint: str | os.PathLike | None = None,
-          checkpoint_every: int = 500, resume: str | os.PathLike | None = None, progress: bool = True,
-          compile: bool = False, time_limit: float | None = None) -> TrainResult:
-    """Train ``net`` on ``problem``'s weighted residual losses.
+class Run:
+    """What the stages of one :func:`train` call share: the problem and network, the
+    sampling state, the weighted loss, the finite-loss guard. Stages receive it in
+    :meth:`~pinn_sine.optim.Stage.start` and :meth:`~pinn_sine.optim.Stage.step`.
 
-    Loss = sum_k w_k L_k over the problem's named terms. Adam runs ``steps`` steps with
-    the learning-rate ``schedule`` ("cosine" or "exponential" decay to
-    ``lr * final_lr_factor``, or "constant"), drawing ``batch`` fresh interior points
-    every ``resample_every`` steps (``"fixed"``: one batch for the whole run) from a
-    generator seeded with ``seed``; then L-BFGS (strong-Wolfe line search) runs
-    ``lbfgs_steps`` iterations on one fixed batch of ``lbfgs_batch`` points.
+    Attributes a stage reads: ``problem``, ``net``, ``params`` (trainable parameters),
+    ``ctx`` (the distributed context), ``causal``, ``offset`` (steps of the stages
+    before the current one).
+    """
+
+    def __init__(self, problem: Problem, net: nn.Module, *, batch: int, seed: int, engine: str,
+                 weighting: TermWeighting, causal: CausalWeights | None, adaptive: RADSampler | None,
+                 compile: bool):
+        self.problem, self.net, self.batch, self.seed, self.engine = problem, net, batch, seed, engine
+        self.weighting, self.causal, self.adaptive = weighting, causal, adaptive
+        param = next(net.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.ctx = distributed.current(self.device)
+        self.generator = torch.Generator().manual_seed(distributed.rank_seed(seed, self.ctx.rank))
+        self.points: dict[str, Tensor] | None = None
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.offset = 0
+        objective = _Objective(problem, net, engine, pointwise=causal is not None)
+        self.train_terms = distributed.wrap(objective, self.device) if self.ctx.active else objective
+        self.eval_terms = objective
+        if compile:
+            self.train_terms = torch.compile(self.train_terms)
+            self.eval_terms = torch.compile(objective) if self.ctx.active else self.train_terms
+
+    # ----- sampling ---------------------------------------------------------------------
+    def to_dev(self, b: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v.to(device=self.device, dtype=self.dtype) for k, v in b.items()}
+
+    def local(self, batch: int | None, what: str) -> int:
+        """This process's share of ``batch`` interior points (None: the run's batch)."""
+        n = self.batch if batch is None else batch
+        world = self.ctx.world_size
+        if n % world:
+            raise ValueError(f"{what}={n} is not divisible by the {world} processes; each rank draws an equal "
+                             f"share. Use {what}={world * max(1, n // world)}.")
+        return n // world
+
+    def draw(self, done: int, *, resample: bool, progress: float) -> dict[str, Tensor]:
+        """The current points of the shared sampler: a fresh draw when ``resample`` or
+        none is held yet, then RAD's draw from its pool when the run has it."""
+        drawn = False
+        if self.points is None or resample:
+            self.points = self.to_dev(self.problem.sample(self.local(None, "batch"), self.generator,
+                                                          progress=progress))
+            drawn = True
+        adaptive = self.adaptive
+        if adaptive is not None:
+            if adaptive.due(done):
+                adaptive.refresh(self.problem, self.net, self.engine, self.points[adaptive.point_set].shape[0],
+                                 self.generator, progress=progress, to_dev=self.to_dev)
+                drawn = True
+            if drawn:
+                self.points = adaptive.draw(self.problem, self.points, self.generator, self.to_dev)
+        return self.points
+
+    def stage_generator(self, index: int) -> torch.Generator:
+        """A generator of the stage at ``index`` (seed + index, per rank)."""
+        return torch.Generator().manual_seed(distributed.rank_seed(self.seed + index, self.ctx.rank))
+
+    def fixed_batch(self, batch: int | None, index: int | None, *,
+                    generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """A batch of ``batch`` interior points (None: the run's) drawn from ``generator``
+        or from :meth:`stage_generator` of ``index``: the same in a resumed run."""
+        gen = self.stage_generator(index) if generator is None else generator
+        return self.to_dev(self.problem.sample(self.local(batch, "batch"), gen))
+
+    # ----- the loss ---------------------------------------------------------------------
+    def term_weights(self, names) -> dict[str, float]:
+        """The weighting's current (held) weights of the terms ``names``."""
+        self._check_names(names)
+        return self.weighting.weights(list(names), -1, None)
+
+    def _check_names(self, names) -> None:
+        unknown = self.weighting.named_terms() - set(names)
+        if unknown:
+            raise ValueError(f"weights name unknown loss terms {sorted(unknown)}; "
+                             f"{self.problem.name} has {sorted(names)}.")
+
+    def weighted(self, b: dict[str, Tensor], step: int | None, *, evaluation: bool = False):
+        """Total loss, the plain terms, and the terms the total is made of. ``step`` None:
+        weights held (L-BFGS, Gauss-Newton, evaluation); ``evaluation``: the
+        non-distributed loss module (no gradient synchronisation)."""
+        terms, residual = (self.eval_terms if evaluation else self.train_terms)(b)
+        self._check_names(terms)
+        loss_terms = dict(terms)
+        causal = self.causal
+        if causal is not None:
+            if causal.term not in terms:
+                raise ValueError(f"CausalWeights(term={causal.term!r}): {self.problem.name} has terms "
+                                 f"{sorted(terms)}.")
+            sum_ranks = distributed.all_reduce_sum if self.ctx.active else None
+            loss_terms[causal.term] = causal.loss(residual, b["interior"], all_reduce=sum_ranks)
+        w = self.weighting.weights(loss_terms, -1 if step is None else step,
+                                   None if step is None else self._grad_norms(loss_terms))
+        total = sum(w[k] * v for k, v in loss_terms.items())
+        return total, terms, loss_terms
+
+    def _grad_norms(self, loss_terms: dict[str, Tensor]):
+        """||d L_k / d theta|| of each term over the whole batch (a callback: only the
+        steps that update adaptive weights pay for it)."""
+        params = self.params
+
+        def compute() -> dict[str, float]:
+            flats = []
+            for v in loss_terms.values():
+                gs = (torch.autograd.grad(v, params, retain_graph=True, allow_unused=True) if v.requires_grad
+                      else [None] * len(params))
+                flats.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                                        for g, p in zip(gs, params)]))
+            g = torch.stack(flats)
+            if self.ctx.active:
+                g = distributed.all_reduce_mean(g)
+            return {k: float(v) for k, v in zip(loss_terms, g.norm(dim=1))}
+        return compute
+
+    def global_total(self, total: Tensor) -> Tensor:
+        return distributed.all_reduce_mean(total.detach()) if self.ctx.active else total.detach()
+
+    def check_finite(self, step: int, phase: str, total: Tensor, terms: dict[str, Tensor]) -> None:
+        """Raise FloatingPointError when the (all-rank mean) loss is not finite; every
+        rank raises together."""
+        total = self.global_total(total)
+        if not torch.isfinite(total):
+            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
+            if bad:
+                what = f"term {bad[0]!r} = {float(terms[bad[0]].detach())}"
+            else:
+                what = f"total = {float(total)}" + (" (on another process)" if self.ctx.active else "")
+            raise FloatingPointError(f"non-finite loss at step {step} ({phase}): {what}; the last checkpoint is left "
+                                     "intact. Lower the learning rate or the omega of the first layer.")
+
+
+def _legacy_stages(steps, lr, schedule, final_lr_factor, lbfgs_steps, lbfgs_batch, resample_every) -> list[Stage]:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got steps={steps!r}.")
+    if isinstance(lbfgs_steps, bool) or not isinstance(lbfgs_steps, numbers.Integral) or lbfgs_steps < 0:
+        raise ValueError(f"lbfgs_steps must be an integer >= 0, got lbfgs_steps={lbfgs_steps!r}.")
+    stages: list[Stage] = [Adam(int(steps), lr=lr, schedule=schedule, final_lr_factor=final_lr_factor,
+                                resample_every=resample_every)]
+    if lbfgs_steps:
+        stages.append(LBFGS(int(lbfgs_steps), batch=lbfgs_batch))
+    return stages
+
+
+def _stage_labels(stages: Sequence[Stage]) -> list[str]:
+    labels, seen = [], {}
+    for s in stages:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        labels.append(s.name if seen[s.name] == 1 else f"{s.name}_{seen[s.name]}")
+    return labels
+
+
+def _crossed(done: int, taken: int, every: int) -> bool:
+    """Whether the steps (done - taken, done] contain a multiple of ``every``."""
+    return done // every > (done - taken) // every
+
+
+def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = None, steps: int | None = None,
+          lr: float | None = None, batch: int | None = None, seed: int = 0,
+          weights: dict[str, float] | TermWeighting | None = None, causal: CausalWeights | None = None,
+          schedule: str = "cosine", final_lr_factor: float = 0.01, lbfgs_steps: int = 0,
+          lbfgs_batch: int | None = None, resample_every: int | str = 1, adaptive: RADSampler | None = None,
+          engine: str = "jet", reference: ReferenceField | None = None, eval_every: int = 500,
+          log_every: int = 10, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
+          resume: str | os.PathLike | None = None, progress: bool = True, compile: bool = False,
+          time_limit: float | None = None) -> TrainResult:
+    """Train ``net`` on ``problem``'s weighted residual losses, stage after stage.
+
+    Loss = sum_k w_k L_k over the problem's named terms. ``stages`` is a list of
+    optimizer stages from :mod:`pinn_sine.optim` run in order, e.g.
+    ``[Adam(1000), GaussNewton(300)]``; ``steps`` (Adam with ``lr``, ``schedule``,
+    ``final_lr_factor``, ``resample_every``) plus ``lbfgs_steps`` (L-BFGS on a fixed
+    batch of ``lbfgs_batch`` points) is the shorthand for
+    ``[Adam(steps, ...), LBFGS(lbfgs_steps, batch=lbfgs_batch)]``. ``lr`` None takes
+    the problem's ``default_lr``. Interior points come from a generator seeded with
+    ``seed``, ``batch`` per draw (default: the problem's ``default_batch``).
 
     Weighting (:mod:`pinn_sine.weighting`): ``weights`` sets w_k -- a dict
     ``{"boundary": 10.0}`` (1 for the others) or :class:`FixedWeights`, or
-    :class:`GradNormWeights` (balanced by gradient norms every N steps; held fixed
-    during L-BFGS). ``causal`` (:class:`CausalWeights`, time-dependent problems)
+    :class:`GradNormWeights` (balanced by gradient norms every N Adam steps; held fixed
+    in the other stages). ``causal`` (:class:`CausalWeights`, time-dependent problems)
     replaces the "pde" term by its causally weighted sum over time chunks. The history
     logs the weights (``w_<term>``, ``causal_w<i>``) at every logged step.
 
-    Sampling: ``adaptive`` (:class:`~pinn_sine.adaptive.RADSampler`) draws the interior
-    points from a candidate pool by their residual (RAD); the pool is refreshed every
-    ``adaptive.refresh_every`` steps and a new draw from it is made every time a batch
-    is drawn. Causal weighting and RAD need :meth:`Problem.pointwise_residual`.
+    Sampling: ``adaptive`` (:class:`~pinn_sine.adaptive.RADSampler`) draws the Adam
+    stages' interior points from a candidate pool by their residual (RAD). Causal
+    weighting and RAD need :meth:`Problem.pointwise_residual`.
 
     Several processes: inside an initialised process group (``torchrun``, see
     :mod:`pinn_sine.distributed`) each rank draws ``batch / world_size`` points from its
@@ -120,36 +281,47 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
     the means over the ranks, and only rank 0 evaluates, shows progress and writes the
     checkpoint (which holds every rank's generator and points).
 
-    Checkpoints (``checkpoint``) hold the network, optimiser, scheduler, sampler,
-    current points and weighting state and are written atomically every
-    ``checkpoint_every`` steps and at the end; ``resume`` continues from one to the same
-    result as an uninterrupted run. A non-finite loss raises FloatingPointError naming
-    the step and the term, and leaves the last good checkpoint untouched.
+    Checkpoints (``checkpoint``) hold the network, every started stage's state, the
+    sampler and the weighting; they are written atomically whenever the step count
+    passes a multiple of ``checkpoint_every``, at the end of every stage and at the
+    end. ``resume`` continues from one to the same result as an uninterrupted run, in
+    any stage; a finished last stage given more steps continues. A non-finite loss
+    raises FloatingPointError naming the step and the term, and leaves the last good
+    checkpoint untouched.
 
     Args:
         engine: derivative engine, "jet" (forward propagation, default) or "autograd".
         reference: a ReferenceField; its relative L2 error is logged every ``eval_every``.
+        log_every: history rows every this many steps (and at the end of every stage).
         compile: run the loss terms under ``torch.compile`` (jet engine only: it needs no
             double backward).
-        time_limit: a wall-clock budget in seconds for the Adam stage: it stops after the
-            step that crosses it (the schedule still spans ``steps``; use
-            ``schedule="constant"`` with a large ``steps`` for a pure time budget).
+        time_limit: a wall-clock budget in seconds for the whole run: training stops
+            after the step that crosses it (an Adam schedule still spans its ``steps``;
+            use ``schedule="constant"`` with a large ``steps`` for a pure time budget).
     """
-    if not (isinstance(steps, int) and steps >= 0):
-        raise ValueError(f"steps must be an integer >= 0, got steps={steps!r}.")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got lr={lr}.")
-    if schedule not in SCHEDULES:
-        raise ValueError(f'Invalid schedule "{schedule}". Must be one of {list(SCHEDULES)}.')
-    if not (0 < final_lr_factor <= 1):
-        raise ValueError(f"final_lr_factor must be in (0, 1], got {final_lr_factor}.")
-    fixed_points = resample_every == "fixed"
-    if not fixed_points and not (isinstance(resample_every, int) and not isinstance(resample_every, bool)):
-        raise ValueError(f'resample_every must be an integer >= 1 or "fixed", got {resample_every!r}.')
-    if lbfgs_steps < 0 or (not fixed_points and resample_every < 1) or eval_every < 1 or log_every < 1 \
-            or checkpoint_every < 1:
-        raise ValueError("lbfgs_steps must be >= 0 and resample_every, eval_every, log_every, "
-                         "checkpoint_every >= 1.")
+    if stages is None:
+        if steps is None:
+            raise ValueError("train() needs stages=[...] (pinn_sine.optim) or steps= (Adam steps).")
+        stages = _legacy_stages(steps, lr, schedule, final_lr_factor, lbfgs_steps, lbfgs_batch, resample_every)
+    else:
+        legacy = {"steps": steps is not None, "lr": lr is not None, "lbfgs_steps": lbfgs_steps != 0,
+                  "lbfgs_batch": lbfgs_batch is not None, "schedule": schedule != "cosine",
+                  "final_lr_factor": final_lr_factor != 0.01, "resample_every": resample_every != 1}
+        given = [k for k, v in legacy.items() if v]
+        if given:
+            raise ValueError(f"train() got stages= and {given}; these set the default Adam/L-BFGS stages. Put them "
+                             "into the stage objects instead, e.g. stages=[Adam(3000, lr=1e-3), LBFGS(500)].")
+        stages = list(stages)
+        if not stages:
+            raise ValueError("stages is empty; give at least one stage, e.g. stages=[Adam(1000)].")
+        for s in stages:
+            if not isinstance(s, Stage):
+                raise TypeError(f"stages must hold pinn_sine.optim stages (Adam, LBFGS, GaussNewton), got {s!r}.")
+        if len({id(s) for s in stages}) != len(stages):
+            raise ValueError("the same stage object appears twice in stages; give each its own instance.")
+    for name, value in (("eval_every", eval_every), ("log_every", log_every), ("checkpoint_every", checkpoint_every)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
     if compile and engine != "jet":
         raise ValueError('compile=True needs engine="jet": double backward cannot be compiled.')
     if net.in_dim != problem.in_dim or net.out_dim != problem.out_dim:
@@ -167,235 +339,147 @@ def train(problem: Problem, net: nn.Module, *, steps: int, lr: float = 1e-3, bat
             raise TypeError(f"adaptive must be a RADSampler, got {adaptive!r}.")
         adaptive.check(problem)
     batch = problem.default_batch if batch is None else int(batch)
-    lbfgs_batch = batch if lbfgs_batch is None else int(lbfgs_batch)
-    param = next(net.parameters())
-    device, dtype = param.device, param.dtype
-    ctx = distributed.current(device)
-    world, rank = ctx.world_size, ctx.rank
-    for name, value in (("batch", batch), ("lbfgs_batch", lbfgs_batch)):
-        if value % world:
-            raise ValueError(f"{name}={value} is not divisible by the {world} processes; each rank draws an equal "
-                             f"share. Use {name}={world * max(1, value // world)}.")
-    n_local, lbfgs_local = batch // world, lbfgs_batch // world
+    run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
+              adaptive=adaptive, compile=compile)
+    ctx = run.ctx
+    run.local(None, "batch")
+    for s in stages:
+        if getattr(s, "batch", None) is not None:
+            run.local(s.batch, f"{type(s).__name__}(batch)")
     if time_limit is not None:
         if not time_limit > 0:
             raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}.")
-        if world > 1:
+        if ctx.world_size > 1:
             raise ValueError("time_limit is a per-process wall clock and the ranks would stop at different "
                              "steps; give a step budget for distributed runs.")
 
-    generator = torch.Generator().manual_seed(distributed.rank_seed(seed, rank))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(schedule, steps, final_lr_factor))
     result = TrainResult(net=net)
-    start_step, phase, t_offset = 0, "adam", 0.0
-    lbfgs_state = None
-    pts = None
-
-    def to_dev(b: dict[str, Tensor]) -> dict[str, Tensor]:
-        return {k: v.to(device=device, dtype=dtype) for k, v in b.items()}
-
+    exact = problem.exact_solution if reference is not None else None
+    labels = _stage_labels(stages)
+    first, first_done, t_offset, saved_stage = 0, 0, 0.0, None
     if resume is not None:
         ck = load_checkpoint(resume)
+        stored = [d["stage"] for d in ck["meta"]["stages"]]
+        if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
+            raise ValueError(f"{resume} was written by a run with the stages {stored}; this run has "
+                             f"{[s.name for s in stages]}. Resume with the same stages (later ones may be added).")
         net.load_state_dict(ck["net"])
-        opt.load_state_dict(ck["adam"])
-        sched.load_state_dict(ck["scheduler"])
         ranks = ck.get("ranks")
-        if ranks is None:
-            generator.set_state(ck["generator"])
-        else:
-            if len(ranks) != world:
-                raise ValueError(f"{resume} was written by a run of {len(ranks)} processes; resume it with "
-                                 f"{len(ranks)} (this run has {world}).")
-            mine = ranks[rank]
-            generator.set_state(mine["generator"])
-            pts = to_dev(mine["points"]) if mine["points"] else None
-            if adaptive is not None:
-                adaptive.load_state_dict(mine["adaptive"])
-        start_step, phase = int(ck["step"]), ck["meta"]["phase"]
+        if len(ranks) != ctx.world_size:
+            raise ValueError(f"{resume} was written by a run of {len(ranks)} processes; resume it with "
+                             f"{len(ranks)} (this run has {ctx.world_size}).")
+        mine = ranks[ctx.rank]
+        run.generator.set_state(mine["generator"])
+        run.points = run.to_dev(mine["points"]) if mine["points"] else None
+        if adaptive is not None:
+            adaptive.load_state_dict(mine["adaptive"])
+        first, first_done = int(ck["stage"]), int(ck["stage_step"])
+        saved_stage = ck["stages"][first] if first < len(ck["stages"]) else None
         result.history = ck["meta"]["history"]
         t_offset = float(ck["meta"]["elapsed"])
-        lbfgs_state = ck.get("lbfgs")
         weighting.load_state_dict(ck["meta"].get("weighting", {}))
 
-    objective = _Objective(problem, net, engine, pointwise=causal is not None)
-    train_terms = distributed.wrap(objective, device) if ctx.active else objective
-    eval_terms = objective
-    if compile:
-        train_terms = torch.compile(train_terms)
-        eval_terms = torch.compile(objective) if ctx.active else train_terms
-    sum_ranks = distributed.all_reduce_sum if ctx.active else None
-    params = [p for p in net.parameters() if p.requires_grad]
+    t0 = time.perf_counter()
+    states: list[dict] = list(ck["stages"]) if resume is not None else []
 
-    def grad_norms(loss_terms: dict[str, Tensor]):
-        """||d L_k / d theta|| of each term over the whole batch (a callback: only the
-        steps that update adaptive weights pay for it)."""
-        def compute() -> dict[str, float]:
-            flats = []
-            for v in loss_terms.values():
-                gs = (torch.autograd.grad(v, params, retain_graph=True, allow_unused=True) if v.requires_grad
-                      else [None] * len(params))
-                flats.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                                        for g, p in zip(gs, params)]))
-            g = torch.stack(flats)
-            if ctx.active:
-                g = distributed.all_reduce_mean(g)
-            return {k: float(v) for k, v in zip(loss_terms, g.norm(dim=1))}
-        return compute
+    def elapsed() -> float:
+        return time.perf_counter() - t0 + t_offset
 
-    def weighted(b, step: int | None, fn=train_terms):
-        """Total loss, the plain terms, and the terms the total is made of. ``step`` None:
-        weights held (L-BFGS, evaluation)."""
-        terms, residual = fn(b)
-        unknown = weighting.named_terms() - set(terms)
-        if unknown:
-            raise ValueError(f"weights name unknown loss terms {sorted(unknown)}; "
-                             f"{problem.name} has {sorted(terms)}.")
-        loss_terms = dict(terms)
-        if causal is not None:
-            if causal.term not in terms:
-                raise ValueError(f"CausalWeights(term={causal.term!r}): {problem.name} has terms {sorted(terms)}.")
-            loss_terms[causal.term] = causal.loss(residual, b["interior"], all_reduce=sum_ranks)
-        w = weighting.weights(loss_terms, -1 if step is None else step,
-                              None if step is None else grad_norms(loss_terms))
-        total = sum(w[k] * v for k, v in loss_terms.items())
-        return total, terms, loss_terms
-
-    def global_total(total: Tensor) -> Tensor:
-        return distributed.all_reduce_mean(total.detach()) if ctx.active else total.detach()
-
-    def check_finite(step, ph, total, terms):
-        """``total`` is the all-rank mean, so every rank raises together."""
-        if not torch.isfinite(total):
-            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-            if bad:
-                what = f"term {bad[0]!r} = {float(terms[bad[0]].detach())}"
-            else:
-                what = f"total = {float(total)}" + (" (on another process)" if ctx.active else "")
-            raise FloatingPointError(f"non-finite loss at step {step} ({ph}): {what}; the last checkpoint is left "
-                                     "intact. Lower the learning rate or the omega of the first layer.")
-
-    def save(step, ph):
+    def save(index: int, done: int, phase: str) -> None:
         if checkpoint is None:
             return
-        mine = {"generator": generator.get_state(),
-                "points": {} if pts is None else {k: v.detach().cpu() for k, v in pts.items()},
+        mine = {"generator": run.generator.get_state(),
+                "points": {} if run.points is None else {k: v.detach().cpu() for k, v in run.points.items()},
                 "adaptive": adaptive.state_dict() if adaptive is not None else {}}
         ranks = distributed.all_gather_objects(mine) if ctx.active else [mine]
         if not ctx.is_main:
             return
-        meta = {"phase": ph, "history": result.history, "elapsed": time.perf_counter() - t0 + t_offset,
-                "problem": problem.name, "problem_params": problem.params(), "net": getattr(net, "config", {}),
-                "weighting": weighting.state_dict(),
-                "train": {"steps": steps, "lr": lr, "batch": batch, "seed": seed, "schedule": schedule,
-                          "lbfgs_steps": lbfgs_steps, "engine": engine, "weights": weighting.describe(),
+        meta = {"phase": phase, "history": result.history, "elapsed": elapsed(), "problem": problem.name,
+                "problem_params": problem.params(), "net": getattr(net, "config", {}),
+                "weighting": weighting.state_dict(), "stages": [s.describe() for s in stages[:index + 1]],
+                "train": {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
                           "causal": None if causal is None else causal.describe(),
                           "adaptive": None if adaptive is None else adaptive.describe(),
-                          "resample_every": resample_every, "world_size": world}}
-        save_checkpoint(checkpoint, step=step, net=net, adam=opt, scheduler=sched, generator=generator,
-                        lbfgs=lbfgs_opt.state_dict() if lbfgs_opt is not None else None, meta=meta, ranks=ranks)
+                          "world_size": ctx.world_size}}
+        save_checkpoint(checkpoint, step=run.offset + done, net=net, stage=index, stage_step=done,
+                        stages=states, generator=run.generator, meta=meta, ranks=ranks)
 
-    def log(step, ph, total, terms, loss_terms, evaluate_now):
-        names = list(terms)
-        values = torch.stack([total.detach().reshape(())] + [terms[k].detach().reshape(()) for k in names])
+    def log(stage: Stage, done: int, res, evaluate_now: bool) -> dict:
+        names = list(res.terms)
+        values = torch.stack([res.total.detach().reshape(())] + [res.terms[k].detach().reshape(()) for k in names])
         if causal is not None:
-            values = torch.cat([values, loss_terms[causal.term].detach().reshape(1)])
+            values = torch.cat([values, res.loss_terms[causal.term].detach().reshape(1)])
         if ctx.active:
             values = distributed.all_reduce_mean(values)
         values = values.tolist()
-        row = {"step": step, "phase": ph, "loss": values[0], **dict(zip(names, values[1:1 + len(names)]))}
+        row = {"step": run.offset + done, "phase": stage.name, "loss": values[0],
+               **dict(zip(names, values[1:1 + len(names)]))}
         if causal is not None:
             row[f"{causal.term}_causal"] = values[-1]
         row.update(weighting.log())
         if causal is not None:
             row.update(causal.log())
-        row["lr"] = opt.param_groups[0]["lr"] if ph == "adam" else 1.0
-        row["time"] = time.perf_counter() - t0 + t_offset
+        row.update(res.extra)
+        row["time"] = elapsed()
         if reference is not None and evaluate_now and ctx.is_main:
-            row["rel_l2"] = evaluate(net, reference, prediction=problem.predict(net, reference))["rel_l2"]
+            errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact)
+            row["rel_l2"] = errors["rel_l2"]
+            if exact is not None:
+                row["rel_l2_exact"] = errors["rel_l2_exact"]
         result.history.append(row)
         return row
 
-    t0 = time.perf_counter()
-    step_times: list[float] = []
-    lbfgs_opt = None
-    bar = _progress(steps + lbfgs_steps, start_step, progress and ctx.is_main, problem.name)
+    stage_times: dict[str, float] = {}
+    adam_steps: list[float] = []
+    out_of_time = False
     last_err = None
-    try:
-        # ----- Adam -------------------------------------------------------------------
-        for k in range(start_step, steps) if phase == "adam" else ():
-            ts = time.perf_counter()
-            drawn = False
-            if pts is None or (not fixed_points and k % resample_every == 0):
-                pts = to_dev(problem.sample(n_local, generator, progress=k / max(steps, 1)))
-                drawn = True
-            if adaptive is not None:
-                if adaptive.due(k):
-                    adaptive.refresh(problem, net, engine, pts[adaptive.point_set].shape[0], generator,
-                                     progress=k / max(steps, 1), to_dev=to_dev)
-                    drawn = True
-                if drawn:
-                    pts = adaptive.draw(problem, pts, generator, to_dev)
-            opt.zero_grad(set_to_none=True)
-            total, terms, loss_terms = weighted(pts, k)
-            check_finite(k, "adam", global_total(total), terms)
-            total.backward()
-            opt.step()
-            sched.step()
-            step_times.append(time.perf_counter() - ts)
-            done = k + 1
-            out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
-            if done % log_every == 0 or done == steps or out_of_time:
-                row = log(done, "adam", total, terms, loss_terms,
-                          done % eval_every == 0 or done == steps or out_of_time)
-                last_err = row.get("rel_l2", last_err)
-                bar.set_postfix(_postfix(row, last_err), refresh=False)
-            bar.update(1)
-            if done % checkpoint_every == 0 and done < steps:
-                save(done, "adam")
-            if out_of_time:
-                break
-        t_adam = time.perf_counter() - t0
-        # ----- L-BFGS -------------------------------------------------------------------
-        if lbfgs_steps:
-            lbfgs_opt = torch.optim.LBFGS(net.parameters(), lr=1.0, max_iter=10, history_size=50,
-                                          tolerance_grad=1e-12, tolerance_change=1e-15,
-                                          line_search_fn="strong_wolfe")
-            if lbfgs_state is not None:
-                lbfgs_opt.load_state_dict(lbfgs_state)
-            fixed = to_dev(problem.sample(lbfgs_local, torch.Generator().manual_seed(
-                distributed.rank_seed(seed + 1, rank))))
-            done_l = start_step - steps if phase in ("lbfgs", "done") else 0
-            while done_l < lbfgs_steps:
-                chunk = min(10, lbfgs_steps - done_l)
-                lbfgs_opt.param_groups[0]["max_iter"] = chunk
-
-                def closure():
-                    lbfgs_opt.zero_grad(set_to_none=True)
-                    tot, _, _ = weighted(fixed, None)
-                    g = global_total(tot)
-                    if torch.isfinite(g):
-                        tot.backward()
-                    return g
-
-                lbfgs_opt.step(closure)
-                total, terms, loss_terms = weighted(fixed, None, fn=eval_terms)
-                check_finite(steps + done_l + chunk, "lbfgs", global_total(total), terms)
-                done_l += chunk
-                row = log(steps + done_l, "lbfgs", total, terms, loss_terms,
-                          done_l % eval_every < chunk or done_l == lbfgs_steps)
-                last_err = row.get("rel_l2", last_err)
-                bar.set_postfix(_postfix(row, last_err), refresh=False)
-                bar.update(chunk)
-                phase = "lbfgs"
-        save(steps + lbfgs_steps, "done")
-    finally:
-        bar.close()
+    index, done = len(stages) - 1, 0
+    for index, stage in enumerate(stages):
+        if index < first:
+            run.offset += stage.steps
+            continue
+        stage.start(run, index)
+        done = 0
+        if index == first and saved_stage is not None:
+            stage.load_state_dict(saved_stage)
+            done = first_done
+        states = states[:index] + [stage.state_dict()]
+        ts = time.perf_counter()
+        bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
+        try:
+            while done < stage.steps:
+                t_step = time.perf_counter()
+                res = stage.step(run, done)
+                done += res.steps
+                if stage.name == "adam":
+                    adam_steps.append(time.perf_counter() - t_step)
+                global_done = run.offset + done
+                out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+                end = done >= stage.steps or out_of_time
+                if end or _crossed(global_done, res.steps, log_every):
+                    row = log(stage, done, res, end or _crossed(global_done, res.steps, eval_every))
+                    last_err = row.get("rel_l2", last_err)
+                    bar.set_postfix(_postfix(row, last_err), refresh=False)
+                bar.update(res.steps)
+                if not end and _crossed(global_done, res.steps, checkpoint_every):
+                    states[index] = stage.state_dict()
+                    save(index, done, stage.name)
+                if out_of_time:
+                    break
+        finally:
+            bar.close()
+        stage_times[labels[index]] = time.perf_counter() - ts
+        states[index] = stage.state_dict()
+        if out_of_time or index == len(stages) - 1:
+            break
+        save(index, done, stage.name)  # a kill during the next stage resumes from here
+        run.offset += stage.steps
+    save(index, done, "done")
     total_time = time.perf_counter() - t0
-    result.timings = {"total": total_time + t_offset, "adam": t_adam, "lbfgs": total_time - t_adam,
-                      "step_median": float(np.median(step_times)) if step_times else float("nan")}
+    result.timings = {"total": total_time + t_offset, **stage_times,
+                      "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
     if reference is not None and ctx.is_main:
-        result.final = evaluate(net, reference, prediction=problem.predict(net, reference))
+        result.final = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact)
     return result
 
 
@@ -410,43 +494,3 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=False)
-
-
-# ----- checkpoints ----------------------------------------------------------------------
-def save_checkpoint(path, *, step: int, net: nn.Module, adam, scheduler, generator: torch.Generator,
-                    lbfgs=None, meta: dict, ranks: list[dict] | None = None) -> Path:
-    """Atomically write a checkpoint: tensors in a state dict, the rest as JSON text.
-
-    ``ranks`` holds each process's own state (generator, current points, RAD pool),
-    in rank order; ``generator`` is rank 0's."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "step": step, "net": net.state_dict(), "adam": adam.state_dict(),
-               "scheduler": scheduler.state_dict(), "generator": generator.get_state(),
-               "meta_json": json.dumps(meta, default=str)}
-    if lbfgs is not None:
-        payload["lbfgs"] = lbfgs
-    if ranks is not None:
-        payload["ranks"] = ranks
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` and check its format."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist.")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a pinn_sine checkpoint of format {CHECKPOINT_FORMAT}.")
-    ck["meta"] = json.loads(ck.pop("meta_json"))
-    return ck

@@ -64,15 +64,16 @@ def test_helmholtz2d_user_solution_and_parameters():
     assert p2.params()["a1"] == 2.0 and p2.params()["a2"] == 3.0
 
 
-def test_helmholtz2d_reference_is_second_order_and_unmasked():
+def test_helmholtz2d_reference_is_fourth_order_and_unmasked():
     problem = Helmholtz2D()
     errors = []
     for n in (65, 129):
         ref = problem.reference(resolution=n)
         assert ref.mask is None and ref.fields["u"].shape == (n, n) and ref.fields["u"].dtype == np.float64
         errors.append(rel_l2(ref.fields["u"], _grid_exact(problem, ref)))
-    # Measured: 1.23e-2 and 3.06e-3 (ratio 4.0).
-    assert errors[1] < 5e-3 and 3.5 < errors[0] / errors[1] < 4.5, errors
+    # Measured: 8.40e-5 and 5.23e-6 (ratio 16.1, the compact fourth-order scheme).
+    assert errors[1] < 1e-5 and 14 < errors[0] / errors[1] < 18, errors
+    assert ref.order == 4 and ref.error_estimate == pytest.approx(errors[1], rel=1e-6)
     again = problem.reference(resolution=129)  # from the HDF5 cache
     np.testing.assert_array_equal(again.fields["u"], ref.fields["u"])
 

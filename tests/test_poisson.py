@@ -56,19 +56,21 @@ def test_boundary_points_on_boundary_and_interior_inside():
     assert b["boundary"].shape == (50, 2)  # boundary_fraction 0.25
 
 
-def test_reference_matches_exact_at_second_order():
+def test_reference_matches_exact_at_fourth_order():
     problem = Poisson2D()
     errs, hs = [], []
     for n in (33, 65, 129):
         ref = problem.reference(resolution=n)
-        assert ref.grid_shape == (n, n) and ref.order == 2
+        assert ref.grid_shape == (n, n) and ref.order == 4
         exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(n, n)
         errs.append(np.abs(ref.fields["u"] - exact).max())
         hs.append(2.0 / (n - 1))
-    # measured: max errors 1.6e-2, 3.9e-3, 9.8e-4; slope 2.02
+    # measured: max errors 2.57e-4, 1.66e-5, 1.04e-6; slope 3.97 (the Mehrstellen scheme)
     slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
-    assert 1.9 < slope < 2.1, (errs, slope)
-    assert errs[1] < 5e-3  # resolution 65: error ~ C h^2 with C ~ 4
+    assert 3.7 < slope < 4.3, (errs, slope)
+    assert errs[1] < 3e-5
+    ref = problem.reference(resolution=129)
+    assert ref.error_method == "exact" and ref.error_estimate < 1e-5
 
 
 def test_reference_is_cached(monkeypatch):

@@ -24,9 +24,18 @@ from torch import Tensor
 from .jet import DerivativeSpec, Jet
 
 
-def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec) -> Jet:
-    """Evaluate an :class:`~pinn_sine.nets.MLP` and the derivatives in ``spec`` at x (n, d)."""
-    if spec.empty:
+def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
+                trace: list | None = None) -> Jet:
+    """Evaluate an :class:`~pinn_sine.nets.MLP` and the derivatives in ``spec`` at x (n, d).
+
+    ``trace``: a list that receives, per linear layer in order, ``(H, Z)``: the stacked
+    streams the layer maps, H (S, n, C_in) (None for the first layer without an input
+    encoding, whose streams are x and unit vectors, see :func:`first_layer_streams`),
+    and its output Z = H W^T (S', n, C_out) before the bias. Row i of every stream
+    belongs to point i, which is what the per-point residual Jacobian
+    (:mod:`pinn_sine.derivatives.jacobian`) reads.
+    """
+    if spec.empty and trace is None:
         return Jet(net(x), {}, {})
     if not hasattr(net, "linears"):
         raise TypeError(f"the jet engine propagates through an MLP; got {type(net).__name__}. "
@@ -45,13 +54,18 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec) ->
         H = net.encoding.jet_stacked(x, dirs, terms)
         Z = H @ layers[0].weight.T
     else:
+        H = None
         W0 = layers[0].weight
         # Input derivatives of the first layer are the weight columns: no product needed.
         dz = W0.T[list(dirs)].unsqueeze(1).expand(m, n, W0.shape[0])
         Z = torch.cat([(x @ W0.T).unsqueeze(0), dz])
+    if trace is not None:
+        trace.append((H, Z))
     for k, act in enumerate(net.activations):
         H = act.jet_stacked(Z, layers[k].bias, m, terms)
         Z = H @ layers[k + 1].weight.T
+        if trace is not None:
+            trace.append((H, Z))
     u = Z[0] + layers[-1].bias
     first = {name: Z[1 + i] for i, name in enumerate(dirs_names)}
     second = {pair: Z[1 + m + q] for q, pair in enumerate(pairs_names)}

@@ -61,9 +61,25 @@ class Problem:
         """
         raise NotImplementedError
 
+    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The residual of each loss term at each of its points, normalised: a dict
+        term -> (n_k, c_k) with row i the residual at point i of the term's point set,
+
+            L_k = (1 / n_k) sum_i sum_c r_{k,i,c}^2                (:meth:`losses`).
+
+        Row i must depend on point i only (every PDE residual does), which is what lets
+        the Gauss-Newton stage build the residual Jacobian from one forward pass
+        (:mod:`pinn_sine.optim`). Problems whose terms are not mean squares override
+        :meth:`losses` instead and leave this unimplemented.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define residuals(jets, batch): Gauss-Newton needs each loss term "
+            "as per-point residuals r_k (n_k, c_k) with L_k = mean_i sum_c r_k[i, c]^2.")
+
     def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Named mean-square residual terms (scalars) from the jets of each point set."""
-        raise NotImplementedError
+        """Named mean-square residual terms (scalars) from the jets of each point set:
+        L_k = mean_i sum_c r_{k,i,c}^2 over :meth:`residuals`."""
+        return {name: mean_square(r) for name, r in self.residuals(jets, batch).items()}
 
     def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """The interior residual term at each "interior" point, (n,): the squared,
@@ -91,8 +107,25 @@ class Problem:
 
     # ----- shared machinery ----------------------------------------------------------
     @property
+    def has_residuals(self) -> bool:
+        """Whether the loss terms are given as per-point residuals (Gauss-Newton needs them)."""
+        return type(self).residuals is not Problem.residuals
+
+    @property
     def has_exact(self) -> bool:
         return type(self).exact is not Problem.exact
+
+    @property
+    def exact_solution(self):
+        """:meth:`exact` when this instance has an exact solution (a problem class may
+        have one only for some cases, e.g. not for an image), else None."""
+        if not self.has_exact:
+            return None
+        try:
+            self.exact(torch.zeros(1, self.in_dim, dtype=torch.float64))
+        except NotImplementedError:
+            return None
+        return self.exact
 
     def compute_losses(self, net: nn.Module, batch: dict[str, Tensor], engine: str = "jet") -> dict[str, Tensor]:
         """Evaluate the net (and the derivatives each set needs) and return the loss terms."""
@@ -136,6 +169,11 @@ class Problem:
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({body})"
+
+
+def mean_square(r: Tensor) -> Tensor:
+    """mean_i sum_c r[i, c]^2 of per-point residuals r (n, c): a loss term."""
+    return (r ** 2).sum(1).mean()
 
 
 def describe_callable(fn) -> str | None:

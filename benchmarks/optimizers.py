@@ -1,0 +1,230 @@
+"""Error against the exact solution vs wall time: Adam, Adam + L-BFGS and Adam +
+Gauss-Newton on the same network, points, seed and machine (issue 18).
+
+    OMP_NUM_THREADS=1 python benchmarks/optimizers.py --problems poisson2d,helmholtz2d --seconds 600 \\
+        --seeds 0,1 --jobs 2 --out runs/optimizers
+    OMP_NUM_THREADS=1 python benchmarks/optimizers.py --problems wave1d --seconds 1200 --seeds 0,1 --jobs 2
+
+Every run trains a float64 SIREN of the problem's configuration below (``CONFIG``) for
+``--seconds`` of wall time on one thread; the runs of one invocation go ``--jobs`` at a
+time, so the methods of a seed run side by side on the same machine load. The three
+methods:
+
+* ``adam``: Adam alone, its cosine schedule sized to the budget from a short timing
+  run (the step count it reaches is reported);
+* ``adam+lbfgs``: ``CONFIG.adam`` Adam steps, then L-BFGS on one fixed batch of
+  ``CONFIG.batch`` points until the budget is spent;
+* ``adam+gn``: the same Adam steps, then :class:`~pinn_sine.optim.GaussNewton` on the
+  same fixed batch until the budget is spent.
+
+The error is the relative L2 error against the exact solution on a 101^d grid (the
+problem's FD reference where there is no exact solution), logged during training, so
+the curves give the error at every time. Prints a markdown table (median over the seeds
+of the final error, the best of the two baselines, and their ratio to Gauss-Newton) and
+writes ``results.csv``, ``results.md`` and ``errors_vs_time.png`` to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Config:
+    """A problem's benchmark set-up: a small SIREN (a few thousand parameters keep the
+    Gauss-Newton system at a few thousand unknowns, which is what made ENGD work) and
+    the fixed batch of the second-order stages."""
+
+    width: int
+    depth: int
+    first_omega: float
+    hidden_omega: float
+    batch: int          # interior points of the L-BFGS / Gauss-Newton batch (and of Adam's draws)
+    adam: int           # Adam steps before L-BFGS / Gauss-Newton
+    problem_kwargs: tuple = ()
+
+
+CONFIG = {
+    "poisson2d": Config(48, 2, 4.0, 30.0, 2000, 500),
+    "helmholtz2d": Config(48, 2, 4.0, 30.0, 2000, 500),
+    "wave1d": Config(48, 3, 3.0, 30.0, 2000, 1000),
+    "wave2d": Config(48, 3, 6.0, 30.0, 2000, 1000),
+    "helmholtz-point-source": Config(64, 3, 10.0, 30.0, 2000, 1000),
+}
+METHODS = ("adam", "adam+lbfgs", "adam+gn")
+
+
+def make_problem(name: str):
+    from pinn_sine.problems import PROBLEMS
+
+    return PROBLEMS[name](**dict(CONFIG[name].problem_kwargs))
+
+
+def exact_reference(problem, n: int = 101):
+    """The exact solution on an n^d grid as a ReferenceField (the FD reference where the
+    problem has no exact solution)."""
+    from pinn_sine.validation.evaluate import exact_on_grid
+    from pinn_sine.validation.reference import ReferenceField
+
+    exact = problem.exact_solution
+    if exact is None:
+        return problem.reference(), "reference"
+    coords = problem.grid(n)
+    template = ReferenceField(problem=problem.name, params={"grid": n}, coords=coords,
+                              fields={"u": np.zeros(tuple(len(c) for c in coords.values()))}, solver="exact",
+                              order=0, spacing={k: float(c[1] - c[0]) for k, c in coords.items()})
+    return ReferenceField(problem=problem.name, params={"grid": n}, coords=coords,
+                          fields=exact_on_grid(exact, template), solver="exact", order=0,
+                          spacing=template.spacing), "exact"
+
+
+def build_net(problem, cfg: Config, seed: int):
+    from pinn_sine.nets import MLP, Sine
+
+    return MLP(problem.in_dim, problem.out_dim, cfg.width, cfg.depth, activation=Sine(cfg.hidden_omega),
+               first_omega=cfg.first_omega, seed=seed).double()
+
+
+def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float) -> list:
+    from pinn_sine import train
+    from pinn_sine.optim import LBFGS, Adam, GaussNewton
+
+    if method == "adam":
+        probe = build_net(problem, cfg, seed)
+        t = train(problem, probe, stages=[Adam(20)], batch=cfg.batch, seed=seed, progress=False, log_every=20)
+        steps = max(100, int(0.9 * seconds / t.timings["step_median"]))
+        return [Adam(steps)]
+    tail = LBFGS(10**9, batch=cfg.batch) if method == "adam+lbfgs" else GaussNewton(10**9, batch=cfg.batch)
+    return [Adam(cfg.adam), tail]
+
+
+def run_one(job: tuple) -> dict:
+    """One (problem, method, seed) run on one thread; returns its row and curve."""
+    name, method, seed, seconds = job
+    torch.set_num_threads(1)
+    problem = make_problem(name)
+    cfg = CONFIG[name]
+    ref, against = exact_reference(problem)
+    stages = stages_for(method, problem, cfg, seed, seconds)
+    net = build_net(problem, cfg, seed)
+    from pinn_sine import train
+
+    t0 = time.perf_counter()
+    try:
+        result = train(problem, net, stages=stages, batch=cfg.batch, seed=seed, reference=ref, eval_every=25,
+                       log_every=25, time_limit=seconds, progress=False)
+        status = "ok"
+    except FloatingPointError as err:  # report a diverged run instead of losing the table
+        result, status = None, f"diverged: {err}"
+    wall = time.perf_counter() - t0
+    curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
+    errors = [e for _, e in curve]
+    return {"problem": name, "method": method, "seed": seed, "against": against, "status": status,
+            "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1),
+            "steps": result.history[-1]["step"] if result and result.history else 0,
+            "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
+            "curve": curve}
+
+
+def markdown(rows: list[dict], seconds: float) -> str:
+    lines = [f"Relative L2 error after {seconds:g} s (median over seeds; error against the exact solution, or "
+             "the FD reference where marked)", "",
+             "| problem | params | adam | adam+lbfgs | adam+gn | best baseline / gn | steps (adam, lbfgs, gn) |",
+             "|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["problem"] for r in rows):
+        mine = [r for r in rows if r["problem"] == name]
+        med = {m: statistics.median([r["final"] for r in mine if r["method"] == m] or [float("nan")])
+               for m in METHODS}
+        steps = {m: statistics.median([r["steps"] for r in mine if r["method"] == m] or [0]) for m in METHODS}
+        base = min(med["adam"], med["adam+lbfgs"])
+        ratio = base / med["adam+gn"] if med["adam+gn"] > 0 else float("nan")
+        tag = "" if mine[0]["against"] == "exact" else " (vs FD ref)"
+        lines.append(f"| {name}{tag} | {mine[0]['params']} | {med['adam']:.2e} | {med['adam+lbfgs']:.2e} | "
+                     f"{med['adam+gn']:.2e} | {ratio:.0f}x | {steps['adam']:.0f}, {steps['adam+lbfgs']:.0f}, "
+                     f"{steps['adam+gn']:.0f} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r["problem"] for r in rows))
+    fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
+    colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green"}
+    for ax, name in zip(axes[0], names):
+        for r in (r for r in rows if r["problem"] == name and r["curve"]):
+            t, e = zip(*r["curve"])
+            ax.semilogy(t, e, color=colours[r["method"]], alpha=0.85, lw=1.3,
+                        label=f"{r['method']} (seed {r['seed']})")
+        ax.set_title(f"{name}: SIREN, float64, 1 thread")
+        ax.set_xlabel("wall time [s]")
+        ax.set_ylabel("relative L2 error vs exact" if rows[0]["against"] == "exact" else "relative L2 error")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--problems", default="poisson2d,helmholtz2d",
+                        help=f"comma-separated from {sorted(CONFIG)}")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated from {list(METHODS)}")
+    parser.add_argument("--seconds", type=float, default=600.0, help="wall-clock budget of every run")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    parser.add_argument("--out", default="runs/optimizers")
+    args = parser.parse_args(argv)
+    problems = args.problems.split(",")
+    methods = args.methods.split(",")
+    for p in problems:
+        if p not in CONFIG:
+            parser.error(f'Invalid problem "{p}". Must be one of {sorted(CONFIG)}.')
+    for m in methods:
+        if m not in METHODS:
+            parser.error(f'Invalid method "{m}". Must be one of {list(METHODS)}.')
+    if not args.seconds > 0 or args.jobs < 1:
+        parser.error("--seconds must be > 0 and --jobs >= 1.")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = [(p, m, s, args.seconds) for p in problems for s in seeds for m in methods]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(jobs)} runs of {args.seconds:g} s, {args.jobs} at a time: about "
+          f"{math.ceil(len(jobs) / args.jobs) * args.seconds / 60:.0f} minutes", flush=True)
+    rows = []
+    with mp.get_context("spawn").Pool(args.jobs) as pool:
+        for row in pool.imap(run_one, jobs):
+            rows.append(row)
+            print(f"{row['problem']:>24} {row['method']:>11} seed {row['seed']}: final {row['final']:.3e}, best "
+                  f"{row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})", flush=True)
+    table = markdown(rows, args.seconds)
+    print("\n" + table)
+    (out / "results.md").write_text(table + "\n")
+    with open(out / "results.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        keys = [k for k in rows[0] if k != "curve"]
+        w.writerow(keys + ["curve_json"])
+        for r in rows:
+            w.writerow([r[k] for k in keys] + [json.dumps(r["curve"])])
+    plot(rows, out / "errors_vs_time.png")
+    print(f"\nwrote {out}/results.md, results.csv, errors_vs_time.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Optimizer stages: what :func:`pinn_sine.train` runs, one after another.
+
+A stage owns its settings, its optimizer state and its step; the trainer (the
+:class:`~pinn_sine.train.Run` handed to every call) owns what all stages share:
+sampling, the weighted loss, the finite-loss guard, logging, evaluation, progress and
+checkpoints.
+
+The protocol, for writing a new stage:
+
+* ``name``: the phase written in the history and the checkpoint ("adam", ...).
+* ``steps``: how many steps the stage runs.
+* ``start(run, index)``: build the optimizer for ``run.params`` (``index`` is the
+  stage's position in the list, used to seed its own fixed batch).
+* ``step(run, done) -> StepResult``: advance by one unit (one step; L-BFGS: a chunk
+  of iterations) from ``done`` completed steps; the result carries the loss terms to
+  log and how many steps were taken.
+* ``state_dict()`` / ``load_state_dict(state)``: everything needed for a resumed run
+  to continue bit-identically (tensors and JSON-able values only: checkpoints are
+  read with ``weights_only=True``).
+* ``describe()``: the settings as a JSON-able dict (checkpoints, metrics).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+SCHEDULES = ("cosine", "exponential", "constant")
+
+
+@dataclass
+class StepResult:
+    """What one call of :meth:`Stage.step` did.
+
+    Attributes:
+        steps: steps taken by the call (1; L-BFGS: the iterations of a chunk).
+        total: the weighted loss (scalar tensor) at the logged point.
+        terms: the plain loss terms; loss_terms: the terms the total is made of.
+        extra: stage-specific values for the history (learning rate, damping, ...).
+    """
+
+    steps: int
+    total: Tensor
+    terms: dict
+    loss_terms: dict
+    extra: dict = field(default_factory=dict)
+
+
+def check_steps(steps, stage: str) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"{stage}: steps must be an integer >= 0, got steps={steps!r}.")
+    return int(steps)
+
+
+def check_batch(batch, stage: str) -> int | None:
+    if batch is None:
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+        raise ValueError(f"{stage}: batch must be an integer >= 1 (interior points) or None (the run's batch), "
+                         f"got batch={batch!r}.")
+    return int(batch)
+
+
+def check_every(value, name: str, stage: str, allow_fixed: bool = False):
+    if allow_fixed and value == "fixed":
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        extra = ' or "fixed"' if allow_fixed else ""
+        raise ValueError(f"{stage}: {name} must be an integer >= 1{extra}, got {name}={value!r}.")
+    return int(value)
+
+
+def check_positive_float(value, name: str, stage: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{stage}: {name} must be a finite number > 0, got {name}={value!r}.")
+    return v
+
+
+class Stage:
+    """Base class of the optimizer stages (see the module docstring for the protocol)."""
+
+    name = "stage"
+    steps: int = 0
+
+    def start(self, run, index: int) -> None:
+        raise NotImplementedError
+
+    def step(self, run, done: int) -> StepResult:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "stage")
+        return f"{type(self).__name__}({body})"
+
+
+def _lr_lambda(schedule: str, steps: int, final_factor: float):
+    if schedule == "constant":
+        return lambda k: 1.0
+    if schedule == "exponential":
+        return lambda k: final_factor ** (min(k, steps) / max(steps, 1))
+    return lambda k: final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / max(steps, 1)))
+
+
+class Adam(Stage):
+    """Adam with a learning-rate schedule on freshly drawn points.
+
+    The rate decays from ``lr`` to ``lr * final_lr_factor`` over ``steps`` ("cosine":
+    lr_k = lr (f + (1 - f)(1 + cos(pi k / steps)) / 2; "exponential": lr f^(k/steps);
+    "constant"). A new batch of interior points is drawn every ``resample_every`` steps
+    (``"fixed"``: one batch for the stage); residual-based adaptive sampling, when the
+    run has it, draws them.
+
+    Args:
+        steps: number of Adam steps (>= 0).
+        lr: the initial learning rate; None takes the problem's ``default_lr``.
+        schedule: "cosine", "exponential" or "constant".
+        final_lr_factor: the schedule's end point as a fraction of lr, in (0, 1].
+        betas: Adam's moment decay rates, each in [0, 1).
+        resample_every: steps between fresh batches (>= 1) or "fixed".
+    """
+
+    name = "adam"
+
+    def __init__(self, steps: int, *, lr: float | None = None, schedule: str = "cosine",
+                 final_lr_factor: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+                 resample_every: int | str = 1):
+        self.steps = check_steps(steps, "Adam")
+        if lr is not None:
+            try:
+                ok = float(lr) > 0 and math.isfinite(float(lr))
+            except (TypeError, ValueError):
+                ok = False
+            if isinstance(lr, bool) or not ok:
+                raise ValueError(f"Adam: lr must be > 0 (or None for the problem's default_lr), got lr={lr!r}.")
+            lr = float(lr)
+        if schedule not in SCHEDULES:
+            raise ValueError(f'Invalid schedule "{schedule}". Must be one of {list(SCHEDULES)}.')
+        if not (0 < final_lr_factor <= 1):
+            raise ValueError(f"Adam: final_lr_factor must be in (0, 1], got {final_lr_factor}.")
+        try:
+            b1, b2 = (float(b) for b in betas)
+        except (TypeError, ValueError):
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}.") from None
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adam: betas must each be in [0, 1), got {betas!r}; use e.g. (0.9, 0.999).")
+        self.lr, self.schedule, self.final_lr_factor, self.betas = lr, schedule, float(final_lr_factor), (b1, b2)
+        self.resample_every = check_every(resample_every, "resample_every", "Adam", allow_fixed=True)
+        self.opt = self.sched = None
+
+    def start(self, run, index: int) -> None:
+        lr = run.problem.default_lr if self.lr is None else self.lr
+        self.opt = torch.optim.Adam(run.params, lr=lr, betas=self.betas)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.schedule, self.steps,
+                                                                            self.final_lr_factor))
+
+    def step(self, run, done: int) -> StepResult:
+        progress = done / max(self.steps, 1)
+        pts = run.draw(done, resample=self.resample_every != "fixed" and done % self.resample_every == 0,
+                       progress=progress)
+        self.opt.zero_grad(set_to_none=True)
+        total, terms, loss_terms = run.weighted(pts, done)
+        run.check_finite(run.offset + done, self.name, total, terms)
+        total.backward()
+        self.opt.step()
+        self.sched.step()
+        # The rate the next step will use (at the end: lr * final_lr_factor).
+        return StepResult(1, total, terms, loss_terms, {"lr": self.opt.param_groups[0]["lr"]})
+
+    def state_dict(self) -> dict:
+        return {"adam": self.opt.state_dict(), "scheduler": self.sched.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["adam"])
+        self.sched.load_state_dict(state["scheduler"])
+
+    def describe(self) -> dict:
+        return {"stage": self.name, "steps": self.steps, "lr": self.lr, "schedule": self.schedule,
+                "final_lr_factor": self.final_lr_factor, "betas": list(self.betas),
+                "resample_every": self.resample_every}
+
+
+class LBFGS(Stage):
+    """L-BFGS with a strong-Wolfe line search on one fixed batch.
+
+    The batch of ``batch`` interior points (None: the run's batch) is drawn once, from
+    a generator seeded with the run's seed plus the stage's position in the stage
+    list, so it is the same in a resumed run. Iterations run in chunks of
+    ``chunk`` (one ``torch.optim.LBFGS.step`` each); the history logs and the
+    checkpoints fall between chunks.
+
+    Args:
+        steps: L-BFGS iterations (>= 0).
+        batch: interior points of the fixed batch, or None.
+        history_size: curvature pairs kept (>= 1).
+        chunk: iterations per logged chunk (>= 1).
+        tolerance_grad, tolerance_change: torch's stopping tolerances (> 0).
+    """
+
+    name = "lbfgs"
+
+    def __init__(self, steps: int, *, batch: int | None = None, history_size: int = 50, chunk: int = 10,
+                 tolerance_grad: float = 1e-12, tolerance_change: float = 1e-15):
+        self.steps = check_steps(steps, "LBFGS")
+        self.batch = check_batch(batch, "LBFGS")
+        self.history_size = check_every(history_size, "history_size", "LBFGS")
+        self.chunk = check_every(chunk, "chunk", "LBFGS")
+        self.tolerance_grad = check_positive_float(tolerance_grad, "tolerance_grad", "LBFGS")
+        self.tolerance_change = check_positive_float(tolerance_change, "tolerance_change", "LBFGS")
+        self.opt = None
+        self.points = None
+
+    def start(self, run, index: int) -> None:
+        self.opt = torch.optim.LBFGS(run.params, lr=1.0, max_iter=self.chunk, history_size=self.history_size,
+                                     tolerance_grad=self.tolerance_grad, tolerance_change=self.tolerance_change,
+                                     line_search_fn="strong_wolfe")
+        self.points = run.fixed_batch(self.batch, index)
+
+    def step(self, run, done: int) -> StepResult:
+        chunk = min(self.chunk, self.steps - done)
+        self.opt.param_groups[0]["max_iter"] = chunk
+
+        def closure():
+            self.opt.zero_grad(set_to_none=True)
+            tot, _, _ = run.weighted(self.points, None)
+            g = run.global_total(tot)
+            if torch.isfinite(g):
+                tot.backward()
+            return g
+
+        self.opt.step(closure)
+        total, terms, loss_terms = run.weighted(self.points, None, evaluation=True)
+        run.check_finite(run.offset + done + chunk, self.name, total, terms)
+        return StepResult(chunk, total, terms, loss_terms, {"lr": 1.0})
+
+    def state_dict(self) -> dict:
+        return {"lbfgs": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["lbfgs"])
+
+    def describe(self) -> dict:
+        return {"stage": self.name, "steps": self.steps, "batch": self.batch, "history_size": self.history_size,
+                "chunk": self.chunk, "tolerance_grad": self.tolerance_grad,
+                "tolerance_change": self.tolerance_change}
