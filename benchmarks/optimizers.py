@@ -33,7 +33,7 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ class Config:
     hidden_omega: float
     batch: int          # interior points of the L-BFGS / Gauss-Newton batch (and of Adam's draws)
     adam: int           # Adam steps before L-BFGS / Gauss-Newton
+    resample: int | None = None  # Gauss-Newton: a fresh batch every this many steps (None: one batch)
     problem_kwargs: tuple = ()
 
 
@@ -105,16 +106,17 @@ def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float) -> 
         t = train(problem, probe, stages=[Adam(20)], batch=cfg.batch, seed=seed, progress=False, log_every=20)
         steps = max(100, int(0.9 * seconds / t.timings["step_median"]))
         return [Adam(steps)]
-    tail = LBFGS(10**9, batch=cfg.batch) if method == "adam+lbfgs" else GaussNewton(10**9, batch=cfg.batch)
+    tail = (LBFGS(10**9, batch=cfg.batch) if method == "adam+lbfgs"
+            else GaussNewton(10**9, batch=cfg.batch, resample_every=cfg.resample))
     return [Adam(cfg.adam), tail]
 
 
 def run_one(job: tuple) -> dict:
     """One (problem, method, seed) run on one thread; returns its row and curve."""
-    name, method, seed, seconds = job
+    name, method, seed, seconds, overrides = job
     torch.set_num_threads(1)
     problem = make_problem(name)
-    cfg = CONFIG[name]
+    cfg = replace(CONFIG[name], **overrides)
     ref, against = exact_reference(problem)
     stages = stages_for(method, problem, cfg, seed, seconds)
     net = build_net(problem, cfg, seed)
@@ -131,6 +133,7 @@ def run_one(job: tuple) -> dict:
     curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
     errors = [e for _, e in curve]
     return {"problem": name, "method": method, "seed": seed, "against": against, "status": status,
+            "config": f"{cfg.width}x{cfg.depth}, batch {cfg.batch}, {cfg.adam} Adam, GN resample {cfg.resample}",
             "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1),
             "steps": result.history[-1]["step"] if result and result.history else 0,
             "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
@@ -189,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     parser.add_argument("--out", default="runs/optimizers")
+    parser.add_argument("--width", type=int, default=None, help="override CONFIG's width")
+    parser.add_argument("--depth", type=int, default=None, help="override CONFIG's depth")
+    parser.add_argument("--batch", type=int, default=None, help="override CONFIG's batch")
+    parser.add_argument("--adam-steps", type=int, default=None, help="override CONFIG's Adam steps before L-BFGS/GN")
+    parser.add_argument("--first-omega", type=float, default=None, help="override CONFIG's first-layer omega")
+    parser.add_argument("--gn-resample", type=int, default=None, help="override CONFIG's Gauss-Newton resampling")
     args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("batch", args.batch),
+                                   ("adam", args.adam_steps), ("first_omega", args.first_omega),
+                                   ("resample", args.gn_resample)) if v is not None}
     problems = args.problems.split(",")
     methods = args.methods.split(",")
     for p in problems:
@@ -201,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.seconds > 0 or args.jobs < 1:
         parser.error("--seconds must be > 0 and --jobs >= 1.")
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(p, m, s, args.seconds) for p in problems for s in seeds for m in methods]
+    jobs = [(p, m, s, args.seconds, overrides) for p in problems for s in seeds for m in methods]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"{len(jobs)} runs of {args.seconds:g} s, {args.jobs} at a time: about "
@@ -210,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     with mp.get_context("spawn").Pool(args.jobs) as pool:
         for row in pool.imap(run_one, jobs):
             rows.append(row)
-            print(f"{row['problem']:>24} {row['method']:>11} seed {row['seed']}: final {row['final']:.3e}, best "
-                  f"{row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})", flush=True)
+            print(f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
+                  f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s "
+                  f"({row['status']})", flush=True)
     table = markdown(rows, args.seconds)
     print("\n" + table)
     (out / "results.md").write_text(table + "\n")

@@ -59,9 +59,16 @@ def problem_kwargs(cls, extra: list[str]) -> dict:
     return out
 
 
-def build_problem(name: str, extra: list[str]):
+def build_problem(name: str, extra: list[str], constraint: str = "soft"):
+    """The problem ``name`` with the options ``extra`` (``--name value``) and, for
+    ``constraint="hard"``, its boundary/initial data built into the network."""
     cls = _lookup(PROBLEMS, name, "problem")
     kwargs = problem_kwargs(cls, extra)
+    if constraint != "soft":
+        if "constraint" not in inspect.signature(cls.__init__).parameters:
+            raise SystemExit(f"{cls.__name__} has no constraint option (--constraint {constraint}); problems with "
+                             f"hard constraints: {sorted(n for n, c in PROBLEMS.items() if c.offers_hard_constraint)}.")
+        kwargs["constraint"] = constraint
     factory = getattr(cls, "from_cli", None)
     try:
         return factory(**kwargs) if factory is not None else cls(**kwargs)
@@ -168,7 +175,7 @@ def cmd_solve(args, extra) -> int:
     from .validation.reference import ReferenceField
     from .validation.store import save_reference
 
-    problem = build_problem(args.problem, extra)
+    problem = build_problem(args.problem, extra, args.constraint)
     options = build_training(args)
     stages = build_stages(args)
     # Under torchrun: one process per device, gradients all-reduced, rank 0 writes.
@@ -177,7 +184,7 @@ def cmd_solve(args, extra) -> int:
         net = build_net(problem, args)
         if args.dtype == "float64":
             net = net.double()
-        net = net.to(ctx.device)
+        net = problem.constrain(net.to(ctx.device))
         if not ctx.is_main:
             distributed.barrier()  # rank 0 computes (and caches) the reference first
         ref = problem.reference(args.resolution)
@@ -187,7 +194,9 @@ def cmd_solve(args, extra) -> int:
         if ctx.is_main:
             out.mkdir(parents=True, exist_ok=True)
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
-            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}; reference "
+            hard = (f"; hard constraint ({', '.join(problem.hard_constraint().conditions)} exact)"
+                    if problem.constraint == "hard" else "")
+            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}{hard}; reference "
                   f"{ref.solver} on {ref.grid_shape}{procs}")
         result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
                        reference=ref, eval_every=args.eval_every,
@@ -202,6 +211,7 @@ def cmd_solve(args, extra) -> int:
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
                     "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
                     "gn_batch": args.gn_batch, "stages": [s.describe() for s in stages], "engine": args.engine,
+                    "constraint": problem.constraint,
                     "seed": args.seed, "timings": result.timings,
                     "processes": ctx.world_size,
                     "weighting": options["weights"].describe(),
@@ -214,7 +224,7 @@ def cmd_solve(args, extra) -> int:
     # its hash is not the reference's) and none of the reference's error estimate.
     net_params = {"reference_hash": ref.hash, "activation": args.activation, "width": args.width,
                   "depth": args.depth, "steps": args.steps, "lbfgs_steps": args.lbfgs_steps, "gn_steps": args.gn_steps,
-                  "seed": args.seed}
+                  "seed": args.seed, "constraint": problem.constraint}
     predicted = ReferenceField(problem=ref.problem, params=net_params, coords=ref.coords, fields=pred,
                                solver=f"pinn-{args.activation}", order=0, spacing=ref.spacing, mask=ref.mask,
                                attrs={k: v for k, v in ref.attrs.items()
@@ -267,9 +277,11 @@ def cmd_compare(args, extra) -> int:
     problems = args.problems.split(",") if args.problems else sorted(PROBLEMS)
     activations = args.activations.split(",") if args.activations else list(ACTIVATION_NAMES)
     seeds = [int(s) for s in args.seeds.split(",")]
+    constraints = args.constraints.split(",")
     try:
         rows = compare(problems, activations, seeds, steps=args.steps, seconds=args.seconds, width=args.width,
-                       depth=args.depth, out=args.out, jobs=args.jobs, progress=not args.quiet)
+                       depth=args.depth, out=args.out, jobs=args.jobs, progress=not args.quiet,
+                       constraints=constraints)
     except ValueError as err:
         raise SystemExit(str(err)) from None
     from .compare import markdown_table
@@ -322,6 +334,8 @@ def make_parser() -> argparse.ArgumentParser:
     solve.add_argument("--batch", type=int, default=None)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--engine", default="jet", choices=["jet", "autograd"])
+    solve.add_argument("--constraint", default="soft", choices=["soft", "hard"],
+                       help="boundary/initial data as loss terms (soft) or built into the network (hard)")
     solve.add_argument("--weighting", default="fixed", choices=["fixed", "gradnorm"],
                        help="loss-term weights: fixed (--weight) or gradient-norm balancing")
     solve.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
@@ -366,6 +380,8 @@ def make_parser() -> argparse.ArgumentParser:
     comp.add_argument("--width", type=int, default=64)
     comp.add_argument("--depth", type=int, default=3)
     comp.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    comp.add_argument("--constraints", default="soft",
+                      help="comma-separated from soft,hard: each cell runs under each (default: soft)")
     comp.add_argument("--out", default="runs/compare")
     comp.add_argument("--quiet", action="store_true")
     comp.set_defaults(func=cmd_compare)

@@ -1,12 +1,13 @@
-"""Solver comparison: problems x activations x seeds at a fixed budget, against each
-problem's finite-difference reference.
+"""Solver comparison: problems x activations x seeds (x constraints) at a fixed budget,
+against each problem's finite-difference reference.
 
-Every cell (problem, activation, seed) trains one network and writes its result to
+Every cell (problem, activation, seed, constraint) trains one network and writes its result to
 ``<out>/cells/<cell>.json`` atomically, so a rerun skips finished cells and an
 interrupted cell leaves nothing half-written. After the grid, ``results.csv`` (one row
 per run), ``results.md`` (mean and spread over seeds per problem and activation, the
-best per problem in bold), ``errors.png`` (a bar chart) and the field figures of the
-best run per problem (``best/<problem>/``) are written.
+best per problem in bold; a hard-constrained run's column is "<activation>+hard"),
+``errors.png`` (a bar chart) and the field figures of the best run per problem
+(``best/<problem>/``) are written.
 """
 from __future__ import annotations
 
@@ -36,10 +37,26 @@ class Cell:
     problem: str
     activation: str
     seed: int
+    #: "soft" or "hard" (the problem's data built into the network)
+    constraint: str = "soft"
 
     @property
     def name(self) -> str:
-        return f"{self.problem}__{self.activation}__s{self.seed}"
+        hard = "" if self.constraint == "soft" else f"__{self.constraint}"
+        return f"{self.problem}__{self.activation}__s{self.seed}{hard}"
+
+
+def make_problem(name: str, constraint: str = "soft"):
+    """The problem ``name`` with its defaults, under ``constraint``."""
+    from .problems import PROBLEMS
+
+    return PROBLEMS[name]() if constraint == "soft" else PROBLEMS[name](constraint=constraint)
+
+
+def label(row: dict) -> str:
+    """A row's column in the tables: its activation, "+hard" under the hard constraint."""
+    constraint = row.get("constraint", "soft")
+    return row["activation"] if constraint == "soft" else f"{row['activation']}+{constraint}"
 
 
 def build_net(problem, activation: str, *, width: int, depth: int, seed: int):
@@ -63,21 +80,20 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
     """Train one cell and write its JSON (and figures). Runs in a worker process."""
     import torch
 
-    from .problems import PROBLEMS
     from .train import train
     from .validation.evaluate import evaluate
 
     torch.set_num_threads(threads)
-    problem = PROBLEMS[cell.problem]()
+    problem = make_problem(cell.problem, cell.constraint)
     ref = problem.reference()
-    net = build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed)
+    net = problem.constrain(build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed))
     t0 = time.perf_counter()
     result = train(problem, net, steps=steps if steps is not None else 10**9, lr=problem.default_lr,
                    seed=cell.seed, time_limit=seconds, schedule="cosine" if steps is not None else "constant",
                    progress=False)
     wall = time.perf_counter() - t0
     metrics = evaluate(net, ref, prediction=problem.predict(net, ref), exact=problem.exact_solution)
-    row = {"problem": cell.problem, "activation": cell.activation, "seed": cell.seed,
+    row = {"problem": cell.problem, "activation": cell.activation, "seed": cell.seed, "constraint": cell.constraint,
            "steps": result.history[-1]["step"] if result.history else 0, "wall_s": round(wall, 2),
            **{k: v for k, v in metrics.items() if isinstance(v, float)}}
     cell_dir = Path(out) / "cells" / cell.name
@@ -96,16 +112,19 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | None = None,
             seconds: float | None = None, width: int = 64, depth: int = 3, out: str = "runs/compare",
-            jobs: int = 1, progress: bool = True) -> list[dict]:
+            jobs: int = 1, progress: bool = True, constraints=("soft",)) -> list[dict]:
     """Run the grid (skipping cells already in ``out``) and write the summaries.
 
     Exactly one of ``steps`` (Adam steps per cell) and ``seconds`` (wall-clock budget
     per cell) sets the budget. ``jobs`` cells run in parallel processes, one thread each.
-    Returns the rows of all finished cells.
+    ``constraints`` ("soft", "hard") runs every cell under each: "hard" trains
+    ``problem.constrain(net)`` (:mod:`pinn_sine.constraints`) and needs problems that
+    offer it. Returns the rows of all finished cells.
     """
     from tqdm.auto import tqdm
 
     from .problems import PROBLEMS
+    from .problems.base import CONSTRAINTS
 
     if (steps is None) == (seconds is None):
         raise ValueError("give exactly one budget: steps=... or seconds=...")
@@ -115,13 +134,23 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
     for a in activations:
         if a not in ACTIVATION_NAMES:
             raise ValueError(f'Invalid activation "{a}". Must be one of {list(ACTIVATION_NAMES)}.')
+    constraints = tuple(constraints)
+    for c in constraints:
+        if c not in CONSTRAINTS:
+            raise ValueError(f'Invalid constraint "{c}". Must be one of {list(CONSTRAINTS)}.')
+    if "hard" in constraints:
+        lacking = [p for p in problems if not PROBLEMS[p].offers_hard_constraint]
+        if lacking:
+            raise ValueError(f"{lacking} offer no hard constraint; problems that do: "
+                             f"{sorted(n for n, c in PROBLEMS.items() if c.offers_hard_constraint)}.")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}.")
     root = Path(out)
     (root / "cells").mkdir(parents=True, exist_ok=True)
-    cells = [Cell(p, a, s) for p in problems for a in activations for s in seeds]
+    cells = [Cell(p, a, s, c) for p in problems for a in activations for s in seeds for c in constraints]
     todo = [c for c in cells if not (root / "cells" / f"{c.name}.json").exists()]
-    # References first, once, in this process: the workers then read them from the cache.
+    # References first, once, in this process: the workers then read them from the cache
+    # (one file per problem: the constraint is not part of a reference's key).
     for p in dict.fromkeys(c.problem for c in todo):
         PROBLEMS[p]().reference()
     kw = dict(steps=steps, seconds=seconds, width=width, depth=depth, out=str(root))
@@ -151,19 +180,22 @@ def _metric(problem: str) -> tuple[str, bool]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """{problem: {activation: (mean, std, n)}} of each problem's ranking metric."""
+    """{problem: {column: (mean, std, n)}} of each problem's ranking metric, a column per
+    activation and constraint (:func:`label`)."""
     out: dict = {}
     for r in rows:
         key, _ = _metric(r["problem"])
-        out.setdefault(r["problem"], {}).setdefault(r["activation"], []).append(r[key])
+        out.setdefault(r["problem"], {}).setdefault(label(r), []).append(r[key])
     return {p: {a: (float(np.mean(v)), float(np.std(v)), len(v)) for a, v in acts.items()}
             for p, acts in out.items()}
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Problems as rows, activations as columns, mean (+- std over seeds); best in bold."""
+    """Problems as rows, activations (and "+hard" runs) as columns, mean (+- std over
+    seeds); best in bold."""
     summ = summarise(rows)
-    acts = [a for a in ACTIVATION_NAMES if any(a in v for v in summ.values())]
+    columns = [a + hard for a in ACTIVATION_NAMES for hard in ("", "+hard")]
+    acts = [a for a in columns if any(a in v for v in summ.values())]
     lines = ["| problem (metric) | " + " | ".join(acts) + " |", "|---|" + "---|" * len(acts)]
     for p, vals in summ.items():
         key, larger = _metric(p)
@@ -222,7 +254,6 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
     import torch
 
     from .plots import field_comparison
-    from .problems import PROBLEMS
 
     for p in dict.fromkeys(r["problem"] for r in rows):
         key, larger = _metric(p)
@@ -230,9 +261,9 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
         if not cands:
             continue
         best = (max if larger else min)(cands, key=lambda r: r[key])
-        cell = Cell(best["problem"], best["activation"], best["seed"])
-        problem = PROBLEMS[p]()
-        net = build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed)
+        cell = Cell(best["problem"], best["activation"], best["seed"], best.get("constraint", "soft"))
+        problem = make_problem(p, cell.constraint)
+        net = problem.constrain(build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed))
         net.load_state_dict(torch.load(root / "cells" / cell.name / "net.pt", weights_only=True))
         ref = problem.reference()
         target = root / "best" / p
@@ -244,4 +275,4 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
             custom(net, ref, target)
         elif len(ref.coords) == 2:
             field_comparison(problem.predict(net, ref), ref, target / "field.png",
-                             title=f"{p} / {cell.activation}: {key} {best[key]:.3g}")
+                             title=f"{p} / {label(best)}: {key} {best[key]:.3g}")

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from . import distributed
 from .adaptive import RADSampler
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from .constraints import ConstrainedNet
 from .derivatives import get_engine
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
@@ -281,6 +282,9 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     the means over the ranks, and only rank 0 evaluates, shows progress and writes the
     checkpoint (which holds every rank's generator and points).
 
+    A problem with ``constraint="hard"`` trains ``problem.constrain(net)`` (its data built
+    into the network, :mod:`pinn_sine.constraints`); an unconstrained ``net`` is refused.
+
     Checkpoints (``checkpoint``) hold the network, every started stage's state, the
     sampler and the weighting; they are written atomically whenever the step count
     passes a multiple of ``checkpoint_every``, at the end of every stage and at the
@@ -327,6 +331,13 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     if net.in_dim != problem.in_dim or net.out_dim != problem.out_dim:
         raise ValueError(f"the network maps {net.in_dim} -> {net.out_dim}, the problem {problem.name} needs "
                          f"{problem.in_dim} -> {problem.out_dim}; build MLP(problem.in_dim, problem.out_dim, ...).")
+    if problem.constraint == "hard" and not (isinstance(net, ConstrainedNet)
+                                             and net.transform == problem.hard_constraint()):
+        what = ("a network with another constraint" if isinstance(net, ConstrainedNet)
+                else "an unconstrained network")
+        raise ValueError(f"{problem.name} has constraint='hard': its {list(problem.hard_constraint().conditions)} "
+                         f"conditions are built into the network and have no loss terms, but train() got {what}. "
+                         "Pass problem.constrain(net).")
     weighting = as_term_weighting(weights)
     if causal is not None:
         if not isinstance(causal, CausalWeights):

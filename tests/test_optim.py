@@ -13,6 +13,7 @@ from pinn_sine.derivatives import forward_jet
 from pinn_sine.derivatives.jacobian import jacobian_parameters, residual_jacobian
 from pinn_sine.nets import MLP, FourierFeatures, MetaSin, Sine, Tanh
 from pinn_sine.optim import LBFGS, Adam, GaussNewton
+from pinn_sine.optim.gauss_newton import _damped_solve_lapack, _damped_solve_torch
 from pinn_sine.problems import Helmholtz2D, HelmholtzPointSource, Inpainting, Poisson2D, Wave1D, Wave2D
 from pinn_sine.train import load_checkpoint
 
@@ -60,6 +61,28 @@ def test_jacobian_equals_reverse_mode_rows(cls, fourier):
     loss = sum(weights.get(k, 1.0) * v for k, v in problem.losses(jets, batch).items())
     assert float(r @ r) == pytest.approx(float(loss.detach()), rel=1e-12)
     assert slices["boundary"].stop - slices["boundary"].start == batch["boundary"].shape[0] * problem.out_dim
+
+
+HARD = [lambda: Poisson2D(constraint="hard"), lambda: Helmholtz2D(a1=1.5, a2=2.5, constraint="hard"),
+        lambda: Wave1D(constraint="hard"), lambda: Wave2D(constraint="hard"),
+        lambda: Wave2D(boundary="absorbing", source_center=(0.3, 0.0), constraint="hard")]
+
+
+@pytest.mark.parametrize("make", HARD, ids=["poisson", "helmholtz", "wave1d", "wave2d", "wave2d-absorbing"])
+def test_jacobian_of_a_constrained_net_equals_reverse_mode_rows(make):
+    """u = g + d N: the traces and columns are the inner MLP's, the transform enters
+    through the backward pass of the combined jet."""
+    problem = make()
+    net = problem.constrain(_net(problem, activation=Tanh() if problem.name == "wave2d" else Sine(3.0)))
+    batch = _batch(problem)
+    weights = {"boundary": 3.0}
+    r, J, slices = residual_jacobian(problem, net, batch, weights)
+    r_ref, J_ref = _reverse_mode_jacobian(problem, net, batch, weights)
+    assert J.shape == J_ref.shape == (r.numel(), sum(p.numel() for p in net.inner.parameters()))
+    torch.testing.assert_close(r, r_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(J, J_ref, rtol=0, atol=1e-10 * float(J_ref.abs().max()))
+    assert set(slices) == set(problem.losses({k: forward_jet(net, batch[k], problem.input_names, s)
+                                              for k, s in problem.derivatives.items()}, batch))
 
 
 def test_jacobian_equals_torch_func_jacrev_per_point():
@@ -119,13 +142,18 @@ def test_one_step_is_the_dense_damped_solve():
     assert row["loss"] == pytest.approx(float(r @ r) - row["gain"] * predicted, rel=1e-9)
 
 
-def test_dual_form_equals_primal_form():
+def test_dual_form_equals_primal_form_on_both_backends():
     torch.manual_seed(0)
-    J = torch.randn(7, 12, dtype=torch.float64)
-    r = torch.randn(7, dtype=torch.float64)
-    d_dual, _, _ = GaussNewton._solve(J, r, 0.3)  # 7 residuals < 12 parameters: the dual form
-    d_primal = -torch.linalg.solve(J.T @ J + 0.3 * torch.eye(12, dtype=J.dtype), J.T @ r)
-    torch.testing.assert_close(d_dual, d_primal, rtol=1e-10, atol=1e-12)
+    for n, p in ((7, 12), (12, 7)):  # fewer residuals than parameters (dual form), then more (primal)
+        J = torch.randn(n, p, dtype=torch.float64)
+        r = torch.randn(n, dtype=torch.float64)
+        expected = -torch.linalg.solve(J.T @ J + 0.3 * torch.eye(p, dtype=J.dtype), J.T @ r)
+        d, Jd, lam = GaussNewton._solve(J, r, 0.3)  # the CPU path: SciPy's syrk and Cholesky
+        assert lam == 0.3
+        torch.testing.assert_close(d, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(Jd, J @ expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(_damped_solve_torch(J, r, 0.3), expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(_damped_solve_lapack(J, r, 0.3), expected, rtol=1e-10, atol=1e-12)
 
 
 class _SpoiledPoisson(Poisson2D):

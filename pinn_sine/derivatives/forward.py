@@ -21,12 +21,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..constraints import ConstrainedNet
 from .jet import DerivativeSpec, Jet
 
 
 def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
                 trace: list | None = None) -> Jet:
     """Evaluate an :class:`~pinn_sine.nets.MLP` and the derivatives in ``spec`` at x (n, d).
+
+    A :class:`~pinn_sine.constraints.ConstrainedNet` u = g + d N: the jet of its inner
+    network N for the same ``spec`` (``trace`` records N's layers), combined with the
+    transform's closed-form derivatives by the product rule
+    (:meth:`~pinn_sine.constraints.HardConstraint.combine`).
 
     ``trace``: a list that receives, per linear layer in order, ``(H, Z)``: the stacked
     streams the layer maps, H (S, n, C_in) (None for the first layer without an input
@@ -37,6 +43,10 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
     """
     if spec.empty and trace is None:
         return Jet(net(x), {}, {})
+    if isinstance(net, ConstrainedNet):
+        if tuple(names) != net.transform.names:
+            raise ValueError(f"the points' inputs {names} are not the constraint's {net.transform.names}.")
+        return net.transform.combine(x, spec, forward_jet(net.inner, x, names, spec, trace=trace))
     if not hasattr(net, "linears"):
         raise TypeError(f"the jet engine propagates through an MLP; got {type(net).__name__}. "
                         'Use engine="autograd" for other callables.')

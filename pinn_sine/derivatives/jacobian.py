@@ -13,6 +13,11 @@ streams H (S, n, C_in), Z = H W^T,
 for G = d(sum_j r_j)/dZ. One einsum per layer (the cost of a GEMM) turns the ordinary
 backward pass into all n rows of the Jacobian, where reverse mode row by row would
 need n backward passes.
+
+A hard-constrained network (:class:`~pinn_sine.constraints.ConstrainedNet`, u = g + d N)
+keeps this bookkeeping: g and d act point by point and have no parameters, so the
+traces and the columns are those of the inner network N, and the transform enters
+through G (the backward pass runs through the product rule of the combined jet).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from ..constraints import unconstrained
 from .forward import forward_jet
 
 
@@ -29,7 +35,9 @@ def jacobian_parameters(net: nn.Module) -> list[Tensor]:
     """The trainable parameters the residual Jacobian has columns for, in its column
     order: each linear layer's weight (row-major) then bias. Raises when the network
     has other trainable parameters (e.g. MetaSin's activation coefficients), which the
-    per-point bookkeeping of the linear layers does not cover."""
+    per-point bookkeeping of the linear layers does not cover. A
+    :class:`~pinn_sine.constraints.ConstrainedNet` has its inner network's columns."""
+    net = unconstrained(net)
     if not hasattr(net, "linears"):
         raise TypeError(f"the residual Jacobian propagates jets through an MLP; got {type(net).__name__}.")
     if any(layer.bias is None for layer in net.linears):
@@ -86,42 +94,50 @@ def residual_jacobian(problem, net: nn.Module, batch: Mapping[str, Tensor],
         weights = weights(list(residuals))
     keys = list(traces)
     flat_Z = [Z for key in keys for _, Z in traces[key]]
-    depth = len(net.linears)
-    rows_r, rows_J, slices, start = [], [], {}, 0
+    depth = len(unconstrained(net).linears)
+    p = sum(q.numel() for q in params)
+    total = sum(r.shape[0] * r.shape[1] for r in residuals.values())
+    first = next(iter(residuals.values()))
+    r_out = first.new_empty(total)
+    J = first.new_zeros((total, p))  # rows stay zero where a residual is constant in the weights
+    slices, start = {}, 0
     for term, r in residuals.items():
         if r.ndim != 2:
             raise ValueError(f"{type(problem).__name__}.residuals()[{term!r}] has shape {tuple(r.shape)}; "
                              "expected (n, c): one row per point.")
         scale = math.sqrt(float(weights.get(term, 1.0)) / r.shape[0])
+        n_rows = r.shape[0]
         for c in range(r.shape[1]):
+            rows = slice(start + c * n_rows, start + (c + 1) * n_rows)
+            r_out[rows] = r[:, c].detach() * scale
             grads = torch.autograd.grad(r[:, c].sum(), flat_Z, retain_graph=True, allow_unused=True)
             used = [key for j, key in enumerate(keys) if any(g is not None for g in grads[j * depth:(j + 1) * depth])]
             if len(used) > 1:
                 raise ValueError(f"the residual term {term!r} depends on the point sets {used}; a per-point "
                                  "Jacobian needs each term's rows to come from one point set.")
-            if not used:  # constant in the weights
-                rows_J.append(r.new_zeros((r.shape[0], sum(p.numel() for p in params))))
-            else:
+            if used:
                 key = used[0]
                 j = keys.index(key)
-                n = batch[key].shape[0]
-                if n != r.shape[0]:
-                    raise ValueError(f"the residual term {term!r} has {r.shape[0]} rows but its point set {key!r} "
-                                     f"has {n} points; give one residual row per point.")
-                rows_J.append(_rows(traces[key], grads[j * depth:(j + 1) * depth], batch[key], dirs[key]) * scale)
-            rows_r.append(r[:, c].detach() * scale)
-        slices[term] = slice(start, start + r.shape[0] * r.shape[1])
+                if batch[key].shape[0] != n_rows:
+                    raise ValueError(f"the residual term {term!r} has {n_rows} rows but its point set {key!r} "
+                                     f"has {batch[key].shape[0]} points; give one residual row per point.")
+                _fill_rows(J[rows], traces[key], grads[j * depth:(j + 1) * depth], batch[key], dirs[key], scale)
+        slices[term] = slice(start, start + n_rows * r.shape[1])
         start = slices[term].stop
-    return torch.cat(rows_r), torch.cat(rows_J), slices
+    return r_out, J, slices
 
 
-def _rows(trace: list, grads, x: Tensor, dirs: tuple[int, ...]) -> Tensor:
-    """The per-point gradient rows (n, p) of one residual column from its layer traces."""
-    blocks = []
+def _fill_rows(out: Tensor, trace: list, grads, x: Tensor, dirs: tuple[int, ...], scale: float) -> None:
+    """Write the per-point gradient rows (n, p) of one residual column, times ``scale``,
+    into ``out`` from its layer traces."""
+    col = 0
     for (H, Z), G in zip(trace, grads):
         if G is None:
             G = torch.zeros_like(Z)
         H = first_layer_streams(x.to(Z.dtype), dirs, Z.shape[0]) if H is None else H.detach()
-        dW = torch.einsum("sio,sij->ioj", G, H)
-        blocks += [dW.reshape(dW.shape[0], -1), G[0]]
-    return torch.cat(blocks, dim=1)
+        n_out, n_in = Z.shape[2], H.shape[2]
+        block = out[:, col:col + n_out * n_in].view(-1, n_out, n_in)
+        block.copy_(torch.einsum("sio,sij->ioj", G, H)).mul_(scale)
+        col += n_out * n_in
+        out[:, col:col + n_out] = G[0] * scale
+        col += n_out

@@ -9,8 +9,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..constraints import ConstrainedNet, HardConstraint
 from ..derivatives import DerivativeSpec, Jet, get_engine
 from ..validation.reference import ReferenceField
+
+#: how boundary and initial data are imposed: as loss terms, or built into the network
+CONSTRAINTS = ("soft", "hard")
 
 
 class Problem:
@@ -27,6 +31,12 @@ class Problem:
             source term), passed to :meth:`losses` untouched.
     and implement :meth:`sample`, :meth:`losses`, :meth:`params` and
     :meth:`_compute_reference`; :meth:`exact` where an exact solution is known.
+
+    Hard constraints: a problem that offers them (``offers_hard_constraint``) takes
+    ``constraint="soft" | "hard"`` and implements :meth:`hard_constraint`; under "hard"
+    the data it imposes are built into the network (:meth:`constrain`) and their point
+    sets and loss terms are gone from :attr:`derivatives`, :meth:`sample` and
+    :meth:`residuals` (set up with :meth:`_set_constraint`).
 
     A problem never calls autograd itself and never knows which kernel runs: it names
     derivatives, the engine supplies them (:meth:`compute_losses`).
@@ -45,6 +55,10 @@ class Problem:
     default_first_omega: float | None = None
     #: suggested Adam learning rate
     default_lr: float = 1e-3
+    #: "soft" (data as loss terms) or "hard" (data built into the network, :meth:`constrain`)
+    constraint: str = "soft"
+    #: whether ``constraint="hard"`` is available (:meth:`hard_constraint`)
+    offers_hard_constraint: ClassVar[bool] = False
 
     @property
     def in_dim(self) -> int:
@@ -105,6 +119,35 @@ class Problem:
     def _compute_reference(self, resolution: int) -> ReferenceField:
         raise NotImplementedError
 
+    def hard_constraint(self) -> HardConstraint:
+        """The output transform u = g + d N that imposes this problem's boundary and/or
+        initial data exactly (:mod:`pinn_sine.constraints`)."""
+        raise ValueError(f"{type(self).__name__} offers no hard constraint; use constraint='soft' (the default).")
+
+    # ----- hard constraints ------------------------------------------------------------
+    def _set_constraint(self, constraint: str, removed: tuple[str, ...]) -> None:
+        """Check ``constraint`` and, under "hard", drop the point sets and data entries
+        ``removed`` (those the transform makes exact) from :attr:`derivatives`; call
+        after setting :attr:`derivatives`, and pass every sample through
+        :meth:`_constrained`."""
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f'Invalid constraint "{constraint}". Must be one of {list(CONSTRAINTS)}.')
+        self.constraint = constraint
+        self._removed = removed if constraint == "hard" else ()
+        self.derivatives = {k: v for k, v in self.derivatives.items() if k not in self._removed}
+
+    def _constrained(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``batch`` without the sets a hard constraint makes exact. (They are still drawn, so
+        the interior points of a seed are the same under both constraints.)"""
+        return {k: v for k, v in batch.items() if k not in getattr(self, "_removed", ())}
+
+    def constrain(self, net: nn.Module) -> nn.Module:
+        """The network to train and evaluate: ``ConstrainedNet(net, self.hard_constraint())``
+        under ``constraint="hard"``, ``net`` itself under "soft"."""
+        if self.constraint == "soft":
+            return net
+        return ConstrainedNet(net, self.hard_constraint())
+
     # ----- shared machinery ----------------------------------------------------------
     @property
     def has_residuals(self) -> bool:
@@ -142,7 +185,7 @@ class Problem:
         resolution = self.default_reference_resolution if resolution is None else int(resolution)
         if resolution < 3:
             raise ValueError(f"resolution must be >= 3, got {resolution}.")
-        params = dict(self.params(), resolution=resolution)
+        params = self.reference_params(resolution)
         cacheable = cache and not _has_uncacheable(params)
         return cached_reference(self.name, params, lambda: self._compute_reference(resolution), cache=cacheable)
 
@@ -160,7 +203,10 @@ class Problem:
         return predict(net, ref)
 
     def reference_params(self, resolution: int) -> dict:
-        return dict(self.params(), resolution=resolution)
+        """The parameters of the reference at ``resolution`` (its cache key): :meth:`params`
+        without the constraint, which changes how the network is trained, not the
+        solution (hard and soft problems share one reference file)."""
+        return {**{k: v for k, v in self.params().items() if k != "constraint"}, "resolution": resolution}
 
     def grid(self, resolution: int) -> dict[str, np.ndarray]:
         """Node-centred 1-D coordinates per input with ``resolution`` points each."""

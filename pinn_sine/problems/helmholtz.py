@@ -26,6 +26,7 @@ from torch import Tensor
 
 from .. import sampling
 from .._checks import non_negative, positive
+from ..constraints import CallableField, HardConstraint, SeparableField, SineFactor, TransfiniteField, box_bubble
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
@@ -99,6 +100,11 @@ class Helmholtz2D(Problem):
     The reference is the fourth-order compact (9-point) FD solution (no PML) with
     Dirichlet data g, mask None; ``attrs["error_estimate"]`` is its rel L2 error vs u.
 
+    Hard constraint (``constraint="hard"``): u = g + d N as for :class:`Poisson2D`
+    (d the bubble over the rectangle, g the transfinite interpolation of the boundary
+    values; 0 for the default solution with integer a1, a2 on [-1, 1]^2, DeepXDE's
+    u = (1 - x^2)(1 - y^2) N); the "boundary" term and point set are gone.
+
     Args:
         u: exact solution ``u(x, y)`` on tensors of shape (n,) -> (n,) (torch ops), or
             None for sin(a1 pi x) sin(a2 pi y).
@@ -107,6 +113,7 @@ class Helmholtz2D(Problem):
         bounds: ((x0, x1), (y0, y1)).
         sampler: interior sampler, "uniform", "sobol" or "lhs".
         boundary_fraction: boundary points per interior point (> 0).
+        constraint: "soft" (the "boundary" loss term) or "hard" (train ``constrain(net)``).
     """
 
     name = "helmholtz2d"
@@ -123,10 +130,11 @@ class Helmholtz2D(Problem):
     # 98 s on one CPU thread (benchmarks/helmholtz.py).
     default_first_omega = 4.0
     default_lr = 1e-3
+    offers_hard_constraint = True
 
     def __init__(self, u: Callable[[Tensor, Tensor], Tensor] | None = None, *, a1: float | None = None,
                  a2: float | None = None, k: float = 1.0, bounds=((-1.0, 1.0), (-1.0, 1.0)),
-                 sampler: str = "sobol", boundary_fraction: float = 0.25):
+                 sampler: str = "sobol", boundary_fraction: float = 0.25, constraint: str = "soft"):
         self.bounds = sampling.check_bounds(bounds)
         if len(self.bounds) != 2:
             raise ValueError(f"Helmholtz2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
@@ -155,6 +163,7 @@ class Helmholtz2D(Problem):
         self.sampler = sampler
         self.boundary_fraction = float(boundary_fraction)
         self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y")), "boundary": DerivativeSpec()}
+        self._set_constraint(constraint, ("boundary", "g"))
         # Scales from the exact solution on fixed points of the domain.
         pts = sampling.box(4096, self.bounds, torch.Generator().manual_seed(0)).double()
         u2 = float((self.exact(pts) ** 2).mean())
@@ -178,7 +187,8 @@ class Helmholtz2D(Problem):
         xi = sampling.box(n, self.bounds, generator, self.sampler)
         xb = sampling.box_boundary(n_b, self.bounds, generator)
         # Targets are data computed here in float64, outside the (possibly compiled) loss.
-        return {"interior": xi, "boundary": xb, "f": self.source(xi.double()), "g": self.exact(xb.double())}
+        return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
+                                  "g": self.exact(xb.double())})
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(Lap u + k^2 u - f) / sqrt(<(Lap u)^2> + k^4 <u^2>) at the interior points (n, 1)."""
@@ -192,16 +202,33 @@ class Helmholtz2D(Problem):
         return (self._interior_residual(jets, batch) ** 2).sum(1)
 
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" at the interior points and "boundary" (u - g) / sqrt(<u^2>)."""
+        """"pde" at the interior points and "boundary" (u - g) / sqrt(<u^2>) (not under the
+        hard constraint)."""
+        if self.constraint == "hard":
+            return {"pde": self._interior_residual(jets, batch)}
         jb = jets["boundary"]
         g = batch["g"].to(jb.u.dtype) if "g" in batch else self.exact(batch["boundary"].double()).to(jb.u.dtype)
         return {"pde": self._interior_residual(jets, batch), "boundary": (jb.u - g) / math.sqrt(self._u2)}
+
+    def hard_constraint(self) -> HardConstraint:
+        """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
+        u's boundary values (class docstring). The default solution's factors are
+        closed-form; a user's u gets its derivatives along the sides by autograd."""
+        names = self.input_names
+        if self.a1 is not None:
+            u = SeparableField(((1.0, ((0, SineFactor(self.a1 * math.pi)), (1, SineFactor(self.a2 * math.pi)))),),
+                               names)
+        else:
+            fn = self.u_fn
+            u = CallableField(lambda x: fn(x[:, 0], x[:, 1]), describe_callable(fn))
+        return HardConstraint(TransfiniteField(u, self.bounds), box_bubble(self.bounds, (0, 1), names), names,
+                              ("boundary",))
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         solution = ({"a1": self.a1, "a2": self.a2} if self.a1 is not None
                     else {"u_fn": describe_callable(self.u_fn)})
-        return {**solution, "k": self.k, "bounds": [list(b) for b in self.bounds]}
+        return {**solution, "k": self.k, "bounds": [list(b) for b in self.bounds], "constraint": self.constraint}
 
     def _compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.helmholtz import helmholtz_2d
@@ -302,6 +329,9 @@ class HelmholtzPointSource(Problem):
             (1000 SIREN steps, uniform velocity: 0.05 gave 1.2e-2 rel L2, 0.2 gave 3.7e-2;
             with none, 2% of uniform points fall within 3 widths of the source.)
         source_radius: that disc's radius in source widths (> 0).
+        constraint: "soft" only: there are no Dirichlet data to build into the network
+            (the source enters through the equation, the layer damps what leaves); "hard"
+            raises.
     """
 
     name = "helmholtz-point-source"
@@ -320,7 +350,12 @@ class HelmholtzPointSource(Problem):
                  source_center=(0.0, 0.0), source_width: float = 0.05,
                  pml_width: float = DEFAULT_PML_WIDTH, pml_strength: float = DEFAULT_PML_STRENGTH,
                  sampler: str = "uniform", boundary_fraction: float = 0.25,
-                 source_fraction: float = 0.05, source_radius: float = 3.0):
+                 source_fraction: float = 0.05, source_radius: float = 3.0, constraint: str = "soft"):
+        if constraint != "soft":
+            raise ValueError(f"HelmholtzPointSource has no hard constraint (got constraint={constraint!r}): it has no "
+                             "Dirichlet data to build into the network; the point source enters through the "
+                             "equation and the PML damps the outgoing waves (the outer wall's u = 0 is the soft "
+                             "'boundary' term). Use constraint='soft'.")
         self.omega = positive("omega", omega, "the angular frequency must be positive, e.g. omega=10.0.")
         self.width = positive("source_width", source_width, "use e.g. source_width=0.05.")
         side = min(hi - lo for lo, hi in self.domain)

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from ..constraints import (CallableField, HardConstraint, SeparableField, SineFactor, TransfiniteField,
+                           box_bubble)
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
@@ -42,11 +44,19 @@ class Poisson2D(Problem):
         "gradient": |grad u - g_img|^2 / mean(|g_img|^2)   (gradient supervision)
         "boundary": (u - g)^2
 
+    Hard constraint (``constraint="hard"``, manufactured case only): the network N is
+    trained behind u = g + d N (:meth:`hard_constraint`), with
+    d = 16 (x - x0)(x1 - x)(y - y0)(y1 - y) / ((x1 - x0)^2 (y1 - y0)^2) and g the
+    transfinite interpolation of the boundary values of u (built from them alone; 0 for
+    the default solution, which vanishes on the boundary of [-1, 1]^2), so u = g on the
+    boundary exactly and the "boundary" term and point set are gone.
+
     Args:
         u: exact solution u(x, y) -> tensor (torch ops only), or None for the default.
         bounds: ((x0, x1), (y0, y1)).
         sampler: interior sampler, "uniform", "sobol" or "lhs".
         boundary_fraction: boundary points per interior point.
+        constraint: "soft" (the "boundary" loss term) or "hard" (train ``constrain(net)``).
     """
 
     name = "poisson2d"
@@ -60,9 +70,11 @@ class Poisson2D(Problem):
     # SIREN with first omega 4 (the top mode is 4 pi on [-1, 1]) and hidden omega 30
     # reached rel L2 4.6e-4 after 3000 Adam steps at lr 1e-3 (benchmarks/poisson_pinn.py).
     default_first_omega = 4.0
+    offers_hard_constraint = True
 
     def __init__(self, u: Callable[[Tensor, Tensor], Tensor] | None = None, *,
-                 bounds=((-1.0, 1.0), (-1.0, 1.0)), sampler: str = "sobol", boundary_fraction: float = 0.25):
+                 bounds=((-1.0, 1.0), (-1.0, 1.0)), sampler: str = "sobol", boundary_fraction: float = 0.25,
+                 constraint: str = "soft"):
         self.bounds = sampling.check_bounds(bounds)
         if len(self.bounds) != 2:
             raise ValueError(f"Poisson2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
@@ -76,6 +88,7 @@ class Poisson2D(Problem):
         self.image = None
         self.supervise = "laplacian"
         self._set_derivatives()
+        self._set_constraint(constraint, ("boundary", "g"))
         self._f_scale()
 
     @classmethod
@@ -130,7 +143,8 @@ class Poisson2D(Problem):
             xb = sampling.box_boundary(n_b, self.bounds, generator)
             # Targets are data computed here, outside the (possibly compiled) loss.
             # (float64: the trainer casts them to the network's dtype)
-            return {"interior": xi, "boundary": xb, "f": self.source(xi.double()), "g": self.exact(xb.double())}
+            return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
+                                      "g": self.exact(xb.double())})
         size = self.image.shape[0]
         nodes = torch.linspace(-1.0, 1.0, size)
         ij = torch.randint(1, size - 1, (n, 2), generator=generator)
@@ -158,7 +172,11 @@ class Poisson2D(Problem):
         return (grad - self._grad[i, j].to(dtype)) / math.sqrt(float((self._grad**2).sum(-1).mean()))
 
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" (or "gradient") at the interior points and "boundary" u - g."""
+        """"pde" (or "gradient") at the interior points and "boundary" u - g (not under
+        the hard constraint)."""
+        term = "gradient" if self.supervise == "gradient" else "pde"
+        if self.constraint == "hard":
+            return {term: self._interior_residual(jets, batch)}
         xb, jb = batch["boundary"], jets["boundary"]
         dtype = jb.u.dtype
         if self.image is None:
@@ -166,7 +184,6 @@ class Poisson2D(Problem):
         else:
             bi, bj = self._node_index(xb)
             g = self._img[bi, bj].to(dtype).reshape(-1, 1)
-        term = "gradient" if self.supervise == "gradient" else "pde"
         return {term: self._interior_residual(jets, batch), "boundary": jb.u - g}
 
     def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
@@ -182,13 +199,30 @@ class Poisson2D(Problem):
             self._f_scale_value = max(float((f**2).mean()), 1e-12)
         return self._f_scale_value
 
+    def hard_constraint(self) -> HardConstraint:
+        """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
+        u's boundary values (class docstring). The default solution's factors are
+        closed-form; a user's u gets its derivatives along the sides by autograd."""
+        if self.image is not None:
+            raise ValueError("the image case has no hard constraint: its boundary data are pixel values, with no "
+                             "smooth extension into the domain; use constraint='soft'.")
+        names = self.input_names
+        if self.u_fn is two_mode_solution:
+            u = SeparableField(((1.0, ((0, SineFactor(math.pi)), (1, SineFactor(math.pi)))),
+                                (0.25, ((0, SineFactor(4 * math.pi)), (1, SineFactor(4 * math.pi))))), names)
+        else:
+            fn = self.u_fn
+            u = CallableField(lambda x: fn(x[:, 0], x[:, 1]), describe_callable(fn))
+        return HardConstraint(TransfiniteField(u, self.bounds), box_bubble(self.bounds, (0, 1), names), names,
+                              ("boundary",))
+
     # ----- reference ------------------------------------------------------------------
     def params(self) -> dict:
         if self.image is not None:
             return {"case": "image", "image": self.image_spec, "image_sha": image_digest(self.image),
                     "size": int(self.image.shape[0]), "supervise": self.supervise}
         return {"case": "manufactured", "u_fn": describe_callable(self.u_fn),
-                "bounds": [list(b) for b in self.bounds]}
+                "bounds": [list(b) for b in self.bounds], "constraint": self.constraint}
 
     def _compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation import fd

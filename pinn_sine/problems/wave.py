@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .. import sampling
 from .._checks import positive
+from ..constraints import GaussianFactor, HardConstraint, SeparableField, box_bubble, sine_series
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.reference import ReferenceField
 from .base import Problem, describe_callable
@@ -132,6 +133,12 @@ class Wave1D(_WaveProblem):
     fd_refine 4: h = 1/800), computed in ~0.01 s. ``spacing`` is the stored grid's,
     ``attrs["solver_spacing"]`` the solver's.
 
+    Hard constraint (``constraint="hard"``): u = u0(x) + b(x) (t / t_max)^2 N(t, x) with
+    b = 4 x (L - x) / L^2. It is exact for all three conditions: u(x, 0) = u0;
+    u_t = b (2 t N / t_max^2 + (t / t_max)^2 N_t) = 0 at t = 0; and u = u0 = 0 at x = 0, L
+    (every mode vanishes there). The "initial", "initial_velocity" and "boundary" terms
+    and the "initial" and "boundary" point sets are gone.
+
     Args:
         c: wave speed (> 0).
         modes: ((k, a_k), ...) with integer k >= 1.
@@ -145,6 +152,7 @@ class Wave1D(_WaveProblem):
             [0, :meth:`time_window` (progress)], growing from ``curriculum_t0 * t_max``
             to t_max at ``progress = curriculum_end``.
         curriculum_t0: the fraction of [0, t_max] sampled at progress 0.
+        constraint: "soft" (initial and boundary loss terms) or "hard" (train ``constrain(net)``).
     """
 
     name = "wave1d"
@@ -154,11 +162,12 @@ class Wave1D(_WaveProblem):
     # Picked by short SIREN runs (hidden omega 30): lr 1e-3 collapsed 20k-step runs.
     default_first_omega = 5.0
     default_lr = 2e-4
+    offers_hard_constraint = True
 
     def __init__(self, c: float = 2.0, *, modes: Sequence[tuple[int, float]] = DEFAULT_MODES, length: float = 1.0,
                  t_max: float = 1.0, time_resolution: int = 201, fd_refine: int = 4, sampler: str = "uniform",
                  initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
-                 curriculum_end: float | None = None, curriculum_t0: float = 0.1):
+                 curriculum_end: float | None = None, curriculum_t0: float = 0.1, constraint: str = "soft"):
         self.c = positive("c", c, "the wave speed must be positive, e.g. c=2.0.")
         self.length = positive("length", length, "use e.g. length=1.0.")
         self.t_max = positive("t_max", t_max, "use e.g. t_max=1.0.")
@@ -175,6 +184,7 @@ class Wave1D(_WaveProblem):
         self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"), ("x", "x"))),
                             "initial": DerivativeSpec(first=("t",)),
                             "boundary": DerivativeSpec()}
+        self._set_constraint(constraint, ("initial", "boundary"))
         # Spatial means of u0^2, u0_x^2, u0_xx^2 (the modes are orthogonal on [0, L]).
         kk = [(k * math.pi / self.length, a) for k, a in self.modes]
         self._u2 = sum(a * a for _, a in kk) / 2
@@ -214,7 +224,7 @@ class Wave1D(_WaveProblem):
         return sum(a * torch.sin((k * math.pi / self.length) * x) for k, a in self.modes)
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
-        return self._base_sets(n, generator, progress)
+        return self._constrained(self._base_sets(n, generator, progress))
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u_tt - c^2 u_xx) / (c^2 sqrt(<u_xx^2>)) at the interior points (n, 1)."""
@@ -223,7 +233,10 @@ class Wave1D(_WaveProblem):
 
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """"pde", "initial" (u - u0) / sqrt(<u0^2>), "initial_velocity" u_t / (c sqrt(<u0_x^2>))
-        and, with boundary points, "boundary" u / sqrt(<u0^2>)."""
+        and, with boundary points, "boundary" u / sqrt(<u0^2>); "pde" alone under the hard
+        constraint."""
+        if self.constraint == "hard":
+            return {"pde": self._interior_residual(jets, batch)}
         j0 = jets["initial"]
         u0 = self.initial_displacement(batch["initial"][:, 1:2].to(j0.u.dtype))
         out = {"pde": self._interior_residual(jets, batch),
@@ -237,10 +250,18 @@ class Wave1D(_WaveProblem):
         """The "pde" term at each interior point (n,); its mean is ``losses()["pde"]``."""
         return (self._interior_residual(jets, batch) ** 2).sum(1)
 
+    def hard_constraint(self) -> HardConstraint:
+        """u = u0(x) + b(x) (t / t_max)^2 N (class docstring), u0 the closed-form sine series."""
+        names = self.input_names
+        u0 = sine_series([(k * math.pi / self.length, a) for k, a in self.modes], 1, names)
+        d = box_bubble(self.bounds, (1,), names, time=(0, 2, self.t_max))
+        return HardConstraint(u0, d, names, ("initial", "initial_velocity", "boundary"))
+
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
-                "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine}
+                "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine,
+                "constraint": self.constraint}
 
     def reference_times(self) -> np.ndarray:
         return np.linspace(0.0, self.t_max, self.time_resolution)
@@ -335,6 +356,14 @@ class Wave2D(_WaveProblem):
     ``spacing`` is the stored grid's (``"t"``: the largest gap between snapshot times),
     ``attrs["solver_spacing"]`` the solver's.
 
+    Hard constraint (``constraint="hard"``): the initial data are built in,
+    u = u0(x, y) + d (t / t_max)^2 N(t, x, y), so u(0) = u0 and u_t(0) = 0 exactly and the
+    "initial" and "initial_velocity" terms and the "initial" point set are gone. With
+    reflecting walls d = (1 - x^2)(1 - y^2) (the bubble over [-1, 1]^2) and the
+    "boundary" term goes too: u = u0 on the walls, which the constructor holds below
+    1e-8 (the same u0 the soft initial term fits there). With absorbing walls d = 1: the
+    Engquist-Majda condition stays a loss term.
+
     Args:
         c: wave speed, a positive float or a callable ``c(x, y)`` on tensors of shape
             (n,) returning (n,) (or a scalar), written with torch operations. The FD
@@ -357,6 +386,7 @@ class Wave2D(_WaveProblem):
             width-0.05 pulse covers <1% of the square, so uniform points barely see it.
         pulse_radius: that disc's radius in widths.
         curriculum_end, curriculum_t0: the time curriculum, as in :class:`Wave1D`.
+        constraint: "soft" (initial and boundary loss terms) or "hard" (train ``constrain(net)``).
     """
 
     name = "wave2d"
@@ -366,6 +396,7 @@ class Wave2D(_WaveProblem):
     # Picked by short SIREN runs (hidden omega 30): first omega 30 gave 7.7e-2, 15 gave 4.95e-2.
     default_first_omega = 15.0
     default_lr = 1e-4
+    offers_hard_constraint = True
     #: the domain [-1, 1]^2
     domain = ((-1.0, 1.0), (-1.0, 1.0))
 
@@ -375,7 +406,7 @@ class Wave2D(_WaveProblem):
                  fd_refine: int | None = None,
                  sampler: str = "uniform", initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
                  pulse_fraction: float = 0.25, pulse_radius: float = 3.0, curriculum_end: float | None = None,
-                 curriculum_t0: float = 0.1):
+                 curriculum_t0: float = 0.1, constraint: str = "soft"):
         self.t_max = positive("t_max", t_max, "use e.g. t_max=0.4.")
         self.width = positive("source_width", source_width, "use e.g. source_width=0.05.")
         if boundary not in BOUNDARIES:
@@ -429,6 +460,7 @@ class Wave2D(_WaveProblem):
         self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"),), laplacians=(("x", "y"),)),
                             "initial": DerivativeSpec(first=("t",)),
                             "boundary": boundary_spec}
+        self._set_constraint(constraint, ("initial", "boundary") if boundary == "reflecting" else ("initial",))
         area = math.prod(hi - lo for lo, hi in self.domain)
         w2 = self.width ** 2
         self._u2 = math.pi * w2 / area
@@ -458,7 +490,7 @@ class Wave2D(_WaveProblem):
             hi = torch.tensor([b[1] for b in self.domain])
             pts = torch.minimum(torch.maximum(pts, lo), hi)
             out["initial"] = torch.cat([out["initial"], torch.cat([torch.zeros(n_p, 1), pts], dim=1)])
-        return out
+        return self._constrained(out)
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u_tt - c^2 Lap u) / (c_ref^2 sqrt(<(Lap u0)^2>)) at the interior points (n, 1)."""
@@ -470,14 +502,16 @@ class Wave2D(_WaveProblem):
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """"pde", "initial" (u - u0) / sqrt(<u0^2>), "initial_velocity"
         u_t / (c_ref sqrt(<|grad u0|^2>)) and, with boundary points, "boundary": u / sqrt(<u0^2>)
-        on reflecting walls, (u_t + c du/dn) / (c_ref sqrt(<|grad u0|^2>)) on absorbing ones."""
-        j0 = jets["initial"]
-        x0 = batch["initial"].to(j0.u.dtype)
-        u0 = self.initial_displacement(x0[:, 1:2], x0[:, 2:3])
+        on reflecting walls, (u_t + c du/dn) / (c_ref sqrt(<|grad u0|^2>)) on absorbing ones.
+        Under the hard constraint: "pde", and "boundary" on absorbing walls."""
         g = self.c_ref * math.sqrt(self._g2)
-        out = {"pde": self._interior_residual(jets, batch),
-               "initial": (j0.u - u0) / math.sqrt(self._u2),
-               "initial_velocity": j0.d("t") / g}
+        out = {"pde": self._interior_residual(jets, batch)}
+        if "initial" in self.derivatives:
+            j0 = jets["initial"]
+            x0 = batch["initial"].to(j0.u.dtype)
+            u0 = self.initial_displacement(x0[:, 1:2], x0[:, 2:3])
+            out["initial"] = (j0.u - u0) / math.sqrt(self._u2)
+            out["initial_velocity"] = j0.d("t") / g
         if "boundary" in jets:
             jb = jets["boundary"]
             if self.boundary == "reflecting":
@@ -500,12 +534,22 @@ class Wave2D(_WaveProblem):
         ux, uy = jet.d("x"), jet.d("y")
         return torch.where(wall == 0, -ux, torch.where(wall == 1, ux, torch.where(wall == 2, -uy, uy)))
 
+    def hard_constraint(self) -> HardConstraint:
+        """u = u0 + d (t / t_max)^2 N (class docstring), u0 the closed-form Gaussian."""
+        names = self.input_names
+        u0 = SeparableField(((1.0, ((1, GaussianFactor(self.center[0], self.width)),
+                                    (2, GaussianFactor(self.center[1], self.width)))),), names)
+        walls = (1, 2) if self.boundary == "reflecting" else ()
+        d = box_bubble(self.bounds, walls, names, time=(0, 2, self.t_max))
+        conditions = ("initial", "initial_velocity") + (("boundary",) if walls else ())
+        return HardConstraint(u0, d, names, conditions)
+
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         speed = {"c": self.c} if self.c_fn is None else {"c_fn": describe_callable(self.c_fn)}
         return {**speed, "t_max": self.t_max, "source_width": self.width, "source_center": list(self.center),
                 "boundary": self.boundary, "snapshot_times": self.snapshot_times.tolist(),
-                "fd_refine": self.fd_refine}
+                "fd_refine": self.fd_refine, "constraint": self.constraint}
 
     def _compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.wave import sine_series_evolution, wave_2d
