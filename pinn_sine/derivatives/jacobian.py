@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..constraints import unconstrained
-from .forward import forward_jet
+from .forward import JetLayers, forward_jet
 
 
 def jacobian_parameters(net: nn.Module) -> list[Tensor]:
@@ -38,8 +38,9 @@ def jacobian_parameters(net: nn.Module) -> list[Tensor]:
     per-point bookkeeping of the linear layers does not cover. A
     :class:`~pinn_sine.constraints.ConstrainedNet` has its inner network's columns."""
     net = unconstrained(net)
-    if not hasattr(net, "linears"):
-        raise TypeError(f"the residual Jacobian propagates jets through an MLP; got {type(net).__name__}.")
+    if not isinstance(net, JetLayers):
+        raise TypeError(f"the residual Jacobian propagates jets through networks of the layer protocol "
+                        f"(pinn_sine.derivatives.JetLayers: linears, activations, encoding); got {type(net).__name__}.")
     if any(layer.bias is None for layer in net.linears):
         raise ValueError("the residual Jacobian expects every linear layer of the MLP to have a bias.")
     params = [p for layer in net.linears for p in (layer.weight, layer.bias)]
@@ -105,7 +106,7 @@ def residual_jacobian(problem, net: nn.Module, batch: Mapping[str, Tensor],
         if r.ndim != 2:
             raise ValueError(f"{type(problem).__name__}.residuals()[{term!r}] has shape {tuple(r.shape)}; "
                              "expected (n, c): one row per point.")
-        scale = math.sqrt(float(weights.get(term, 1.0)) / r.shape[0])
+        scale = math.sqrt(float(weights.get(term, 1.0)) / max(r.shape[0], 1))  # an empty set has no rows
         n_rows = r.shape[0]
         for c in range(r.shape[1]):
             rows = slice(start + c * n_rows, start + (c + 1) * n_rows)
