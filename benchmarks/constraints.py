@@ -15,7 +15,9 @@ same machine load; both draw the same interior points (the seed's sampler). Meth
 * ``adam``: Adam alone at the problem's learning rate, its cosine schedule sized to the
   budget from a short timing run of the same network (the step count is reported);
 * ``adam+lbfgs``: ``CONFIG.adam`` Adam steps, then L-BFGS on one fixed batch of
-  ``CONFIG.batch`` points until the budget is spent.
+  ``CONFIG.batch`` points until the budget is spent;
+* ``adam+gn``: the same with Gauss-Newton instead of L-BFGS, on the smaller
+  ``gn_width x gn_depth`` net in float64 (whatever ``--dtype`` says).
 
 The error is the final relative L2 error against the exact solution on the FD
 reference's grid (``evaluate(net, ref, exact=problem.exact_solution)["rel_l2_exact"]``),
@@ -45,7 +47,9 @@ class Config:
     width: int
     depth: int
     batch: int          # interior points per Adam draw and of the fixed L-BFGS batch
-    adam: int           # Adam steps before L-BFGS (method adam+lbfgs)
+    adam: int           # Adam steps before L-BFGS or Gauss-Newton
+    gn_width: int = 32  # adam+gn trains a smaller net in float64 (a Gauss-Newton step costs N p^2)
+    gn_depth: int = 2
 
 
 CONFIG = {
@@ -56,7 +60,7 @@ CONFIG = {
 }
 ACTIVATIONS = ("siren", "tanh")
 CONSTRAINTS = ("soft", "hard")
-METHODS = ("adam", "adam+lbfgs")
+METHODS = ("adam", "adam+lbfgs", "adam+gn")
 
 
 def make_problem(name: str, constraint: str):
@@ -65,27 +69,33 @@ def make_problem(name: str, constraint: str):
     return PROBLEMS[name](constraint=constraint)
 
 
-def build_net(problem, activation: str, cfg: Config, seed: int, dtype: torch.dtype):
-    """The inner network (an MLP) and the one to train, ``problem.constrain(inner)``."""
+def build_net(problem, activation: str, cfg: Config, seed: int, dtype: torch.dtype, method: str = "adam"):
+    """The inner network (an MLP) and the one to train, ``problem.constrain(inner)``;
+    ``adam+gn`` gets the smaller (gn_width x gn_depth) net in float64."""
     from pinn_sine.nets import MLP, Sine, Tanh
 
+    width, depth = (cfg.gn_width, cfg.gn_depth) if method == "adam+gn" else (cfg.width, cfg.depth)
+    if method == "adam+gn":
+        dtype = torch.float64
     if activation == "siren":
-        inner = MLP(problem.in_dim, problem.out_dim, cfg.width, cfg.depth, activation=Sine(30.0),
+        inner = MLP(problem.in_dim, problem.out_dim, width, depth, activation=Sine(30.0),
                     first_omega=problem.default_first_omega, seed=seed)
     else:
-        inner = MLP(problem.in_dim, problem.out_dim, cfg.width, cfg.depth, activation=Tanh(), seed=seed)
+        inner = MLP(problem.in_dim, problem.out_dim, width, depth, activation=Tanh(), seed=seed)
     return problem.constrain(inner.to(dtype))
 
 
 def stages_for(method: str, problem, activation: str, cfg: Config, seed: int, seconds: float,
                dtype: torch.dtype) -> list:
     from pinn_sine import train
-    from pinn_sine.optim import LBFGS, Adam
+    from pinn_sine.optim import LBFGS, Adam, GaussNewton
 
     if method == "adam":
         probe = build_net(problem, activation, cfg, seed, dtype)
         t = train(problem, probe, stages=[Adam(20)], batch=cfg.batch, seed=seed, progress=False, log_every=20)
         return [Adam(max(100, int(0.95 * seconds / t.timings["step_median"])))]
+    if method == "adam+gn":
+        return [Adam(cfg.adam), GaussNewton(10**9, batch=cfg.batch)]
     return [Adam(cfg.adam), LBFGS(10**9, batch=cfg.batch)]
 
 
@@ -102,7 +112,7 @@ def run_one(job: tuple) -> dict:
     ref = problem.reference()
     exact = problem.exact_solution
     stages = stages_for(method, problem, activation, cfg, seed, seconds, dtype)
-    net = build_net(problem, activation, cfg, seed, dtype)
+    net = build_net(problem, activation, cfg, seed, dtype, method)
     t0 = time.perf_counter()
     try:
         result = train(problem, net, stages=stages, batch=cfg.batch, seed=seed, time_limit=seconds,
