@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pinn_sine import train
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import ACTIVATIONS, MLP
 from pinn_sine.problems.helmholtz import Helmholtz2D, HelmholtzPointSource
 from pinn_sine.validation import predict
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
         print(f"# {name}: logged rel_l2 " + ", ".join(f"{h['step']}:{h['rel_l2']:.2e}" for h in res.history
                                                       if "rel_l2" in h), file=sys.stderr, flush=True)
         if args.plots is not None:
-            for path in problem.figures(net, ref, args.plots / name) if hasattr(problem, "figures") else ():
+            for path in problem_figures(problem, net, ref, args.plots / name) or ():
                 print(f"# wrote {path}", file=sys.stderr)
 
     if args.case == "manufactured":

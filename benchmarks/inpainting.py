@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from pinn_sine import evaluate, train
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import MLP, Finer, MetaSin, Sine
 from pinn_sine.problems.inpainting import CLASSICAL, DEFAULT_PRIOR_WEIGHT, Inpainting
 
@@ -126,7 +127,7 @@ def main() -> None:
                   f"(target at 50% missing: >= -1 dB)")
             if args.plots:
                 out = Path(args.plots) / f"missing{round(100 * missing)}"
-                paths = best_net[4].figures(best_net[3], ref, out, method=fd_best["method"][3:])
+                paths = problem_figures(best_net[4], best_net[3], ref, out, method=fd_best["method"][3:])
                 print("wrote " + ", ".join(str(p) for p in paths))
     if args.csv:
         keys = ["missing", "method", "prior", "weight", "psnr_region", "ssim_region", "psnr", "ssim", "time"]

@@ -38,7 +38,8 @@ import time
 import torch
 
 from pinn_sine.kernels import ops
-from pinn_sine.kernels.native import chain_rule, native_jet, native_value
+from pinn_sine.kernels.native import chain_rule
+from pinn_sine.nets.base import native_jet, native_value
 from pinn_sine.nets import Finer, MetaSin, Sine
 
 CUDA = torch.cuda.is_available()

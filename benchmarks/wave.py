@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from pinn_sine import train
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import ACTIVATIONS, MLP
 from pinn_sine.problems.wave import Wave1D, Wave2D
 from pinn_sine.validation.fd.wave import wave_1d, wave_2d
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
         print("#   logged rel_l2: " + ", ".join(f"{r['step']}:{r['rel_l2']:.2e}" for r in res.history if "rel_l2" in r),
               file=sys.stderr, flush=True)
         if args.plots is not None:
-            for path in problem.figures(net, ref, args.plots / name):
+            for path in problem_figures(problem, net, ref, args.plots / name):
                 print(f"# wrote {path}", file=sys.stderr)
 
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"

@@ -5,7 +5,10 @@ import math
 
 
 def positive(name: str, value, fix: str) -> float:
-    """``value`` as a float, or a ValueError naming it and the fix unless it is finite and > 0."""
+    """``value`` as a float, or a ValueError naming it and the fix unless it is a finite
+    number > 0 (the one positive-number check of the package)."""
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}")
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -9,40 +9,29 @@ time, weighting state, the run's description).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ._io import atomic_write
 
 CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path, *, step: int, net: nn.Module, stage: int, stage_step: int, stages: list[dict],
                     generator: torch.Generator, meta: dict, ranks: list[dict] | None = None) -> Path:
-    """Atomically write a checkpoint (a temp file in the same folder, then rename).
+    """Atomically write a checkpoint (:func:`pinn_sine._io.atomic_write`).
 
     ``stage``/``stage_step``: the stage in progress and its completed steps; ``stages``:
     the state dicts of the stages started so far; ``ranks``: each process's own state in
     rank order (``generator`` is rank 0's)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, "step": step, "net": net.state_dict(), "stage": stage,
                "stage_step": stage_step, "stages": stages, "generator": generator.get_state(),
                "meta_json": json.dumps(meta, default=str)}
     if ranks is not None:
         payload["ranks"] = ranks
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from . import nets
 from .nets import ACTIVATIONS, MLP, FourierFeatures
 from .problems import PROBLEMS
 
@@ -69,33 +70,18 @@ def build_problem(name: str, extra: list[str], constraint: str = "soft"):
             raise SystemExit(f"{cls.__name__} has no constraint option (--constraint {constraint}); problems with "
                              f"hard constraints: {sorted(n for n, c in PROBLEMS.items() if c.offers_hard_constraint)}.")
         kwargs["constraint"] = constraint
-    factory = getattr(cls, "from_cli", None)
     try:
-        return factory(**kwargs) if factory is not None else cls(**kwargs)
+        return cls(**kwargs)
     except ValueError as err:
         raise SystemExit(f"{cls.__name__}: {err}") from None
 
 
 def build_net(problem, args) -> MLP:
-    act_cls = _lookup(ACTIVATIONS, args.activation, "activation")
-    act_kwargs = {}
-    if args.act_omega is not None:
-        act_kwargs["omega"] = args.act_omega
-    if args.K is not None:
-        act_kwargs["K"] = args.K
-    try:
-        act = act_cls(**act_kwargs)
-    except TypeError:
-        raise SystemExit(f"activation {args.activation} does not take {sorted(act_kwargs)}.") from None
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
-    first_omega = args.first_omega
-    if first_omega is None and act.sine_init and hasattr(act, "omega"):
-        first_omega = getattr(problem, "default_first_omega", None)
     fourier = FourierFeatures(args.fourier, args.fourier_scale) if args.fourier else None
     try:
-        return MLP(problem.in_dim, problem.out_dim, args.width, args.depth, activation=act,
-                   first_omega=first_omega, hidden_omega=args.hidden_omega, fourier=fourier, seed=args.seed)
+        return nets.build_net(problem, args.activation, width=args.width, depth=args.depth, seed=args.seed,
+                              omega=args.act_omega, K=args.K, first_omega=args.first_omega,
+                              hidden_omega=args.hidden_omega, fourier=fourier)
     except ValueError as err:
         raise SystemExit(str(err)) from None
 
@@ -169,6 +155,7 @@ def build_resample(value: str):
 
 def cmd_solve(args, extra) -> int:
     from . import distributed
+    from .figures import problem_figures
     from .plots import field_comparison, loss_curves
     from .train import train
     from .validation.evaluate import evaluate
@@ -235,9 +222,9 @@ def cmd_solve(args, extra) -> int:
                                f"{ref.solver} reference",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
     figures = [loss_curves(result.history, out / "loss.png", title=f"{problem.name} / {args.activation}")]
-    custom = getattr(problem, "figures", None)
+    custom = problem_figures(problem, net, ref, out)
     if custom is not None:
-        figures += custom(net, ref, out)
+        figures += custom
     elif len(ref.coords) == 2:
         figures.append(field_comparison(pred, ref, out / "field.png",
                                         title=f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"))

@@ -14,9 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-#: the activations of the comparison; "fourier-tanh" is tanh behind Fourier features,
-#: the classic remedy for spectral bias
-ACTIVATION_NAMES = ("siren", "finer", "metasin", "tanh", "relu", "fourier-tanh")
+from ._io import atomic_write, write_text
+from .nets import NET_NAMES, build_net
+
+#: the activations of the comparison: ``nets.build_net``'s names ("fourier-tanh" is tanh
+#: behind Fourier features, the classic remedy for spectral bias)
+ACTIVATION_NAMES = NET_NAMES
 #: the metric each problem is ranked by, and whether larger is better
 METRIC = {"inpainting": ("psnr_region", True)}
 DEFAULT_METRIC = ("rel_l2", False)
@@ -48,31 +49,16 @@ class Cell:
 
 def make_problem(name: str, constraint: str = "soft"):
     """The problem ``name`` with its defaults, under ``constraint``."""
-    from .problems import PROBLEMS
+    from .problems import problem_class
 
-    return PROBLEMS[name]() if constraint == "soft" else PROBLEMS[name](constraint=constraint)
+    cls = problem_class(name)
+    return cls() if constraint == "soft" else cls(constraint=constraint)
 
 
 def label(row: dict) -> str:
     """A row's column in the tables: its activation, "+hard" under the hard constraint."""
     constraint = row.get("constraint", "soft")
     return row["activation"] if constraint == "soft" else f"{row['activation']}+{constraint}"
-
-
-def build_net(problem, activation: str, *, width: int, depth: int, seed: int):
-    """The network of one cell: the activation's defaults, the problem's first-layer
-    omega for Sine/Finer, 64 Fourier features (scale 1) for "fourier-tanh"."""
-    from .nets import ACTIVATIONS, MLP, FourierFeatures, Tanh
-
-    if activation == "fourier-tanh":
-        return MLP(problem.in_dim, problem.out_dim, width, depth, activation=Tanh(),
-                   fourier=FourierFeatures(64, 1.0), seed=seed)
-    try:
-        act = ACTIVATIONS[activation]()
-    except KeyError:
-        raise ValueError(f'Invalid activation "{activation}". Must be one of {list(ACTIVATION_NAMES)}.') from None
-    first = problem.default_first_omega if hasattr(act, "omega") else None
-    return MLP(problem.in_dim, problem.out_dim, width, depth, activation=act, first_omega=first, seed=seed)
 
 
 def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int, depth: int,
@@ -99,15 +85,8 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
     cell_dir = Path(out) / "cells" / cell.name
     cell_dir.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), cell_dir / "net.pt")
-    _atomic_write(Path(out) / "cells" / f"{cell.name}.json", json.dumps(row, indent=1))
+    write_text(Path(out) / "cells" / f"{cell.name}.json", json.dumps(row, indent=1))
     return row
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | None = None,
@@ -218,12 +197,15 @@ def write_summaries(rows: list[dict], root: Path, *, width: int, depth: int) -> 
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    with open(root / "results.csv.tmp", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(root / "results.csv.tmp", root / "results.csv")
-    _atomic_write(root / "results.md", markdown_table(rows) + "\n")
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+
+    atomic_write(root / "results.csv", write_csv)
+    write_text(root / "results.md", markdown_table(rows) + "\n")
     _bar_chart(rows, root / "errors.png")
     _best_figures(rows, root, width=width, depth=depth)
 
@@ -253,6 +235,7 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
     """Field figures of the best run per problem, from its saved weights."""
     import torch
 
+    from .figures import problem_figures
     from .plots import field_comparison
 
     for p in dict.fromkeys(r["problem"] for r in rows):
@@ -270,9 +253,6 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        custom = getattr(problem, "figures", None)
-        if custom is not None:
-            custom(net, ref, target)
-        elif len(ref.coords) == 2:
+        if problem_figures(problem, net, ref, target) is None and len(ref.coords) == 2:
             field_comparison(problem.predict(net, ref), ref, target / "field.png",
                              title=f"{p} / {label(best)}: {key} {best[key]:.3g}")

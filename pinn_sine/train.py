@@ -2,7 +2,6 @@
 weighted loss, the finite-loss guard, logging, evaluation, progress, checkpoints)."""
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import time
@@ -17,7 +16,6 @@ from . import distributed
 from .adaptive import RADSampler
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from .constraints import ConstrainedNet
-from .derivatives import get_engine
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
 from .validation.evaluate import evaluate
@@ -77,10 +75,18 @@ class _Objective(nn.Module):
         problem = self.problem
         if not self.pointwise:
             return problem.compute_losses(self.net, batch, self.engine), None
-        fn = get_engine(self.engine)
-        jets = {key: fn(self.net, batch[key], problem.input_names, spec)
-                for key, spec in problem.derivatives.items() if key in batch}
+        jets = problem.jets(self.net, batch, self.engine)
         return problem.losses(jets, batch), problem.pointwise_residual(jets, batch)
+
+
+def _check_pointwise(problem: Problem, net: nn.Module) -> None:
+    """At first use: the mean of ``pointwise_residual`` is the ``pointwise_term`` loss
+    term (on 32 points of a generator of its own, so the run's draws are untouched)."""
+    from .problems.conformance import check_pointwise
+
+    param = next(net.parameters())
+    batch = problem.sample(32, torch.Generator().manual_seed(0), progress=1.0)
+    check_pointwise(problem, net, {k: v.to(device=param.device, dtype=param.dtype) for k, v in batch.items()})
 
 
 class Run:
@@ -349,6 +355,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if not isinstance(adaptive, RADSampler):
             raise TypeError(f"adaptive must be a RADSampler, got {adaptive!r}.")
         adaptive.check(problem)
+    if causal is not None or adaptive is not None:
+        _check_pointwise(problem, net)
     batch = problem.default_batch if batch is None else int(batch)
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
               adaptive=adaptive, compile=compile)

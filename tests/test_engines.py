@@ -199,8 +199,43 @@ def test_get_engine():
 
 
 def test_jet_engine_rejects_non_mlp():
-    with pytest.raises(TypeError, match='engine="autograd"'):
+    with pytest.raises(TypeError, match=r'layer protocol \(linears, activations, encoding.*engine="autograd"'):
         forward_jet(torch.nn.Linear(2, 1), _points(2, 0).float(), ("x", "y"), DerivativeSpec(first=("x",)))
+
+
+class MixedChain(torch.nn.Module):
+    """Not an MLP: a module of the layer protocol (linears, activations, encoding) with a
+    different activation per layer and no bias on the output layer's input."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.linears = torch.nn.ModuleList([torch.nn.Linear(2, 6), torch.nn.Linear(6, 5), torch.nn.Linear(5, 1)])
+        for layer in self.linears:
+            torch.nn.init.uniform_(layer.weight, -1.0, 1.0, generator=g)
+        self.activations = torch.nn.ModuleList([Sine(1.5), Tanh()])
+        self.encoding = None
+
+    def forward(self, x):
+        for layer, act in zip(self.linears, self.activations):
+            x = act(layer(x))
+        return self.linears[-1](x)
+
+
+def test_jet_engine_runs_any_module_of_the_layer_protocol():
+    from pinn_sine.derivatives import JetLayers
+
+    net = MixedChain().double()
+    assert isinstance(net, JetLayers) and not isinstance(torch.nn.Linear(2, 1), JetLayers)
+    x = _points(2, 0)
+    spec = DerivativeSpec(first=("x",), second=(("x", "y"),), laplacians=(("x", "y"),))
+    fast, ref = forward_jet(net, x, ("x", "y"), spec), autograd_jet(net, x, ("x", "y"), spec)
+    for a, b in [(fast.u, ref.u), (fast.d("x"), ref.d("x")), (fast.d2("x", "y"), ref.d2("x", "y")),
+                 (fast.laplacian(("x", "y")), ref.laplacian(("x", "y")))]:
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    net.activations.append(Tanh())
+    with pytest.raises(ValueError, match="one linear more than activations"):
+        forward_jet(net, x, ("x", "y"), spec)
 
 
 def test_empty_spec_is_plain_forward():

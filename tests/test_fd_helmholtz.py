@@ -235,7 +235,7 @@ def test_helmholtz2d_default_reference_is_below_1e_minus_7():
     from pinn_sine.problems.helmholtz import Helmholtz2D
 
     problem = Helmholtz2D()
-    ref = problem._compute_reference(problem.default_resolution)
+    ref = problem.compute_reference(problem.default_resolution)
     assert ref.order == 4 and ref.solver == "fd9-splu"
     exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(ref.grid_shape)
     error = np.linalg.norm(ref.fields["u"] - exact) / np.linalg.norm(exact)
@@ -355,7 +355,7 @@ def test_default_point_source_reference_is_the_free_space_field(omega):
     from pinn_sine.problems.helmholtz import HelmholtzPointSource
 
     problem = HelmholtzPointSource(omega=omega)
-    ref = problem._compute_reference(problem.default_resolution)
+    ref = problem.compute_reference(problem.default_resolution)
     assert ref.order == 4 and ref.solver == "fd5-pml-splu-richardson"
     u = ref.fields["u_real"] + 1j * ref.fields["u_imag"]
     X, Y = np.meshgrid(ref.coords["x"], ref.coords["y"], indexing="ij")
@@ -378,7 +378,7 @@ def test_point_source_reference_needs_an_odd_resolution():
 
     with pytest.raises(ValueError, match=r"reference\(resolution=64\) is computed to order 4 by Richardson.*"
                                          r"use resolution=65"):
-        HelmholtzPointSource()._compute_reference(64)
+        HelmholtzPointSource().compute_reference(64)
 
 
 def test_point_source_problem_uses_the_solver_layer():

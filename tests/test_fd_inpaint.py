@@ -11,8 +11,8 @@ from pinn_sine.validation.fd.inpaint import (
     inpaint_biharmonic,
     inpaint_harmonic,
     inpaint_tv,
-    psnr_ssim,
 )
+from pinn_sine.validation.metrics import psnr_ssim
 
 SOLVERS = [inpaint_harmonic, inpaint_biharmonic, inpaint_tv]
 
@@ -98,15 +98,15 @@ def test_biharmonic_matches_skimage(kind):
     # stencil, we use L² with reflecting L), which reaches <= 5 pixels inward
     # through the random mask's small holes: mean |diff| over missing pixels 8e-6,
     # max 7.6e-3 (3.9e-3 after clipping, 5 pixels from the border), 2e-15 beyond 6
-    # pixels; psnr_missing 27.7694 vs 27.7696 dB.
+    # pixels; psnr_region 27.7694 vs 27.7696 dB.
     interior = np.zeros_like(mask)
     interior[8:-8, 8:-8] = True
     assert np.max(np.abs(ours_clipped - theirs)[interior]) < 1e-10
     assert np.mean(np.abs(ours - theirs)[~mask]) < 1e-4
     m_ours = psnr_ssim(ours, truth, ~mask)
     m_theirs = psnr_ssim(theirs, truth, ~mask)
-    assert abs(m_ours["psnr_missing"] - m_theirs["psnr_missing"]) < 0.01
-    assert abs(m_ours["ssim_missing"] - m_theirs["ssim_missing"]) < 1e-3
+    assert abs(m_ours["psnr_region"] - m_theirs["psnr_region"]) < 0.01
+    assert abs(m_ours["ssim_region"] - m_theirs["ssim_region"]) < 1e-3
 
 
 # ----------------------------------------------------------------------------- TV
@@ -164,14 +164,14 @@ def test_camera_50_percent_missing_quality():
     mask = _random_mask(truth.shape, 0.5)
     mean_fill = np.where(mask, truth, truth[mask].mean())
     baseline = psnr_ssim(mean_fill, truth, ~mask)
-    # Measured psnr_missing / ssim_missing: mean fill 11.07 dB / 0.30, harmonic
+    # Measured psnr_region / ssim_region: mean fill 11.07 dB / 0.30, harmonic
     # 26.40 / 0.944, biharmonic 27.77 / 0.955, TV 26.43 / 0.943 (896 iterations).
     for solver in SOLVERS:
         metrics = psnr_ssim(solver(truth, mask), truth, ~mask)
-        margin = metrics["psnr_missing"] - baseline["psnr_missing"]
+        margin = metrics["psnr_region"] - baseline["psnr_region"]
         assert margin > 12.0, solver.__name__
-        assert metrics["ssim_missing"] > 0.9, solver.__name__
-        assert metrics["psnr"] > metrics["psnr_missing"]  # known pixels are exact
+        assert metrics["ssim_region"] > 0.9, solver.__name__
+        assert metrics["psnr"] > metrics["psnr_region"]  # known pixels are exact
 
 
 # ------------------------------------------------------------------------- colour
@@ -188,20 +188,22 @@ def test_colour_solved_per_channel(solver):
         np.testing.assert_allclose(u[..., c], solver(colour[..., c], mask, **kwargs),
                                    rtol=0, atol=1e-12)
     metrics = psnr_ssim(u, colour, ~mask)
-    assert set(metrics) == {"psnr", "ssim", "psnr_missing", "ssim_missing"}
+    assert set(metrics) == {"psnr", "ssim", "psnr_region", "ssim_region"}
 
 
 # ------------------------------------------------------------------------ metrics
 def test_psnr_ssim_values():
-    truth = _camera_crop()
+    truth = 0.8 * _camera_crop()  # in [0, 0.8]: truth + 0.1 is not clipped at 1
     region = ~_random_mask(truth.shape, 0.5)
     assert psnr_ssim(truth, truth) == {"psnr": np.inf, "ssim": 1.0}
     estimate = truth.copy()
     estimate[region] += 0.1
     metrics = psnr_ssim(estimate, truth, region)
-    assert metrics["psnr_missing"] == pytest.approx(20.0)  # 10 log10(1 / 0.01)
-    assert metrics["psnr"] > metrics["psnr_missing"]
-    assert metrics["ssim_missing"] < metrics["ssim"] < 1.0
+    assert metrics["psnr_region"] == pytest.approx(20.0)  # 10 log10(1 / 0.01)
+    assert metrics["psnr"] > metrics["psnr_region"]
+    assert metrics["ssim_region"] < metrics["ssim"] < 1.0
+    # the estimate is clipped to [0, data_range], as the image would be shown
+    assert psnr_ssim(truth + 2.0, truth)["psnr"] == psnr_ssim(np.ones_like(truth), truth)["psnr"]
 
 
 # ------------------------------------------------------------------------- errors
@@ -249,9 +251,9 @@ def test_tv_option_errors(kwargs, match):
 
 def test_psnr_ssim_errors():
     truth = _camera_crop()
-    with pytest.raises(ValueError, match="does not match truth shape"):
+    with pytest.raises(ValueError, match="pred has shape .* ref has shape"):
         psnr_ssim(truth[:-1], truth)
-    with pytest.raises(ValueError, match="region is empty"):
+    with pytest.raises(ValueError, match="mask is empty"):
         psnr_ssim(truth, truth, np.zeros(truth.shape, dtype=bool))
-    with pytest.raises(ValueError, match="region has dtype"):
+    with pytest.raises(ValueError, match="mask has dtype"):
         psnr_ssim(truth, truth, np.ones((3, 3), dtype=bool))

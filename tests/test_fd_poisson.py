@@ -239,7 +239,7 @@ def test_poisson2d_default_reference_is_below_1e_minus_7():
     from pinn_sine.problems.poisson import Poisson2D
 
     problem = Poisson2D()
-    ref = problem._compute_reference(problem.default_resolution)
+    ref = problem.compute_reference(problem.default_resolution)
     assert ref.order == 4 and ref.solver == "fd9-dst"
     exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(ref.grid_shape)
     error = np.linalg.norm(ref.fields["u"] - exact) / np.linalg.norm(exact)

@@ -10,6 +10,7 @@ import torch
 
 from pinn_sine import train
 from pinn_sine.derivatives import autograd_jet
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import MLP, Sine
 from pinn_sine.problems.base import FunctionNet
 from pinn_sine.problems.helmholtz import Helmholtz2D, HelmholtzPointSource
@@ -247,7 +248,7 @@ def test_point_source_reference_with_velocity_array_and_callable():
 def test_figures_are_written(tmp_path):
     problem = HelmholtzPointSource(velocity="square", source_width=0.1)
     net = MLP(2, 2, 8, 1, activation=Sine(), first_omega=5.0)
-    paths = problem.figures(net, problem.reference(resolution=33), tmp_path)
+    paths = problem_figures(problem, net, problem.reference(resolution=33), tmp_path)
     assert [p.name for p in paths] == ["helmholtz-point-source_fields.png", "helmholtz-point-source_velocity.png"]
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
 

@@ -10,10 +10,11 @@ from skimage import data, io
 
 from pinn_sine import evaluate, train
 from pinn_sine.cli import problem_kwargs
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import MLP, Sine
+from pinn_sine.pixels import block_mask, make_mask, random_mask, render, stroke_mask, tent_samples
 from pinn_sine.problems.base import FunctionNet
-from pinn_sine.problems.inpainting import (Inpainting, block_mask, make_mask, random_mask, render, stroke_mask,
-                                           tent_samples)
+from pinn_sine.problems.inpainting import Inpainting
 from pinn_sine.validation import fd
 
 SIZE = 16
@@ -223,7 +224,7 @@ def test_reference_is_the_ground_truth_and_classical_is_cached(tmp_path):
 
 def test_figures(tmp_path):
     p = Inpainting("camera", "random:0.5", size=SIZE)
-    paths = p.figures(MLP(2, 1, 8, 1, seed=0), p.reference(), tmp_path / "fig")
+    paths = problem_figures(p, MLP(2, 1, 8, 1, seed=0), p.reference(), tmp_path / "fig")
     assert [q.name for q in paths] == ["inpainting.png", "inpainting_zoom.png", "inpainting_render4x.png"]
     assert all(q.stat().st_size > 0 for q in paths)
 

@@ -31,7 +31,9 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from pinn_sine.kernels import ops  # noqa: E402
-from pinn_sine.kernels.native import as_terms, flatten_terms, native_jet, native_value, split_jet, stack_jet  # noqa: E402
+from pinn_sine.kernels import dispatch  # noqa: E402
+from pinn_sine.kernels.native import as_terms, flatten_terms, split_jet, stack_jet  # noqa: E402
+from pinn_sine.nets.base import native_jet, native_value  # noqa: E402
 from pinn_sine.nets import Finer, MetaSin, Sine, Tanh  # noqa: E402
 from pinn_sine.nets.metasin import metasin_jet  # noqa: E402
 
@@ -365,20 +367,57 @@ def _metasin_layer(C=5, K=3):
     return MetaSin(K=K).for_layer(C, first=False, omega=None, generator=torch.Generator().manual_seed(0))
 
 
-def test_invalid_backend_name_is_rejected(monkeypatch):
-    from pinn_sine.kernels import activation_value, backend_for
+def _force(monkeypatch, backend: str) -> None:
+    """Force ``backend`` for one test (the environment variable is read once per process)."""
+    monkeypatch.setattr(dispatch, "_forced", dispatch.parse_backend(backend))
 
+
+def test_invalid_backend_name_is_rejected(monkeypatch):
+    from pinn_sine.kernels import backend_for, set_backend
+
+    monkeypatch.setattr(dispatch, "_forced", dispatch._UNREAD)
     monkeypatch.setenv("PINN_SINE_KERNELS", "cuda")
     with pytest.raises(ValueError, match=r'Invalid PINN_SINE_KERNELS="cuda". Must be one of \[.triton., .native.\]'):
         backend_for(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="Invalid PINN_SINE_KERNELS"):
-        activation_value(Tanh(), torch.zeros(2, 2))
+        Tanh()(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r'Invalid backend="gpu"'):
+        set_backend("gpu")
+
+
+def test_the_environment_variable_is_read_once(monkeypatch):
+    from pinn_sine.kernels import backend_for, set_backend
+
+    monkeypatch.setattr(dispatch, "_forced", dispatch._UNREAD)
+    monkeypatch.setenv("PINN_SINE_KERNELS", "native")
+    assert backend_for(torch.zeros(1, 1)) == "native"
+    monkeypatch.setenv("PINN_SINE_KERNELS", "cuda")  # not read again: no error
+    assert backend_for(torch.zeros(1, 1)) == "native"
+    assert set_backend("auto") == "native" and dispatch.requested_backend() is None
+
+
+def test_kernels_do_not_import_the_networks():
+    """No cycle: no module of pinn_sine.kernels imports pinn_sine.nets, at the top or
+    inside a function (the activations call their kernels, never the other way round)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "pinn_sine" / "kernels"
+    offending = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                target = ("pinn_sine." if node.level == 2 else "") + (node.module or "")
+                if target.startswith("pinn_sine.nets") or (node.level == 1 and (node.module or "").startswith("..")):
+                    offending.append(f"{path.name}:{node.lineno}")
+            elif isinstance(node, ast.Import):
+                offending += [f"{path.name}:{node.lineno}" for a in node.names if a.name.startswith("pinn_sine.nets")]
+    assert offending == []
 
 
 def test_auto_on_cpu_is_native_and_never_touches_triton(monkeypatch):
-    from pinn_sine.kernels import activation_jet, backend_for
+    from pinn_sine.kernels import backend_for
 
-    monkeypatch.delenv("PINN_SINE_KERNELS", raising=False)
+    _force(monkeypatch, "auto")
 
     def no_triton(*args, **kwargs):
         raise AssertionError("the native path must not reach the Triton ops")
@@ -387,7 +426,7 @@ def test_auto_on_cpu_is_native_and_never_touches_triton(monkeypatch):
     act = _metasin_layer()
     z, dz = torch.randn(4, 5), torch.randn(2, 4, 5)
     assert backend_for(z) == "native"
-    u, du, d2u = activation_jet(act, z, dz, None, LAPLACE_2D)
+    u, du, d2u = act.jet(z, dz, None, LAPLACE_2D)
     ref = native_jet(act, z, dz, None, LAPLACE_2D)
     assert torch.equal(u, ref[0]) and torch.equal(du, ref[1]) and torch.equal(d2u, ref[2])
 
@@ -395,15 +434,15 @@ def test_auto_on_cpu_is_native_and_never_touches_triton(monkeypatch):
 def test_forced_native(monkeypatch):
     from pinn_sine.kernels import backend_for
 
-    monkeypatch.setenv("PINN_SINE_KERNELS", "native")
+    _force(monkeypatch, "native")
     assert backend_for(torch.zeros(1, 1)) == "native"
 
 
 @needs_kernels
 def test_forced_triton_runs_the_kernels_through_the_public_api(gen, monkeypatch):
-    from pinn_sine.kernels import activation_jet, activation_value, backend_for
+    from pinn_sine.kernels import backend_for
 
-    monkeypatch.setenv("PINN_SINE_KERNELS", "triton")
+    _force(monkeypatch, "triton")
     calls = []
     real = ops.metasin_jet_triton
     monkeypatch.setattr(ops, "metasin_jet_triton", lambda *a: calls.append(1) or real(*a))
@@ -411,15 +450,15 @@ def test_forced_triton_runs_the_kernels_through_the_public_api(gen, monkeypatch)
     z = _randn(gen, 9, 6, dtype=torch.float32)
     dz = _randn(gen, 2, 9, 6, dtype=torch.float32)
     assert backend_for(z) == "triton"
-    out = activation_jet(act, z, dz, None, MIXED)
+    out = act.jet(z, dz, None, MIXED)
     ref = native_jet(act, z, dz, None, MIXED)
     assert calls == [1]
     for o, r in zip(out, ref):
         _close(o, r.detach(), torch.float32, "public jet")
-    _close(activation_value(act, z.reshape(3, 3, 6)), native_value(act, z).reshape(3, 3, 6).detach(),
+    _close(act(z.reshape(3, 3, 6)), native_value(act, z).reshape(3, 3, 6).detach(),
            torch.float32, "public value")
     sine = Sine(2.0)
-    _close(activation_jet(sine, z, dz, None, ())[1], native_jet(sine, z, dz, None, ())[1], torch.float32, "sine")
+    _close(sine.jet(z, dz, None, ())[1], native_jet(sine, z, dz, None, ())[1], torch.float32, "sine")
 
 
 @needs_kernels
@@ -438,7 +477,7 @@ def test_forward_jet_engine_on_the_kernels_matches_native(gen, monkeypatch, act_
     spec = DerivativeSpec(first=("t",), second=(("t", "t"),), laplacians=(("x", "y"),))
 
     def run(backend):
-        monkeypatch.setenv("PINN_SINE_KERNELS", backend)
+        _force(monkeypatch, backend)
         jet = forward_jet(net, x, names, spec)
         outs = [jet.u, jet.d("t"), jet.d2("t", "t"), jet.laplacian(("x", "y"))]
         loss = sum((o ** 2).mean() * (k + 1) for k, o in enumerate(outs))
@@ -500,8 +539,6 @@ def test_kernels_compile_for_gpus_without_one():
 def test_stacked_triton_node_gradcheck(gen, fam_name, with_d2z):
     """The engine's stacked node on the kernels (bias fused, Laplacian stream beside a
     pair) against finite differences, and equal to the native stacked node."""
-    from pinn_sine.kernels.native import native_jet_stacked
-
     terms = (((0, 0), (1, 1)), ((1, 0),))
     n, C, m = 5, 3, 2
     fam = Family(fam_name, 2)
@@ -523,19 +560,19 @@ def test_stacked_triton_node_gradcheck(gen, fam_name, with_d2z):
             return ops.jet_stacked_triton(Z, bias, m, terms, omega=fam.omega, finer=fam_name == "finer")
         act = Finer(fam.omega) if fam_name == "finer" else Sine(fam.omega)
         inputs = (Z, bias)
-    _close(fn(*inputs), native_jet_stacked(act, Z, bias, m, terms).detach(), torch.float64, "stacked forward")
+    _close(fn(*inputs), act.native_jet_stacked(Z, bias, m, terms).detach(), torch.float64, "stacked forward")
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-7, rtol=1e-6, fast_mode=True)
 
 
 def test_forced_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
-    from pinn_sine.kernels import KernelUnavailableError, activation_jet
+    from pinn_sine.kernels import KernelUnavailableError
 
     if triton_jet is None:
         pytest.skip("Triton is not installed")
-    monkeypatch.setenv("PINN_SINE_KERNELS", "triton")
+    _force(monkeypatch, "triton")
     monkeypatch.setattr(ops, "interpreter_active", lambda: False)
     with pytest.raises(KernelUnavailableError, match="TRITON_INTERPRET=1"):
-        activation_jet(_metasin_layer(), torch.zeros(2, 5), torch.zeros(1, 2, 5), None, ())
+        _metasin_layer().jet(torch.zeros(2, 5), torch.zeros(1, 2, 5), None, ())
     with pytest.raises(KernelUnavailableError, match="cannot run on cpu"):
         ops.sine_value_triton(torch.zeros(2, 2), 1.0)
 
@@ -543,24 +580,22 @@ def test_forced_triton_on_cpu_without_interpreter_is_an_error(monkeypatch):
 def test_forced_triton_rejects_other_dtypes(monkeypatch):
     from pinn_sine.kernels import KernelUnavailableError, backend_for
 
-    monkeypatch.setenv("PINN_SINE_KERNELS", "triton")
+    _force(monkeypatch, "triton")
     with pytest.raises(KernelUnavailableError, match="float32 and float64, got torch.float16"):
         backend_for(torch.zeros(2, 2, dtype=torch.float16))
 
 
 def test_unfused_families_stay_native_when_triton_is_forced(monkeypatch):
-    from pinn_sine.kernels import activation_jet
-
-    monkeypatch.setenv("PINN_SINE_KERNELS", "triton")
+    _force(monkeypatch, "triton")
     z, dz = torch.randn(3, 4), torch.randn(1, 3, 4)
-    u, du, _ = activation_jet(Tanh(), z, dz, None, ())
+    u, du, _ = Tanh().jet(z, dz, None, ())
     assert torch.equal(u, torch.tanh(z))
 
 
 def test_kernels_module_is_imported_only_when_a_kernel_runs():
     """Importing pinn_sine and running the native path never builds the Triton kernels."""
     code = ("import sys, torch, pinn_sine, pinn_sine.kernels as k, pinn_sine.nets as nets; "
-            "k.activation_jet(nets.Sine(2.0), torch.zeros(2, 3), torch.zeros(1, 2, 3), None, ((0, 0),)); "
+            "nets.Sine(2.0).jet(torch.zeros(2, 3), torch.zeros(1, 2, 3), None, ((0, 0),)); "
             "print('pinn_sine.kernels.triton_jet' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in ("PINN_SINE_KERNELS", "TRITON_INTERPRET")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pinn_sine import train
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import MLP, Sine
 from pinn_sine.problems.base import FunctionNet
 from pinn_sine.problems.wave import Wave1D, Wave2D
@@ -170,11 +171,11 @@ def test_absorbing_walls_allow_a_pulse_near_the_wall():
 def test_figures_are_written(tmp_path):
     p1 = Wave1D(time_resolution=9)
     net1 = MLP(2, 1, 8, 1, activation=Sine(), first_omega=5.0)
-    (path,) = p1.figures(net1, p1.reference(resolution=9), tmp_path)
+    (path,) = problem_figures(p1, net1, p1.reference(resolution=9), tmp_path)
     assert path.exists() and path.stat().st_size > 0
     p2 = Wave2D(snapshot_times=[0.0, 0.2], fd_refine=1)
     net2 = MLP(3, 1, 8, 1, activation=Sine(), first_omega=5.0)
-    (path,) = p2.figures(net2, p2.reference(resolution=17), tmp_path)
+    (path,) = problem_figures(p2, net2, p2.reference(resolution=17), tmp_path)
     assert path.exists() and path.stat().st_size > 0
 
 

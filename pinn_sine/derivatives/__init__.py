@@ -5,7 +5,7 @@ Both return a :class:`Jet` for a network, points and a :class:`DerivativeSpec`.
 from __future__ import annotations
 
 from .autograd import autograd_jet
-from .forward import forward_jet
+from .forward import JetLayers, forward_jet
 from .jet import DerivativeSpec, Jet
 
 ENGINES = {"jet": forward_jet, "autograd": autograd_jet}
@@ -23,4 +23,4 @@ def compute_jet(net, x, names, spec: DerivativeSpec, engine: str = "jet") -> Jet
     return get_engine(engine)(net, x, names, spec)
 
 
-__all__ = ["DerivativeSpec", "Jet", "autograd_jet", "forward_jet", "get_engine", "compute_jet", "ENGINES"]
+__all__ = ["DerivativeSpec", "Jet", "JetLayers", "autograd_jet", "forward_jet", "get_engine", "compute_jet", "ENGINES"]

@@ -18,16 +18,41 @@ between layers.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..constraints import ConstrainedNet
 from .jet import DerivativeSpec, Jet
 
 
+@runtime_checkable
+class JetLayers(Protocol):
+    """The layer protocol the jet engine propagates through (docs/design.md, "The layer
+    protocol"); :class:`~pinn_sine.nets.MLP` is one, any module with these attributes
+    whose forward is the same chain is another:
+
+        u(x) = linears[L]( act_{L-1}( ... act_0( linears[0]( gamma(x) ) ) ... ) )
+
+    Attributes:
+        linears: L + 1 ``nn.Linear`` layers (weights (C_out, C_in), biases (C_out,)).
+        activations: L objects with ``jet_stacked(Z, bias, m, terms) -> H``
+            (:meth:`~pinn_sine.nets.Activation.jet_stacked`), elementwise.
+        encoding: None (gamma = identity) or an input encoding with
+            ``jet_stacked(x, dirs, terms) -> H`` (:class:`~pinn_sine.nets.FourierFeatures`).
+    """
+
+    linears: Sequence[nn.Linear]
+    activations: Sequence[nn.Module]
+    encoding: nn.Module | None
+
+
 def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
                 trace: list | None = None) -> Jet:
-    """Evaluate an :class:`~pinn_sine.nets.MLP` and the derivatives in ``spec`` at x (n, d).
+    """Evaluate a network of the layer protocol (:class:`JetLayers`, e.g. an
+    :class:`~pinn_sine.nets.MLP`) and the derivatives in ``spec`` at x (n, d).
 
     A :class:`~pinn_sine.constraints.ConstrainedNet` u = g + d N: the jet of its inner
     network N for the same ``spec`` (``trace`` records N's layers), combined with the
@@ -47,9 +72,14 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
         if tuple(names) != net.transform.names:
             raise ValueError(f"the points' inputs {names} are not the constraint's {net.transform.names}.")
         return net.transform.combine(x, spec, forward_jet(net.inner, x, names, spec, trace=trace))
-    if not hasattr(net, "linears"):
-        raise TypeError(f"the jet engine propagates through an MLP; got {type(net).__name__}. "
+    if not isinstance(net, JetLayers):
+        raise TypeError(f"the jet engine propagates through networks of the layer protocol (linears, activations, "
+                        f"encoding: pinn_sine.derivatives.JetLayers); {type(net).__name__} has "
+                        f"{[a for a in ('linears', 'activations', 'encoding') if hasattr(net, a)]} of them. "
                         'Use engine="autograd" for other callables.')
+    if len(net.linears) != len(net.activations) + 1:
+        raise ValueError(f"{type(net).__name__} has {len(net.linears)} linears and {len(net.activations)} "
+                         "activations; the layer protocol needs one linear more than activations (the output layer).")
     dirs_names = spec.directions()
     pairs_names = spec.pairs()
     groups = spec.laplacian_groups()

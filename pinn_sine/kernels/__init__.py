@@ -1,21 +1,21 @@
 """Fused Triton kernels for the activation jets, registered as torch custom operators.
 
-    from pinn_sine.kernels import activation_jet, activation_value, backend_for
+    from pinn_sine.kernels import backend_for, set_backend
 
-``activation_jet_stacked(act, Z, bias, m, terms)`` (what the derivative engine calls),
-``activation_jet(act, z, dz, d2z, pairs)`` (the same, unstacked) and
-``activation_value(act, z)`` are the only entry points the networks need; :mod:`~pinn_sine.kernels.dispatch` picks Triton
-(CUDA) or the native path (elsewhere), overridable with ``PINN_SINE_KERNELS``.
-Importing this package does not import Triton.
+The kernels take tensors and scalars, never activation objects: each activation asks
+:func:`backend_for` (:mod:`~pinn_sine.kernels.dispatch`: Triton for CUDA tensors, the
+native path elsewhere, overridable with ``PINN_SINE_KERNELS``, read once, or
+:func:`set_backend`) and calls its own op in :mod:`~pinn_sine.kernels.ops` or its own
+native jet. Nothing here imports :mod:`pinn_sine.nets`. Importing this package does
+not import Triton.
 
 Fused: the forward jet (value, first and requested second derivatives), the plain
 value, and their first-order backward (gradients for z, dz, d2z and MetaSin's c0, c,
 f, p). Differentiating the backward again (create_graph=True) runs the native
 composite jet instead (see :mod:`pinn_sine.kernels.ops`).
 """
-from .dispatch import (BACKENDS, ENV_VAR, KernelUnavailableError, activation_jet, activation_jet_stacked,
-                       activation_value, backend_for, requested_backend)
-from .native import as_terms, native_jet, native_jet_stacked, native_value
+from .dispatch import BACKENDS, ENV_VAR, KernelUnavailableError, backend_for, requested_backend, set_backend
+from .native import as_terms
 
-__all__ = ["activation_jet", "activation_jet_stacked", "activation_value", "backend_for", "requested_backend",
-           "as_terms", "native_jet", "native_jet_stacked", "native_value", "KernelUnavailableError", "ENV_VAR", "BACKENDS"]
+__all__ = ["backend_for", "requested_backend", "set_backend", "as_terms", "KernelUnavailableError", "ENV_VAR",
+           "BACKENDS"]

@@ -1,4 +1,5 @@
-"""The native (PyTorch) activation jets: the reference the Triton kernels match.
+"""Tensor helpers of the activation jets (the stacked layout, terms): what the native
+jets in :mod:`pinn_sine.nets` and the Triton kernels share.
 
 Every activation maps a jet through the chain rule
 
@@ -17,9 +18,12 @@ straight after the first linear layer, where they are zero). One matrix product 
 maps every stream of a layer at once, and the activation returns its outputs stacked
 the same way, so nothing is concatenated or split between layers.
 
-MetaSin runs through :func:`pinn_sine.nets.metasin.metasin_jet`, which loops over its K
-components and recomputes them in the backward pass instead of storing (n, C, K)
-intermediates; the other families through :func:`pinn_sine.nets.base.elementwise_jet`.
+The native jets, each one autograd node, live with their activations: MetaSin's
+:func:`pinn_sine.nets.metasin.metasin_jet` (it loops over its K components and
+recomputes them in the backward pass instead of storing (n, C, K) intermediates),
+SIREN's :func:`pinn_sine.nets.sine.sine_jet`, the others'
+:func:`pinn_sine.nets.base.elementwise_jet`. This module imports nothing from
+:mod:`pinn_sine.nets`.
 """
 from __future__ import annotations
 
@@ -71,39 +75,7 @@ def chain_rule(s0: Tensor, s1: Tensor, s2: Tensor, dz: Tensor, d2z: Tensor | Non
                pairs: Pairs) -> tuple[Tensor, Tensor, Tensor | None]:
     """(sigma, sigma', sigma'') at z (n, C) and the unstacked jet inputs -> (u, du, d2u or
     None), as a composite of torch ops (differentiable to any order)."""
-    from ..nets.base import jet_outputs
-
     return jet_outputs(s0, s1, s2, dz, d2z, as_terms(pairs))
-
-
-def native_jet_stacked(act, Z: Tensor, bias: Tensor | None, m: int, terms: Terms) -> Tensor:
-    """The stacked jet of ``act`` in plain PyTorch.
-
-    Args:
-        act: the activation.
-        Z: pre-activation jet (1 + m [+ p], n, C) before the bias: value, m first
-            derivatives, and (unless they are zero) the p = len(terms) second-order streams.
-        bias: (C,) added to the value slab, or None.
-        m: number of first-derivative slabs.
-        terms: the p second-order streams (:func:`as_terms`).
-    Returns:
-        H (1 + m + p, n, C): sigma(z), sigma'(z) dz, and the second-order streams.
-
-    One autograd node with a first-order backward: MetaSin's
-    :func:`~pinn_sine.nets.metasin.metasin_jet` (recomputing its K components), SIREN's
-    :func:`~pinn_sine.nets.sine.sine_jet` (keeping omega cos(omega z) from the forward),
-    the others' :func:`~pinn_sine.nets.base.elementwise_jet` (recomputing sigma').
-    """
-    from ..nets.base import elementwise_jet
-    from ..nets.metasin import MetaSin, metasin_jet
-    from ..nets.sine import Sine, sine_jet
-
-    if isinstance(act, MetaSin):
-        act._require_params()
-        return metasin_jet(Z, bias, act.c0, act.c, act.f, act.p, m, terms)
-    if type(act) is Sine:  # sin and cos once per step (a subclass may change sigma)
-        return sine_jet(Z, bias, act.omega, m, terms)
-    return elementwise_jet(act, Z, bias, m, terms)
 
 
 def stack_jet(z: Tensor, dz: Tensor, d2z: Tensor | None, terms: Terms) -> Tensor:
@@ -117,14 +89,77 @@ def split_jet(H: Tensor, m: int, terms: Terms) -> tuple[Tensor, Tensor, Tensor |
     return H[0], H[1:1 + m], (H[1 + m:] if terms else None)
 
 
-def native_jet(act, z: Tensor, dz: Tensor, d2z: Tensor | None,
-               pairs: Pairs) -> tuple[Tensor, Tensor, Tensor | None]:
-    """The jet of ``act`` in plain PyTorch, unstacked; arguments as :meth:`Activation.jet`."""
-    terms = as_terms(pairs)
-    H = native_jet_stacked(act, stack_jet(z, dz, d2z, terms), None, dz.shape[0], terms)
-    return split_jet(H, dz.shape[0], terms)
+def term_products(dz: Tensor, terms) -> list[Tensor]:
+    """P_q = sum_{(a, b) in T_q} dz_a dz_b for every term T_q: the factor of sigma'' in
+    the q-th second-order stream. dz is (m, n, C); returns p tensors (n, C).
+    Differentiable (the composite path uses it); with grad mode off it accumulates in place."""
+    out = []
+    inplace = not torch.is_grad_enabled()
+    for term in terms:
+        (a, b), rest = term[0], term[1:]
+        P = dz[a] * dz[b]
+        for a, b in rest:
+            P = P.addcmul_(dz[a], dz[b]) if inplace else P + dz[a] * dz[b]
+        out.append(P)
+    return out
 
 
-def native_value(act, z: Tensor) -> Tensor:
-    """sigma(z) in plain PyTorch (autograd stores what the composite needs)."""
-    return act.derivatives(z, 0)[0]
+def jet_outputs(s0, s1, s2, dz, d2z, terms):
+    """The chain rule as a composite of torch ops (differentiable to any order):
+    (u, du, d2u or None) from sigma, sigma', sigma'' at z and the unstacked inputs."""
+    du = s1 * dz
+    if not terms:
+        return s0, du, None
+    d2u = torch.stack([s2 * P for P in term_products(dz, terms)])
+    if d2z is not None:
+        d2u = d2u + s1 * d2z
+    return s0, du, d2u
+
+
+# ----- the families' sigma and its derivatives (the activations and the composite path share them)
+def sine_derivatives(z: Tensor, omega: float, order: int = 3) -> tuple[Tensor, ...]:
+    """sigma = sin(omega z) and its first ``order`` derivatives (SIREN), each shaped like z."""
+    w = omega
+    a = w * z
+    s = torch.sin(a)
+    if order == 0:
+        return (s,)
+    c = torch.cos(a)
+    out = (s, w * c, -(w * w) * s, -(w ** 3) * c)
+    return out[: order + 1]
+
+
+def finer_derivatives(z: Tensor, omega: float, order: int = 3) -> tuple[Tensor, ...]:
+    """sigma = sin(omega (|z| + 1) z) and its first ``order`` derivatives (FINER), each shaped like z."""
+    w = omega
+    absz = z.abs()
+    a = w * (absz + 1.0) * z
+    s = torch.sin(a)
+    if order == 0:
+        return (s,)
+    c = torch.cos(a)
+    a1 = w * (2.0 * absz + 1.0)
+    s1 = a1 * c
+    if order == 1:
+        return s, s1
+    a2 = (2.0 * w) * torch.sign(z)
+    s2 = a2 * c - a1 * a1 * s
+    if order == 2:
+        return s, s1, s2
+    s3 = -3.0 * a1 * a2 * s - a1 * a1 * a1 * c
+    return s, s1, s2, s3
+
+
+def metasin_sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """MetaSin's sigma, sigma', sigma'' accumulated one component at a time (no (n, C, K) tensor)."""
+    s0 = c0 * torch.relu(z)
+    s1 = c0 * (z > 0).to(z.dtype)
+    s2 = torch.zeros_like(z)
+    for j in range(c.shape[1]):
+        cj, fj = c[:, j], f[:, j]
+        theta = z * fj + p[:, j]
+        sn, cs = torch.sin(theta), torch.cos(theta)
+        s0 = s0 + cj * sn
+        s1 = s1 + (cj * fj) * cs
+        s2 = s2 - (cj * fj * fj) * sn
+    return s0, s1, s2

@@ -33,7 +33,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .native import Pairs, Terms, as_terms, chain_rule, flatten_terms, unflatten_terms
+from .native import (Pairs, Terms, as_terms, chain_rule, finer_derivatives, flatten_terms, metasin_sigmas,
+                     sine_derivatives, unflatten_terms)
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 
@@ -51,7 +52,8 @@ def triton_module():
     except ImportError as err:
         raise KernelUnavailableError(
             f"the fused kernels need Triton, which failed to import ({err}). Install it "
-            '(pip install "pinn-sine[gpu]") or set PINN_SINE_KERNELS=native.'
+            '(pip install "pinn-sine[gpu]") or set PINN_SINE_KERNELS=native (or call '
+            'pinn_sine.kernels.set_backend("native")).'
         ) from err
     return triton_jet
 
@@ -69,7 +71,8 @@ def check_runnable(t: Tensor) -> None:
     if t.dtype not in SUPPORTED_DTYPES:
         raise KernelUnavailableError(
             f"the Triton kernels support float32 and float64, got {t.dtype}; "
-            "convert the inputs or set PINN_SINE_KERNELS=native."
+            "convert the inputs or set PINN_SINE_KERNELS=native (or call "
+            "pinn_sine.kernels.set_backend('native'))."
         )
     triton_module()
     if t.device.type == "cuda":
@@ -80,7 +83,7 @@ def check_runnable(t: Tensor) -> None:
         f"the Triton kernels cannot run on {t.device.type} tensors: they need CUDA tensors, "
         "or CPU tensors with Triton's interpreter (TRITON_INTERPRET=1 in the environment before "
         "the process first imports Triton, e.g. before importing pinn_sine). Use CUDA tensors, or "
-        "set PINN_SINE_KERNELS=native."
+        "set PINN_SINE_KERNELS=native (or call pinn_sine.kernels.set_backend('native'))."
     )
 
 
@@ -248,17 +251,12 @@ def _composite_vjp(sigmas, z, dz, d2z, params, pairs, grads):
 
 
 def _metasin_sigmas(z, c0, c, f, p):
-    from ..nets.metasin import _sigmas
-
-    return _sigmas(z, c0, c, f, p)
+    return metasin_sigmas(z, c0, c, f, p)
 
 
 def _sine_sigmas(omega: float, finer: bool):
-    from ..nets.finer import Finer
-    from ..nets.sine import Sine
-
-    act = Finer(omega) if finer else Sine(omega)
-    return lambda z: act.derivatives(z, 2)
+    derivatives = finer_derivatives if finer else sine_derivatives
+    return lambda z: derivatives(z, omega, 2)
 
 
 
@@ -359,7 +357,8 @@ def _check_jet_inputs(z: Tensor, dz: Tensor, d2z: Tensor | None, terms: Terms) -
                                  f"outside 0..{M - 1}.")
     if len(terms) > 64 or sum(len(t) for t in terms) > 10:
         raise ValueError(f"the fused kernels take at most 10 pairs in all (packed into compile-time "
-                         f"constants), got {sum(len(t) for t in terms)}; set PINN_SINE_KERNELS=native.")
+                         f"constants), got {sum(len(t) for t in terms)}; set PINN_SINE_KERNELS=native "
+                         "(or call pinn_sine.kernels.set_backend('native')).")
     if d2z is not None and tuple(d2z.shape) != (len(terms),) + tuple(z.shape):
         raise ValueError(f"d2z must be (p, n, C) = ({len(terms)}, {z.shape[0]}, {z.shape[1]}) for "
                          f"{len(terms)} second-order streams, got {tuple(d2z.shape)}.")
@@ -461,7 +460,7 @@ class _StackedJet(torch.autograd.Function):
 def jet_stacked_triton(Z: Tensor, bias: Tensor | None, m: int, terms, *, omega: float | None = None,
                        finer: bool = False, metasin_params=None) -> Tensor:
     """Fused jet on stacked slabs, arguments and result as
-    :func:`pinn_sine.kernels.activation_jet_stacked`: MetaSin when ``metasin_params``
+    :meth:`pinn_sine.nets.Activation.kernel_jet_stacked`: MetaSin when ``metasin_params``
     = (c0, c, f, p) is given, else SIREN (or FINER with ``finer=True``) with ``omega``."""
     terms = as_terms(terms)
     if Z.dim() != 3 or Z.shape[0] not in (1 + m, 1 + m + len(terms)):

@@ -1,5 +1,6 @@
 """Networks built from periodic activations: SIREN, FINER, MetaSin (and tanh/ReLU baselines)."""
 from .base import Activation
+from .build import ACTIVATIONS, NET_NAMES, build_net
 from .classic import ReLU, Tanh
 from .finer import Finer
 from .fourier import FourierFeatures
@@ -7,6 +8,5 @@ from .metasin import MetaSin
 from .mlp import MLP
 from .sine import Sine
 
-ACTIVATIONS = {"siren": Sine, "finer": Finer, "metasin": MetaSin, "tanh": Tanh, "relu": ReLU}
-
-__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "ACTIVATIONS"]
+__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "ACTIVATIONS",
+           "NET_NAMES", "build_net"]

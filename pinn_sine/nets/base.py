@@ -13,7 +13,19 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..kernels import activation_jet, activation_jet_stacked, activation_value
+from ..kernels.dispatch import backend_for, requested_backend
+from ..kernels.native import as_terms, split_jet, stack_jet, term_products
+
+#: the exact classes with a fused Triton kernel (:func:`fused_kernel`); a subclass may
+#: change sigma, which the kernel would not know, so it takes the native path
+_FUSED: set[type] = set()
+
+
+def fused_kernel(cls: type) -> type:
+    """Mark the activation class ``cls`` (exactly it, not its subclasses) as computed by
+    its ``kernel_*`` methods wherever :func:`pinn_sine.kernels.backend_for` picks Triton."""
+    _FUSED.add(cls)
+    return cls
 
 
 class Activation(nn.Module):
@@ -41,8 +53,11 @@ class Activation(nn.Module):
         raise NotImplementedError
 
     def forward(self, z: Tensor) -> Tensor:
-        """sigma(z), on the backend :mod:`pinn_sine.kernels` picks."""
-        return activation_value(self, z)
+        """sigma(z), z (..., C) channels last: the fused kernel where
+        :func:`~pinn_sine.kernels.backend_for` picks Triton, else :meth:`derivatives`."""
+        if z.dim() > 0 and self._fused(z):
+            return self.kernel_value(z.reshape(-1, z.shape[-1])).reshape(z.shape)
+        return native_value(self, z)
 
     def jet(
         self,
@@ -63,18 +78,56 @@ class Activation(nn.Module):
         Returns:
             (u (n, C), du (m, n, C), d2u (p, n, C) or None when no stream is requested).
 
-        Runs on the backend :mod:`pinn_sine.kernels` picks: the fused Triton kernel for
-        CUDA tensors of Sine/Finer/MetaSin, else the native path (for parameter-free
-        activations :class:`ElementwiseJet`, one autograd node that saves only its inputs
-        and recomputes the derivatives of sigma in the backward pass). The derivative
-        engine calls :meth:`jet_stacked` instead.
+        The fused kernel for CUDA tensors of Sine/Finer/MetaSin, else the native path
+        (:meth:`native_jet_stacked`). The derivative engine calls :meth:`jet_stacked`.
         """
-        return activation_jet(self, z, dz, d2z, pairs)
+        terms = as_terms(pairs)
+        if self._fused(z):
+            return self.kernel_jet(z, dz, d2z, terms)
+        return native_jet(self, z, dz, d2z, terms)
 
     def jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
-        """The jet on stacked slabs: Z (1 + m [+ p], n, C) before the bias -> H
-        (1 + m + p, n, C); see :func:`pinn_sine.kernels.activation_jet_stacked`."""
-        return activation_jet_stacked(self, Z, bias, m, terms)
+        """The jet on stacked slabs, what the derivative engine calls per layer.
+
+        Args:
+            Z: the linear layer's output before its bias, (1 + m [+ p], n, C): value, m
+                first derivatives and, unless they are zero, the p second-order streams.
+            bias: the layer's bias (C,), added to the value slab here, or None.
+            m: the number of first-derivative slabs.
+            terms: the p second-order streams (:func:`~pinn_sine.kernels.native.as_terms`).
+        Returns:
+            H (1 + m + p, n, C). One autograd node either way: the fused kernel
+            (:meth:`kernel_jet_stacked`) or :meth:`native_jet_stacked`.
+        """
+        if self._fused(Z):
+            return self.kernel_jet_stacked(Z, bias, m, terms)
+        return self.native_jet_stacked(Z, bias, m, terms)
+
+    def native_jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
+        """The stacked jet in plain PyTorch: :class:`ElementwiseJet`, one autograd node that
+        saves only its inputs and recomputes the derivatives of sigma in the backward
+        pass. Families with a cheaper node (SIREN, MetaSin) override it."""
+        return elementwise_jet(self, Z, bias, m, terms)
+
+    # ----- the fused kernels (families marked with fused_kernel) --------------------------
+    def kernel_value(self, z: Tensor) -> Tensor:
+        """sigma(z) by the fused kernel, z (n, C)."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused kernel.")
+
+    def kernel_jet(self, z: Tensor, dz: Tensor, d2z: Tensor | None, terms) -> tuple:
+        """:meth:`jet` by the fused kernel."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused kernel.")
+
+    def kernel_jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
+        """:meth:`jet_stacked` by the fused kernel."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused kernel.")
+
+    def _fused(self, z: Tensor) -> bool:
+        """Whether the fused kernel runs on ``z`` (the backend choice is validated either way)."""
+        if type(self) not in _FUSED:
+            requested_backend()
+            return False
+        return backend_for(z) == "triton"
 
     # ----- construction -------------------------------------------------------------
     def for_layer(self, channels: int, *, first: bool, omega: float | None,
@@ -101,33 +154,6 @@ class Activation(nn.Module):
 
     def extra_repr(self) -> str:
         return ""
-
-
-def term_products(dz: Tensor, terms) -> list[Tensor]:
-    """P_q = sum_{(a, b) in T_q} dz_a dz_b for every term T_q: the factor of sigma'' in
-    the q-th second-order stream. dz is (m, n, C); returns p tensors (n, C).
-    Differentiable (the composite path uses it); with grad mode off it accumulates in place."""
-    out = []
-    inplace = not torch.is_grad_enabled()
-    for term in terms:
-        (a, b), rest = term[0], term[1:]
-        P = dz[a] * dz[b]
-        for a, b in rest:
-            P = P.addcmul_(dz[a], dz[b]) if inplace else P + dz[a] * dz[b]
-        out.append(P)
-    return out
-
-
-def jet_outputs(s0, s1, s2, dz, d2z, terms):
-    """The chain rule as a composite of torch ops (differentiable to any order):
-    (u, du, d2u or None) from sigma, sigma', sigma'' at z and the unstacked inputs."""
-    du = s1 * dz
-    if not terms:
-        return s0, du, None
-    d2u = torch.stack([s2 * P for P in term_products(dz, terms)])
-    if d2z is not None:
-        d2u = d2u + s1 * d2z
-    return s0, du, d2u
 
 
 def stacked_outputs(s0: Tensor, s1: Tensor, s2: Tensor, Z: Tensor, m: int, terms) -> Tensor:
@@ -224,7 +250,7 @@ class ElementwiseJet(torch.autograd.Function):
 
 def elementwise_jet(act, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
     """The stacked jet of a parameter-free activation through :class:`ElementwiseJet`;
-    arguments as :func:`pinn_sine.kernels.native.native_jet_stacked`."""
+    arguments as :meth:`Activation.jet_stacked`."""
     return ElementwiseJet.apply(Z, bias, act, m, tuple(terms))
 
 
@@ -246,8 +272,15 @@ def siren_init(layer: nn.Linear, *, first: bool, omega: float, generator: torch.
     layer.bias.uniform_(-b, b, generator=generator)
 
 
-def check_positive(name: str, value: float, fix: str) -> float:
-    """Raise a ValueError naming ``value`` unless it is a finite positive number."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {name}={value!r}; {fix}")
-    return float(value)
+def native_jet(act: Activation, z: Tensor, dz: Tensor, d2z: Tensor | None,
+               pairs) -> tuple[Tensor, Tensor, Tensor | None]:
+    """The jet of ``act`` in plain PyTorch, unstacked; arguments as :meth:`Activation.jet`
+    (the reference the fused kernels are tested against)."""
+    terms = as_terms(pairs)
+    H = act.native_jet_stacked(stack_jet(z, dz, d2z, terms), None, dz.shape[0], terms)
+    return split_jet(H, dz.shape[0], terms)
+
+
+def native_value(act: Activation, z: Tensor) -> Tensor:
+    """sigma(z) in plain PyTorch (autograd stores what the composite needs)."""
+    return act.derivatives(z, 0)[0]

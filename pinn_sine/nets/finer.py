@@ -6,9 +6,13 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .base import Activation, check_positive, siren_init
+from .._checks import positive
+from ..kernels import ops
+from ..kernels.native import finer_derivatives
+from .base import Activation, fused_kernel, siren_init
 
 
+@fused_kernel
 class Finer(Activation):
     """FINER's variable-periodic activation sigma(z) = sin(omega * (|z| + 1) * z).
 
@@ -35,34 +39,18 @@ class Finer(Activation):
 
     def __init__(self, omega: float = 30.0, first_bias_k: float = 1.0):
         super().__init__()
-        self.omega = check_positive("omega", omega, "use e.g. Finer(omega=30.0).")
+        self.omega = positive("omega", omega, "use e.g. Finer(omega=30.0).")
         if not first_bias_k >= 0:
             raise ValueError(f"first_bias_k must be >= 0, got first_bias_k={first_bias_k!r}; use e.g. 1.0.")
         self.first_bias_k = float(first_bias_k)
 
     def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:
-        w = self.omega
-        absz = z.abs()
-        a = w * (absz + 1.0) * z
-        s = torch.sin(a)
-        if order == 0:
-            return (s,)
-        c = torch.cos(a)
-        a1 = w * (2.0 * absz + 1.0)
-        s1 = a1 * c
-        if order == 1:
-            return s, s1
-        a2 = (2.0 * w) * torch.sign(z)
-        s2 = a2 * c - a1 * a1 * s
-        if order == 2:
-            return s, s1, s2
-        s3 = -3.0 * a1 * a2 * s - a1 * a1 * a1 * c
-        return s, s1, s2, s3
+        return finer_derivatives(z, self.omega, order)
 
     def for_layer(self, channels, *, first, omega, generator):
         layer_act = copy.deepcopy(self)
         if omega is not None:
-            layer_act.omega = check_positive("omega", omega, "use a positive first_omega/hidden_omega.")
+            layer_act.omega = positive("omega", omega, "use a positive first_omega/hidden_omega.")
         return layer_act
 
     @torch.no_grad()
@@ -70,6 +58,15 @@ class Finer(Activation):
         siren_init(layer, first=first, omega=self.omega, generator=generator)
         if first:
             layer.bias.uniform_(-self.first_bias_k, self.first_bias_k, generator=generator)
+
+    def kernel_value(self, z):
+        return ops.sine_value_triton(z, self.omega, finer=True)
+
+    def kernel_jet(self, z, dz, d2z, terms):
+        return ops.sine_jet_triton(z, dz, d2z, self.omega, terms, finer=True)
+
+    def kernel_jet_stacked(self, Z, bias, m, terms):
+        return ops.jet_stacked_triton(Z, bias, m, terms, omega=self.omega, finer=True)
 
     def extra_repr(self) -> str:
         return f"omega={self.omega:g}, first_bias_k={self.first_bias_k:g}"

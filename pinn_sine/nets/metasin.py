@@ -6,11 +6,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .base import Activation, siren_init, stacked_coefficients, stacked_input_grads, stacked_outputs
+from ..kernels import ops
+from ..kernels.native import metasin_sigmas
+from .base import Activation, fused_kernel, siren_init, stacked_coefficients, stacked_input_grads, stacked_outputs
 
 FREQ_INITS = ("linear", "uniform", "random")
 
 
+@fused_kernel
 class MetaSin(Activation):
     """MetaSin activation, per channel:
 
@@ -120,23 +123,25 @@ class MetaSin(Activation):
                     out.append(-(cff * self.f * cos).sum(-1))
         return tuple(out)
 
+    def native_jet_stacked(self, Z, bias, m, terms):
+        self._require_params()
+        return metasin_jet(Z, bias, self.c0, self.c, self.f, self.p, m, terms)
+
+    def _kernel_params(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        self._require_params()
+        return tuple(t.to(z.dtype) for t in (self.c0, self.c, self.f, self.p))
+
+    def kernel_value(self, z):
+        return ops.metasin_value_triton(z, *self._kernel_params(z))
+
+    def kernel_jet(self, z, dz, d2z, terms):
+        return ops.metasin_jet_triton(z, dz, d2z, *self._kernel_params(z), terms)
+
+    def kernel_jet_stacked(self, Z, bias, m, terms):
+        return ops.jet_stacked_triton(Z, bias, m, terms, metasin_params=self._kernel_params(Z))
+
     def extra_repr(self) -> str:
         return f"K={self.K}, freq_init={self.freq_init!r}, relu_start={self.relu_start}, channels={self.channels}"
-
-
-def _sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """sigma, sigma', sigma'' accumulated one component at a time (no (n, C, K) tensor)."""
-    s0 = c0 * torch.relu(z)
-    s1 = c0 * (z > 0).to(z.dtype)
-    s2 = torch.zeros_like(z)
-    for j in range(c.shape[1]):
-        cj, fj = c[:, j], f[:, j]
-        theta = z * fj + p[:, j]
-        sn, cs = torch.sin(theta), torch.cos(theta)
-        s0 = s0 + cj * sn
-        s1 = s1 + (cj * fj) * cs
-        s2 = s2 - (cj * fj * fj) * sn
-    return s0, s1, s2
 
 
 class _MetaSinJet(torch.autograd.Function):
@@ -162,7 +167,7 @@ class _MetaSinJet(torch.autograd.Function):
     def forward(ctx, Z, bias, c0, c, f, p, m, terms):
         with torch.no_grad():
             z = Z[0] if bias is None else Z[0] + bias
-            s0, s1, s2 = _sigmas(z, c0, c, f, p)
+            s0, s1, s2 = metasin_sigmas(z, c0, c, f, p)
             H = stacked_outputs(s0, s1, s2, Z, m, terms)
         ctx.save_for_backward(Z, bias, c0, c, f, p)
         ctx.m, ctx.terms = m, terms

@@ -6,10 +6,14 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .base import (Activation, check_positive, siren_init, stacked_coefficients, stacked_input_grads,
+from .._checks import positive
+from ..kernels import ops
+from ..kernels.native import sine_derivatives
+from .base import (Activation, elementwise_jet, fused_kernel, siren_init, stacked_coefficients, stacked_input_grads,
                    stacked_outputs)
 
 
+@fused_kernel
 class Sine(Activation):
     """SIREN activation sigma(z) = sin(omega * z).
 
@@ -26,26 +30,33 @@ class Sine(Activation):
 
     def __init__(self, omega: float = 30.0):
         super().__init__()
-        self.omega = check_positive("omega", omega, "use e.g. Sine(omega=30.0).")
+        self.omega = positive("omega", omega, "use e.g. Sine(omega=30.0).")
 
     def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:
-        w = self.omega
-        a = w * z
-        s = torch.sin(a)
-        if order == 0:
-            return (s,)
-        c = torch.cos(a)
-        out = (s, w * c, -(w * w) * s, -(w ** 3) * c)
-        return out[: order + 1]
+        return sine_derivatives(z, self.omega, order)
 
     def for_layer(self, channels, *, first, omega, generator):
         layer_act = copy.deepcopy(self)
         if omega is not None:
-            layer_act.omega = check_positive("omega", omega, "use a positive first_omega/hidden_omega.")
+            layer_act.omega = positive("omega", omega, "use a positive first_omega/hidden_omega.")
         return layer_act
 
     def init_linear(self, layer: nn.Linear, *, first: bool, generator: torch.Generator) -> None:
         siren_init(layer, first=first, omega=self.omega, generator=generator)
+
+    def native_jet_stacked(self, Z, bias, m, terms):
+        if type(self) is Sine:  # sin and cos once per step (a subclass may change sigma)
+            return sine_jet(Z, bias, self.omega, m, terms)
+        return elementwise_jet(self, Z, bias, m, terms)
+
+    def kernel_value(self, z):
+        return ops.sine_value_triton(z, self.omega)
+
+    def kernel_jet(self, z, dz, d2z, terms):
+        return ops.sine_jet_triton(z, dz, d2z, self.omega, terms)
+
+    def kernel_jet_stacked(self, Z, bias, m, terms):
+        return ops.jet_stacked_triton(Z, bias, m, terms, omega=self.omega)
 
     def extra_repr(self) -> str:
         return f"omega={self.omega:g}"
@@ -85,5 +96,5 @@ class SineJet(torch.autograd.Function):
 
 def sine_jet(Z, bias, omega: float, m: int, terms):
     """The stacked SIREN jet through :class:`SineJet`; arguments as
-    :func:`pinn_sine.kernels.native.native_jet_stacked`."""
+    :meth:`~pinn_sine.nets.Activation.jet_stacked`."""
     return SineJet.apply(Z, bias, float(omega), m, tuple(terms))

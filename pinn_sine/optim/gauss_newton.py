@@ -208,9 +208,9 @@ def _damped_solve_torch(J: Tensor, r: Tensor, lam: float) -> Tensor | None:
 
 def _damped_solve_lapack(J: Tensor, r: Tensor, lam: float) -> Tensor | None:
     """The same step on the CPU through SciPy's BLAS/LAPACK: a symmetric rank-k update
-    (syrk, half the flops of J^T J) and Cholesky (potrf/potrs). Measured on the 2-core
-    AMD machine, one thread, J 2625 x 2241 in float64: 0.86 s + 0.22 s against 1.66 s +
-    0.50 s for torch's matmul and Cholesky (its MKL is slow on this CPU)."""
+    (syrk, half the flops of J^T J) and Cholesky (potrf/potrs), used because torch's
+    CPU matmul and Cholesky were the slower path where it was tuned (benchmarks/optimizers.py
+    times the stage)."""
     import numpy as np
     from scipy.linalg import blas, lapack
 

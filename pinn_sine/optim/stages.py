@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .._checks import positive
+
 SCHEDULES = ("cosine", "exponential", "constant")
 
 
@@ -74,13 +76,11 @@ def check_every(value, name: str, stage: str, allow_fixed: bool = False):
 
 
 def check_positive_float(value, name: str, stage: str) -> float:
+    """:func:`pinn_sine._checks.positive`, its message prefixed with the stage's name."""
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    if isinstance(value, bool) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{stage}: {name} must be a finite number > 0, got {name}={value!r}.")
-    return v
+        return positive(name, value, f"give {stage}({name}=...) a finite number > 0.")
+    except ValueError as err:
+        raise ValueError(f"{stage}: {err}") from None
 
 
 class Stage:

@@ -1,13 +1,23 @@
-"""PDE problems: each defines its inputs, samplers, residual losses and reference solver."""
+"""PDE problems: each defines its inputs, samplers, residual losses and reference solver.
+
+The extension API (docs/design.md, "Extending: a new PDE"): subclass :class:`Problem`,
+name derivatives with :class:`~pinn_sine.derivatives.DerivativeSpec`, read them from
+the :class:`~pinn_sine.derivatives.Jet`, draw points with :mod:`pinn_sine.sampling`,
+check the class with :func:`check_problem` and make it known to the CLI and
+``compare`` with :func:`register_problem`.
+"""
 from .base import FunctionNet, Problem
+from .conformance import ConformanceError, check_problem
 from .helmholtz import Helmholtz2D, HelmholtzPointSource
 from .inpainting import Inpainting
-from .poisson import Poisson2D
+from .poisson import Poisson2D, Poisson2DImage
+from .registry import PROBLEMS, problem_class, register_problem, unregister_problem
 from .wave import Wave1D, Wave2D
 
-PROBLEMS: dict[str, type[Problem]] = {"poisson2d": Poisson2D, "helmholtz2d": Helmholtz2D,
-                                   "helmholtz-point-source": HelmholtzPointSource, "wave1d": Wave1D,
-                                   "wave2d": Wave2D, "inpainting": Inpainting}
+for _cls in (Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D, Inpainting):
+    register_problem(_cls)
+del _cls
 
-__all__ = ["Problem", "FunctionNet", "Poisson2D", "Wave1D", "Wave2D", "Inpainting", "Helmholtz2D", "HelmholtzPointSource",
-           "PROBLEMS"]
+__all__ = ["Problem", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Helmholtz2D",
+           "HelmholtzPointSource", "PROBLEMS", "register_problem", "unregister_problem", "problem_class",
+           "check_problem", "ConformanceError"]

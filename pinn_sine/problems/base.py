@@ -1,6 +1,8 @@
-"""The Problem interface every PDE implements (DESIGN.md, "The data flow, once")."""
+"""The Problem interface every PDE implements (docs/design.md, "The data flow, once",
+and "Extending: a new PDE")."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import hashlib
 from typing import ClassVar
@@ -20,8 +22,9 @@ CONSTRAINTS = ("soft", "hard")
 class Problem:
     """A PDE with its domain, samplers, residual terms and reference solver.
 
-    Subclasses set:
-        name: the CLI name ("poisson2d").
+    This is the public extension point (docs/design.md, "Extending: a new PDE";
+    ``examples/heat1d.py`` is a complete one). Subclasses set:
+        name: the CLI name ("poisson2d"); required, a non-empty string.
         input_names: the network's inputs in order, e.g. ("t", "x", "y").
         out_dim: number of network outputs.
         bounds: ((lo, hi), ...) per input.
@@ -29,8 +32,15 @@ class Problem:
             point set is named here (``DerivativeSpec()`` for values only); other
             entries of a batch are data (targets computed at sampling time, e.g. a
             source term), passed to :meth:`losses` untouched.
-    and implement :meth:`sample`, :meth:`losses`, :meth:`params` and
-    :meth:`_compute_reference`; :meth:`exact` where an exact solution is known.
+    and implement :meth:`sample` (with the keyword ``progress``), :meth:`residuals`
+    (or :meth:`losses` for terms that are not mean squares), :meth:`params` and
+    :meth:`compute_reference`; :meth:`exact` where an exact solution is known and
+    :meth:`pointwise_residual` for causal weighting and RAD sampling.
+
+    Checked when an instance is made: ``name`` is set and ``sample`` takes
+    ``progress``; at first use: a residual that reads a point set ``derivatives`` does
+    not name raises, naming it. :func:`pinn_sine.problems.check_problem` runs the whole
+    conformance suite.
 
     Hard constraints: a problem that offers them (``offers_hard_constraint``) takes
     ``constraint="soft" | "hard"`` and implements :meth:`hard_constraint`; under "hard"
@@ -42,7 +52,7 @@ class Problem:
     derivatives, the engine supplies them (:meth:`compute_losses`).
     """
 
-    name: ClassVar[str] = "problem"
+    name: ClassVar[str]
     input_names: tuple[str, ...] = ()
     out_dim: int = 1
     bounds: tuple[tuple[float, float], ...] = ()
@@ -59,6 +69,18 @@ class Problem:
     constraint: str = "soft"
     #: whether ``constraint="hard"`` is available (:meth:`hard_constraint`)
     offers_hard_constraint: ClassVar[bool] = False
+    #: the loss term whose per-point values :meth:`pointwise_residual` returns
+    pointwise_term: str = "pde"
+    #: constructor keyword sets that must raise a ValueError naming the parameter
+    #: (:func:`~pinn_sine.problems.check_problem` tries each), e.g. ``({"nu": 0.0},)``
+    bad_params: ClassVar[tuple[dict, ...]] = ()
+    #: the reference resolution :func:`~pinn_sine.problems.check_problem` uses: small,
+    #: a solve of about a second (None: :attr:`default_reference_resolution`)
+    check_resolution: ClassVar[int | None] = None
+
+    def __new__(cls, *args, **kwargs):
+        _check_class(cls)
+        return super().__new__(cls)
 
     @property
     def in_dim(self) -> int:
@@ -116,8 +138,13 @@ class Problem:
         """The exact solution at x (n, in_dim) -> (n, out_dim), where one is known."""
         raise NotImplementedError(f"{type(self).__name__} has no exact solution; use reference().")
 
-    def _compute_reference(self, resolution: int) -> ReferenceField:
-        raise NotImplementedError
+    def compute_reference(self, resolution: int) -> ReferenceField:
+        """The reference solution on a grid of ``resolution`` nodes per axis (typically
+        an FD solve, ``fd.<solver>(...).to_reference()``). Its ``problem`` and ``params``
+        may be left empty: :meth:`reference` sets them to :attr:`name` and
+        :meth:`reference_params`, the cache key, and caches the field."""
+        raise NotImplementedError(f"{type(self).__name__} does not define compute_reference(resolution); return "
+                                  "the reference field on the grid, e.g. fd.<solver>(...).to_reference().")
 
     def hard_constraint(self) -> HardConstraint:
         """The output transform u = g + d N that imposes this problem's boundary and/or
@@ -170,12 +197,17 @@ class Problem:
             return None
         return self.exact
 
+    def jets(self, net: nn.Module, batch: dict[str, Tensor], engine: str = "jet") -> dict[str, Jet]:
+        """The net's jet on each point set of ``batch`` that :attr:`derivatives` names, with
+        the derivatives it names. Asking the result for a set it does not hold raises a
+        KeyError that names the set and the fix."""
+        fn = get_engine(engine)
+        return _Jets(self, batch, {key: fn(net, batch[key], self.input_names, spec)
+                                   for key, spec in self.derivatives.items() if key in batch})
+
     def compute_losses(self, net: nn.Module, batch: dict[str, Tensor], engine: str = "jet") -> dict[str, Tensor]:
         """Evaluate the net (and the derivatives each set needs) and return the loss terms."""
-        fn = get_engine(engine)
-        jets = {key: fn(net, batch[key], self.input_names, spec) for key, spec in self.derivatives.items()
-                if key in batch}
-        return self.losses(jets, batch)
+        return self.losses(self.jets(net, batch, engine), batch)
 
     def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
         """The finite-difference reference on a grid, cached as HDF5 keyed by the
@@ -187,7 +219,15 @@ class Problem:
             raise ValueError(f"resolution must be >= 3, got {resolution}.")
         params = self.reference_params(resolution)
         cacheable = cache and not _has_uncacheable(params)
-        return cached_reference(self.name, params, lambda: self._compute_reference(resolution), cache=cacheable)
+        return cached_reference(self.name, params, lambda: self._attach(self.compute_reference(resolution), params),
+                                cache=cacheable)
+
+    def _attach(self, ref: ReferenceField, params: dict) -> ReferenceField:
+        """``ref`` with this problem's name and the reference parameters (the cache key)."""
+        if not isinstance(ref, ReferenceField):
+            raise TypeError(f"{type(self).__name__}.compute_reference returned {type(ref).__name__}; expected a "
+                            "ReferenceField (an FDSolution converts with .to_reference()).")
+        return dataclasses.replace(ref, problem=self.name, params=params)
 
     @property
     def default_reference_resolution(self) -> int:
@@ -245,6 +285,40 @@ def exact_laplacian(u_fn, x: Tensor) -> Tensor:
         (g,) = torch.autograd.grad(u, x, create_graph=True)
         lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
     return lap.detach().reshape(-1, 1)
+
+
+class _Jets(dict):
+    """The jets of a batch: a dict that, asked for a point set it lacks, says why."""
+
+    def __init__(self, problem: Problem, batch: dict, jets: dict):
+        super().__init__(jets)
+        self._problem, self._batch = problem, batch
+
+    def __missing__(self, key):
+        problem = self._problem
+        where = (f"{type(problem).__name__}.derivatives names only {sorted(problem.derivatives)}"
+                 if key in self._batch else f"the batch has only {sorted(self._batch)}")
+        raise KeyError(f"the residuals read jets[{key!r}], but {where}. Name every point set in derivatives "
+                       f"({key!r}: DerivativeSpec() for values only) and draw it in sample().")
+
+
+_CHECKED: set[type] = set()
+
+
+def _check_class(cls: type) -> None:
+    """The class-level contract, checked once per class when its first instance is made."""
+    if cls in _CHECKED:
+        return
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__} has no name; set the class attribute name = \"...\" (the CLI and "
+                        "cache name, e.g. \"heat1d\").")
+    params = inspect.signature(cls.sample).parameters
+    if "progress" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise TypeError(f"{cls.__name__}.sample{inspect.signature(cls.sample)} does not take the keyword progress; "
+                        "write def sample(self, n, generator, *, progress=1.0) (the trainer passes the fraction "
+                        "of training done, for curricula).")
+    _CHECKED.add(cls)
 
 
 def _has_uncacheable(params: dict) -> bool:

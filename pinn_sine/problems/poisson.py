@@ -29,22 +29,16 @@ def two_mode_solution(x: Tensor, y: Tensor) -> Tensor:
 class Poisson2D(Problem):
     """Laplacian(u) = f on [x0, x1] x [y0, y1], u = g on the boundary.
 
-    Two cases:
-
-    (a) Manufactured (default): an exact solution ``u(x, y)`` (a torch callable on
-        tensors; default :func:`two_mode_solution`); f = Laplacian(u) is derived from it
-        by autograd and g = u on the boundary.
-    (b) Image reconstruction (:meth:`from_image`, the SIREN experiment): recover an
-        image on [-1, 1]^2 from its Laplacian (5-point, on the pixel grid) and its
-        boundary values, or from its gradient (central differences) and boundary
-        values. Points are drawn from the pixel grid, where the data live.
+    Manufactured: an exact solution ``u(x, y)`` (a torch callable on tensors; default
+    :func:`two_mode_solution`); f = Laplacian(u) is derived from it by autograd and
+    g = u on the boundary. The image case (the SIREN experiment) is
+    :class:`Poisson2DImage` (:meth:`from_image`).
 
     Loss terms (means over the batch):
-        "pde":      (Laplacian(u) - f)^2 / mean(f^2)   -- normalised, since f ~ 1/h^2 for images
-        "gradient": |grad u - g_img|^2 / mean(|g_img|^2)   (gradient supervision)
+        "pde":      (Laplacian(u) - f)^2 / mean(f^2)
         "boundary": (u - g)^2
 
-    Hard constraint (``constraint="hard"``, manufactured case only): the network N is
+    Hard constraint (``constraint="hard"``): the network N is
     trained behind u = g + d N (:meth:`hard_constraint`), with
     d = 16 (x - x0)(x1 - x)(y - y0)(y1 - y) / ((x1 - x0)^2 (y1 - y0)^2) and g the
     transfinite interpolation of the boundary values of u (built from them alone; 0 for
@@ -60,12 +54,14 @@ class Poisson2D(Problem):
     """
 
     name = "poisson2d"
+    bad_params = ({"boundary_fraction": 0.0}, {"sampler": "grid"}, {"bounds": ((1.0, -1.0), (-1.0, 1.0))})
+    check_resolution = 17
     input_names = ("x", "y")
     out_dim = 1
     # The reference is the fourth-order compact (9-point) FD solution: rel L2 error vs
     # the default exact solution 6.3e-8 at 257^2 and 3.9e-9 at 513^2, so 513^2 leaves a
-    # 25x margin under a 1e-7 network (the solve takes 0.1 s, the autograd source on the
-    # grid dominates; see _compute_reference).
+    # 25x margin under a 1e-7 network (the autograd source on the grid costs more than
+    # the solve; see compute_reference).
     default_resolution = 513
     # SIREN with first omega 4 (the top mode is 4 pi on [-1, 1]) and hidden omega 30
     # reached rel L2 4.6e-4 after 3000 Adam steps at lr 1e-3 (benchmarks/poisson_pinn.py).
@@ -85,45 +81,18 @@ class Poisson2D(Problem):
         self.u_fn = two_mode_solution if u is None else u
         self.sampler = sampler
         self.boundary_fraction = float(boundary_fraction)
-        self.image = None
-        self.supervise = "laplacian"
-        self._set_derivatives()
+        self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y")), "boundary": DerivativeSpec()}
         self._set_constraint(constraint, ("boundary", "g"))
         self._f_scale()
 
     @classmethod
     def from_image(cls, image="camera", *, size: int = 128, supervise: str = "laplacian",
-                   boundary_fraction: float = 0.25) -> "Poisson2D":
-        """The SIREN image experiment: recover ``image`` (grey, resized to size x size,
-        on [-1, 1]^2 pixel nodes) from its Laplacian or its gradient plus its boundary."""
-        if supervise not in SUPERVISIONS:
-            raise ValueError(f'Invalid supervise "{supervise}". Must be one of {list(SUPERVISIONS)}.')
-        problem = cls(boundary_fraction=boundary_fraction)
-        problem.u_fn = None
-        problem.image_spec = image if isinstance(image, str) else "<array>"
-        problem.image = load_image(image, size=size, grey=True)
-        problem.supervise = supervise
-        h = 2.0 / (size - 1)
-        img = problem.image
-        # Data on the pixel nodes: the 5-point Laplacian and central-difference gradient.
-        lap = np.zeros_like(img)
-        lap[1:-1, 1:-1] = (img[2:, 1:-1] + img[:-2, 1:-1] + img[1:-1, 2:] + img[1:-1, :-2] - 4 * img[1:-1, 1:-1]) / h**2
-        gx, gy = np.gradient(img, h, h)
-        problem._lap = torch.from_numpy(lap)
-        problem._grad = torch.from_numpy(np.stack([gx, gy], axis=-1))
-        problem._img = torch.from_numpy(img)
-        problem._set_derivatives()
-        return problem
-
-    def _set_derivatives(self) -> None:
-        interior = (DerivativeSpec(first=("x", "y")) if self.supervise == "gradient"
-                    else DerivativeSpec.laplacian(("x", "y")))
-        self.derivatives = {"interior": interior, "boundary": DerivativeSpec()}
+                   boundary_fraction: float = 0.25) -> "Poisson2DImage":
+        """The SIREN image experiment, :class:`Poisson2DImage` (same arguments)."""
+        return Poisson2DImage(image, size=size, supervise=supervise, boundary_fraction=boundary_fraction)
 
     # ----- data -------------------------------------------------------------------
     def exact(self, x: Tensor) -> Tensor:
-        if self.u_fn is None:
-            raise NotImplementedError("the image case has no closed-form solution; use reference().")
         return self.u_fn(x[:, 0], x[:, 1]).reshape(-1, 1)
 
     def source(self, x: Tensor) -> Tensor:
@@ -131,64 +100,31 @@ class Poisson2D(Problem):
         (:func:`~pinn_sine.problems.base.exact_laplacian`)."""
         return exact_laplacian(self.u_fn, x)
 
-    def _node_index(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        n = self.image.shape[0]
-        idx = torch.round((x + 1.0) * (n - 1) / 2.0).long().clamp(0, n - 1)
-        return idx[:, 0], idx[:, 1]
-
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         n_b = max(1, int(round(self.boundary_fraction * n)))
-        if self.image is None:
-            xi = sampling.box(n, self.bounds, generator, self.sampler)
-            xb = sampling.box_boundary(n_b, self.bounds, generator)
-            # Targets are data computed here, outside the (possibly compiled) loss.
-            # (float64: the trainer casts them to the network's dtype)
-            return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
-                                      "g": self.exact(xb.double())})
-        size = self.image.shape[0]
-        nodes = torch.linspace(-1.0, 1.0, size)
-        ij = torch.randint(1, size - 1, (n, 2), generator=generator)
-        b = torch.randint(0, size, (n_b,), generator=generator)
-        side = torch.randint(0, 4, (n_b,), generator=generator)
-        edge = torch.where(side % 2 == 0, 0, size - 1)
-        bi = torch.where(side < 2, edge, b)
-        bj = torch.where(side < 2, b, edge)
-        return {"interior": torch.stack([nodes[ij[:, 0]], nodes[ij[:, 1]]], dim=1),
-                "boundary": torch.stack([nodes[bi], nodes[bj]], dim=1)}
+        xi = sampling.box(n, self.bounds, generator, self.sampler)
+        xb = sampling.box_boundary(n_b, self.bounds, generator)
+        # Targets are data computed here, outside the (possibly compiled) loss.
+        # (float64: the trainer casts them to the network's dtype)
+        return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
+                                  "g": self.exact(xb.double())})
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The normalised interior residual (n, c): (Lap u - f) / sqrt(<f^2>), or under
-        gradient supervision (grad u - g_img) / sqrt(<|g_img|^2>) (c = 2)."""
+        """The normalised interior residual (Lap u - f) / sqrt(<f^2>) (n, 1)."""
         xi, ji = batch["interior"], jets["interior"]
-        dtype = ji.u.dtype
-        if self.image is None:
-            f = batch["f"].to(dtype) if "f" in batch else self.source(xi.double()).to(dtype)
-            return (ji.laplacian(("x", "y")) - f) / math.sqrt(self._f_scale_value)
-        i, j = self._node_index(xi)
-        if self.supervise == "laplacian":
-            f = self._lap[i, j].to(dtype).reshape(-1, 1)
-            return (ji.laplacian(("x", "y")) - f) / math.sqrt(float((self._lap**2).mean()))
-        grad = torch.cat([ji.d("x"), ji.d("y")], dim=1)
-        return (grad - self._grad[i, j].to(dtype)) / math.sqrt(float((self._grad**2).sum(-1).mean()))
+        f = batch["f"].to(ji.u.dtype) if "f" in batch else self.source(xi.double()).to(ji.u.dtype)
+        return (ji.laplacian(("x", "y")) - f) / math.sqrt(self._f_scale_value)
 
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" (or "gradient") at the interior points and "boundary" u - g (not under
-        the hard constraint)."""
-        term = "gradient" if self.supervise == "gradient" else "pde"
+        """"pde" at the interior points and "boundary" u - g (not under the hard constraint)."""
         if self.constraint == "hard":
-            return {term: self._interior_residual(jets, batch)}
-        xb, jb = batch["boundary"], jets["boundary"]
-        dtype = jb.u.dtype
-        if self.image is None:
-            g = batch["g"].to(dtype) if "g" in batch else self.exact(xb.double()).to(dtype)
-        else:
-            bi, bj = self._node_index(xb)
-            g = self._img[bi, bj].to(dtype).reshape(-1, 1)
-        return {term: self._interior_residual(jets, batch), "boundary": jb.u - g}
+            return {"pde": self._interior_residual(jets, batch)}
+        jb = jets["boundary"]
+        g = batch["g"].to(jb.u.dtype) if "g" in batch else self.exact(batch["boundary"].double()).to(jb.u.dtype)
+        return {"pde": self._interior_residual(jets, batch), "boundary": jb.u - g}
 
     def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" term (the "gradient" term under gradient supervision) at each
-        interior point (n,); its mean is that term of :meth:`losses`."""
+        """The "pde" term at each interior point (n,); its mean is that term of :meth:`losses`."""
         return (self._interior_residual(jets, batch) ** 2).sum(1)
 
     def _f_scale(self) -> float:
@@ -203,9 +139,6 @@ class Poisson2D(Problem):
         """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
         u's boundary values (class docstring). The default solution's factors are
         closed-form; a user's u gets its derivatives along the sides by autograd."""
-        if self.image is not None:
-            raise ValueError("the image case has no hard constraint: its boundary data are pixel values, with no "
-                             "smooth extension into the domain; use constraint='soft'.")
         names = self.input_names
         if self.u_fn is two_mode_solution:
             u = SeparableField(((1.0, ((0, SineFactor(math.pi)), (1, SineFactor(math.pi)))),
@@ -218,49 +151,135 @@ class Poisson2D(Problem):
 
     # ----- reference ------------------------------------------------------------------
     def params(self) -> dict:
-        if self.image is not None:
-            return {"case": "image", "image": self.image_spec, "image_sha": image_digest(self.image),
-                    "size": int(self.image.shape[0]), "supervise": self.supervise}
         return {"case": "manufactured", "u_fn": describe_callable(self.u_fn),
                 "bounds": [list(b) for b in self.bounds], "constraint": self.constraint}
 
-    def _compute_reference(self, resolution: int) -> ReferenceField:
+    def compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation import fd
 
-        if self.image is not None:
-            size = self.image.shape[0]
-            if resolution != size:
-                raise ValueError(f"the image case is defined on its {size} x {size} pixel grid; "
-                                 f"got resolution={resolution}. Use resolution={size}.")
-            if self.supervise == "laplacian":
-                f = self._lap.numpy()
-            else:
-                h = 2.0 / (size - 1)
-                gx, gy = self._grad[..., 0].numpy(), self._grad[..., 1].numpy()
-                f = np.gradient(gx, h, axis=0) + np.gradient(gy, h, axis=1)
-            sol = fd.poisson_2d(f, self.image, bounds=self.bounds, n=(size, size), method="dst")
-            attrs = {"image": True, "data_range": 1.0}
-        else:
-            def f_np(X, Y):
-                pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
-                return self.source(pts).numpy().reshape(X.shape)
+        # Order 4 (Mehrstellen): f is evaluated on the whole grid, boundary included.
+        g = fd.on_grid(self.exact)
+        sol = fd.poisson_2d(fd.on_grid(self.source), g, bounds=self.bounds, n=(resolution, resolution),
+                            method="dst", order=4)
+        exact = g(*np.meshgrid(sol.coords["x"], sol.coords["y"], indexing="ij"))
+        # (an identically zero u has no relative error: report the absolute one)
+        error = float(np.linalg.norm(sol.fields["u"] - exact) / (np.linalg.norm(exact) or 1.0))
+        return sol.to_reference(attrs={"error_estimate": error, "error_method": "exact"})
 
-            def g_np(X, Y):
-                pts = torch.from_numpy(np.stack([X.ravel(), Y.ravel()], axis=1))
-                return self.exact(pts).numpy().reshape(X.shape)
 
-            # Order 4 (Mehrstellen): f is evaluated on the whole grid, boundary included.
-            sol = fd.poisson_2d(f_np, g_np, bounds=self.bounds, n=(resolution, resolution), method="dst",
-                                order=4)
-            X, Y = np.meshgrid(sol.coords["x"], sol.coords["y"], indexing="ij")
-            exact = g_np(X, Y)
-            # (an identically zero u has no relative error: report the absolute one)
-            error = float(np.linalg.norm(sol.fields["u"] - exact) / (np.linalg.norm(exact) or 1.0))
-            attrs = {"error_estimate": error, "error_method": "exact"}
-        return ReferenceField(problem=self.name, params=self.reference_params(resolution), coords=sol.coords,
-                              fields={"u": sol.fields["u"]}, solver=sol.solver, order=sol.order,
-                              spacing=sol.spacing, attrs=attrs)
+class Poisson2DImage(Problem):
+    """Recover an image from its Laplacian or its gradient and its boundary values (the
+    SIREN Poisson experiment, Sitzmann et al. 2020, Sec. 4.1): Laplacian(u) = f on
+    [-1, 1]^2 with u = the image on the boundary, f the 5-point Laplacian of the image
+    on its pixel nodes; or grad u = the central-difference gradient of the image.
+    Points are drawn from the pixel grid, where the data live; the reference is the FD
+    solution on that grid (no exact solution, no hard constraint).
+
+    Loss terms (means over the batch):
+        "pde":      (Laplacian(u) - f)^2 / mean(f^2)   -- normalised, since f ~ 1/h^2
+        "gradient": |grad u - g_img|^2 / mean(|g_img|^2)   (instead, under gradient supervision)
+        "boundary": (u - image)^2
+
+    Args:
+        image: a scikit-image name ("camera"), a path or a 2-D array (grey).
+        size: the image is resized to size x size pixel nodes.
+        supervise: "laplacian" or "gradient".
+        boundary_fraction: boundary points per interior point (> 0).
+    """
+
+    name = "poisson2d"
+    input_names = ("x", "y")
+    out_dim = 1
+    bounds = ((-1.0, 1.0), (-1.0, 1.0))
+    bad_params = ({"supervise": "hessian"}, {"boundary_fraction": 0.0})
+    default_first_omega = Poisson2D.default_first_omega
+
+    def __init__(self, image="camera", *, size: int = 128, supervise: str = "laplacian",
+                 boundary_fraction: float = 0.25):
+        if supervise not in SUPERVISIONS:
+            raise ValueError(f'Invalid supervise "{supervise}". Must be one of {list(SUPERVISIONS)}.')
+        if not boundary_fraction > 0:
+            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
+        self.boundary_fraction = float(boundary_fraction)
+        self.image_spec = image if isinstance(image, str) else "<array>"
+        self.image = img = load_image(image, size=size, grey=True)
+        self.supervise = supervise
+        self.pointwise_term = "gradient" if supervise == "gradient" else "pde"
+        h = 2.0 / (size - 1)
+        # Data on the pixel nodes: the 5-point Laplacian and central-difference gradient.
+        lap = np.zeros_like(img)
+        lap[1:-1, 1:-1] = (img[2:, 1:-1] + img[:-2, 1:-1] + img[1:-1, 2:] + img[1:-1, :-2] - 4 * img[1:-1, 1:-1]) / h**2
+        gx, gy = np.gradient(img, h, h)
+        self._lap = torch.from_numpy(lap)
+        self._grad = torch.from_numpy(np.stack([gx, gy], axis=-1))
+        self._img = torch.from_numpy(img)
+        interior = (DerivativeSpec(first=("x", "y")) if supervise == "gradient"
+                    else DerivativeSpec.laplacian(("x", "y")))
+        self.derivatives = {"interior": interior, "boundary": DerivativeSpec()}
+
+    def _node_index(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        n = self.image.shape[0]
+        idx = torch.round((x + 1.0) * (n - 1) / 2.0).long().clamp(0, n - 1)
+        return idx[:, 0], idx[:, 1]
+
+    def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        n_b = max(1, int(round(self.boundary_fraction * n)))
+        size = self.image.shape[0]
+        nodes = torch.linspace(-1.0, 1.0, size)
+        ij = torch.randint(1, size - 1, (n, 2), generator=generator)
+        b = torch.randint(0, size, (n_b,), generator=generator)
+        side = torch.randint(0, 4, (n_b,), generator=generator)
+        edge = torch.where(side % 2 == 0, 0, size - 1)
+        bi = torch.where(side < 2, edge, b)
+        bj = torch.where(side < 2, b, edge)
+        return {"interior": torch.stack([nodes[ij[:, 0]], nodes[ij[:, 1]]], dim=1),
+                "boundary": torch.stack([nodes[bi], nodes[bj]], dim=1)}
+
+    def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(Lap u - f) / sqrt(<f^2>) (n, 1), or (grad u - g_img) / sqrt(<|g_img|^2>) (n, 2)."""
+        ji = jets["interior"]
+        dtype = ji.u.dtype
+        i, j = self._node_index(batch["interior"])
+        if self.supervise == "laplacian":
+            f = self._lap[i, j].to(dtype).reshape(-1, 1)
+            return (ji.laplacian(("x", "y")) - f) / math.sqrt(float((self._lap**2).mean()))
+        grad = torch.cat([ji.d("x"), ji.d("y")], dim=1)
+        return (grad - self._grad[i, j].to(dtype)) / math.sqrt(float((self._grad**2).sum(-1).mean()))
+
+    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """"pde" (or "gradient") at the interior points and "boundary" u - image."""
+        jb = jets["boundary"]
+        bi, bj = self._node_index(batch["boundary"])
+        g = self._img[bi, bj].to(jb.u.dtype).reshape(-1, 1)
+        return {self.pointwise_term: self._interior_residual(jets, batch), "boundary": jb.u - g}
+
+    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """The "pde" (or "gradient") term at each interior point (n,)."""
+        return (self._interior_residual(jets, batch) ** 2).sum(1)
+
+    def hard_constraint(self) -> HardConstraint:
+        raise ValueError("the image case has no hard constraint: its boundary data are pixel values, with no "
+                         "smooth extension into the domain; use constraint='soft'.")
+
+    def params(self) -> dict:
+        return {"case": "image", "image": self.image_spec, "image_sha": image_digest(self.image),
+                "size": int(self.image.shape[0]), "supervise": self.supervise}
 
     @property
     def default_reference_resolution(self) -> int:
-        return self.image.shape[0] if self.image is not None else self.default_resolution
+        return self.image.shape[0]
+
+    def compute_reference(self, resolution: int) -> ReferenceField:
+        from ..validation import fd
+
+        size = self.image.shape[0]
+        if resolution != size:
+            raise ValueError(f"the image case is defined on its {size} x {size} pixel grid; "
+                             f"got resolution={resolution}. Use resolution={size}.")
+        if self.supervise == "laplacian":
+            f = self._lap.numpy()
+        else:
+            h = 2.0 / (size - 1)
+            f = np.gradient(self._grad[..., 0].numpy(), h, axis=0) + np.gradient(self._grad[..., 1].numpy(), h, axis=1)
+        sol = fd.poisson_2d(f, self.image, bounds=self.bounds, n=(size, size), method="dst")
+        return sol.to_reference(attrs={"image": True, "data_range": 1.0})

@@ -19,7 +19,6 @@ of a width-0.05 pulse ~1000). Inputs are used raw (no rescaling).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -30,8 +29,10 @@ from .. import sampling
 from .._checks import positive
 from ..constraints import GaussianFactor, HardConstraint, SeparableField, box_bubble, sine_series
 from ..derivatives import DerivativeSpec, Jet
+from ..validation import fd
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable
+from .base import Problem
+from .velocity import VelocityModel, clip, parse_center
 
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
@@ -130,7 +131,7 @@ class Wave1D(_WaveProblem):
     5-point stencil, frequency error ~ (k pi h / L)^4 / 180 per mode. ``attrs``:
     "error_estimate" is its relative L2 error against :meth:`exact` on the stored grid
     ("error_method" "exact"); measured 2.2e-9 for the default (resolution 201,
-    fd_refine 4: h = 1/800), computed in ~0.01 s. ``spacing`` is the stored grid's,
+    fd_refine 4: h = 1/800). ``spacing`` is the stored grid's,
     ``attrs["solver_spacing"]`` the solver's.
 
     Hard constraint (``constraint="hard"``): u = u0(x) + b(x) (t / t_max)^2 N(t, x) with
@@ -156,6 +157,8 @@ class Wave1D(_WaveProblem):
     """
 
     name = "wave1d"
+    bad_params = ({"c": 0.0}, {"t_max": -1.0}, {"fd_refine": 0})
+    check_resolution = 9
     input_names = ("t", "x")
     out_dim = 1
     default_resolution = 201
@@ -266,7 +269,7 @@ class Wave1D(_WaveProblem):
     def reference_times(self) -> np.ndarray:
         return np.linspace(0.0, self.t_max, self.time_resolution)
 
-    def _compute_reference(self, resolution: int) -> ReferenceField:
+    def compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.wave import wave_1d
         from ..validation.metrics import rel_l2
 
@@ -278,45 +281,13 @@ class Wave1D(_WaveProblem):
 
         times = self.reference_times()
         sol = wave_1d(u0, c=self.c, bounds=(0.0, self.length), nx=nx, t_out=times, order=4, method="dst")
-        x = sol.coords["x"][::r]
-        u = np.ascontiguousarray(sol.fields["u"][:, ::r])
-        T, X = np.meshgrid(times, x, indexing="ij")
-        exact = self.exact(torch.from_numpy(np.stack([T.ravel(), X.ravel()], axis=1))).numpy().reshape(u.shape)
-        return ReferenceField(problem=self.name, params=self.reference_params(resolution),
-                              coords={"t": times, "x": x}, fields={"u": u},
-                              solver=sol.solver, order=sol.order,
-                              spacing={"t": self.t_max / (len(times) - 1), "x": self.length / (resolution - 1)},
-                              attrs={"fd_refine": r, "solver_spacing": sol.spacing,
-                                     "error_estimate": rel_l2(u, exact), "error_method": "exact"})
-
-    # ----- figures ----------------------------------------------------------------------
-    def figures(self, net, ref: ReferenceField, out_dir) -> list[Path]:
-        """The x-t images of prediction, reference and |error| side by side, written to
-        ``out_dir/wave1d_xt.png``; returns the paths written."""
-        from matplotlib.figure import Figure
-
-        from ..validation.evaluate import predict
-
-        pred = predict(net, ref)["u"]
+        ref = sol.to_reference(stride={"x": r}, spacing={"t": self.t_max / (len(times) - 1)},
+                               attrs={"fd_refine": r, "solver_spacing": sol.spacing})
         u = ref.fields["u"]
-        t, x = ref.coords["t"], ref.coords["x"]
-        extent = (t[0], t[-1], x[0], x[-1])
-        vmax = float(np.max(np.abs(u)))
-        fig = Figure(figsize=(13, 3.6), layout="constrained")
-        axes = fig.subplots(1, 3)
-        panels = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
-                  ("|error|", np.abs(pred - u), "magma", 0.0, None))
-        for ax, (title, data, cmap, lo, hi) in zip(axes, panels):
-            im = ax.imshow(data.T, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
-            ax.set_title(title)
-            ax.set_xlabel("t")
-            ax.set_ylabel("x")
-            fig.colorbar(im, ax=ax)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{self.name}_xt.png"
-        fig.savefig(path, dpi=120)
-        return [path]
+        exact = fd.on_grid(self.exact)(*np.meshgrid(times, ref.coords["x"], indexing="ij"))
+        ref.attrs.update(error_estimate=rel_l2(u, exact), error_method="exact")
+        return ref
+
 
 
 class Wave2D(_WaveProblem):
@@ -344,7 +315,7 @@ class Wave2D(_WaveProblem):
       the exact sine-series evolution of the initial pulse sampled on the solver grid
       (:func:`~pinn_sine.validation.fd.wave.sine_series_evolution`), "error_method"
       "exact", ``attrs["error_reference"]`` "sine-series". Default (width 0.05,
-      t_max 0.4, resolution 129, fd_refine 8: h = 1/512): measured 4.4e-7 in ~1 s
+      t_max 0.4, resolution 129, fd_refine 8: h = 1/512): measured 4.4e-7
       (fd_refine 4: 7.0e-6);
     * variable c, reflecting walls: the fourth-order modified-equation leapfrog
       ("leapfrog4", cfl 0.5); absorbing walls: second-order leapfrog ("leapfrog", cfl
@@ -390,6 +361,8 @@ class Wave2D(_WaveProblem):
     """
 
     name = "wave2d"
+    bad_params = ({"c": 0.0}, {"source_width": 0.0}, {"fd_refine": 0})
+    check_resolution = 9
     input_names = ("t", "x", "y")
     out_dim = 1
     default_resolution = 129
@@ -414,10 +387,7 @@ class Wave2D(_WaveProblem):
         self.boundary = boundary
         self.spatial_bounds = self.domain
         self.bounds = ((0.0, self.t_max),) + self.domain
-        try:
-            x0, y0 = (float(v) for v in source_center)
-        except (TypeError, ValueError):
-            raise ValueError(f"source_center must be a pair (x0, y0), got {source_center!r}.") from None
+        x0, y0 = parse_center(source_center)
         if not all(lo < v < hi for v, (lo, hi) in zip((x0, y0), self.domain)):
             raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the domain (-1, 1)^2; "
                              "give a centre inside it, e.g. (0.0, 0.0).")
@@ -430,22 +400,8 @@ class Wave2D(_WaveProblem):
                 raise ValueError(f"the pulse is {wall:.2g} on the nearest wall but reflecting walls impose u = 0; "
                                  f"move source_center inward, decrease source_width (now {self.width:g}) or use "
                                  "boundary='absorbing'.")
-        if callable(c):
-            self.c_fn = c
-            self.c = None
-            g = torch.linspace(-1.0, 1.0, 65, dtype=torch.float64)
-            X, Y = torch.meshgrid(g, g, indexing="ij")
-            values = torch.as_tensor(c(X.reshape(-1), Y.reshape(-1)), dtype=torch.float64)
-            if not torch.all(torch.isfinite(values)):
-                raise ValueError("c(x, y) returned non-finite values on the domain; give a finite positive speed.")
-            if float(values.min()) <= 0:
-                raise ValueError(f"c(x, y) must be > 0 everywhere, got min c = {float(values.min()):g} on a 65 x 65 "
-                                 "grid of the domain; give a positive wave speed.")
-            self.c_ref = float(values.max())
-        else:
-            self.c_fn = None
-            self.c = positive("c", c, "the wave speed must be positive, e.g. c=1.0.")
-            self.c_ref = self.c
+        self.speed_model = VelocityModel(c, label="c", fn_label="c(x, y)", named=False, arrays=False)
+        self.c, self.c_fn, self.c_ref = self.speed_model.c, self.speed_model.c_fn, self.speed_model.c_max
         times = np.linspace(0.0, self.t_max, 5) if snapshot_times is None else snapshot_times
         self.snapshot_times = self._check_times(times, "snapshot_times")
         if fd_refine is None:
@@ -476,19 +432,13 @@ class Wave2D(_WaveProblem):
 
     def speed(self, x: Tensor, y: Tensor) -> Tensor | float:
         """c at x, y (n, 1) -> (n, 1) or a float."""
-        if self.c_fn is None:
-            return self.c
-        return torch.as_tensor(self.c_fn(x.reshape(-1), y.reshape(-1)), dtype=x.dtype,
-                               device=x.device).expand(x.numel()).reshape(x.shape)
+        return self.speed_model(x, y)
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         out = self._base_sets(n, generator, progress)
         n_p = int(round(self.pulse_fraction * n))
         if n_p:
-            pts = sampling.near_point(n_p, self.center, self.pulse_radius * self.width, generator)
-            lo = torch.tensor([b[0] for b in self.domain])
-            hi = torch.tensor([b[1] for b in self.domain])
-            pts = torch.minimum(torch.maximum(pts, lo), hi)
+            pts = clip(sampling.near_point(n_p, self.center, self.pulse_radius * self.width, generator), self.domain)
             out["initial"] = torch.cat([out["initial"], torch.cat([torch.zeros(n_p, 1), pts], dim=1)])
         return self._constrained(out)
 
@@ -546,23 +496,18 @@ class Wave2D(_WaveProblem):
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
-        speed = {"c": self.c} if self.c_fn is None else {"c_fn": describe_callable(self.c_fn)}
-        return {**speed, "t_max": self.t_max, "source_width": self.width, "source_center": list(self.center),
-                "boundary": self.boundary, "snapshot_times": self.snapshot_times.tolist(),
-                "fd_refine": self.fd_refine, "constraint": self.constraint}
+        return {**self.speed_model.params("c"), "t_max": self.t_max, "source_width": self.width,
+                "source_center": list(self.center), "boundary": self.boundary,
+                "snapshot_times": self.snapshot_times.tolist(), "fd_refine": self.fd_refine,
+                "constraint": self.constraint}
 
-    def _compute_reference(self, resolution: int) -> ReferenceField:
+    def compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.wave import sine_series_evolution, wave_2d
         from ..validation.metrics import rel_l2
 
         r = self.fd_refine
         n = r * (resolution - 1) + 1
-        if self.c_fn is None:
-            c = self.c
-        else:
-            def c(X, Y):
-                v = self.speed(torch.from_numpy(X.reshape(-1, 1)), torch.from_numpy(Y.reshape(-1, 1)))
-                return v.numpy().reshape(X.shape)
+        c = self.c if self.c_fn is None else self.speed_model.on_grid
 
         if self.boundary == "absorbing":
             scheme = {"order": 2, "method": "leapfrog", "cfl": 0.5}
@@ -592,45 +537,5 @@ class Wave2D(_WaveProblem):
             attrs.update(error_estimate=rel_l2(coarse, fine) / (2 ** sol.order - 1), error_method="richardson")
         spacing = {name: (hi - lo) / (resolution - 1) for name, (lo, hi) in zip(("x", "y"), self.domain)}
         if len(self.snapshot_times) > 1:
-            spacing = {"t": float(np.max(np.diff(self.snapshot_times))), **spacing}
-        return ReferenceField(problem=self.name, params=self.reference_params(resolution),
-                              coords={"t": sol.coords["t"], "x": sol.coords["x"][::r], "y": sol.coords["y"][::r]},
-                              fields={"u": u}, solver=sol.solver, order=sol.order, spacing=spacing, attrs=attrs)
-
-    # ----- figures ----------------------------------------------------------------------
-    def figures(self, net, ref: ReferenceField, out_dir) -> list[Path]:
-        """A strip of snapshots at the reference times: rows prediction, reference and
-        |error|, one column per time, written to ``out_dir/wave2d_snapshots.png``;
-        returns the paths written."""
-        from matplotlib.figure import Figure
-
-        from ..validation.evaluate import predict
-
-        pred = predict(net, ref)["u"]
-        u = ref.fields["u"]
-        t, x, y = ref.coords["t"], ref.coords["x"], ref.coords["y"]
-        extent = (x[0], x[-1], y[0], y[-1])
-        vmax = float(np.max(np.abs(u)))
-        err = np.abs(pred - u)
-        emax = float(err.max()) or 1.0
-        nt = len(t)
-        fig = Figure(figsize=(2.6 * nt + 1.0, 7.6), layout="constrained")
-        axes = np.atleast_2d(fig.subplots(3, nt, squeeze=False))
-        rows = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
-                ("|error|", err, "magma", 0.0, emax))
-        for i, (label, data, cmap, lo, hi) in enumerate(rows):
-            for k in range(nt):
-                ax = axes[i, k]
-                im = ax.imshow(data[k].T, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if i == 0:
-                    ax.set_title(f"t = {t[k]:.3g}")
-                if k == 0:
-                    ax.set_ylabel(label)
-            fig.colorbar(im, ax=list(axes[i]), shrink=0.9)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{self.name}_snapshots.png"
-        fig.savefig(path, dpi=110)
-        return [path]
+            spacing["t"] = float(np.max(np.diff(self.snapshot_times)))
+        return sol.to_reference(fields={"u": u}, stride={"x": r, "y": r}, spacing=spacing, attrs=attrs)

@@ -25,7 +25,6 @@ import contextvars
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
+from .._io import atomic_write
 from .fd.versions import solver_version, table_digest
 from .reference import ReferenceField, params_hash
 
@@ -183,7 +183,7 @@ def _check_extra(extra: dict | None) -> dict:
 
 def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = "reference",
                    description: str | None = None, extra_attrs: dict | None = None) -> Path:
-    """Write ``ref`` to ``path`` atomically (a temp file in the same folder, then rename).
+    """Write ``ref`` to ``path`` atomically (:func:`pinn_sine._io.atomic_write`).
 
     Args:
         kind: "reference" (a solver's field) or "prediction" (a network's output on a
@@ -210,11 +210,8 @@ def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = 
                "extra_attrs": json.dumps(sorted(extra))}
     meta = _meta(SCHEMA_VERSION, kind, description, ref.problem, strings, ref.solver, solver_version(ref.solver),
                  int(ref.order), extra)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             described = _dataset_attrs(ref, kind)
             scales = []
@@ -245,14 +242,8 @@ def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = 
                 "data_sha256": _digest(meta, _arrays(ref)), "package_version": __version__,
             })
             f.attrs.update(extra)
-        # mkstemp creates 0600; give the file the mode an ordinary open() would have
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def _meta(schema: int, kind: str, description: str, problem: str, strings: dict, solver: str, version: int,
@@ -263,20 +254,6 @@ def _meta(schema: int, kind: str, description: str, problem: str, strings: dict,
             "order": order, "spacing": json.loads(strings["spacing_json"]),
             "attrs": json.loads(strings["attrs_json"]), "coords": json.loads(strings["coords"]),
             "fields": json.loads(strings["fields"]), "extra": extra}
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where /proc allows (no race with threads)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # ----- reading ----------------------------------------------------------------------------

@@ -118,6 +118,55 @@ class FDSolution:
         """Grid shape ``tuple(len(c) for c in coords.values())``."""
         return tuple(len(c) for c in self.coords.values())
 
+    def to_reference(self, *, fields: dict[str, np.ndarray] | None = None, stride: dict[str, int] | None = None,
+                     spacing: dict[str, float] | None = None, mask: np.ndarray | None = None,
+                     attrs: dict | None = None, error_method: str | None = None):
+        """This solution as a :class:`~pinn_sine.validation.ReferenceField`, the value a
+        problem's ``compute_reference`` returns (its ``problem`` and ``params`` are left
+        empty: ``Problem.reference()`` attaches them, with the hash of the cache key).
+
+        Args:
+            fields: the fields to store, on this grid (default: the solver's); a complex
+                field ``name`` is stored as ``name_real`` and ``name_imag``.
+            stride: keep every ``stride[c]``-th node along coordinate ``c`` (a solve on a
+                refined grid, stored on the network's grid); the stored spacing is the
+                stored grid's, the solver's goes to ``attrs["solver_spacing"]``.
+            spacing: the stored spacing per coordinate, where it is not the solver's
+                (e.g. the output times of a time stepper rather than its step).
+            mask: boolean array of the stored grid's shape: where errors are measured.
+            attrs: extra facts for the file (see ``ReferenceField``).
+            error_method: how :attr:`error_estimate` was obtained, when there is one
+                ("exact", "richardson" or "refinement"; default "richardson", the
+                tool that sets it).
+        """
+        from ..reference import ReferenceField
+
+        stride = dict(stride or {})
+        unknown = sorted(set(stride) - set(self.coords))
+        if unknown:
+            raise ValueError(f"stride names {unknown}, which are not coordinates; expected some of {list(self.coords)}")
+        step = tuple(slice(None, None, int(stride.get(name, 1))) for name in self.coords)
+        coords = {name: np.asarray(c)[s] for (name, c), s in zip(self.coords.items(), step)}
+        out = {}
+        for name, value in (self.fields if fields is None else fields).items():
+            value = np.asarray(value)
+            if value.shape == self.shape:
+                value = value[step]
+            if np.iscomplexobj(value):
+                out[f"{name}_real"] = np.ascontiguousarray(value.real)
+                out[f"{name}_imag"] = np.ascontiguousarray(value.imag)
+            else:
+                out[name] = np.ascontiguousarray(value)
+        stored_spacing = {name: h * stride.get(name, 1) for name, h in self.spacing.items()}
+        stored_spacing.update(spacing or {})
+        attrs = dict(attrs or {})
+        if stride and any(v != 1 for v in stride.values()):
+            attrs.setdefault("solver_spacing", dict(self.spacing))
+        if self.error_estimate is not None and "error_estimate" not in attrs:
+            attrs.update(error_estimate=float(self.error_estimate), error_method=error_method or "richardson")
+        return ReferenceField(problem="", params={}, coords=coords, fields=out, solver=self.solver,
+                              order=self.order, spacing=stored_spacing, mask=mask, attrs=attrs)
+
 
 # --- grid helpers shared by the FD solvers -------------------------------------------
 
@@ -211,3 +260,23 @@ def evaluate_on_grid(
     if not np.all(np.isfinite(out)):
         raise ValueError(f"{source} non-finite values (nan or inf) on the grid")
     return np.array(out, dtype=np.float64)  # own, writeable copy
+
+
+def on_grid(fn: Callable) -> GridFunction:
+    """A function of points as a function of grid arrays, the form the FD solvers take.
+
+    ``fn`` maps a float64 tensor of points (n, d) to values (n, 1) or (n,) (a problem's
+    ``exact``, ``source``, ...); the result maps d arrays of one shape (``X, Y`` from
+    ``np.meshgrid(..., indexing="ij")``) to a float64 array of that shape, or complex
+    where ``fn`` returns complex values.
+    """
+    import torch
+
+    def on(*grids: np.ndarray) -> np.ndarray:
+        shape = np.shape(grids[0])
+        pts = torch.from_numpy(np.stack([np.ravel(np.asarray(g, dtype=np.float64)) for g in grids], axis=1))
+        with torch.no_grad():
+            values = fn(pts)
+        return np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values).reshape(shape)
+
+    return on

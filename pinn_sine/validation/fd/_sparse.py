@@ -1,4 +1,4 @@
-"""The sparse direct factorisation every FD solver uses."""
+"""The sparse direct factorisation every FD solver uses, and a one-call solve."""
 from __future__ import annotations
 
 import scipy.sparse
@@ -9,9 +9,18 @@ from threadpoolctl import threadpool_limits
 def sparse_lu(A, **options):
     """``scipy.sparse.linalg.splu`` of A (converted to CSC) with BLAS held to one thread.
 
-    SuperLU's BLAS calls are small: on two shared cores, two OpenBLAS threads made a
-    129^2 Helmholtz solve 40x slower (0.2 s -> 10 s) once torch had started its own
-    threads in the same process. ``options`` pass through to ``splu``.
+    SuperLU's BLAS calls are small: several OpenBLAS threads contending with torch's own
+    threads in the same process slow a factorisation by orders of magnitude on a shared
+    machine (benchmarks/references.py times the solves). ``options`` pass through to ``splu``.
     """
     with threadpool_limits(limits=1, user_api="blas"):
         return scipy.sparse.linalg.splu(scipy.sparse.csc_matrix(A), **options)
+
+
+def sparse_solve(A, b, **options):
+    """The solution x of A x = b by :func:`sparse_lu` (BLAS on one thread). ``b`` is
+    (n,) or (n, k); ``options`` pass through to ``splu``. For several right-hand sides
+    with one matrix, keep ``sparse_lu(A)`` and call its ``solve`` instead."""
+    lu = sparse_lu(A, **options)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return lu.solve(b)

@@ -73,6 +73,27 @@ ORDERS = (2, 4)
 Field = float | complex | Callable[[np.ndarray, np.ndarray], np.ndarray] | np.ndarray
 
 
+class ResolutionError(ValueError):
+    """A grid too coarse for the wavelength: fewer than ``min_ppw`` points per
+    wavelength. The facts are attributes, so a caller can restate the fix in its own
+    terms (``Problem.reference(resolution)``) without parsing the message.
+
+    Attributes:
+        n: the grid's nodes (nx, ny); n_needed: the least nodes per axis that resolve it.
+        points_per_wavelength: 2 pi c_min / (omega h) on this grid; min_ppw: the least accepted.
+        omega, c_min: the angular frequency and the least wave speed.
+    """
+
+    def __init__(self, *, n: tuple[int, int], points_per_wavelength: float, min_ppw: float, omega: float,
+                 c_min: float, n_needed: tuple[int, int]):
+        self.n, self.n_needed = tuple(n), tuple(n_needed)
+        self.points_per_wavelength, self.min_ppw = float(points_per_wavelength), float(min_ppw)
+        self.omega, self.c_min = float(omega), float(c_min)
+        super().__init__(f"resolution n={self.n} gives {self.points_per_wavelength:.2f} points per wavelength "
+                         f"(omega={omega}, c_min={c_min}), fewer than min_ppw={min_ppw}; "
+                         f"use n >= {self.n_needed} or lower min_ppw.")
+
+
 def points_per_wavelength(omega: float, c_min: float, h: float) -> float:
     """Grid points per shortest wavelength, ``(2 pi c_min / omega) / h``.
 
@@ -227,11 +248,8 @@ def helmholtz_2d(
             math.ceil((x_hi - x_lo) / h_needed) + 1,
             math.ceil((y_hi - y_lo) / h_needed) + 1,
         )
-        raise ValueError(
-            f"resolution n={(nx, ny)} gives {ppw:.2f} points per wavelength "
-            f"(omega={omega}, c_min={c_min}), fewer than min_ppw={min_ppw}; "
-            f"use n >= {n_needed} or lower min_ppw."
-        )
+        raise ResolutionError(n=(nx, ny), points_per_wavelength=ppw, min_ppw=min_ppw, omega=omega,
+                              c_min=c_min, n_needed=n_needed)
 
     f_arr = _complex_grid_field(f, X, Y, "f")
     g_arr = np.zeros((nx, ny), complex) if g is None else _complex_grid_field(g, X, Y, "g")

@@ -16,7 +16,9 @@ Solvers
 - :func:`inpaint_biharmonic` : ``Δ²u = 0`` on the missing pixels (13-point stencil).
 - :func:`inpaint_tv`         : ``min TV(u)`` subject to ``u = f`` on known pixels
   (Chambolle & Pock 2011, primal-dual).
-- :func:`psnr_ssim`          : PSNR / SSIM on the whole image and on the hole.
+
+The image metrics (PSNR / SSIM on the whole image and on the hole) are
+:func:`pinn_sine.validation.metrics.psnr_ssim`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from ._sparse import sparse_lu
 
-__all__ = ["inpaint_harmonic", "inpaint_biharmonic", "inpaint_tv", "psnr_ssim"]
+__all__ = ["inpaint_harmonic", "inpaint_biharmonic", "inpaint_tv"]
 
 # The four 5-point-stencil neighbours as (row, column) offsets.
 _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -360,65 +361,4 @@ def inpaint_tv(
     if return_info:
         info = {"iterations": k, "converged": converged, "relative_change": rel_change}
         return out, info
-    return out
-
-
-# ---------------------------------------------------------------------------- metrics
-def psnr_ssim(
-    estimate: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None
-) -> dict[str, float]:
-    """PSNR and SSIM of ``estimate`` against ``truth`` (``data_range = 1``).
-
-    ``PSNR = 10 log10(1 / MSE)`` (``inf`` for identical arrays); SSIM is
-    ``skimage.metrics.structural_similarity`` with its default 7x7 window
-    (``channel_axis=-1`` for colour). On ``region`` (usually the missing pixels),
-    PSNR uses only the region's pixels (all channels) and SSIM is the mean of the
-    full SSIM map over the region's pixels (windows still see the neighbours).
-
-    Args:
-        estimate: ``(H, W)`` or ``(H, W, C)`` float array in [0, 1].
-        truth: same shape as ``estimate``.
-        region: optional ``(H, W)`` boolean, non-empty.
-
-    Returns:
-        ``{"psnr", "ssim"}`` plus ``{"psnr_missing", "ssim_missing"}`` when
-        ``region`` is given; all Python floats.
-    """
-    estimate = np.asarray(estimate, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if estimate.shape != truth.shape:
-        raise ValueError(
-            f"estimate shape {estimate.shape} does not match truth shape "
-            f"{truth.shape}; expected identical shapes; compare images on the same grid"
-        )
-    if estimate.ndim not in (2, 3):
-        raise ValueError(
-            f"images have shape {estimate.shape}; expected (H, W) or (H, W, C)"
-        )
-    channel_axis = -1 if estimate.ndim == 3 else None
-    with np.errstate(divide="ignore"):  # identical images: PSNR = inf, no warning
-        psnr = peak_signal_noise_ratio(truth, estimate, data_range=1.0)
-    ssim, ssim_map = structural_similarity(
-        truth, estimate, data_range=1.0, channel_axis=channel_axis, full=True
-    )
-    out = {"psnr": float(psnr), "ssim": float(ssim)}
-    if region is None:
-        return out
-    region = np.asarray(region)
-    if region.dtype != np.bool_ or region.shape != estimate.shape[:2]:
-        raise ValueError(
-            f"region has dtype {region.dtype} and shape {region.shape}; expected a "
-            f"boolean array of shape {estimate.shape[:2]}; pass e.g. ~mask"
-        )
-    if not region.any():
-        raise ValueError(
-            "region is empty (all False); expected at least one True pixel; pass "
-            "region=None for whole-image metrics only"
-        )
-    with np.errstate(divide="ignore"):
-        psnr_r = peak_signal_noise_ratio(
-            truth[region], estimate[region], data_range=1.0
-        )
-    out["psnr_missing"] = float(psnr_r)
-    out["ssim_missing"] = float(ssim_map[region].mean())
     return out

@@ -1,0 +1,85 @@
+"""A new PDE end to end: the 1-D heat equation, defined with the public extension API.
+
+    u_t = nu u_xx on (t, x) in [0, t_max] x [0, 1],  u(0, x) = sin(pi x),  u(t, 0) = u(t, 1) = 0,
+
+exact solution u = exp(-nu pi^2 t) sin(pi x); the reference is a Crank-Nicolson solve.
+Run ``python examples/heat1d.py`` (a short training run) or see README, "Define your
+own PDE". ``tests/test_examples.py`` runs it in CI.
+"""
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from pinn_sine import sampling, train
+from pinn_sine.derivatives import DerivativeSpec
+from pinn_sine.problems import Problem
+from pinn_sine.validation import fd
+
+
+class Heat1D(Problem):
+    name = "heat1d"
+    input_names = ("t", "x")
+    derivatives = {"interior": DerivativeSpec(first=("t",), second=(("x", "x"),)),
+                   "initial": DerivativeSpec(), "boundary": DerivativeSpec()}
+    bad_params = ({"nu": 0.0}, {"t_max": -1.0})
+    check_resolution = 17
+
+    def __init__(self, nu: float = 0.1, *, t_max: float = 1.0):
+        if not (nu > 0 and t_max > 0):
+            raise ValueError(f"nu and t_max must be > 0, got nu={nu}, t_max={t_max}; use e.g. nu=0.1, t_max=1.0.")
+        self.nu, self.t_max = float(nu), float(t_max)
+        self.bounds = ((0.0, self.t_max), (0.0, 1.0))
+
+    def exact(self, x):
+        return torch.exp(-self.nu * math.pi ** 2 * x[:, :1]) * torch.sin(math.pi * x[:, 1:])
+
+    def sample(self, n, generator, *, progress=1.0):
+        interior = sampling.box(n, self.bounds, generator)
+        initial = sampling.box(n // 4, self.bounds, generator) * torch.tensor([0.0, 1.0])
+        return {"interior": interior, "initial": initial,
+                "boundary": sampling.box_boundary(n // 4, self.bounds, generator, dims=(1,))}
+
+    def residuals(self, jets, batch):
+        ji, x0 = jets["interior"], batch["initial"][:, 1:]
+        return {"pde": (ji.d("t") - self.nu * ji.d2("x", "x")) / (self.nu * math.pi ** 2),
+                "initial": jets["initial"].u - torch.sin(math.pi * x0).to(x0.dtype), "boundary": jets["boundary"].u}
+
+    def pointwise_residual(self, jets, batch):
+        return (self.residuals(jets, batch)["pde"] ** 2).sum(1)
+
+    def params(self):
+        return {"nu": self.nu, "t_max": self.t_max}
+
+    def compute_reference(self, resolution):
+        # Crank-Nicolson on the interior nodes: (I - r/2 D) u^{k+1} = (I + r/2 D) u^k, r = nu dt / h^2.
+        t, x = np.linspace(0.0, self.t_max, resolution), np.linspace(0.0, 1.0, resolution)
+        h, dt, m = x[1], t[1], resolution - 2
+        D = sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(m, m)) * (self.nu * dt / h ** 2)
+        step, explicit = fd.sparse_lu(sp.identity(m) - D / 2), sp.identity(m) + D / 2
+        u = np.zeros((resolution, resolution))
+        u[0, 1:-1] = np.sin(np.pi * x[1:-1])
+        for k in range(1, resolution):
+            u[k, 1:-1] = step.solve(explicit @ u[k - 1, 1:-1])
+        exact = fd.on_grid(self.exact)(*np.meshgrid(t, x, indexing="ij"))
+        sol = fd.FDSolution(coords={"t": t, "x": x}, fields={"u": u}, solver="crank-nicolson", order=2,
+                            spacing={"t": dt, "x": h})
+        return sol.to_reference(attrs={"error_estimate": float(np.linalg.norm(u - exact) / np.linalg.norm(exact)),
+                                       "error_method": "exact"})
+
+
+def main(steps: int = 1000) -> dict:
+    from pinn_sine import evaluate
+    from pinn_sine.nets import MLP, Sine
+    from pinn_sine.problems import check_problem
+
+    problem = Heat1D()
+    check_problem(problem)                      # the conformance suite: contract, exact residual, engines, ...
+    net = MLP(problem.in_dim, problem.out_dim, width=32, depth=2, activation=Sine(), first_omega=2.0)
+    train(problem, net, steps=steps, batch=256, seed=0, progress=False)
+    return evaluate(net, problem.reference(resolution=65))
+
+
+if __name__ == "__main__":
+    print(main())
