@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--activations", default="siren,finer,metasin,tanh")
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=None, help=f"default per problem: {LR}")
+    ap.add_argument("--lr", type=float, default=None, help="default: the problem's default_lr")
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--first-omega", type=float, default=None, help="override the per-problem default")
     ap.add_argument("--hidden-omega", type=float, default=None)
