@@ -14,6 +14,8 @@ import ast
 import csv
 import inspect
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +24,90 @@ import torch
 from . import nets
 from .nets import ACTIVATIONS, MLP, FourierFeatures
 from .problems import PROBLEMS
+
+
+def _integer(lo: int | None):
+    """An argparse type: an integer >= ``lo`` (None: any); argparse names the option."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if lo is not None and value < lo:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {text!r}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
+
+
+def _device(text: str) -> str:
+    """An argparse type: a torch device this build can use."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device; use cpu or cuda (cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: this torch build sees no CUDA device "
+                                             f"(torch {torch.__version__}); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: there are {torch.cuda.device_count()} CUDA devices")
+    elif device.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text!r}: pinn-sine runs on cpu or cuda")
+    return text
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An error is one line naming the option at fault (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help text with every option's default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is not argparse.SUPPRESS and action.option_strings and "%(default)" not in text \
+                and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction)):
+            text += " (default: %(default)s)"
+        return text
 
 
 def _lookup(table: dict, name: str, what: str):
@@ -64,7 +150,11 @@ def build_problem(name: str, extra: list[str], constraint: str = "soft"):
     """The problem ``name`` with the options ``extra`` (``--name value``) and, for
     ``constraint="hard"``, its boundary/initial data built into the network."""
     cls = _lookup(PROBLEMS, name, "problem")
-    kwargs = problem_kwargs(cls, extra)
+    return _make_problem(cls, problem_kwargs(cls, extra), constraint)
+
+
+def _make_problem(cls, kwargs: dict, constraint: str):
+    kwargs = dict(kwargs)
     if constraint != "soft":
         if "constraint" not in inspect.signature(cls.__init__).parameters:
             raise SystemExit(f"{cls.__name__} has no constraint option (--constraint {constraint}); problems with "
@@ -72,7 +162,7 @@ def build_problem(name: str, extra: list[str], constraint: str = "soft"):
         kwargs["constraint"] = constraint
     try:
         return cls(**kwargs)
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise SystemExit(f"{cls.__name__}: {err}") from None
 
 
@@ -133,14 +223,19 @@ def build_stages(args) -> list:
     from .optim import LBFGS, Adam, GaussNewton
 
     resample = build_resample(args.resample_every)
-    try:
-        stages = [Adam(args.steps, lr=args.lr, resample_every=resample)]
-        if args.lbfgs_steps:
-            stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
-        if args.gn_steps:
-            stages.append(GaussNewton(args.gn_steps, batch=args.gn_batch, damping=args.gn_damping))
-    except ValueError as err:
-        raise SystemExit(f"--steps/--lbfgs-steps/--gn-steps: {err}") from None
+    made = [("--steps/--lr", lambda: Adam(args.steps, lr=args.lr, resample_every=resample), True),
+            ("--lbfgs-steps/--lbfgs-batch", lambda: LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch),
+             args.lbfgs_steps),
+            ("--gn-steps/--gn-batch/--gn-damping",
+             lambda: GaussNewton(args.gn_steps, batch=args.gn_batch, damping=args.gn_damping), args.gn_steps)]
+    stages = []
+    for options, make, wanted in made:
+        if not wanted:
+            continue
+        try:
+            stages.append(make())
+        except ValueError as err:
+            raise SystemExit(f"{options}: {err}") from None
     return stages
 
 
@@ -153,18 +248,106 @@ def build_resample(value: str):
         raise SystemExit(f'--resample-every takes an integer >= 1 or "fixed", got {value!r}.') from None
 
 
+#: solve options that are not part of a run's stored configuration
+_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored")
+
+
+def solve_options(args) -> dict:
+    """The solve options of ``args`` by name, as ``config.json`` stores them."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_STORED}
+
+
+def _resume_paths(value: str) -> tuple[Path, Path]:
+    """``--resume DIR_OR_CHECKPOINT``: the checkpoint file and its run folder."""
+    from .runs import CHECKPOINT_NAME
+
+    path = Path(value)
+    if path.is_dir():
+        ck = path / CHECKPOINT_NAME
+        if not ck.exists():
+            raise SystemExit(f"--resume {value}: the folder holds no {CHECKPOINT_NAME}.")
+        return ck, path
+    if not path.exists():
+        raise SystemExit(f"--resume {value}: no such checkpoint file or run folder.")
+    return path, path.parent
+
+
+def stored_config(args) -> dict | None:
+    """The run config ``solve`` starts from: ``--config FILE``, else the ``config.json``
+    beside ``--resume``'s checkpoint (its ``out`` becomes that folder); None without."""
+    from .runs import CONFIG_NAME, read_config
+
+    if args.config is not None:
+        path = Path(args.config)
+    elif args.resume is not None:
+        _, folder = _resume_paths(args.resume)
+        path = folder / CONFIG_NAME
+        if not path.exists():
+            return None  # a bare checkpoint: the command line describes the run
+    else:
+        return None
+    try:
+        config = read_config(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"--{'config' if args.config is not None else 'resume'}: {err}") from None
+    if args.config is None:
+        config["options"]["out"] = str(path.parent)
+    return config
+
+
+def _check_out(args, resume_folder: Path | None) -> Path:
+    """``--out``: creatable, writable, and holding no other run (unless --overwrite, or
+    it is the folder being resumed)."""
+    from .runs import RUN_FILES, holds_run
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: is a file, not a folder.")
+    if holds_run(out) and not args.overwrite:
+        same = resume_folder is not None and out.resolve() == resume_folder.resolve()
+        if not same:
+            found = [name for name in RUN_FILES if (out / name).exists()]
+            raise SystemExit(f"--out {out} already holds a run ({', '.join(found)}); give --resume {out} to "
+                             "continue it, --overwrite to replace it, or another --out.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"--out {out}: cannot create the folder ({err.strerror or err}).") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SystemExit(f"--out {out}: the folder is not writable.")
+    return out
+
+
 def cmd_solve(args, extra) -> int:
     from . import distributed
+    from .checkpoint import CheckpointError, check_compatible, load_checkpoint
     from .figures import problem_figures
     from .plots import field_comparison, loss_curves
+    from .runs import CONFIG_NAME, RUN_FILES, run_config, versions
     from .train import train
     from .validation.evaluate import evaluate
     from .validation.reference import ReferenceField
     from .validation.store import save_reference
+    from ._io import write_text
 
-    problem = build_problem(args.problem, extra, args.constraint)
+    stored = getattr(args, "stored", None)
+    options_base = {}
+    if stored is not None and stored["problem"]["name"] == args.problem:
+        options_base = dict(stored["problem"].get("options") or {})
+    cls = _lookup(PROBLEMS, args.problem, "problem")
+    problem_options = {**options_base, **problem_kwargs(cls, extra)}
+    problem = _make_problem(cls, problem_options, args.constraint)
     options = build_training(args)
     stages = build_stages(args)
+    resume, resume_folder, resumed_step = None, None, None
+    if args.resume is not None:
+        resume, resume_folder = _resume_paths(args.resume)
+        try:
+            resumed = load_checkpoint(resume)
+            resumed_step = int(resumed["step"])
+        except CheckpointError as err:
+            raise SystemExit(f"--resume: {err}") from None
+    out = _check_out(args, resume_folder)
     # Under torchrun: one process per device, gradients all-reduced, rank 0 writes.
     ctx = distributed.init_from_env(args.device)
     try:
@@ -172,29 +355,52 @@ def cmd_solve(args, extra) -> int:
         if args.dtype == "float64":
             net = net.double()
         net = problem.constrain(net.to(ctx.device))
+        if resume is not None:  # before config.json is rewritten
+            try:
+                check_compatible(resume, resumed["meta"], problem=problem.name, problem_params=problem.params(),
+                                 net_config=getattr(net, "config", {}))
+            except CheckpointError as err:
+                raise SystemExit(f"--resume: {err}") from None
+        if ctx.is_main and args.overwrite and resume is None:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
         if not ctx.is_main:
             distributed.barrier()  # rank 0 computes (and caches) the reference first
-        ref = problem.reference(args.resolution)
+        try:
+            ref = problem.reference(args.resolution)
+        except ValueError as err:
+            raise SystemExit(f"--resolution {args.resolution}: {err}") from None
         if ctx.is_main:
             distributed.barrier()
-        out = Path(args.out)
+        config = run_config(problem=problem, problem_options=problem_options, net=net, stages=stages,
+                            options=solve_options(args), reference=ref, argv=getattr(args, "argv", None))
+        if resume is not None:
+            config["resumed_from"] = {"checkpoint": str(resume), "step": resumed_step}
         if ctx.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            write_text(out / CONFIG_NAME, json.dumps(config, indent=2, default=str))
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
             hard = (f"; hard constraint ({', '.join(problem.hard_constraint().conditions)} exact)"
                     if problem.constraint == "hard" else "")
             print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}{hard}; reference "
                   f"{ref.solver} on {ref.grid_shape}{procs}")
-        result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
-                       reference=ref, eval_every=args.eval_every,
-                       checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=args.resume,
-                       progress=not args.quiet, compile=args.compile, **options)
+            if resume is not None:
+                print(f"resumed from step {resumed_step} ({resume})")
+        try:
+            result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
+                           reference=ref, eval_every=args.eval_every,
+                           checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=resume,
+                           progress=not args.quiet, compile=args.compile, time_limit=args.time_limit, **options)
+        except CheckpointError as err:
+            raise SystemExit(f"--resume: {err}") from None
+        except FloatingPointError as err:
+            raise SystemExit(f"training stopped: {err}") from None
         if not ctx.is_main:
             return 0
     finally:
         distributed.shutdown()
     pred = problem.predict(net, ref)
     metrics = evaluate(net, ref, prediction=pred, exact=problem.exact_solution)
+    errors = list(metrics)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
                     "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
                     "gn_batch": args.gn_batch, "stages": [s.describe() for s in stages], "engine": args.engine,
@@ -204,8 +410,13 @@ def cmd_solve(args, extra) -> int:
                     "weighting": options["weights"].describe(),
                     "causal": None if options["causal"] is None else options["causal"].describe(),
                     "adaptive": None if options["adaptive"] is None else options["adaptive"].describe(),
-                    "resample_every": stages[0].resample_every})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+                    "resample_every": stages[0].resample_every,
+                    "final_losses": result.final_losses, "problem_params": problem.params(),
+                    "net": getattr(net, "config", {}), "lr": problem.default_lr if args.lr is None else args.lr,
+                    "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
+                    "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
+                    "command": config["command"], "config": CONFIG_NAME})
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
     _write_history(result, out / "history.csv")
     # A prediction file describes the network, not the reference: its own parameters (so
     # its hash is not the reference's) and none of the reference's error estimate.
@@ -228,7 +439,7 @@ def cmd_solve(args, extra) -> int:
     elif len(ref.coords) == 2:
         figures.append(field_comparison(pred, ref, out / "field.png",
                                         title=f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"))
-    summary = {k: v for k, v in metrics.items() if isinstance(v, float)}
+    summary = {k: metrics[k] for k in errors if isinstance(metrics[k], float)}
     print("metrics: " + ", ".join(f"{k}={v:.3e}" for k, v in summary.items()))
     print(f"time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, history.csv, prediction.h5, "
           + ", ".join(p.name for p in figures))
@@ -263,7 +474,7 @@ def cmd_compare(args, extra) -> int:
         raise SystemExit(f"unrecognized arguments: {' '.join(extra)}")
     problems = args.problems.split(",") if args.problems else sorted(PROBLEMS)
     activations = args.activations.split(",") if args.activations else list(ACTIVATION_NAMES)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     constraints = args.constraints.split(",")
     try:
         rows = compare(problems, activations, seeds, steps=args.steps, seconds=args.seconds, width=args.width,
@@ -290,99 +501,129 @@ def cmd_problems(args, extra) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pinn-sine", description=__doc__.splitlines()[0])
+def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
+    """The ``pinn-sine`` parser; ``solve_defaults`` (a stored run config's options) replace
+    the defaults of ``solve``, so that the command line overrides them."""
+    kw = {"allow_abbrev": False, "formatter_class": _HelpFormatter}
+    parser = _Parser(prog="pinn-sine", description=__doc__.splitlines()[0], **kw)
     sub = parser.add_subparsers(dest="command", required=True)
+    pos, nonneg = _integer(1), _integer(0)
 
-    solve = sub.add_parser("solve", help="train a network on a problem and compare it with the FD reference")
-    solve.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")
+    solve = sub.add_parser("solve", help="train a network on a problem and compare it with the FD reference", **kw)
+    solve.add_argument("problem", nargs="?", default=None,
+                       help=f"one of {sorted(PROBLEMS)} (optional with --config or --resume of a run folder)")
     solve.add_argument("--activation", default="siren", help=f"one of {sorted(ACTIVATIONS)}")
-    solve.add_argument("--width", type=int, default=128)
-    solve.add_argument("--depth", type=int, default=3)
-    solve.add_argument("--act-omega", type=float, default=None,
+    solve.add_argument("--width", type=pos, default=128, help="hidden units per layer")
+    solve.add_argument("--depth", type=pos, default=3, help="hidden layers")
+    solve.add_argument("--act-omega", type=_positive_float, default=None,
                        help="omega of Sine/Finer (hidden layers); --omega is a problem parameter")
-    solve.add_argument("--first-omega", type=float, default=None,
+    solve.add_argument("--first-omega", type=_positive_float, default=None,
                        help="omega of the first layer (default: the problem's suggestion)")
-    solve.add_argument("--hidden-omega", type=float, default=None)
-    solve.add_argument("--K", type=int, default=None, help="MetaSin components")
-    solve.add_argument("--fourier", type=int, default=0, help="number of Fourier features (0: none)")
-    solve.add_argument("--fourier-scale", type=float, default=1.0)
-    solve.add_argument("--steps", type=int, default=2000)
-    solve.add_argument("--lbfgs-steps", type=int, default=0)
-    solve.add_argument("--lbfgs-batch", type=int, default=None,
+    solve.add_argument("--hidden-omega", type=_positive_float, default=None, help="omega of the hidden layers")
+    solve.add_argument("--K", type=pos, default=None, help="MetaSin components")
+    solve.add_argument("--fourier", type=nonneg, default=0, help="number of Fourier features (0: none)")
+    solve.add_argument("--fourier-scale", type=_positive_float, default=1.0, help="Fourier feature scale")
+    solve.add_argument("--steps", type=nonneg, default=2000, help="Adam steps")
+    solve.add_argument("--lbfgs-steps", type=nonneg, default=0, help="L-BFGS steps after Adam")
+    solve.add_argument("--lbfgs-batch", type=pos, default=None,
                        help="points of the one fixed L-BFGS batch (default: --batch; a larger batch "
                             "keeps L-BFGS from overfitting it)")
-    solve.add_argument("--gn-steps", type=int, default=0,
+    solve.add_argument("--gn-steps", type=nonneg, default=0,
                        help="Gauss-Newton (Levenberg-Marquardt) steps after Adam and L-BFGS; use --dtype float64")
-    solve.add_argument("--gn-batch", type=int, default=None,
+    solve.add_argument("--gn-batch", type=pos, default=None,
                        help="interior points of the fixed Gauss-Newton batch (default: --batch)")
-    solve.add_argument("--gn-damping", type=float, default=1e-3, help="initial relative Gauss-Newton damping")
-    solve.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the problem's)")
-    solve.add_argument("--batch", type=int, default=None)
-    solve.add_argument("--seed", type=int, default=0)
-    solve.add_argument("--engine", default="jet", choices=["jet", "autograd"])
+    solve.add_argument("--gn-damping", type=_positive_float, default=1e-3,
+                       help="initial relative Gauss-Newton damping")
+    solve.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: the problem's)")
+    solve.add_argument("--batch", type=pos, default=None, help="interior points per draw (default: the problem's)")
+    solve.add_argument("--seed", type=_integer(None), default=0, help="seed of the init and the sampling")
+    solve.add_argument("--engine", default="jet", choices=["jet", "autograd"], help="derivative engine")
     solve.add_argument("--constraint", default="soft", choices=["soft", "hard"],
                        help="boundary/initial data as loss terms (soft) or built into the network (hard)")
     solve.add_argument("--weighting", default="fixed", choices=["fixed", "gradnorm"],
                        help="loss-term weights: fixed (--weight) or gradient-norm balancing")
     solve.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
                        help="fixed weight of a loss term (repeatable; the initial weight with gradnorm)")
-    solve.add_argument("--gradnorm-every", type=int, default=1000, help="steps between gradnorm updates")
-    solve.add_argument("--gradnorm-alpha", type=float, default=0.9, help="gradnorm moving-average factor")
-    solve.add_argument("--causal-eps", type=float, default=None,
+    solve.add_argument("--gradnorm-every", type=pos, default=1000, help="steps between gradnorm updates")
+    solve.add_argument("--gradnorm-alpha", type=_fraction, default=0.9, help="gradnorm moving-average factor")
+    solve.add_argument("--causal-eps", type=_positive_float, default=None,
                        help="causal weighting in time with this eps (time-dependent problems; off by default)")
-    solve.add_argument("--causal-chunks", type=int, default=32, help="time chunks of causal weighting")
+    solve.add_argument("--causal-chunks", type=pos, default=32, help="time chunks of causal weighting")
     solve.add_argument("--resample-every", default="1", help='steps between fresh points, or "fixed"')
     solve.add_argument("--rad", action="store_true", help="residual-based adaptive sampling of the interior")
-    solve.add_argument("--rad-pool", type=int, default=None, help="RAD candidates per process (default 10 x batch)")
-    solve.add_argument("--rad-k", type=float, default=1.0)
-    solve.add_argument("--rad-c", type=float, default=1.0)
-    solve.add_argument("--rad-every", type=int, default=1000, help="steps between RAD pool refreshes")
-    solve.add_argument("--compile", action="store_true")
-    solve.add_argument("--resolution", type=int, default=None, help="reference grid resolution")
-    solve.add_argument("--eval-every", type=int, default=250)
-    solve.add_argument("--checkpoint-every", type=int, default=500)
-    solve.add_argument("--resume", default=None, help="checkpoint to resume from")
-    solve.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    solve.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    solve.add_argument("--out", default="runs/latest")
+    solve.add_argument("--rad-pool", type=pos, default=None, help="RAD candidates per process (default 10 x batch)")
+    solve.add_argument("--rad-k", type=_finite_float, default=1.0, help="RAD exponent k")
+    solve.add_argument("--rad-c", type=_finite_float, default=1.0, help="RAD offset c")
+    solve.add_argument("--rad-every", type=pos, default=1000, help="steps between RAD pool refreshes")
+    solve.add_argument("--compile", action="store_true", help="torch.compile the loss terms")
+    solve.add_argument("--resolution", type=_integer(2), default=None,
+                       help="reference grid resolution (default: the problem's)")
+    solve.add_argument("--eval-every", type=pos, default=250, help="steps between evaluations")
+    solve.add_argument("--checkpoint-every", type=pos, default=500, help="steps between checkpoints")
+    solve.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
+                       help="wall-clock budget of the run in seconds")
+    solve.add_argument("--config", default=None, metavar="FILE",
+                       help="rerun the run of this config.json; other options override its values")
+    solve.add_argument("--resume", default=None, metavar="DIR_OR_CHECKPOINT",
+                       help="continue a run: its folder (rebuilt from its config.json) or a checkpoint file")
+    solve.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    solve.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
+                       help="cpu or cuda")
+    solve.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="network dtype")
+    solve.add_argument("--out", default="runs/latest", help="run folder")
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
     solve.set_defaults(func=cmd_solve)
+    if solve_defaults:
+        known = {a.dest for a in solve._actions}
+        solve.set_defaults(**{k: v for k, v in solve_defaults.items() if k in known})
 
-    ref = sub.add_parser("reference", help="compute (or load from cache) a problem's FD reference")
-    ref.add_argument("problem")
-    ref.add_argument("--resolution", type=int, default=None)
+    ref = sub.add_parser("reference", help="compute (or load from cache) a problem's FD reference", **kw)
+    ref.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")
+    ref.add_argument("--resolution", type=_integer(2), default=None, help="grid resolution (default: the problem's)")
     ref.add_argument("--out", default=None, help="also write the HDF5 file here")
-    ref.add_argument("--no-cache", action="store_true")
+    ref.add_argument("--no-cache", action="store_true", help="compute afresh, do not read or write the cache")
     ref.set_defaults(func=cmd_reference)
 
-    comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references")
+    comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references", **kw)
     comp.add_argument("--problems", default=None, help="comma-separated (default: all)")
     comp.add_argument("--activations", default=None,
                       help="comma-separated from siren,finer,metasin,tanh,relu,fourier-tanh (default: all)")
-    comp.add_argument("--seeds", default="0")
+    comp.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated integers")
     budget = comp.add_mutually_exclusive_group(required=True)
-    budget.add_argument("--steps", type=int, default=None, help="Adam steps per cell")
-    budget.add_argument("--seconds", type=float, default=None, help="wall-clock seconds per cell")
-    comp.add_argument("--width", type=int, default=64)
-    comp.add_argument("--depth", type=int, default=3)
-    comp.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    budget.add_argument("--steps", type=pos, default=None, help="Adam steps per cell")
+    budget.add_argument("--seconds", type=_positive_float, default=None, help="wall-clock seconds per cell")
+    comp.add_argument("--width", type=pos, default=64, help="hidden units per layer")
+    comp.add_argument("--depth", type=pos, default=3, help="hidden layers")
+    comp.add_argument("--jobs", type=pos, default=1, help="cells run in parallel processes")
     comp.add_argument("--constraints", default="soft",
                       help="comma-separated from soft,hard: each cell runs under each (default: soft)")
-    comp.add_argument("--out", default="runs/compare")
-    comp.add_argument("--quiet", action="store_true")
+    comp.add_argument("--out", default="runs/compare", help="output folder")
+    comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.set_defaults(func=cmd_compare)
 
-    probs = sub.add_parser("problems", help="list the problems and their parameters")
+    probs = sub.add_parser("problems", help="list the problems and their parameters", **kw)
     probs.set_defaults(func=cmd_problems)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "problems":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "solve":
+        stored = stored_config(args)
+        if stored is not None:  # the stored run's options become the defaults
+            parser = make_parser(solve_defaults=stored["options"])
+            args, extra = parser.parse_known_args(argv)
+        args.stored = stored
+        if args.problem is None:
+            parser.error("solve needs a PROBLEM, one of " + str(sorted(PROBLEMS))
+                         + " (or --config FILE / --resume RUN_FOLDER of a run with config.json)")
+        if args.problem.startswith("-"):
+            parser.error(f"unrecognized argument {args.problem}")
+    args.argv = argv
     return args.func(args, extra)
 
 

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from .derivatives.autograd import grad_or_zero
 from .derivatives.jet import DerivativeSpec, Jet
 
 Derivatives = tuple[Tensor, dict[int, Tensor], dict[tuple[int, int], Tensor]]
@@ -253,11 +254,11 @@ class CallableField(Field):
             v = self.fn(x).reshape(-1, 1)
             if not dirs and not pairs:
                 return v.detach(), {}, {}
-            (g,) = torch.autograd.grad(v.sum(), x, create_graph=bool(pairs))
+            g = grad_or_zero(v, x, create_graph=bool(pairs))  # a constant or linear u has no graph
             rows = {}
             for a, b in pairs:
                 if a not in rows:
-                    (rows[a],) = torch.autograd.grad(g[:, a].sum(), x, retain_graph=True)
+                    rows[a] = grad_or_zero(g[:, a], x)
             d1 = {a: g[:, a:a + 1].detach() for a in dirs}
             d2 = {(a, b): rows[a][:, b:b + 1].detach() for a, b in pairs}
         return v.detach(), d1, d2

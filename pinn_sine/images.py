@@ -11,6 +11,17 @@ BUNDLED = ("camera", "astronaut", "coffee", "chelsea", "moon", "coins", "text", 
            "rocket", "page", "horse", "checkerboard", "clock", "immunohistochemistry")
 
 
+def check_size(size) -> tuple[int, int]:
+    """``size``: an integer >= 1 (square) or an (H, W) pair of them; ValueError otherwise."""
+    def ok(v):
+        return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 1
+    if ok(size):
+        return (int(size), int(size))
+    if isinstance(size, (tuple, list)) and len(size) == 2 and all(ok(v) for v in size):
+        return (int(size[0]), int(size[1]))
+    raise ValueError(f"size must be an integer >= 1 or an (H, W) pair of them, got size={size!r}; e.g. size=128.")
+
+
 def load_image(image, *, size: int | tuple[int, int] | None = None, grey: bool | None = None) -> np.ndarray:
     """Load an image as float64 in [0, 1], shape (H, W) or (H, W, 3).
 
@@ -56,7 +67,7 @@ def load_image(image, *, size: int | tuple[int, int] | None = None, grey: bool |
     if grey is False and arr.ndim == 2:
         raise ValueError("a colour image was required, got a grey one.")
     if size is not None:
-        shape = (size, size) if isinstance(size, int) else tuple(size)
+        shape = check_size(size)
         if min(shape) < 4:
             raise ValueError(f"size must be at least 4 pixels, got {size}.")
         arr = transform.resize(arr, shape + arr.shape[2:], anti_aliasing=True)

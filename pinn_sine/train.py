@@ -2,6 +2,7 @@
 weighted loss, the finite-loss guard, logging, evaluation, progress, checkpoints)."""
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import time
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 
 from . import distributed
 from .adaptive import RADSampler
-from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_compatible, load_checkpoint, save_checkpoint
 from .constraints import ConstrainedNet
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
@@ -44,12 +45,14 @@ class TrainResult:
             name gets a suffix: "adam_2"), and "step_median" (of the Adam steps).
         final: the last evaluation against the reference (empty without one), with
             ``rel_l2_exact`` where the problem has an exact solution.
+        final_losses: the last logged "loss" (weighted total) and unweighted terms.
     """
 
     net: nn.Module
     history: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
+    final_losses: dict = field(default_factory=dict)
 
     def history_table(self) -> tuple[list[str], list[list]]:
         """Columns and rows of the history (for CSV)."""
@@ -89,6 +92,10 @@ def _check_pointwise(problem: Problem, net: nn.Module) -> None:
     check_pointwise(problem, net, {k: v.to(device=param.device, dtype=param.dtype) for k, v in batch.items()})
 
 
+#: steps the logged loss must stay above ``divergence`` x its best before a run is stopped
+DIVERGENCE_STEPS = 20
+
+
 class Run:
     """What the stages of one :func:`train` call share: the problem and network, the
     sampling state, the weighted loss, the finite-loss guard. Stages receive it in
@@ -101,8 +108,10 @@ class Run:
 
     def __init__(self, problem: Problem, net: nn.Module, *, batch: int, seed: int, engine: str,
                  weighting: TermWeighting, causal: CausalWeights | None, adaptive: RADSampler | None,
-                 compile: bool):
+                 compile: bool, divergence: float | None = None):
         self.problem, self.net, self.batch, self.seed, self.engine = problem, net, batch, seed, engine
+        self.divergence = divergence
+        self.reset_growth()
         self.weighting, self.causal, self.adaptive = weighting, causal, adaptive
         param = next(net.parameters())
         self.device, self.dtype = param.device, param.dtype
@@ -212,6 +221,29 @@ class Run:
     def global_total(self, total: Tensor) -> Tensor:
         return distributed.all_reduce_mean(total.detach()) if self.ctx.active else total.detach()
 
+    def reset_growth(self) -> None:
+        """Forget the best loss (a new stage: another batch or objective)."""
+        self.best, self.above_since = float("inf"), None
+
+    def check_growth(self, step: int, phase: str, loss: float) -> None:
+        """Raise FloatingPointError when the logged loss (the all-rank mean at the point a
+        stage keeps: Gauss-Newton's rejected trials never get here) has stayed above
+        ``divergence`` times the stage's best for ``DIVERGENCE_STEPS`` steps."""
+        if self.divergence is None:
+            return
+        if loss < self.best:
+            self.best, self.above_since = loss, None
+        elif loss > self.divergence * self.best:
+            if self.above_since is None:
+                self.above_since = step
+            if step - self.above_since >= DIVERGENCE_STEPS:
+                raise FloatingPointError(
+                    f"diverging at step {step} ({phase}): the loss {loss:.3e} has been above {self.divergence:g} x "
+                    f"its best {self.best:.3e} since step {self.above_since}; the last checkpoint is left intact. "
+                    "Lower the learning rate (--lr) or the omega of the first layer (--first-omega).")
+        else:
+            self.above_since = None
+
     def check_finite(self, step: int, phase: str, total: Tensor, terms: dict[str, Tensor]) -> None:
         """Raise FloatingPointError when the (all-rank mean) loss is not finite; every
         rank raises together."""
@@ -224,6 +256,27 @@ class Run:
                 what = f"total = {float(total)}" + (" (on another process)" if self.ctx.active else "")
             raise FloatingPointError(f"non-finite loss at step {step} ({phase}): {what}; the last checkpoint is left "
                                      "intact. Lower the learning rate or the omega of the first layer.")
+
+
+def check_reference(problem: Problem, reference) -> None:
+    """``reference`` is a ReferenceField of ``problem``: its name, and its parameters where
+    it records the resolution they were computed at."""
+    if not isinstance(reference, ReferenceField):
+        raise TypeError(f"reference must be a ReferenceField (problem.reference(...)), got {type(reference).__name__}.")
+    if reference.problem != problem.name:
+        raise ValueError(f"reference is of the problem {reference.problem!r}, the run trains {problem.name!r}; "
+                         f"pass {type(problem).__name__}(...).reference().")
+    resolution = reference.params.get("resolution")
+    if resolution is not None:
+        import json
+
+        expected = json.loads(json.dumps(problem.reference_params(resolution), default=str))
+        stored = json.loads(json.dumps(reference.params, default=str))
+        diff = sorted(k for k in set(expected) | set(stored) if expected.get(k) != stored.get(k))
+        if diff:
+            raise ValueError(f"reference of {problem.name} was computed with other parameters: "
+                             + "; ".join(f"{k}: reference {stored.get(k)!r}, problem {expected.get(k)!r}" for k in diff)
+                             + ". Pass problem.reference() of this problem.")
 
 
 def _legacy_stages(steps, lr, schedule, final_lr_factor, lbfgs_steps, lbfgs_batch, resample_every) -> list[Stage]:
@@ -259,7 +312,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
           engine: str = "jet", reference: ReferenceField | None = None, eval_every: int = 500,
           log_every: int = 10, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
           resume: str | os.PathLike | None = None, progress: bool = True, compile: bool = False,
-          time_limit: float | None = None) -> TrainResult:
+          time_limit: float | None = None, divergence: float | None = 1e4) -> TrainResult:
     """Train ``net`` on ``problem``'s weighted residual losses, stage after stage.
 
     Loss = sum_k w_k L_k over the problem's named terms. ``stages`` is a list of
@@ -297,7 +350,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     end. ``resume`` continues from one to the same result as an uninterrupted run, in
     any stage; a finished last stage given more steps continues. A non-finite loss
     raises FloatingPointError naming the step and the term, and leaves the last good
-    checkpoint untouched.
+    checkpoint untouched; so does a diverging loss, one that stays above ``divergence``
+    times the stage's best for :data:`DIVERGENCE_STEPS` steps (None: no such check).
 
     Args:
         engine: derivative engine, "jet" (forward propagation, default) or "autograd".
@@ -357,9 +411,24 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         adaptive.check(problem)
     if causal is not None or adaptive is not None:
         _check_pointwise(problem, net)
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1):
+        raise ValueError(f"batch must be an integer >= 1 (interior points per draw) or None for the problem's "
+                         f"default_batch ({problem.default_batch}), got batch={batch!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got seed={seed!r}.")
+    dtypes = {p.dtype for p in net.parameters()}
+    if not dtypes <= {torch.float32, torch.float64}:
+        raise ValueError(f"the network's parameters are {sorted(map(str, dtypes))}; train() runs float32 or float64 "
+                         "networks (the derivative jets lose too much in half precision). Use net.float() or "
+                         "net.double().")
+    if reference is not None:
+        check_reference(problem, reference)
     batch = problem.default_batch if batch is None else int(batch)
+    if divergence is not None and not (isinstance(divergence, numbers.Real) and not isinstance(divergence, bool)
+                                       and math.isfinite(divergence) and divergence > 1):
+        raise ValueError(f"divergence must be a finite factor > 1 or None, got divergence={divergence!r}.")
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
-              adaptive=adaptive, compile=compile)
+              adaptive=adaptive, compile=compile, divergence=divergence)
     ctx = run.ctx
     run.local(None, "batch")
     for s in stages:
@@ -378,12 +447,20 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     first, first_done, t_offset, saved_stage = 0, 0, 0.0, None
     if resume is not None:
         ck = load_checkpoint(resume)
+        check_compatible(resume, ck["meta"], problem=problem.name, problem_params=problem.params(),
+                         net_config=getattr(net, "config", {}))
         stored = [d["stage"] for d in ck["meta"]["stages"]]
         if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
             raise ValueError(f"{resume} was written by a run with the stages {stored}; this run has "
                              f"{[s.name for s in stages]}. Resume with the same stages (later ones may be added).")
-        net.load_state_dict(ck["net"])
+        try:
+            net.load_state_dict(ck["net"])
+        except RuntimeError as err:
+            reason = str(err).splitlines()[0]
+            raise CheckpointError(resume, f"its weights do not fit this network ({reason}).") from None
         ranks = ck.get("ranks")
+        if not isinstance(ranks, list) or not ranks:
+            raise CheckpointError(resume, "lacks the per-process sampling state ('ranks').")
         if len(ranks) != ctx.world_size:
             raise ValueError(f"{resume} was written by a run of {len(ranks)} processes; resume it with "
                              f"{len(ranks)} (this run has {ctx.world_size}).")
@@ -395,6 +472,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         first, first_done = int(ck["stage"]), int(ck["stage_step"])
         saved_stage = ck["stages"][first] if first < len(ck["stages"]) else None
         result.history = ck["meta"]["history"]
+        result.final_losses = ck["meta"].get("final_losses", {})
         t_offset = float(ck["meta"]["elapsed"])
         weighting.load_state_dict(ck["meta"].get("weighting", {}))
 
@@ -413,7 +491,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         ranks = distributed.all_gather_objects(mine) if ctx.active else [mine]
         if not ctx.is_main:
             return
-        meta = {"phase": phase, "history": result.history, "elapsed": elapsed(), "problem": problem.name,
+        meta = {"phase": phase, "history": result.history, "final_losses": result.final_losses,
+                "elapsed": elapsed(), "problem": problem.name,
                 "problem_params": problem.params(), "net": getattr(net, "config", {}),
                 "weighting": weighting.state_dict(), "stages": [s.describe() for s in stages[:index + 1]],
                 "train": {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
@@ -433,6 +512,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         values = values.tolist()
         row = {"step": run.offset + done, "phase": stage.name, "loss": values[0],
                **dict(zip(names, values[1:1 + len(names)]))}
+        result.final_losses = {k: row[k] for k in ["loss", *names]}
         if causal is not None:
             row[f"{causal.term}_causal"] = values[-1]
         row.update(weighting.log())
@@ -458,6 +538,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             run.offset += stage.steps
             continue
         stage.start(run, index)
+        run.reset_growth()
         done = 0
         if index == first and saved_stage is not None:
             stage.load_state_dict(saved_stage)
@@ -465,6 +546,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         states = states[:index] + [stage.state_dict()]
         ts = time.perf_counter()
         bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
+        first_step = True
         try:
             while done < stage.steps:
                 t_step = time.perf_counter()
@@ -479,6 +561,10 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                     row = log(stage, done, res, end or _crossed(global_done, res.steps, eval_every))
                     last_err = row.get("rel_l2", last_err)
                     bar.set_postfix(_postfix(row, last_err), refresh=False)
+                    run.check_growth(global_done, stage.name, row["loss"])
+                elif first_step:  # the growth guard's first best, before a fast divergence
+                    run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
+                first_step = False
                 bar.update(res.steps)
                 if not end and _crossed(global_done, res.steps, checkpoint_every):
                     states[index] = stage.state_dict()

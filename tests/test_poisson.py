@@ -216,3 +216,32 @@ def test_exact_missing_for_image():
     with pytest.raises(NotImplementedError, match="reference"):
         Poisson2D.from_image("camera", size=16).exact(torch.zeros(1, 2))
     assert not math.isnan(Poisson2D()._f_scale())
+
+
+def _linear(x, y):
+    return x + 2 * y
+
+
+def _constant(x, y):
+    return 0 * x + 1.5
+
+
+@pytest.mark.parametrize("u", [_linear, _constant], ids=["linear", "constant"])
+def test_linear_and_constant_solutions(u):
+    """A constant gradient (or none) has no autograd graph: the source is 0, the exact
+    solution's loss terms vanish, and the hard constraint's boundary field (a user's u,
+    differentiated by autograd) has the exact first and zero second derivatives."""
+    problem = Poisson2D(u=u)
+    batch = problem.sample(64, torch.Generator().manual_seed(0))
+    assert torch.equal(batch["f"], torch.zeros_like(batch["f"]))
+    exact = FunctionNet(lambda x: u(x[:, 0], x[:, 1]).reshape(-1, 1))
+    losses = problem.compute_losses(exact, {k: v.double() for k, v in batch.items()}, "autograd")
+    assert all(float(v) < 1e-20 for v in losses.values()), losses
+    g = Poisson2D(u=u, constraint="hard").hard_constraint().g
+    x = batch["interior"].double()
+    value, d1, d2 = g.evaluate(x, (0, 1), ((0, 0), (1, 1), (0, 1)))
+    torch.testing.assert_close(value, u(x[:, 0], x[:, 1]).reshape(-1, 1))
+    slope = (1.0, 2.0) if u is _linear else (0.0, 0.0)
+    for a in (0, 1):
+        torch.testing.assert_close(d1[a], torch.full_like(d1[a], slope[a]))
+    assert all(float(v.abs().max()) < 1e-12 for v in d2.values())

@@ -16,19 +16,19 @@ def autograd_jet(net: nn.Module, x: Tensor, names: tuple[str, ...], spec: Deriva
     """
     if spec.empty:
         return Jet(net(x), {}, {})
+    spec.check_names(names)
     x = x.detach().requires_grad_(True)
     u = net(x)
     index = {n: i for i, n in enumerate(names)}
     grads = []  # per output: (n, d)
     for o in range(u.shape[1]):
-        (g,) = torch.autograd.grad(u[:, o].sum(), x, create_graph=True)
-        grads.append(g)
+        grads.append(grad_or_zero(u[:, o], x, create_graph=True))  # zero for a constant output
     first = {n: torch.stack([g[:, index[n]] for g in grads], dim=1) for n in spec.directions()}
     hess_rows = {}  # (output, a) -> d(du/da)/dx, (n, d)
 
     def d2(o, a, b):
         if (o, a) not in hess_rows:
-            (hess_rows[(o, a)],) = torch.autograd.grad(grads[o][:, index[a]].sum(), x, create_graph=True)
+            hess_rows[(o, a)] = grad_or_zero(grads[o][:, index[a]], x, create_graph=True)  # zero: linear
         return hess_rows[(o, a)][:, index[b]]
 
     outs = range(u.shape[1])
@@ -36,3 +36,13 @@ def autograd_jet(net: nn.Module, x: Tensor, names: tuple[str, ...], spec: Deriva
     laplacians = {group: torch.stack([sum(d2(o, a, a) for a in group) for o in outs], dim=1)
                   for group in spec.laplacian_groups()}
     return Jet(u, first, second, laplacians)
+
+
+def grad_or_zero(y: Tensor, x: Tensor, *, create_graph: bool = False) -> Tensor:
+    """d(sum y)/dx (the shape of x) by autograd, zero where y does not depend on x: a
+    constant u, or the constant gradient of a linear one, has no graph to differentiate
+    (plain ``autograd.grad`` raises). For problem data such as a user's exact solution."""
+    if not (isinstance(y, Tensor) and y.requires_grad):
+        return torch.zeros_like(x)
+    (g,) = torch.autograd.grad(y.sum(), x, create_graph=create_graph, retain_graph=True, allow_unused=True)
+    return torch.zeros_like(x) if g is None else g

@@ -68,6 +68,7 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
     """
     if spec.empty and trace is None:
         return Jet(net(x), {}, {})
+    spec.check_names(names)
     if isinstance(net, ConstrainedNet):
         if tuple(names) != net.transform.names:
             raise ValueError(f"the points' inputs {names} are not the constraint's {net.transform.names}.")

@@ -31,6 +31,17 @@ class DerivativeSpec:
                 raise ValueError(f"each Laplacian group must be a non-empty tuple of distinct input names, "
                                  f"got {group!r}; e.g. DerivativeSpec(laplacians=(('x', 'y'),)).")
 
+    def check_names(self, names) -> None:
+        """Raise ValueError when the spec names a derivative along a name not in ``names``
+        (the inputs of the points it is evaluated at)."""
+        used = set(self.directions())
+        for a, b in self.second:
+            used |= {a, b}
+        unknown = sorted(used - set(names))
+        if unknown:
+            raise ValueError(f"DerivativeSpec asks for derivatives along {unknown}, which are not inputs; the inputs "
+                             f"are {tuple(names)}. Name derivatives by input name, e.g. first=({tuple(names)[0]!r},).")
+
     @staticmethod
     def laplacian(names: tuple[str, ...], *, first: tuple[str, ...] = ()) -> "DerivativeSpec":
         """The Laplacian over ``names`` as one stream (plus any ``first``). Ask for

@@ -1,6 +1,6 @@
 """Networks built from periodic activations: SIREN, FINER, MetaSin (and tanh/ReLU baselines)."""
 from .base import Activation
-from .build import ACTIVATIONS, NET_NAMES, build_net
+from .build import ACTIVATIONS, NET_NAMES, build_net, net_from_config
 from .classic import ReLU, Tanh
 from .finer import Finer
 from .fourier import FourierFeatures
@@ -9,4 +9,4 @@ from .mlp import MLP
 from .sine import Sine
 
 __all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "ACTIVATIONS",
-           "NET_NAMES", "build_net"]
+           "NET_NAMES", "build_net", "net_from_config"]

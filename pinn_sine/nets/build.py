@@ -51,3 +51,25 @@ def build_net(problem, activation: str = "siren", *, width: int = 128, depth: in
         first_omega = getattr(problem, "default_first_omega", None)
     return MLP(problem.in_dim, problem.out_dim, width, depth, activation=act, first_omega=first_omega,
                hidden_omega=hidden_omega, fourier=fourier, seed=seed)
+
+
+def net_from_config(config: dict) -> MLP:
+    """A fresh :class:`MLP` of the architecture ``config`` describes (an ``MLP.config``,
+    as a checkpoint's meta holds it); its weights are a new init (load a state dict).
+
+    Raises:
+        ValueError: an activation name this package does not know, or a config
+            without the keys an MLP needs.
+    """
+    missing = [k for k in ("in_dim", "out_dim", "width", "depth", "activation") if k not in config]
+    if missing:
+        raise ValueError(f"the network config lacks {missing}; it holds {sorted(config)}.")
+    name = config["activation"]
+    if name not in ACTIVATIONS:
+        raise ValueError(f'Invalid activation "{name}" in the network config. Must be one of {sorted(ACTIVATIONS)}.')
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in (config.get("activation_args") or {}).items()}
+    act = ACTIVATIONS[name](**args)
+    fourier = config.get("fourier")
+    return MLP(config["in_dim"], config["out_dim"], config["width"], config["depth"], activation=act,
+               first_omega=config.get("first_omega"), hidden_omega=config.get("hidden_omega"),
+               fourier=None if fourier is None else FourierFeatures(**fourier), seed=config.get("seed", 0))

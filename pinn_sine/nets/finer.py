@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -40,8 +42,10 @@ class Finer(Activation):
     def __init__(self, omega: float = 30.0, first_bias_k: float = 1.0):
         super().__init__()
         self.omega = positive("omega", omega, "use e.g. Finer(omega=30.0).")
-        if not first_bias_k >= 0:
-            raise ValueError(f"first_bias_k must be >= 0, got first_bias_k={first_bias_k!r}; use e.g. 1.0.")
+        if isinstance(first_bias_k, bool) or not (isinstance(first_bias_k, numbers.Real)
+                                                  and math.isfinite(first_bias_k) and first_bias_k >= 0):
+            raise ValueError(f"first_bias_k must be a finite number >= 0, got first_bias_k={first_bias_k!r}; "
+                             "use e.g. 1.0.")
         self.first_bias_k = float(first_bias_k)
 
     def derivatives(self, z: Tensor, order: int = 3) -> tuple[Tensor, ...]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -21,10 +22,10 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, n_features: int = 64, scale: float = 1.0):
         super().__init__()
-        if not (isinstance(n_features, int) and n_features >= 1):
+        if isinstance(n_features, bool) or not (isinstance(n_features, int) and n_features >= 1):
             raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}.")
-        if not scale > 0:
-            raise ValueError(f"scale must be > 0, got scale={scale!r}; use e.g. 1.0.")
+        if isinstance(scale, bool) or not (isinstance(scale, numbers.Real) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a finite number > 0, got scale={scale!r}; use e.g. 1.0.")
         self.n_features = n_features
         self.scale = float(scale)
         self.in_dim = 0

@@ -1,12 +1,27 @@
 """The multilayer perceptron every problem is solved with."""
 from __future__ import annotations
 
+import inspect
+import numbers
+
 import torch
 from torch import Tensor, nn
 
 from .base import Activation
 from .fourier import FourierFeatures
 from .sine import Sine
+
+
+def activation_args(activation: Activation) -> dict:
+    """The constructor arguments of ``activation`` read back from its attributes of the
+    same names (JSON values), so that a network config rebuilds it."""
+    out = {}
+    for name, p in inspect.signature(type(activation).__init__).parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or not hasattr(activation, name):
+            continue
+        value = getattr(activation, name)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 class MLP(nn.Module):
@@ -38,12 +53,14 @@ class MLP(nn.Module):
                  seed: int = 0):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("width", width), ("depth", depth)):
-            if not (isinstance(value, int) and value >= 1):
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
         activation = Sine() if activation is None else activation
         if not isinstance(activation, Activation):
             raise TypeError(f"activation must be an Activation instance such as Sine(30.0), got {activation!r}.")
-        generator = torch.Generator().manual_seed(seed)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"seed must be an integer, got seed={seed!r}.")
+        generator = torch.Generator().manual_seed(int(seed))
         self.in_dim, self.out_dim, self.width, self.depth = in_dim, out_dim, width, depth
         self.encoding = fourier.build(in_dim, generator) if fourier is not None else None
         n_in = self.encoding.out_dim if self.encoding is not None else in_dim
@@ -67,6 +84,7 @@ class MLP(nn.Module):
         self.config = {
             "in_dim": in_dim, "out_dim": out_dim, "width": width, "depth": depth,
             "activation": activation.name, "activation_repr": repr(activation),
+            "activation_args": activation_args(activation),
             "first_omega": first_omega, "hidden_omega": hidden_omega,
             "fourier": None if fourier is None else {"n_features": fourier.n_features, "scale": fourier.scale},
             "seed": seed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 import hashlib
 from typing import ClassVar
 
@@ -214,6 +215,9 @@ class Problem:
         hash of the parameters (the same parameters reuse the file)."""
         from ..validation.store import cached_reference
 
+        if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral)):
+            raise ValueError(f"resolution must be an integer >= 3 (grid points per axis) or None for the problem's "
+                             f"default, got resolution={resolution!r}.")
         resolution = self.default_reference_resolution if resolution is None else int(resolution)
         if resolution < 3:
             raise ValueError(f"resolution must be >= 3, got {resolution}.")
@@ -279,11 +283,13 @@ def exact_laplacian(u_fn, x: Tensor) -> Tensor:
     compute it in ``sample()``, outside the (possibly compiled) loss, since double
     backward cannot be compiled.
     """
+    from ..derivatives.autograd import grad_or_zero
+
     with torch.enable_grad():
         x = x.detach().clone().requires_grad_(True)
-        u = u_fn(x[:, 0], x[:, 1]).sum()
-        (g,) = torch.autograd.grad(u, x, create_graph=True)
-        lap = sum(torch.autograd.grad(g[:, i].sum(), x, retain_graph=True)[0][:, i] for i in range(2))
+        u = u_fn(x[:, 0], x[:, 1])
+        g = grad_or_zero(u, x, create_graph=True)  # zero for a constant u
+        lap = sum(grad_or_zero(g[:, i], x)[:, i] for i in range(2))  # zero for a linear one
     return lap.detach().reshape(-1, 1)
 
 

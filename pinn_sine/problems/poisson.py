@@ -78,6 +78,9 @@ class Poisson2D(Problem):
             raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
         if not boundary_fraction > 0:
             raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
+        if u is not None and not callable(u):
+            raise ValueError(f"u must be a callable u(x, y) of tensors (the manufactured solution) or None, got "
+                             f"u={u!r}; e.g. u=lambda x, y: torch.sin(x) * y.")
         self.u_fn = two_mode_solution if u is None else u
         self.sampler = sampler
         self.boundary_fraction = float(boundary_fraction)

@@ -196,6 +196,9 @@ class Wave1D(_WaveProblem):
 
     @staticmethod
     def _check_modes(modes) -> tuple[tuple[int, float], ...]:
+        if isinstance(modes, (str, bytes)) or not hasattr(modes, "__iter__"):
+            raise ValueError(f"modes must be a sequence of (k, amplitude) pairs, got modes={modes!r}; "
+                             "e.g. modes=((1, 1.0), (4, 0.5)).")
         out = []
         for m in modes:
             try:

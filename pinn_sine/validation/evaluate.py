@@ -63,6 +63,10 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     ``rel_l2_exact`` and ``max_abs_exact``: the prediction against the exact solution on
     the same grid points and mask.
     """
+    in_dim = getattr(net, "in_dim", None)
+    if prediction is None and in_dim is not None and in_dim != len(ref.coords):
+        raise ValueError(f"the network takes {in_dim} inputs, the reference of {ref.problem!r} is on a grid of "
+                         f"{len(ref.coords)} {tuple(ref.coords)}; evaluate a network of that problem.")
     pred = predict(net, ref) if prediction is None else prediction
     mask = ref.mask
     names = list(ref.fields)

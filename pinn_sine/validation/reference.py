@@ -67,6 +67,13 @@ class ReferenceField:
             if f.shape[: len(shape)] != shape or f.ndim > len(shape) + 1:
                 raise ValueError(f"field {name!r} has shape {f.shape}; the grid {tuple(self.coords)} "
                                  f"has shape {shape} (a trailing channel axis is allowed).")
+            bad = int(np.size(f) - np.count_nonzero(np.isfinite(f)))
+            if bad:
+                raise ValueError(f"field {name!r} has {bad} non-finite values (nan or inf) of {np.size(f)}; a "
+                                 "reference must be finite everywhere (recompute it, or mask what is unknown).")
+        for name, c in self.coords.items():
+            if not np.all(np.isfinite(c)):
+                raise ValueError(f"coordinate {name!r} has non-finite values.")
         if self.mask is not None and self.mask.shape != shape:
             raise ValueError(f"mask has shape {self.mask.shape}, expected the grid shape {shape}.")
         estimate = self.attrs.get("error_estimate")

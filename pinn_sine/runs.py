@@ -1,0 +1,192 @@
+"""Run folders: what ``pinn-sine solve`` writes and how to read a run back.
+
+A run folder holds ``config.json`` (everything needed to rerun it, :func:`run_config`),
+``checkpoint.pt``, and once finished ``metrics.json``, ``history.csv``,
+``prediction.h5`` and figures. :func:`load_run` returns its problem and trained
+network; :func:`load_net` the network of one checkpoint file.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import CheckpointError, check_compatible, load_checkpoint
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.json"
+#: files whose presence marks a folder as holding a run
+RUN_FILES = (CONFIG_NAME, CHECKPOINT_NAME, METRICS_NAME, "history.csv", "prediction.h5")
+CONFIG_VERSION = 1
+
+
+def versions() -> dict:
+    """The versions of the package, torch, numpy, scipy and Python."""
+    import numpy
+    import scipy
+
+    from . import __version__
+    return {"pinn_sine": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "python": platform.python_version()}
+
+
+def holds_run(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds any of a run's files."""
+    folder = Path(folder)
+    return folder.is_dir() and any((folder / name).exists() for name in RUN_FILES)
+
+
+def run_config(*, problem, problem_options: dict, net: nn.Module, stages, options: dict, reference,
+               argv: list[str] | None) -> dict:
+    """The ``config.json`` of a run: the problem (registry name, the constructor options
+    it was built from, its parameters), the network's config, every stage's settings,
+    the solve options (``options``, the command line's values by option name, from which
+    ``pinn-sine solve --config`` rebuilds the run), the reference (resolution, grid,
+    hash, solver), the versions, the command line and a UTC timestamp."""
+    return {
+        "config_version": CONFIG_VERSION,
+        "problem": {"name": problem.name, "options": problem_options, "constraint": problem.constraint,
+                    "params": problem.params()},
+        "net": getattr(net, "config", {}),
+        "stages": [s.describe() for s in stages],
+        "options": options,
+        "reference": None if reference is None else {
+            "resolution": options.get("resolution"), "grid": dict(zip(reference.coords, reference.grid_shape)),
+            "hash": reference.hash, "solver": reference.solver},
+        "versions": versions(),
+        "command": [Path(sys.argv[0]).name] + (sys.argv[1:] if argv is None else list(argv)),
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def read_config(path: str | os.PathLike) -> dict:
+    """A run's ``config.json`` (``path``: the file or its folder), checked for the keys
+    a rerun needs.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not JSON, or not a run config of this package.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"run config {path} does not exist.")
+    try:
+        config = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"run config {path} is not valid JSON ({err}).") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"run config {path} is not a JSON object.")
+    missing = [k for k in ("config_version", "problem", "options", "net") if k not in config]
+    if missing:
+        raise ValueError(f"run config {path} lacks the keys {missing}; it is not a pinn-sine solve config.")
+    if config["config_version"] != CONFIG_VERSION:
+        raise ValueError(f"run config {path} has config_version {config['config_version']!r}; this package "
+                         f"reads {CONFIG_VERSION}.")
+    return config
+
+
+def load_net(checkpoint: str | os.PathLike, problem=None) -> nn.Module:
+    """The trained network of a checkpoint file: an MLP rebuilt from the config in its
+    meta, in the stored dtype, with the stored weights.
+
+    A hard-constrained run's checkpoint holds the inner network; pass its ``problem``
+    (constraint="hard") to get the constrained network back (:func:`load_run` does).
+    With ``problem`` given, the checkpoint must have been written for it.
+
+    Raises:
+        CheckpointError: an unusable file (:func:`~pinn_sine.checkpoint.load_checkpoint`),
+            a network config that cannot be rebuilt, another problem, or a
+            constrained network without ``problem``.
+    """
+    return _net_of(checkpoint, load_checkpoint(checkpoint), problem)
+
+
+def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
+    from .nets.build import net_from_config
+
+    meta = ck["meta"]
+    config = meta["net"]
+    try:
+        net = net_from_config(config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(checkpoint, f"its network config cannot be rebuilt ({err}).") from None
+    floats = [v for v in ck["net"].values() if isinstance(v, torch.Tensor) and v.is_floating_point()]
+    if floats:
+        net = net.to(floats[0].dtype)
+    constrained = "constraint" in config
+    if problem is not None:
+        check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(),
+                         net_config=config)
+        net = problem.constrain(net)
+    elif constrained:
+        raise CheckpointError(checkpoint, f"holds a hard-constrained network of {meta['problem']}; pass "
+                                          "problem= (the same problem, constraint='hard') or use load_run(folder).")
+    try:
+        net.load_state_dict(ck["net"])
+    except RuntimeError as err:
+        raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
+                                          f"({str(err).splitlines()[0]}).") from None
+    return net
+
+
+@dataclass
+class LoadedRun:
+    """What :func:`load_run` returns: ``problem`` (rebuilt from the config), ``net`` (the
+    trained network, constrained where the run was), ``config`` (config.json),
+    ``metrics`` (metrics.json, None for an unfinished run), ``step`` (the checkpoint's
+    global step) and the ``checkpoint`` path."""
+
+    problem: object
+    net: nn.Module
+    config: dict
+    metrics: dict | None
+    step: int
+    checkpoint: Path
+
+
+def build_problem(config: dict):
+    """The problem a run config describes (registry name and constructor options)."""
+    from .problems import PROBLEMS
+
+    spec = config["problem"]
+    if spec["name"] not in PROBLEMS:
+        raise ValueError(f'run config names the problem "{spec["name"]}"; registered problems: {sorted(PROBLEMS)}.')
+    cls = PROBLEMS[spec["name"]]
+    kwargs = dict(spec.get("options") or {})
+    if spec.get("constraint", "soft") != "soft":
+        kwargs["constraint"] = spec["constraint"]
+    return cls(**kwargs)
+
+
+def load_run(folder: str | os.PathLike) -> LoadedRun:
+    """A run folder of ``pinn-sine solve`` read back: the problem from ``config.json``,
+    the trained network from ``checkpoint.pt`` (checked against that problem), the
+    metrics where the run finished.
+
+    Raises:
+        FileNotFoundError: the folder, its config or its checkpoint is missing.
+        ValueError: the config is unusable; CheckpointError (a ValueError) for the
+            checkpoint.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run folder {folder} does not exist.")
+    config = read_config(folder / CONFIG_NAME)
+    problem = build_problem(config)
+    checkpoint = folder / CHECKPOINT_NAME
+    ck = load_checkpoint(checkpoint)
+    net = _net_of(checkpoint, ck, problem)
+    metrics_path = folder / METRICS_NAME
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    step = int(ck["step"])
+    return LoadedRun(problem=problem, net=net, config=config, metrics=metrics, step=step, checkpoint=checkpoint)
