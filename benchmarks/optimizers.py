@@ -154,7 +154,8 @@ def markdown(rows: list[dict], seconds: float) -> str:
         med = {m: statistics.median([r["final"] for r in mine if r["method"] == m] or [float("nan")])
                for m in METHODS}
         steps = {m: statistics.median([r["steps"] for r in mine if r["method"] == m] or [0]) for m in METHODS}
-        base = min(med["adam"], med["adam+lbfgs"])
+        ran = [med[m] for m in ("adam", "adam+lbfgs") if not math.isnan(med[m])]
+        base = min(ran) if ran else float("nan")  # the best baseline that ran
         ratio = base / med["adam+gn"] if med["adam+gn"] > 0 else float("nan")
         tag = "" if mine[0]["against"] == "exact" else " (vs FD ref)"
         lines.append(f"| {name}{tag} | {mine[0]['params']} | {med['adam']:.2e} | {med['adam+lbfgs']:.2e} | "
