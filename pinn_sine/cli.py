@@ -1,4 +1,4 @@
-"""The ``pinn-sine`` command: solve, reference, problems.
+"""The ``pinn-sine`` command: solve, reference, compare, export, problems.
 
 ``torchrun --nproc_per_node=N -m pinn_sine.cli solve ...`` trains data-parallel over N
 processes (:mod:`pinn_sine.distributed`; nccl on GPUs, gloo on CPUs); rank 0 writes.
@@ -432,13 +432,14 @@ def cmd_solve(args, extra) -> int:
                                f"(seed {args.seed}) on {problem!r}; rel L2 {metrics['rel_l2']:.3e} against the "
                                f"{ref.solver} reference",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
-    figures = [loss_curves(result.history, out / "loss.png", title=f"{problem.name} / {args.activation}")]
-    custom = problem_figures(problem, net, ref, out)
+    heading = f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"
+    figures = [loss_curves(result.history, out / "loss.png", title=heading)]
+    custom = problem_figures(problem, net, ref, out, activation=args.activation)
     if custom is not None:
         figures += custom
     elif len(ref.coords) == 2:
         figures.append(field_comparison(pred, ref, out / "field.png",
-                                        title=f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"))
+                                        title=heading))
     summary = {k: metrics[k] for k in errors if isinstance(metrics[k], float)}
     print("metrics: " + ", ".join(f"{k}={v:.3e}" for k, v in summary.items()))
     print(f"time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, history.csv, prediction.h5, "
@@ -486,6 +487,22 @@ def cmd_compare(args, extra) -> int:
 
     print(markdown_table(rows))
     print(f"\nwrote {args.out}/results.csv, results.md, errors.png and best/<problem>/ figures")
+    return 0
+
+
+def cmd_export(args, extra) -> int:
+    from .export import export_run
+
+    if extra:
+        raise SystemExit(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        paths = export_run(args.run, args.format, args.out)
+    except ImportError as err:
+        raise SystemExit(f"export: {err}") from None
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"export {args.run}: {err}") from None
+    shown = paths if len(paths) <= 3 else [paths[0], "...", paths[-1]]
+    print(f"wrote {len(paths)} file(s): " + ", ".join(map(str, shown)))
     return 0
 
 
@@ -600,6 +617,15 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     comp.add_argument("--out", default="runs/compare", help="output folder")
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.set_defaults(func=cmd_compare)
+
+    export = sub.add_parser("export", help="write a run's prediction, reference and error for ParaView (meshio)",
+                            **kw)
+    export.add_argument("run", metavar="RUN_DIR", help="a finished solve folder")
+    export.add_argument("--format", default="vtk", choices=["vtk", "xdmf"],
+                        help="vtk (one file per time of a time-dependent run) or xdmf (a time series)")
+    export.add_argument("--out", default=None, metavar="PATH",
+                        help="the file to write (default: RUN_DIR/<problem>_fields.<format>)")
+    export.set_defaults(func=cmd_export)
 
     probs = sub.add_parser("problems", help="list the problems and their parameters", **kw)
     probs.set_defaults(func=cmd_problems)

@@ -100,10 +100,9 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
     ``problem.constrain(net)`` (:mod:`pinn_sine.constraints`) and needs problems that
     offer it. Returns the rows of all finished cells.
     """
-    from tqdm.auto import tqdm
-
     from .problems import PROBLEMS
     from .problems.base import CONSTRAINTS
+    from .train import _progress
 
     if (steps is None) == (seconds is None):
         raise ValueError("give exactly one budget: steps=... or seconds=...")
@@ -131,9 +130,11 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
     # References first, once, in this process: the workers then read them from the cache
     # (one file per problem: the constraint is not part of a reference's key).
     for p in dict.fromkeys(c.problem for c in todo):
+        if progress:
+            _say(f"the {p} reference (from the cache, or computed once)")
         PROBLEMS[p]().reference()
     kw = dict(steps=steps, seconds=seconds, width=width, depth=depth, out=str(root))
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="compare", disable=not progress)
+    bar = _progress(len(cells), len(cells) - len(todo), progress, "compare")
     try:
         if jobs == 1:
             for c in todo:
@@ -150,8 +151,15 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
     finally:
         bar.close()
     rows = [json.loads((root / "cells" / f"{c.name}.json").read_text()) for c in cells]
-    write_summaries(rows, root, width=width, depth=depth)
+    write_summaries(rows, root, width=width, depth=depth, say=_say if progress else None)
     return rows
+
+
+def _say(text: str) -> None:
+    """A line of what compare is doing, to stderr (beside the bar, never in the tables)."""
+    import sys
+
+    print(f"compare: {text}", file=sys.stderr, flush=True)
 
 
 def _metric(problem: str) -> tuple[str, bool]:
@@ -193,7 +201,11 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_summaries(rows: list[dict], root: Path, *, width: int, depth: int) -> None:
+def write_summaries(rows: list[dict], root: Path, *, width: int, depth: int, say=None) -> None:
+    """results.csv, results.md, errors.png and the best runs' figures; ``say(text)``
+    (None: silent) is told what is being written."""
+    say = say or (lambda text: None)
+    say(f"writing {root}/results.csv, results.md and errors.png")
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
@@ -207,7 +219,7 @@ def write_summaries(rows: list[dict], root: Path, *, width: int, depth: int) -> 
     atomic_write(root / "results.csv", write_csv)
     write_text(root / "results.md", markdown_table(rows) + "\n")
     _bar_chart(rows, root / "errors.png")
-    _best_figures(rows, root, width=width, depth=depth)
+    _best_figures(rows, root, width=width, depth=depth, say=say)
 
 
 def _bar_chart(rows: list[dict], path: Path) -> None:
@@ -231,7 +243,7 @@ def _bar_chart(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> None:
+def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int, say) -> None:
     """Field figures of the best run per problem, from its saved weights."""
     import torch
 
@@ -250,9 +262,11 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int) -> No
         net.load_state_dict(torch.load(root / "cells" / cell.name / "net.pt", weights_only=True))
         ref = problem.reference()
         target = root / "best" / p
+        say(f"rendering the figures of the best {p} run ({label(best)}, seed {best['seed']}, {key} "
+            f"{best[key]:.3g}) into {target}")
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        if problem_figures(problem, net, ref, target) is None and len(ref.coords) == 2:
+        if problem_figures(problem, net, ref, target, activation=label(best)) is None and len(ref.coords) == 2:
             field_comparison(problem.predict(net, ref), ref, target / "field.png",
                              title=f"{p} / {label(best)}: {key} {best[key]:.3g}")

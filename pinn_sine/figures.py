@@ -13,17 +13,49 @@ from .problems import HelmholtzPointSource, Inpainting, Wave1D, Wave2D
 from .validation.reference import ReferenceField
 
 
-def problem_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, **options) -> list[Path] | None:
+def problem_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *, activation: str | None = None,
+                    **options) -> list[Path] | None:
     """Write ``problem``'s own figures of ``net`` against ``ref`` to ``out_dir`` and return
-    their paths; None for a problem without figures of its own. ``options`` go to the
-    problem's function (Inpainting: ``method``, the FD inpainting shown beside the net)."""
+    their paths; None for a problem without figures of its own. Every figure is titled
+    with the problem, ``activation`` (the label of the net; None: its config's
+    activation name) and the error. ``options`` go to the problem's function
+    (Inpainting: ``method``, the FD inpainting shown beside the net)."""
     for cls, draw in FIGURES.items():
         if isinstance(problem, cls):
-            return draw(problem, net, ref, out_dir, **options)
+            return draw(problem, net, ref, out_dir, activation=activation, **options)
     return None
 
 
-def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField, out_dir) -> list[Path]:
+def net_label(net: nn.Module, activation: str | None = None) -> str:
+    """``activation``, else the activation name in the net's config, else its class name."""
+    if activation:
+        return activation
+    return str(getattr(net, "config", {}).get("activation") or type(net).__name__)
+
+
+def _heading(problem, net, activation, errors: dict) -> str:
+    return f"{problem.name} / {net_label(net, activation)}: rel L2 {errors['rel_l2']:.2e}"
+
+
+def _save(fig, out_dir, name: str, dpi: int) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _error_vs_time(problem, net, activation, ref: ReferenceField, errors: dict, out_dir) -> Path:
+    from .plots import error_vs_time
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return error_vs_time(ref.coords["t"], errors["rel_l2_per_t"], out_dir / f"{problem.name}_error_t.png",
+                         title=_heading(problem, net, activation, errors))
+
+
+def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
+                                   activation: str | None = None) -> list[Path]:
     """Real part, imaginary part and magnitude (columns) of the prediction, the FD
     reference and the error (rows), with the physical region outlined, written to
     ``out_dir/<name>_fields.png``; the velocity model to ``out_dir/<name>_velocity.png``.
@@ -31,7 +63,10 @@ def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField,
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    from .validation.evaluate import evaluate
+
     pred = problem.predict(net, ref)
+    errors = evaluate(net, ref, prediction=pred)
     p = pred["u_real"] + 1j * pred["u_imag"]
     r = ref.fields["u_real"] + 1j * ref.fields["u_imag"]
     x, y = ref.coords["x"], ref.coords["y"]
@@ -54,13 +89,13 @@ def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField,
             im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax_)
             ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="k"))
             ax.set_title(f"{title}: {label}")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(im, ax=ax, shrink=0.85)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fields_path = out_dir / f"{problem.name}_fields.png"
-    fig.savefig(fields_path, dpi=100)
+            ax.set_xlabel("x")
+            ax.set_ylabel("y")
+            part_name = {"real": "Re u", "imaginary": "Im u", "magnitude": "|u|"}[label]
+            fig.colorbar(im, ax=ax, shrink=0.85, label=f"|error of {part_name}|" if i == 2 else part_name)
+    fig.suptitle(f"{_heading(problem, net, activation, errors)} (|u|: {errors['rel_l2_abs']:.2e}); "
+                 "dashed: the physical region")
+    fields_path = _save(fig, out_dir, f"{problem.name}_fields.png", 100)
 
     X, Y = np.meshgrid(x, y, indexing="ij")
     c = problem.speed_model.on_grid(X, Y)
@@ -69,84 +104,91 @@ def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField,
     im = ax.imshow(np.asarray(c).T, origin="lower", extent=extent, cmap="cividis")
     ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="w"))
     ax.plot(*problem.center, "r*", ms=10)
-    ax.set_title(f"velocity c(x, y), omega = {problem.omega:g}")
+    ax.set_title(f"{problem.name}: velocity c(x, y), omega = {problem.omega:g}\n"
+                 f"(* source; {net_label(net, activation)} rel L2 {errors['rel_l2']:.2e})", fontsize=10)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     fig.colorbar(im, ax=ax, label="c")
-    velocity_path = out_dir / f"{problem.name}_velocity.png"
-    fig.savefig(velocity_path, dpi=100)
+    velocity_path = _save(fig, out_dir, f"{problem.name}_velocity.png", 100)
     return [fields_path, velocity_path]
 
 
-def wave1d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir) -> list[Path]:
+def wave1d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
+                   activation: str | None = None) -> list[Path]:
     """The x-t images of prediction, reference and |error| side by side, written to
-    ``out_dir/wave1d_xt.png``; returns the paths written."""
+    ``out_dir/wave1d_xt.png``, and the error of each time slice against t,
+    ``out_dir/wave1d_error_t.png``; returns the paths written."""
     from matplotlib.figure import Figure
 
-    from .validation.evaluate import predict
+    from .validation.evaluate import evaluate, predict
 
     pred = predict(net, ref)["u"]
+    errors = evaluate(net, ref, prediction={"u": pred})
     u = ref.fields["u"]
     t, x = ref.coords["t"], ref.coords["x"]
     extent = (t[0], t[-1], x[0], x[-1])
     vmax = float(np.max(np.abs(u)))
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
+    fig = Figure(figsize=(13, 3.9), layout="constrained")
     axes = fig.subplots(1, 3)
-    panels = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
-              ("|error|", np.abs(pred - u), "magma", 0.0, None))
-    for ax, (title, data, cmap, lo, hi) in zip(axes, panels):
+    panels = (("prediction", pred, "RdBu_r", -vmax, vmax, "u"), ("reference (FD)", u, "RdBu_r", -vmax, vmax, "u"),
+              ("|error|", np.abs(pred - u), "magma", 0.0, None, "|u error|"))
+    for ax, (title, data, cmap, lo, hi, what) in zip(axes, panels):
         im = ax.imshow(data.T, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(title)
         ax.set_xlabel("t")
         ax.set_ylabel("x")
-        fig.colorbar(im, ax=ax)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{problem.name}_xt.png"
-    fig.savefig(path, dpi=120)
-    return [path]
+        fig.colorbar(im, ax=ax, label=what)
+    fig.suptitle(_heading(problem, net, activation, errors))
+    return [_save(fig, out_dir, f"{problem.name}_xt.png", 120),
+            _error_vs_time(problem, net, activation, ref, errors, out_dir)]
 
 
-def wave2d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir) -> list[Path]:
+def wave2d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
+                   activation: str | None = None) -> list[Path]:
     """A strip of snapshots at the reference times: rows prediction, reference and
-    |error|, one column per time, written to ``out_dir/wave2d_snapshots.png``;
-    returns the paths written."""
+    |error|, one column per time with its own colour scales (the wave spreads and
+    fades, so one scale would hide the late times) and its relative L2 error, written
+    to ``out_dir/wave2d_snapshots.png``; the error at each snapshot time against t to
+    ``out_dir/wave2d_error_t.png``. Returns the paths written."""
     from matplotlib.figure import Figure
 
-    from .validation.evaluate import predict
+    from .validation.evaluate import evaluate, predict
 
     pred = predict(net, ref)["u"]
+    errors = evaluate(net, ref, prediction={"u": pred})
     u = ref.fields["u"]
     t, x, y = ref.coords["t"], ref.coords["x"], ref.coords["y"]
     extent = (x[0], x[-1], y[0], y[-1])
-    vmax = float(np.max(np.abs(u)))
     err = np.abs(pred - u)
-    emax = float(err.max()) or 1.0
     nt = len(t)
-    fig = Figure(figsize=(2.6 * nt + 1.0, 7.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(3, nt, squeeze=False))
-    rows = (("prediction", pred, "RdBu_r", -vmax, vmax), ("reference (FD)", u, "RdBu_r", -vmax, vmax),
-            ("|error|", err, "magma", 0.0, emax))
-    for i, (label, data, cmap, lo, hi) in enumerate(rows):
-        for k in range(nt):
+    fig = Figure(figsize=(3.3 * nt + 0.6, 8.8), layout="constrained")
+    axes = fig.subplots(3, nt, squeeze=False)
+    for k in range(nt):
+        vmax = float(np.max(np.abs(u[k]))) or 1.0
+        emax = float(err[k].max()) or 1.0
+        rows = (("prediction", pred[k], "RdBu_r", -vmax, vmax, "u"),
+                ("reference (FD)", u[k], "RdBu_r", -vmax, vmax, "u"),
+                ("|error|", err[k], "magma", 0.0, emax, "|u error|"))
+        for i, (label, data, cmap, lo, hi, what) in enumerate(rows):
             ax = axes[i, k]
-            im = ax.imshow(data[k].T, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
             if i == 0:
-                ax.set_title(f"t = {t[k]:.3g}")
-            if k == 0:
-                ax.set_ylabel(label)
-        fig.colorbar(im, ax=list(axes[i]), shrink=0.9)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{problem.name}_snapshots.png"
-    fig.savefig(path, dpi=110)
-    return [path]
+                e = errors["rel_l2_per_t"][k]
+                ax.set_title(f"t = {t[k]:.3g}\nrel L2 {e:.2e}" if np.isfinite(e) else f"t = {t[k]:.3g}\n(u = 0)")
+            ax.set_xlabel("x" if i == 2 else "")
+            if i < 2:
+                ax.tick_params(labelbottom=False)
+            ax.set_ylabel(f"{label}\ny" if k == 0 else "")
+            if k:
+                ax.tick_params(labelleft=False)
+            fig.colorbar(im, ax=ax, shrink=0.8, label=what)
+    fig.suptitle(_heading(problem, net, activation, errors) + " (colour scales per time)")
+    return [_save(fig, out_dir, f"{problem.name}_snapshots.png", 110),
+            _error_vs_time(problem, net, activation, ref, errors, out_dir)]
 
 
 def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
-                       method: str = "biharmonic") -> list[Path]:
+                       method: str = "biharmonic", activation: str | None = None) -> list[Path]:
     """Write inpainting.png (ground truth, masked input, network, FD ``method``, the
     two error maps), inpainting_zoom.png (a central crop of each, at pixel
     resolution) and inpainting_render4x.png (the crop rendered by the net at 4x
@@ -158,6 +200,15 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
     truth = ref.fields["u"]
     pred = np.clip(problem.render(net), 0.0, 1.0)
     fd_img = np.clip(problem.classical(method).fields["u"], 0.0, 1.0)
+    from .validation.evaluate import evaluate
+
+    m_net = evaluate(net, ref, prediction=problem.predict(net))
+    m_fd = evaluate(None, ref, prediction={"u": fd_img})
+    name = net_label(net, activation)
+
+    def scores(m: dict) -> str:
+        return (f"PSNR {m['psnr']:.1f} dB, SSIM {m['ssim']:.3f}\n"
+                f"missing region: PSNR {m['psnr_region']:.1f} dB, SSIM {m['ssim_region']:.3f}")
     grey = truth.ndim == 2
     masked = np.repeat(truth[..., None], 3, axis=-1) if grey else truth.copy()
     masked[problem.missing] = (1.0, 0.0, 0.0)  # missing pixels in red
@@ -169,28 +220,37 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
 
     fig = Figure(figsize=(15, 8.6), layout="constrained")
     axs = fig.subplots(2, 3)
-    panels = [(truth, "ground truth", show), (masked, f"input ({100 * problem.known_fraction:.0f}% known)", show),
-              (pred, "network", show), (fd_img, f"FD {method}", show),
+    known = f"input ({100 * problem.known_fraction:.0f}% known, missing in red)"
+    panels = [(truth, "ground truth", show), (masked, known, show),
+              (pred, f"network ({name})\n{scores(m_net)}", show), (fd_img, f"FD {method}\n{scores(m_fd)}", show),
               (err_net, "|network - truth|", {"cmap": "magma", "vmin": 0.0, "vmax": emax}),
               (err_fd, f"|FD {method} - truth|", {"cmap": "magma", "vmin": 0.0, "vmax": emax})]
     for ax, (img, title, kw) in zip(axs.ravel(), panels):
         im = ax.imshow(img, **kw)
-        ax.set_title(title)
-        ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        _pixel_axes(ax)
         if "magma" in kw.values():
-            fig.colorbar(im, ax=ax, shrink=0.8)
+            fig.colorbar(im, ax=ax, shrink=0.8, label="|error| (intensity, 0..1)")
+        elif grey:
+            fig.colorbar(im, ax=ax, shrink=0.8, label="intensity")
+    heading = (f"{problem.name} / {name}: PSNR {m_net['psnr']:.1f} dB, SSIM {m_net['ssim']:.3f} "
+               f"(FD {method}: {m_fd['psnr']:.1f} dB, {m_fd['ssim']:.3f})")
+    fig.suptitle(heading)
     paths.append(out_dir / "inpainting.png")
     fig.savefig(paths[-1], dpi=100)
 
     H, W = problem.shape
     ci, cj = slice(3 * H // 8, 5 * H // 8 + 1), slice(3 * W // 8, 5 * W // 8 + 1)
-    fig = Figure(figsize=(15, 4), layout="constrained")
+    # the crop in the image's pixel coordinates (pixel centres at integers)
+    crop_extent = (cj.start - 0.5, cj.stop - 0.5, ci.stop - 0.5, ci.start - 0.5)
+    fig = Figure(figsize=(15, 4.6), layout="constrained")
     axs = fig.subplots(1, 4)
     for ax, (img, title) in zip(axs, [(truth, "truth"), (masked, "input"), (pred, "network"),
                                       (fd_img, f"FD {method}")]):
-        ax.imshow(img[ci, cj], interpolation="nearest", **show)
+        ax.imshow(img[ci, cj], interpolation="nearest", extent=crop_extent, **show)
         ax.set_title(f"{title} (crop)")
-        ax.set_axis_off()
+        _pixel_axes(ax)
+    fig.suptitle(heading)
     paths.append(out_dir / "inpainting_zoom.png")
     fig.savefig(paths[-1], dpi=100)
 
@@ -200,15 +260,23 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
     fine = np.clip(problem.render(net, (4 * (nh - 1) + 1, 4 * (nw - 1) + 1), bounds=crop_bounds), 0.0, 1.0)
     fig = Figure(figsize=(10, 5), layout="constrained")
     axs = fig.subplots(1, 2)
-    axs[0].imshow(pred[ci, cj], interpolation="nearest", **show)
+    axs[0].imshow(pred[ci, cj], interpolation="nearest", extent=crop_extent, **show)
     axs[0].set_title(f"network at the pixel grid ({nh} x {nw})")
-    axs[1].imshow(fine, interpolation="nearest", **show)
+    # the fine grid runs from the first to the last pixel centre of the crop
+    fine_extent = (cj.start - 0.125, cj.stop - 0.875, ci.stop - 0.875, ci.start - 0.125)
+    axs[1].imshow(fine, interpolation="nearest", extent=fine_extent, **show)
     axs[1].set_title(f"network rendered at 4x ({fine.shape[0]} x {fine.shape[1]})")
     for ax in axs:
-        ax.set_axis_off()
+        _pixel_axes(ax)
+    fig.suptitle(heading)
     paths.append(out_dir / "inpainting_render4x.png")
     fig.savefig(paths[-1], dpi=100)
     return paths
+
+
+def _pixel_axes(ax) -> None:
+    ax.set_xlabel("column [pixel]")
+    ax.set_ylabel("row [pixel]")
 
 
 #: problem class -> its figure function

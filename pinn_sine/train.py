@@ -560,7 +560,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                 if end or _crossed(global_done, res.steps, log_every):
                     row = log(stage, done, res, end or _crossed(global_done, res.steps, eval_every))
                     last_err = row.get("rel_l2", last_err)
-                    bar.set_postfix(_postfix(row, last_err), refresh=False)
+                    bar.set_postfix(_postfix(row, res.terms, last_err), refresh=False)
                     run.check_growth(global_done, stage.name, row["loss"])
                 elif first_step:  # the growth guard's first best, before a fast divergence
                     run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
@@ -588,14 +588,61 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     return result
 
 
-def _postfix(row: dict, err) -> dict:
+def _postfix(row: dict, names, err) -> dict:
+    """The bar's postfix: the weighted total, each loss term, the last evaluated error."""
     out = {"loss": f"{row['loss']:.3e}"}
+    out.update({k: f"{row[k]:.2e}" for k in names if k in row})
     if err is not None:
         out["rel_l2"] = f"{err:.2e}"
     return out
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
+    """One stage's progress: a tqdm bar kept on screen at the end when stderr is a
+    terminal, else :class:`LogProgress` (plain lines, no carriage returns)."""
+    import sys
+
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=False)
+    if enabled and not sys.stderr.isatty():
+        return LogProgress(total, initial, desc)
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=True)
+
+
+class LogProgress:
+    """Progress for a log file: a line ``desc: done/total (p%) key=value ... [s]`` to
+    stderr every ``every`` of the steps (a fraction) or ``seconds`` of wall time,
+    whichever comes first, and one at the end. The bar's interface (``update``,
+    ``set_postfix``, ``close``) so the loop need not know which it drives."""
+
+    def __init__(self, total: int, initial: int, desc: str, *, every: float = 0.1, seconds: float = 30.0):
+        self.total, self.n, self.desc, self.seconds = total, initial, desc, seconds
+        self.step = max(1, math.ceil(every * total))
+        self.postfix: dict = {}
+        self.t0 = self.last_t = time.perf_counter()
+        self.last_n = initial
+        self.closed = False
+
+    def set_postfix(self, postfix: dict, refresh: bool = True) -> None:
+        self.postfix = dict(postfix)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.perf_counter()
+        due = self.n // self.step > self.last_n // self.step or now - self.last_t >= self.seconds
+        if due and self.n < self.total:  # the last line is close()'s
+            self._write(now)
+
+    def _write(self, now: float) -> None:
+        import sys
+
+        pct = 100.0 * self.n / self.total if self.total else 100.0
+        fields = " ".join(f"{k}={v}" for k, v in self.postfix.items())
+        print(f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%) {fields} [{now - self.t0:.1f} s]".replace("  ", " "),
+              file=sys.stderr, flush=True)
+        self.last_t, self.last_n = now, self.n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._write(time.perf_counter())

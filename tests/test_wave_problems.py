@@ -171,12 +171,14 @@ def test_absorbing_walls_allow_a_pulse_near_the_wall():
 def test_figures_are_written(tmp_path):
     p1 = Wave1D(time_resolution=9)
     net1 = MLP(2, 1, 8, 1, activation=Sine(), first_omega=5.0)
-    (path,) = problem_figures(p1, net1, p1.reference(resolution=9), tmp_path)
-    assert path.exists() and path.stat().st_size > 0
+    paths = problem_figures(p1, net1, p1.reference(resolution=9), tmp_path, activation="siren")
+    assert [p.name for p in paths] == ["wave1d_xt.png", "wave1d_error_t.png"]
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
     p2 = Wave2D(snapshot_times=[0.0, 0.2], fd_refine=1)
     net2 = MLP(3, 1, 8, 1, activation=Sine(), first_omega=5.0)
-    (path,) = problem_figures(p2, net2, p2.reference(resolution=17), tmp_path)
-    assert path.exists() and path.stat().st_size > 0
+    paths = problem_figures(p2, net2, p2.reference(resolution=17), tmp_path)
+    assert [p.name for p in paths] == ["wave2d_snapshots.png", "wave2d_error_t.png"]
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
 
 
 def test_short_wave1d_training_reduces_loss_and_error(one_thread):

@@ -1,0 +1,141 @@
+"""Export a run's prediction, its reference and their difference for ParaView & co.
+
+``pinn-sine export RUN_DIR --format vtk|xdmf`` (and :func:`export_run`) writes the
+fields of ``prediction.h5`` beside the problem's reference on the reference grid,
+through meshio (the optional ``export`` dependency). The spatial axes (every
+coordinate but ``t``) become a mesh of points and line (1-D) or quad (2-D) cells;
+each field ``u`` gives the point data ``prediction_u``, ``reference_u`` and
+``error_u`` = prediction - reference (``mask`` too, where the reference has one). A
+time-dependent run is a time series: one XDMF file with a step per reference time,
+or for VTK one numbered file per time (``<stem>_0000.vtk`` ..., which ParaView opens
+as one series).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: the formats of :func:`export_run` and their file suffixes
+FORMATS = {"vtk": ".vtk", "xdmf": ".xdmf"}
+
+
+def _meshio():
+    try:
+        import meshio
+    except ImportError:
+        raise ImportError("exporting needs meshio, which is not installed: pip install meshio "
+                          "(or pip install 'pinn-sine[export]').") from None
+    return meshio
+
+
+def grid_mesh(coords: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Points (N, 3) and cells of the tensor grid over ``coords`` (1 or 2 axes), the
+    points in C order of the grid (axis 0 slowest), as the fields are flattened."""
+    axes = list(coords.values())
+    if len(axes) not in (1, 2):
+        raise ValueError(f"export meshes 1-D or 2-D spatial grids, got the axes {list(coords)}.")
+    mesh = np.meshgrid(*axes, indexing="ij")
+    points = np.zeros((mesh[0].size, 3))
+    for d, m in enumerate(mesh):
+        points[:, d] = m.ravel()
+    if len(axes) == 1:
+        i = np.arange(len(axes[0]) - 1)
+        return points, [("line", np.stack([i, i + 1], axis=1))]
+    nx, ny = len(axes[0]), len(axes[1])
+    i, j = np.meshgrid(np.arange(nx - 1), np.arange(ny - 1), indexing="ij")
+    a = (i * ny + j).ravel()
+    return points, [("quad", np.stack([a, a + ny, a + ny + 1, a + 1], axis=1))]
+
+
+def _point_data(pred: dict, ref, index: tuple, n_points: int) -> dict[str, np.ndarray]:
+    data = {}
+    for name, r in ref.fields.items():
+        p, r = np.asarray(pred[name], dtype=float)[index], np.asarray(r, dtype=float)[index]
+        shape = (n_points, -1) if p.ndim > len(ref.grid_shape) - len(index) else (n_points,)
+        data[f"prediction_{name}"] = p.reshape(shape)
+        data[f"reference_{name}"] = r.reshape(shape)
+        data[f"error_{name}"] = (p - r).reshape(shape)
+    if ref.mask is not None:
+        data["mask"] = np.asarray(ref.mask)[index].reshape(n_points).astype(float)
+    return data
+
+
+def export_fields(pred: dict[str, np.ndarray], ref, path: str | os.PathLike, fmt: str) -> list[Path]:
+    """Write ``pred`` (fields shaped like ``ref.fields``), ``ref`` and their difference to
+    ``path`` in the format ``fmt`` ("vtk" or "xdmf"); returns the files written (an
+    XDMF file's heavy data go to the ``.h5`` beside it)."""
+    if fmt not in FORMATS:
+        raise ValueError(f'Invalid format "{fmt}". Must be one of {sorted(FORMATS)}.')
+    meshio = _meshio()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    timed = ref.names[0] == "t"
+    space = {k: v for k, v in ref.coords.items() if k != "t"}
+    points, cells = grid_mesh(space)
+    n = len(points)
+    if not timed:
+        meshio.write(path, meshio.Mesh(points, cells, point_data=_point_data(pred, ref, (), n)), file_format=fmt)
+        return [path] + ([path.with_suffix(".h5")] if fmt == "xdmf" else [])
+    times = ref.coords["t"]
+    if fmt == "xdmf":
+        # meshio 5.3's TimeSeriesWriter puts its .h5 into the working directory, and the
+        # .xdmf names it relative to itself: write from the target's folder.
+        path, cwd = path.resolve(), os.getcwd()
+        os.chdir(path.parent)
+        try:
+            with meshio.xdmf.TimeSeriesWriter(path.name) as writer:
+                writer.write_points_cells(points, cells)
+                for k, t in enumerate(times):
+                    writer.write_data(float(t), point_data=_point_data(pred, ref, (k,), n))
+        finally:
+            os.chdir(cwd)
+        return [path, path.with_suffix(".h5")]
+    written = []
+    for k, t in enumerate(times):
+        step = path.with_name(f"{path.stem}_{k:04d}{path.suffix}")
+        mesh = meshio.Mesh(points, cells, point_data=_point_data(pred, ref, (k,), n),
+                           field_data={"TIME": np.array([float(t)])})
+        meshio.write(step, mesh, file_format="vtk")
+        written.append(step)
+    return written
+
+
+def export_run(folder: str | os.PathLike, fmt: str = "vtk", path: str | os.PathLike | None = None) -> list[Path]:
+    """Export the finished ``solve`` run in ``folder``: its ``prediction.h5`` against the
+    reference of the problem its ``config.json`` describes (from the cache, computed
+    when missing), to ``path`` (default ``folder/<problem>_fields.<vtk|xdmf>``).
+    Returns the files written.
+
+    Raises:
+        FileNotFoundError: no such run folder, config or prediction (an unfinished run).
+        ValueError: an unknown format, a reference grid other than the prediction's, or
+            a ``path`` whose XDMF data file would replace the run's ``prediction.h5``.
+        ImportError: meshio is not installed.
+    """
+    from .runs import CONFIG_NAME, build_problem, read_config
+    from .validation.store import load_reference
+
+    if fmt not in FORMATS:
+        raise ValueError(f'Invalid format "{fmt}". Must be one of {sorted(FORMATS)}.')
+    _meshio()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"run folder {folder} does not exist.")
+    config = read_config(folder / CONFIG_NAME)
+    prediction_path = folder / "prediction.h5"
+    if not prediction_path.exists():
+        raise FileNotFoundError(f"{folder} holds no prediction.h5: the run has not finished. Resume it "
+                                f"(pinn-sine solve --resume {folder}) and export it afterwards.")
+    problem = build_problem(config)
+    predicted = load_reference(prediction_path)
+    ref = problem.reference(config["options"].get("resolution"))
+    if ref.grid_shape != predicted.grid_shape:
+        raise ValueError(f"the reference of {problem.name} is on the grid {ref.grid_shape}, {prediction_path} on "
+                         f"{predicted.grid_shape}; the reference was recomputed differently since the run.")
+    path = folder / f"{problem.name}_fields{FORMATS[fmt]}" if path is None else Path(path)
+    if fmt == "xdmf" and path.with_suffix(".h5").resolve() == prediction_path.resolve():
+        raise ValueError(f"{path}: its XDMF data file {path.with_suffix('.h5')} would replace the run's "
+                         "prediction.h5; choose another name.")
+    return export_fields(predicted.fields, ref, path, fmt)
