@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pinn-sine solve poisson2d --activation siren --width 64 --steps 2000 --out runs/demo
+	$(BIN)/pinn-sine solve poisson2d --activation siren --width 64 --steps 2000 --out runs/demo --overwrite
 
 # One OpenMP thread per test process: small tensors gain nothing from more, and two
 # threads fighting over two shared cores were 50x slower on a loaded machine.
