@@ -261,6 +261,20 @@ class Problem:
         return f"{type(self).__name__}({body})"
 
 
+def manufactured_box_batch(problem, n: int, generator: torch.Generator) -> dict[str, Tensor]:
+    """One step's points of a manufactured problem on a box with Dirichlet data: ``n``
+    interior points from ``problem.sampler``, ``boundary_fraction * n`` boundary points,
+    and the targets at them, f = ``problem.source`` and g = ``problem.exact``, computed
+    here in float64 outside the (possibly compiled) loss (the trainer casts them to the
+    network's dtype)."""
+    from .. import sampling
+
+    n_b = max(1, int(round(problem.boundary_fraction * n)))
+    xi = sampling.box(n, problem.bounds, generator, problem.sampler)
+    xb = sampling.box_boundary(n_b, problem.bounds, generator)
+    return {"interior": xi, "boundary": xb, "f": problem.source(xi.double()), "g": problem.exact(xb.double())}
+
+
 def mean_square(r: Tensor) -> Tensor:
     """mean_i sum_c r[i, c]^2 of per-point residuals r (n, c): a loss term."""
     return (r ** 2).sum(1).mean()

@@ -31,7 +31,7 @@ from ..validation import fd
 from ..validation.fd.helmholtz import ResolutionError
 from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable, exact_laplacian
+from .base import Problem, describe_callable, exact_laplacian, manufactured_box_batch
 from .velocity import DEFAULT_EDGE, VelocityModel, clip, grid_points, parse_center
 
 #: the least grid points per source width the point-source reference accepts
@@ -164,12 +164,7 @@ class Helmholtz2D(Problem):
         return exact_laplacian(self.u_fn, x) + self.k ** 2 * self.exact(x).detach()
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
-        n_b = max(1, int(round(self.boundary_fraction * n)))
-        xi = sampling.box(n, self.bounds, generator, self.sampler)
-        xb = sampling.box_boundary(n_b, self.bounds, generator)
-        # Targets are data computed here in float64, outside the (possibly compiled) loss.
-        return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
-                                  "g": self.exact(xb.double())})
+        return self._constrained(manufactured_box_batch(self, n, generator))
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(Lap u + k^2 u - f) / sqrt(<(Lap u)^2> + k^4 <u^2>) at the interior points (n, 1)."""

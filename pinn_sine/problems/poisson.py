@@ -14,7 +14,7 @@ from ..constraints import (CallableField, HardConstraint, SeparableField, SineFa
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable, exact_laplacian
+from .base import Problem, describe_callable, exact_laplacian, manufactured_box_batch
 
 SUPERVISIONS = ("laplacian", "gradient")
 
@@ -104,13 +104,7 @@ class Poisson2D(Problem):
         return exact_laplacian(self.u_fn, x)
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
-        n_b = max(1, int(round(self.boundary_fraction * n)))
-        xi = sampling.box(n, self.bounds, generator, self.sampler)
-        xb = sampling.box_boundary(n_b, self.bounds, generator)
-        # Targets are data computed here, outside the (possibly compiled) loss.
-        # (float64: the trainer casts them to the network's dtype)
-        return self._constrained({"interior": xi, "boundary": xb, "f": self.source(xi.double()),
-                                  "g": self.exact(xb.double())})
+        return self._constrained(manufactured_box_batch(self, n, generator))
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """The normalised interior residual (Lap u - f) / sqrt(<f^2>) (n, 1)."""
