@@ -28,9 +28,6 @@ and ``results.csv`` (one row per run) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
-import math
-import multiprocessing as mp
 import statistics
 import sys
 import time
@@ -38,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from _parallel import run_all, write_results
 
 
 @dataclass(frozen=True)
@@ -179,24 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     # References first, once, in this process (one file per problem for both constraints).
     for p in problems:
         make_problem(p, "soft").reference()
+    rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
+        f"{row['problem']:>12} {row['activation']:>5} {row['constraint']:>4} {row['method']:>10} seed "
+        f"{row['seed']}: rel L2 {row['rel_l2']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})"))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(jobs)} runs of {args.seconds:g} s, {args.jobs} at a time: about "
-          f"{math.ceil(len(jobs) / args.jobs) * args.seconds / 60:.0f} minutes", flush=True)
-    rows = []
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        for row in pool.imap(run_one, jobs):
-            rows.append(row)
-            print(f"{row['problem']:>12} {row['activation']:>5} {row['constraint']:>4} {row['method']:>10} seed "
-                  f"{row['seed']}: rel L2 {row['rel_l2']:.3e}, {row['steps']} steps, {row['wall_s']} s "
-                  f"({row['status']})", flush=True)
-    table = markdown(rows, args.seconds)
-    print("\n" + table)
-    (out / "results.md").write_text(table + "\n")
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_results(out, markdown(rows, args.seconds), rows)
     print(f"\nwrote {out}/results.md, results.csv")
     return 0
 

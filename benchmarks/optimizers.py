@@ -26,10 +26,7 @@ writes ``results.csv``, ``results.md`` and ``errors_vs_time.png`` to ``--out``.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
-import multiprocessing as mp
 import statistics
 import sys
 import time
@@ -38,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _parallel import run_all, write_results
 
 
 @dataclass(frozen=True)
@@ -219,26 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seconds must be > 0 and --jobs >= 1.")
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(p, m, s, args.seconds, overrides) for p in problems for s in seeds for m in methods]
+    rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
+        f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
+        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})"))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(jobs)} runs of {args.seconds:g} s, {args.jobs} at a time: about "
-          f"{math.ceil(len(jobs) / args.jobs) * args.seconds / 60:.0f} minutes", flush=True)
-    rows = []
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        for row in pool.imap(run_one, jobs):
-            rows.append(row)
-            print(f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
-                  f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s "
-                  f"({row['status']})", flush=True)
-    table = markdown(rows, args.seconds)
-    print("\n" + table)
-    (out / "results.md").write_text(table + "\n")
-    with open(out / "results.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        keys = [k for k in rows[0] if k != "curve"]
-        w.writerow(keys + ["curve_json"])
-        for r in rows:
-            w.writerow([r[k] for k in keys] + [json.dumps(r["curve"])])
+    write_results(out, markdown(rows, args.seconds), rows)
     plot(rows, out / "errors_vs_time.png")
     print(f"\nwrote {out}/results.md, results.csv, errors_vs_time.png")
     return 0
