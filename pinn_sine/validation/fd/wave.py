@@ -517,6 +517,22 @@ def _evolve_modes(
 # --- time marching -------------------------------------------------------------------
 
 
+def _gap_steps(t_out: np.ndarray, dt_max: float) -> list[tuple[int, float]]:
+    """Per output time, the (number, size) of the equal steps that reach it from the
+    previous one: ceil(gap / dt_max) steps of gap / steps, or (0, 0.0) where the time
+    repeats the previous one (or is t = 0)."""
+    plan, t = [], 0.0
+    for t_target in t_out:
+        gap = t_target - t
+        if gap > 0:
+            steps = max(1, math.ceil(gap / dt_max - _STEP_COUNT_SLACK))
+            plan.append((steps, gap / steps))
+            t = t_target
+        else:
+            plan.append((0, 0.0))
+    return plan
+
+
 def _march(
     u0: np.ndarray,
     c2: float | np.ndarray,
@@ -536,13 +552,10 @@ def _march(
     u_prev: np.ndarray | None = None
     u = u0.copy()
     u_next = np.zeros_like(u0)
-    t, dt_prev, dt_used = 0.0, 0.0, 0.0
-    for k, t_target in enumerate(t_out):
-        gap = t_target - t
-        if gap > 0:
-            steps = max(1, math.ceil(gap / dt_max - _STEP_COUNT_SLACK))
-            dt = gap / steps
-            dt_used = max(dt_used, dt)
+    dt_prev = 0.0
+    plan = _gap_steps(t_out, dt_max)
+    for k, (steps, dt) in enumerate(plan):
+        if steps:
             if u_prev is None:
                 # Taylor start with u_t(0) = 0; at absorbing walls the ghost condition
                 # with u^{-1} = u^1 reduces to the same formula.
@@ -556,9 +569,8 @@ def _march(
             )
             if steps > 0:
                 dt_prev = dt
-            t = t_target
         out[k] = u
-    return out, dt_used
+    return out, max((dt for _, dt in plan), default=0.0)
 
 
 def _advance(
@@ -622,13 +634,10 @@ def _march4(
     a1, a2 = np.zeros_like(u0), np.zeros_like(u0)
     u_prev: np.ndarray | None = None
     u = u0.copy()
-    t, dt_prev, dt_used = 0.0, 0.0, 0.0
-    for k, t_target in enumerate(t_out):
-        gap = t_target - t
-        if gap > 0:
-            steps = max(1, math.ceil(gap / dt_max - _STEP_COUNT_SLACK))
-            dt = gap / steps
-            dt_used = max(dt_used, dt)
+    dt_prev = 0.0
+    plan = _gap_steps(t_out, dt_max)
+    for k, (steps, dt) in enumerate(plan):
+        if steps:
             if u_prev is None or dt != dt_prev:
                 u_prev, u = u, _restart4(u, u_prev, dt_prev, dt, apply)
                 steps -= 1
@@ -643,9 +652,8 @@ def _march4(
                 u_prev += quarter * a2
                 u_prev, u = u, u_prev
             dt_prev = dt
-            t = t_target
         out[k] = u
-    return out, dt_used
+    return out, max((dt for _, dt in plan), default=0.0)
 
 
 def _restart4(
