@@ -167,39 +167,27 @@ def poisson_2d(
         # contribution (the 9-point stencil reaches the corners too) moves to the
         # right-hand side by applying L9 to the field that is g on the edges, 0 inside.
         rhs = mehrstellen_rhs(f_grid, hx, hy) - laplacian_9pt(u, hx, hy)
-        if method in ("auto", "dst"):
-            u[1:-1, 1:-1] = _solve_dst(rhs, hx, hy, order=4)
-            solver = "fd9-dst"
-        else:
-            u[1:-1, 1:-1] = _solve_sparse(rhs, hx, hy, order=4)
-            solver = "fd9-sparse"
-        return FDSolution(
-            coords={"x": x, "y": y},
-            fields={"u": u},
-            solver=solver,
-            order=4,
-            spacing={"x": hx, "y": hy},
-        )
-
-    # Move the known boundary neighbours of the edge-adjacent interior nodes to the
-    # right-hand side, so the interior unknowns satisfy a homogeneous-Dirichlet system.
-    rhs = f_grid[1:-1, 1:-1].copy()
-    rhs[0, :] -= u[0, 1:-1] / hx**2
-    rhs[-1, :] -= u[-1, 1:-1] / hx**2
-    rhs[:, 0] -= u[1:-1, 0] / hy**2
-    rhs[:, -1] -= u[1:-1, -1] / hy**2
-
-    if method in ("auto", "dst"):
-        u[1:-1, 1:-1] = _solve_dst(rhs, hx, hy)
-        solver = "fd5-dst"
     else:
-        u[1:-1, 1:-1] = _solve_sparse(rhs, hx, hy)
-        solver = "fd5-sparse"
+        # Move the known boundary neighbours of the edge-adjacent interior nodes to the
+        # right-hand side, so the interior unknowns satisfy a homogeneous-Dirichlet system.
+        rhs = f_grid[1:-1, 1:-1].copy()
+        rhs[0, :] -= u[0, 1:-1] / hx**2
+        rhs[-1, :] -= u[-1, 1:-1] / hx**2
+        rhs[:, 0] -= u[1:-1, 0] / hy**2
+        rhs[:, -1] -= u[1:-1, -1] / hy**2
+
+    stencil = "fd9" if order == 4 else "fd5"
+    if method in ("auto", "dst"):
+        u[1:-1, 1:-1] = _solve_dst(rhs, hx, hy, order=order)
+        solver = f"{stencil}-dst"
+    else:
+        u[1:-1, 1:-1] = _solve_sparse(rhs, hx, hy, order=order)
+        solver = f"{stencil}-sparse"
     return FDSolution(
         coords={"x": x, "y": y},
         fields={"u": u},
         solver=solver,
-        order=2,
+        order=int(order),
         spacing={"x": hx, "y": hy},
     )
 
