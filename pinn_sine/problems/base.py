@@ -275,6 +275,32 @@ def manufactured_box_batch(problem, n: int, generator: torch.Generator) -> dict[
     return {"interior": xi, "boundary": xb, "f": problem.source(xi.double()), "g": problem.exact(xb.double())}
 
 
+def manufactured_boundary_target(problem, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+    """g at the boundary points of a manufactured box problem's batch, in the jets' dtype:
+    the batch's "g" where ``sample`` put it there, else ``problem.exact`` (a batch a user
+    built with only the points)."""
+    dtype = jets["boundary"].u.dtype
+    return (batch["g"] if "g" in batch else problem.exact(batch["boundary"].double())).to(dtype)
+
+
+def manufactured_box_constraint(problem, separable_terms: tuple | None) -> HardConstraint:
+    """u = g + d N for a manufactured problem on a rectangle: d the bubble over
+    ``problem.bounds``, g the transfinite interpolation of u's boundary values. The
+    default solution passes its closed-form ``separable_terms`` (of a
+    :class:`~pinn_sine.constraints.SeparableField`); a user's ``problem.u_fn`` (None
+    there) gets its derivatives along the sides by autograd."""
+    from ..constraints import CallableField, SeparableField, TransfiniteField, box_bubble
+
+    names = problem.input_names
+    if separable_terms is not None:
+        u = SeparableField(separable_terms, names)
+    else:
+        fn = problem.u_fn
+        u = CallableField(lambda x: fn(x[:, 0], x[:, 1]), describe_callable(fn))
+    return HardConstraint(TransfiniteField(u, problem.bounds), box_bubble(problem.bounds, (0, 1), names), names,
+                          ("boundary",))
+
+
 def mean_square(r: Tensor) -> Tensor:
     """mean_i sum_c r[i, c]^2 of per-point residuals r (n, c): a loss term."""
     return (r ** 2).sum(1).mean()

@@ -25,13 +25,14 @@ from torch import Tensor
 
 from .. import sampling
 from .._checks import non_negative, positive
-from ..constraints import CallableField, HardConstraint, SeparableField, SineFactor, TransfiniteField, box_bubble
+from ..constraints import HardConstraint, SineFactor
 from ..derivatives import DerivativeSpec, Jet
 from ..validation import fd
 from ..validation.fd.helmholtz import ResolutionError
 from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable, exact_laplacian, manufactured_box_batch
+from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
+                   manufactured_boundary_target)
 from .velocity import DEFAULT_EDGE, VelocityModel, clip, grid_points, parse_center
 
 #: the least grid points per source width the point-source reference accepts
@@ -182,23 +183,15 @@ class Helmholtz2D(Problem):
         hard constraint)."""
         if self.constraint == "hard":
             return {"pde": self._interior_residual(jets, batch)}
-        jb = jets["boundary"]
-        g = batch["g"].to(jb.u.dtype) if "g" in batch else self.exact(batch["boundary"].double()).to(jb.u.dtype)
-        return {"pde": self._interior_residual(jets, batch), "boundary": (jb.u - g) / math.sqrt(self._u2)}
+        g = manufactured_boundary_target(self, jets, batch)
+        return {"pde": self._interior_residual(jets, batch), "boundary": (jets["boundary"].u - g) / math.sqrt(self._u2)}
 
     def hard_constraint(self) -> HardConstraint:
         """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
-        u's boundary values (class docstring). The default solution's factors are
-        closed-form; a user's u gets its derivatives along the sides by autograd."""
-        names = self.input_names
-        if self.a1 is not None:
-            u = SeparableField(((1.0, ((0, SineFactor(self.a1 * math.pi)), (1, SineFactor(self.a2 * math.pi)))),),
-                               names)
-        else:
-            fn = self.u_fn
-            u = CallableField(lambda x: fn(x[:, 0], x[:, 1]), describe_callable(fn))
-        return HardConstraint(TransfiniteField(u, self.bounds), box_bubble(self.bounds, (0, 1), names), names,
-                              ("boundary",))
+        u's boundary values (class docstring; ``manufactured_box_constraint``)."""
+        terms = (((1.0, ((0, SineFactor(self.a1 * math.pi)), (1, SineFactor(self.a2 * math.pi)))),)
+                 if self.a1 is not None else None)
+        return manufactured_box_constraint(self, terms)
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:

@@ -9,12 +9,12 @@ import torch
 from torch import Tensor
 
 from .. import sampling
-from ..constraints import (CallableField, HardConstraint, SeparableField, SineFactor, TransfiniteField,
-                           box_bubble)
+from ..constraints import HardConstraint, SineFactor
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
-from .base import Problem, describe_callable, exact_laplacian, manufactured_box_batch
+from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
+                   manufactured_boundary_target)
 
 SUPERVISIONS = ("laplacian", "gradient")
 
@@ -116,9 +116,8 @@ class Poisson2D(Problem):
         """"pde" at the interior points and "boundary" u - g (not under the hard constraint)."""
         if self.constraint == "hard":
             return {"pde": self._interior_residual(jets, batch)}
-        jb = jets["boundary"]
-        g = batch["g"].to(jb.u.dtype) if "g" in batch else self.exact(batch["boundary"].double()).to(jb.u.dtype)
-        return {"pde": self._interior_residual(jets, batch), "boundary": jb.u - g}
+        g = manufactured_boundary_target(self, jets, batch)
+        return {"pde": self._interior_residual(jets, batch), "boundary": jets["boundary"].u - g}
 
     def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """The "pde" term at each interior point (n,); its mean is that term of :meth:`losses`."""
@@ -134,17 +133,12 @@ class Poisson2D(Problem):
 
     def hard_constraint(self) -> HardConstraint:
         """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
-        u's boundary values (class docstring). The default solution's factors are
-        closed-form; a user's u gets its derivatives along the sides by autograd."""
-        names = self.input_names
-        if self.u_fn is two_mode_solution:
-            u = SeparableField(((1.0, ((0, SineFactor(math.pi)), (1, SineFactor(math.pi)))),
-                                (0.25, ((0, SineFactor(4 * math.pi)), (1, SineFactor(4 * math.pi))))), names)
-        else:
-            fn = self.u_fn
-            u = CallableField(lambda x: fn(x[:, 0], x[:, 1]), describe_callable(fn))
-        return HardConstraint(TransfiniteField(u, self.bounds), box_bubble(self.bounds, (0, 1), names), names,
-                              ("boundary",))
+        u's boundary values (class docstring; ``manufactured_box_constraint``)."""
+        pi = math.pi
+        terms = (((1.0, ((0, SineFactor(pi)), (1, SineFactor(pi)))),
+                  (0.25, ((0, SineFactor(4 * pi)), (1, SineFactor(4 * pi)))))
+                 if self.u_fn is two_mode_solution else None)
+        return manufactured_box_constraint(self, terms)
 
     # ----- reference ------------------------------------------------------------------
     def params(self) -> dict:
