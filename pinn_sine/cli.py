@@ -16,7 +16,10 @@ import inspect
 import json
 import math
 import os
+import re
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -508,15 +511,48 @@ def cmd_export(args, extra) -> int:
     return 0
 
 
+def _parameter_docs(cls) -> dict[str, str]:
+    """The ``Args:`` entries of a problem's class (and ``__init__``) docstring, one
+    unwrapped text per parameter name ("a, b: text" documents both)."""
+    out: dict[str, str] = {}
+    for doc in (inspect.getdoc(cls), cls.__init__.__doc__ and inspect.getdoc(cls.__init__)):
+        lines = (doc or "").splitlines()
+        start = next((k + 1 for k, line in enumerate(lines) if line.strip() == "Args:"), len(lines))
+        indent, names = None, []
+        for line in lines[start:]:
+            if not line.strip():
+                continue
+            depth = len(line) - len(line.lstrip())
+            indent = depth if indent is None else indent
+            entry = re.match(r"\s*([\w, ]+):\s*(.*)", line) if depth == indent else None
+            if depth < indent or (depth == indent and entry is None):
+                break
+            if entry:
+                names = [n.strip() for n in entry.group(1).split(",")]
+                out.update((n, entry.group(2)) for n in names)
+            else:
+                out.update((n, f"{out[n]} {line.strip()}") for n in names)
+    return out
+
+
 def cmd_problems(args, extra) -> int:
+    """Every problem: its summary, then each parameter as ``--name (default: ...)`` with
+    its meaning and valid values from the docstring, wrapped, never cut."""
+    width = max(60, min(100, shutil.get_terminal_size((100, 24)).columns))
     for name, cls in PROBLEMS.items():
-        doc = (inspect.getdoc(cls) or "").splitlines()[0]
-        print(f"{name}: {cls.__name__} -- {doc}")
+        summary = " ".join((inspect.getdoc(cls) or "").split("\n\n")[0].split())
+        print(textwrap.fill(f"{name}: {cls.__name__} -- {summary}", width, subsequent_indent="    "))
+        docs = _parameter_docs(cls)
         for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
-            default = "" if p.default is inspect.Parameter.empty else f" = {p.default!r}"
-            print(f"    --{p.name.replace('_', '-')}{default}")
+            default = "" if p.default is inspect.Parameter.empty else f" (default: {p.default!r})"
+            print(f"  --{p.name.replace('_', '-')}{default}")
+            print(textwrap.fill(docs.get(p.name, "(undocumented)"), width, initial_indent="      ",
+                                subsequent_indent="      "))
+        print()
+    print("Set a parameter with `pinn-sine solve NAME --param value`; tuples and numbers are Python literals, "
+          "e.g. --modes '((1, 1.0), (2, 0.5))'.")
     return 0
 
 
@@ -556,7 +592,7 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: the problem's)")
     solve.add_argument("--batch", type=pos, default=None, help="interior points per draw (default: the problem's)")
     solve.add_argument("--seed", type=_integer(None), default=0, help="seed of the init and the sampling")
-    solve.add_argument("--engine", default="jet", choices=["jet", "autograd"], help="derivative engine")
+    solve.add_argument("--engine", default="jet", choices=["jet", "autograd", "func"], help="derivative engine")
     solve.add_argument("--constraint", default="soft", choices=["soft", "hard"],
                        help="boundary/initial data as loss terms (soft) or built into the network (hard)")
     solve.add_argument("--weighting", default="fixed", choices=["fixed", "gradnorm"],

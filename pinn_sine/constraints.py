@@ -12,9 +12,12 @@ exactly whatever N is, and the loss terms that imposed them are gone:
   interpolation of the boundary values (:class:`TransfiniteField`), which takes the
   boundary values only, never the solution inside;
 * an initial value: u = u0(x) + (t / T) N, so u(0, x) = u0;
-* initial value and zero velocity (the wave equation from rest): u = u0(x) + (t/T)^2 N,
-  so u(0) = u0 and u_t(0) = 2 t N / T^2 + (t/T)^2 N_t = 0 at t = 0;
-* walls and initial data together (Wave1D's fixed ends): u = u0(x) + b(x) (t/T)^2 N with b
+* initial value and zero velocity (the wave equation from rest): u = u0(x) + phi(t) N with
+  phi(0) = phi'(0) = 0, so u(0) = u0 and u_t(0) = phi'(0) N + phi(0) N_t = 0: (t/T)^2
+  (:class:`PowerFactor`) or the ramp 1 - exp(-(t/tau)^2) (:class:`RampFactor`), which the
+  wave problems use: it levels off after t ~ tau, the solution's own time scale, so N
+  stays of the size of u - u0 instead of (u - u0) T^2 / t^2;
+* walls and initial data together (Wave1D's fixed ends): u = u0(x) + b(x) phi(t) N with b
   the bubble over the walls; exact for all three conditions when u0 vanishes on the
   walls (u = u0 = 0 there; at t = 0 as above).
 
@@ -143,6 +146,34 @@ class PowerFactor(Factor):
 
     def describe(self, name):
         return f"({name} / {self.scale!r})^{self.p}"
+
+
+class RampFactor(Factor):
+    """phi(s) = 1 - exp(-(s / tau)^2): 0 with a zero slope at s = 0 (an initial value and a
+    zero initial rate, like (s / T)^2), but close to 1 beyond s ~ 2 tau instead of growing.
+
+    phi' = 2 s / tau^2 e and phi'' = 2 (1 - 2 s^2 / tau^2) / tau^2 e with e = exp(-(s/tau)^2).
+    With tau the solution's own time scale (1 / its fastest angular frequency), the
+    network N of u = u0 + phi N stays O(|u - u0|): near s = 0, u - u0 ~ u_tt(0) s^2 / 2
+    and N ~ u_tt(0) tau^2 / 2, where (s / T)^2 asks N for u_tt(0) T^2 / 2, which for a
+    mode of frequency omega is (omega T)^2 / 2 times larger (about 300 for Wave1D's
+    8 pi mode)."""
+
+    def __init__(self, tau: float):
+        self.tau = float(tau)
+        if not (self.tau > 0 and self.tau < float("inf")):
+            raise ValueError(f"RampFactor needs a finite tau > 0, got tau={tau!r}.")
+
+    def value(self, s):
+        return -torch.expm1(-(s / self.tau) ** 2)
+
+    def derivatives(self, s):
+        t2 = self.tau ** 2
+        e = torch.exp(-s * s / t2)
+        return -torch.expm1(-s * s / t2), 2 * s / t2 * e, 2 * (1 - 2 * s * s / t2) / t2 * e
+
+    def describe(self, name):
+        return f"1 - exp(-({name} / {self.tau!r})^2)"
 
 
 # ----- fields ---------------------------------------------------------------------------------
@@ -354,14 +385,15 @@ class TransfiniteField(Field):
 
 
 def box_bubble(bounds: Sequence[tuple[float, float]], columns: Sequence[int], names: Sequence[str], *,
-               time: tuple[int, int, float] | None = None) -> SeparableField:
-    """d(x) = prod_{a in columns} 4 (x_a - lo_a)(hi_a - x_a) / (hi_a - lo_a)^2, times
-    (t / T)^p for ``time = (column, p, T)``: the distance-like factor of a hard
-    constraint, 0 on the constrained sides (and at t = 0), 1 at the centre (and t = T)."""
+               time: tuple[int, Factor] | None = None) -> SeparableField:
+    """d(x) = prod_{a in columns} 4 (x_a - lo_a)(hi_a - x_a) / (hi_a - lo_a)^2, times a time
+    factor phi(t) for ``time = (column, phi)`` (e.g. ``PowerFactor(2, T)`` or
+    ``RampFactor(tau)``): the distance-like factor of a hard constraint, 0 on the
+    constrained sides (and at t = 0), 1 at the centre."""
     factors = [(a, BubbleFactor(*bounds[a])) for a in columns]
     if time is not None:
-        column, p, scale = time
-        factors = [(column, PowerFactor(p, scale))] + factors
+        column, phi = time
+        factors = [(column, phi)] + factors
     return SeparableField(((1.0, factors),), names)
 
 
@@ -481,5 +513,5 @@ def sine_series(modes: Sequence[tuple[float, float]], column: int, names: Sequen
 
 
 __all__ = ["HardConstraint", "ConstrainedNet", "Field", "SeparableField", "CallableField", "TransfiniteField",
-           "Factor", "SineFactor", "GaussianFactor", "BubbleFactor", "PowerFactor", "box_bubble", "sine_series",
-           "unconstrained"]
+           "Factor", "SineFactor", "GaussianFactor", "BubbleFactor", "PowerFactor", "RampFactor", "box_bubble",
+           "sine_series", "unconstrained"]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint
+from .train import mark_trained_for
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -136,6 +137,7 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
     except RuntimeError as err:
         raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
                                           f"({str(err).splitlines()[0]}).") from None
+    mark_trained_for(net, meta["problem"])
     return net
 
 

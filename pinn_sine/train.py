@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from . import distributed
 from .adaptive import RADSampler
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_compatible, load_checkpoint, save_checkpoint
-from .constraints import ConstrainedNet
+from .constraints import ConstrainedNet, unconstrained
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
 from .validation.evaluate import evaluate
@@ -258,6 +258,13 @@ class Run:
                                      "intact. Lower the learning rate or the omega of the first layer.")
 
 
+def mark_trained_for(net: nn.Module, problem_name: str) -> None:
+    """Record the problem's name on ``net`` (and its inner network) as ``trained_for``, so
+    that :func:`~pinn_sine.evaluate` refuses a reference of another problem."""
+    for module in {id(m): m for m in (net, unconstrained(net))}.values():
+        module.trained_for = problem_name
+
+
 def check_reference(problem: Problem, reference) -> None:
     """``reference`` is a ReferenceField of ``problem``: its name, and its parameters where
     it records the resolution they were computed at."""
@@ -354,7 +361,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     times the stage's best for :data:`DIVERGENCE_STEPS` steps (None: no such check).
 
     Args:
-        engine: derivative engine, "jet" (forward propagation, default) or "autograd".
+        engine: derivative engine, "jet" (forward propagation, default), "autograd" (reverse over
+            reverse, the reference) or "func" (forward over reverse through torch.func).
         reference: a ReferenceField; its relative L2 error is logged every ``eval_every``.
         log_every: history rows every this many steps (and at the end of every stage).
         compile: run the loss terms under ``torch.compile`` (jet engine only: it needs no
@@ -427,6 +435,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     if divergence is not None and not (isinstance(divergence, numbers.Real) and not isinstance(divergence, bool)
                                        and math.isfinite(divergence) and divergence > 1):
         raise ValueError(f"divergence must be a finite factor > 1 or None, got divergence={divergence!r}.")
+    mark_trained_for(net, problem.name)
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
               adaptive=adaptive, compile=compile, divergence=divergence)
     ctx = run.ctx

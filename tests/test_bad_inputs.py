@@ -29,6 +29,12 @@ def _train(**kw):
     return lambda: train(Poisson2D(), kw.pop("net", None) or _net(), **{"steps": 1, "progress": False, **kw})
 
 
+def _trained():
+    net = _net()
+    train(Poisson2D(), net, steps=1, progress=False)
+    return net
+
+
 def _field(u):
     return lambda: ReferenceField(problem="poisson2d", params={}, coords={"x": np.arange(3.0), "y": np.arange(3.0)},
                                   fields={"u": u}, solver="test", order=2, spacing=(1.0, 1.0))
@@ -73,6 +79,8 @@ API = [
      r"weights name unknown loss terms \['bogus'\]"),
     ("evaluate-wrong-grid", lambda: evaluate(_net(), Wave2D().reference(9)), ValueError,
      r"the network takes 2 inputs, the reference of 'wave2d' is on a grid of 3"),
+    ("evaluate-other-problems-reference", lambda: evaluate(_trained(), Wave1D().reference(9)), ValueError,
+     r"the network was trained for 'poisson2d', the reference is of 'wave1d'"),
     ("reference-nan", _field(np.array([[0.0, 1.0, np.nan]] * 3)), ValueError,
      r"field 'u' has 3 non-finite values \(nan or inf\) of 9"),
     ("reference-inf", _field(np.array([[0.0, 1.0, np.inf]] * 3)), ValueError, r"field 'u' has 3 non-finite"),

@@ -11,7 +11,7 @@ import torch
 
 from pinn_sine import train
 from pinn_sine.constraints import (BubbleFactor, CallableField, ConstrainedNet, GaussianFactor, HardConstraint,
-                                   PowerFactor, SeparableField, SineFactor, TransfiniteField, box_bubble)
+                                   PowerFactor, RampFactor, SeparableField, SineFactor, TransfiniteField, box_bubble)
 from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet
 from pinn_sine.nets import MLP, FourierFeatures, Sine
 from pinn_sine.optim import LBFGS, Adam, GaussNewton
@@ -70,7 +70,7 @@ def _close(a, b):
 
 # ----- the fields ------------------------------------------------------------------------------
 FACTORS = [SineFactor(2.5, 0.3), GaussianFactor(0.2, 0.4), BubbleFactor(-1.0, 1.5), PowerFactor(1, 2.0),
-           PowerFactor(2, 1.5), PowerFactor(3, 1.0)]
+           PowerFactor(2, 1.5), PowerFactor(3, 1.0), RampFactor(0.4)]
 
 
 @pytest.mark.parametrize("factor", FACTORS, ids=lambda f: f.describe("s"))
@@ -122,7 +122,7 @@ def test_separable_and_transfinite_fields_match_autograd():
 
 
 def test_bubble_and_time_factor_vanish_where_data_are_given():
-    d = box_bubble(((0.0, 2.0), (-1.0, 1.0), (-1.0, 3.0)), (1, 2), ("t", "x", "y"), time=(0, 2, 2.0))
+    d = box_bubble(((0.0, 2.0), (-1.0, 1.0), (-1.0, 3.0)), (1, 2), ("t", "x", "y"), time=(0, PowerFactor(2, 2.0)))
     x = torch.tensor([[1.0, -1.0, 0.5], [1.0, 1.0, 0.5], [1.0, 0.2, -1.0], [1.0, 0.2, 3.0], [0.0, 0.1, 0.2],
                       [2.0, 0.0, 1.0]], dtype=torch.float64)
     v = d.value(x)
@@ -131,6 +131,20 @@ def test_bubble_and_time_factor_vanish_where_data_are_given():
         SeparableField(((1.0, ((0, SineFactor(1.0)), (0, SineFactor(2.0)))),), ("x", "y"))
     with pytest.raises(ValueError, match="integer p >= 1"):
         PowerFactor(0)
+
+
+def test_ramp_factor_starts_like_a_square_and_saturates():
+    """1 - exp(-(t/tau)^2): value and slope 0 at t = 0, (t/tau)^2 to leading order,
+    within exp(-9) of 1 from t = 3 tau; a bad tau is refused."""
+    ramp = RampFactor(0.1)
+    t = torch.tensor([0.0, 1e-4, 0.3, 1.0], dtype=torch.float64)
+    v, d1, _ = ramp.derivatives(t)
+    assert float(v[0]) == 0.0 and float(d1[0]) == 0.0
+    assert float(v[1]) == pytest.approx(1e-6, rel=1e-7)
+    assert torch.all(1 - v[2:] <= math.exp(-9))
+    for tau in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="finite tau > 0"):
+            RampFactor(tau)
 
 
 # ----- the jet through a constrained net -----------------------------------------------------
@@ -259,7 +273,7 @@ def test_train_refuses_an_unconstrained_net():
     problem = Wave1D(constraint="hard")
     with pytest.raises(ValueError, match=r"constraint='hard'.*got an unconstrained network. Pass problem.constrain"):
         train(problem, MLP(2, 1, 8, 1), steps=1, progress=False)
-    other = Wave1D(t_max=2.0, constraint="hard").constrain(MLP(2, 1, 8, 1))
+    other = Wave1D(c=3.0, constraint="hard").constrain(MLP(2, 1, 8, 1))
     with pytest.raises(ValueError, match="got a network with another constraint"):
         train(problem, other, steps=1, progress=False)
 

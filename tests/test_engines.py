@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from pinn_sine.derivatives import DerivativeSpec, Jet, autograd_jet, forward_jet, get_engine
+from pinn_sine.derivatives import DerivativeSpec, Jet, autograd_jet, forward_jet, func_jet, get_engine
 from pinn_sine.nets import MLP, Finer, FourierFeatures, MetaSin, ReLU, Sine, Tanh
 from pinn_sine.nets.metasin import metasin_jet
 
@@ -81,13 +81,27 @@ CASES = [(act, fourier, in_dim, spec)
 
 @pytest.mark.parametrize("act_name, fourier, in_dim, spec_name", CASES)
 def test_jet_equals_autograd(act_name, fourier, in_dim, spec_name):
+    _engine_equals_autograd(forward_jet, act_name, fourier, in_dim, spec_name)
+
+
+FUNC_CASES = [c for c in CASES if c[2] == 3 and (not c[1] or c[3] == "mixed")]
+
+
+@pytest.mark.parametrize("act_name, fourier, in_dim, spec_name", FUNC_CASES)
+def test_func_engine_equals_autograd(act_name, fourier, in_dim, spec_name):
+    """Forward-over-reverse through torch.func (the benchmark's strongest baseline) gives
+    the same jets and weight gradients as reverse-over-reverse."""
+    _engine_equals_autograd(func_jet, act_name, fourier, in_dim, spec_name)
+
+
+def _engine_equals_autograd(engine, act_name, fourier, in_dim, spec_name):
     seed = CASES.index((act_name, fourier, in_dim, spec_name))
     net = _net(act_name, fourier, in_dim, seed)
     names = NAMES[in_dim]
     spec = _specs(names)[spec_name]
     x = _points(in_dim, seed)
 
-    jet = forward_jet(net, x, names, spec)
+    jet = engine(net, x, names, spec)
     ref = autograd_jet(net, x, names, spec)
     q_jet, q_ref = _quantities(jet, spec), _quantities(ref, spec)
     assert q_jet.keys() == q_ref.keys()
@@ -194,7 +208,8 @@ def test_jet_errors_name_the_missing_derivative():
 
 def test_get_engine():
     assert get_engine("jet") is forward_jet and get_engine("autograd") is autograd_jet
-    with pytest.raises(ValueError, match=r"Invalid engine \"bad\". Must be one of \['autograd', 'jet'\]"):
+    assert get_engine("func") is func_jet
+    with pytest.raises(ValueError, match=r"Invalid engine \"bad\". Must be one of \['autograd', 'func', 'jet'\]"):
         get_engine("bad")
 
 
@@ -241,7 +256,7 @@ def test_jet_engine_runs_any_module_of_the_layer_protocol():
 def test_empty_spec_is_plain_forward():
     net = _net("tanh", False, 2, 0)
     x = _points(2, 0)
-    for engine in (forward_jet, autograd_jet):
+    for engine in (forward_jet, autograd_jet, func_jet):
         jet = engine(net, x, ("x", "y"), DerivativeSpec())
         torch.testing.assert_close(jet.u, net(x), rtol=0, atol=0)
 

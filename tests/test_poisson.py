@@ -83,6 +83,18 @@ def test_reference_is_cached(monkeypatch):
     np.testing.assert_array_equal(first.fields["u"], again.fields["u"])
 
 
+def test_sourceless_callables_are_never_cached(tmp_path, monkeypatch):
+    """Two lambdas without source (from eval, or ``python -c``) cannot be told apart by
+    their description, so their references are computed each time, never shared."""
+    monkeypatch.setenv("PINN_SINE_CACHE", str(tmp_path))
+    first, second = eval("lambda x, y: x * y + 1"), eval("lambda x, y: x - y")
+    a, b = Poisson2D(first).reference(resolution=9), Poisson2D(second).reference(resolution=9)
+    assert list(tmp_path.rglob("*.h5")) == []
+    x = a.coords["x"][:, None]
+    np.testing.assert_allclose(a.fields["u"], x * a.coords["y"][None] + 1, atol=1e-12)
+    np.testing.assert_allclose(b.fields["u"], x - b.coords["y"][None], atol=1e-12)
+
+
 def test_user_callable():
     problem = Poisson2D(_cubic, bounds=((0.0, 2.0), (-1.0, 0.5)))
     pts = _batch(problem)["interior"]

@@ -1,5 +1,6 @@
 """The extension contract: checks at construction and first use, the conformance suite
 over every registered problem, the registry, and the FD helpers a problem author uses."""
+import inspect
 import math
 
 import numpy as np
@@ -230,6 +231,24 @@ def test_cli_sees_a_registered_problem(capsys):
         assert "line-test" in capsys.readouterr().out
     finally:
         unregister_problem("line-test")
+
+
+def test_every_builtin_parameter_is_listed_with_its_meaning(capsys):
+    """`pinn-sine problems` shows each parameter of each built-in problem with its default
+    and the docstring's meaning (none undocumented), and the choices of the string
+    options in full."""
+    from pinn_sine.cli import _parameter_docs, main
+
+    for name, cls in PROBLEMS.items():
+        docs = _parameter_docs(cls)
+        params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        assert [p for p in params if p not in docs] == [], name
+    assert main(["problems"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(undocumented)" not in out
+    for text in ('"uniform", "sobol" or "lhs"', '"soft" (the "boundary" loss term) or "hard"',
+                 "--modes (default: ((1, 1.0), (4, 0.5)))", '"reflecting"', '"absorbing"', '"tv"', "random:"):
+        assert text in out, text
 
 
 # ----- FD helpers --------------------------------------------------------------------------------

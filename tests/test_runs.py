@@ -160,6 +160,7 @@ def test_load_net_rebuilds_the_trained_net(tmp_path):
     train(Poisson2D(), net, steps=2, batch=16, progress=False, checkpoint=ck)
     loaded = load_net(ck)
     assert loaded.config == net.config and next(loaded.parameters()).dtype == torch.float64
+    assert loaded.trained_for == net.trained_for == "poisson2d"  # evaluate() refuses other problems' references
     x = torch.rand(5, 2, dtype=torch.float64)
     assert torch.equal(loaded(x), net(x))
 

@@ -1,18 +1,20 @@
-"""Derivative engines: forward jets (default) and autograd (the reference).
+"""Derivative engines: forward jets (default), autograd (the reference) and
+forward-over-reverse through ``torch.func`` (the strongest PyTorch baseline).
 
-Both return a :class:`Jet` for a network, points and a :class:`DerivativeSpec`.
+Each returns a :class:`Jet` for a network, points and a :class:`DerivativeSpec`.
 """
 from __future__ import annotations
 
 from .autograd import autograd_jet
 from .forward import JetLayers, forward_jet
+from .func import func_jet
 from .jet import DerivativeSpec, Jet
 
-ENGINES = {"jet": forward_jet, "autograd": autograd_jet}
+ENGINES = {"jet": forward_jet, "autograd": autograd_jet, "func": func_jet}
 
 
 def get_engine(name: str):
-    """The engine function for ``name`` ("jet" or "autograd")."""
+    """The engine function for ``name`` ("jet", "autograd" or "func")."""
     try:
         return ENGINES[name]
     except KeyError:
@@ -23,4 +25,4 @@ def compute_jet(net, x, names, spec: DerivativeSpec, engine: str = "jet") -> Jet
     return get_engine(engine)(net, x, names, spec)
 
 
-__all__ = ["DerivativeSpec", "Jet", "JetLayers", "autograd_jet", "forward_jet", "get_engine", "compute_jet", "ENGINES"]
+__all__ = ["DerivativeSpec", "Jet", "JetLayers", "autograd_jet", "forward_jet", "func_jet", "get_engine", "compute_jet", "ENGINES"]

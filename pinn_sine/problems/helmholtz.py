@@ -287,7 +287,7 @@ class HelmholtzPointSource(Problem):
         source_fraction: share of the interior points near the source, in [0, 1).
             (1000 SIREN steps, uniform velocity: 0.05 gave 1.2e-2 rel L2, 0.2 gave 3.7e-2;
             with none, 2% of uniform points fall within 3 widths of the source.)
-        source_radius: that disc's radius in source widths (> 0).
+        source_radius: radius of the disc of the source_fraction points, in source widths (> 0).
         constraint: "soft" only: there are no Dirichlet data to build into the network
             (the source enters through the equation, the layer damps what leaves); "hard"
             raises.

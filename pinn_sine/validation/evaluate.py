@@ -62,7 +62,15 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     ``exact`` (a callable x (N, d) tensor -> (N, out_dim), e.g. ``problem.exact``) adds
     ``rel_l2_exact`` and ``max_abs_exact``: the prediction against the exact solution on
     the same grid points and mask.
+
+    A network that :func:`~pinn_sine.train` trained (or :func:`~pinn_sine.load_net`
+    loaded) knows its problem (``net.trained_for``); a reference of another problem is
+    refused with ValueError.
     """
+    trained_for = getattr(net, "trained_for", None)
+    if trained_for is not None and trained_for != ref.problem:
+        raise ValueError(f"the network was trained for {trained_for!r}, the reference is of {ref.problem!r}; "
+                         f"evaluate it against a reference of {trained_for!r} (problem.reference()).")
     in_dim = getattr(net, "in_dim", None)
     if prediction is None and in_dim is not None and in_dim != len(ref.coords):
         raise ValueError(f"the network takes {in_dim} inputs, the reference of {ref.problem!r} is on a grid of "
