@@ -1,102 +1,126 @@
-"""Training-step time and memory of the derivative engines.
+"""Training-step time and memory of the derivative engines against the strongest baselines.
 
-    python benchmarks/derivatives.py            # CPU: the issue's headline case and a small sweep
-    python benchmarks/derivatives.py --full     # the whole grid (meant for a GPU)
-    python benchmarks/derivatives.py --problems # whole training steps of the PDE problems
+    OMP_NUM_THREADS=1 python benchmarks/derivatives.py             # the issue's cases, one thread
+    python benchmarks/derivatives.py --full                        # the whole grid (meant for a GPU)
+    OMP_NUM_THREADS=1 python benchmarks/derivatives.py --problems  # whole training steps of the PDE problems
+    OMP_NUM_THREADS=1 python benchmarks/derivatives.py --profile   # where the jet step's time goes, by op
+    OMP_NUM_THREADS=1 python benchmarks/derivatives.py --jacobian  # Gauss-Newton Jacobian rows per second
 
 One training step = forward with the Laplacian over all inputs, loss
-mean((Lap u)^2) + mean(u^2), backward to the weights. Engines:
-  jet       -- forward propagation of (value, gradient, Laplacian) as one stacked
-               tensor (the forward Laplacian: the Laplacian is one stream)
-  autograd  -- reverse-over-reverse (two nested autograd.grad, then backward)
-  func      -- torch.func: vmap(hessian(u)) per point, then backward
-Memory: on CUDA the peak allocated bytes of the step; on CPU the bytes of tensors saved
-for backward (a saved_tensors_hooks count of unique storages), which is what
-dominates the peak there.
-FLOP rate: the matrix-product FLOPs of the engine (forward + 2x for backward) over the
-step time, a lower bound on what the matmuls achieve.
+mean((Lap u)^2) + mean(u^2), backward to the weights. Engines (``--engines``):
+  jet        -- forward propagation of (value, gradient, Laplacian) as one stacked tensor
+                (the forward Laplacian: the Laplacian is one stream), engine="jet"
+  autograd   -- reverse-over-reverse: two nested autograd.grad, then backward
+  fwdrev     -- forward-over-reverse: torch.func.jvp of torch.func.jacrev per direction,
+                vmapped over directions and points (engine="func", the collapsed-Taylor
+                paper's baseline)
+  hessian    -- vmap(torch.func.hessian) per point
+  <e>+compile -- the same loss under torch.compile (reported where it compiles)
+"best baseline" is the faster of autograd and fwdrev in each round; speed-ups are
+medians of per-round ratios, the engines taking turns in every round.
+
+Memory, on CUDA: the peak allocated bytes of the step. On the CPU: the growth of the
+process's peak resident memory over one step (VmHWM reset through /proc/self/clear_refs,
+glibc told to mmap every block of 64 KiB or more so that freed tensors leave the
+resident set), which counts every engine alike, torch.func's included; and, where
+saved-tensor hooks are allowed (not inside torch.func), the bytes saved for backward.
+GEMM time: the jet's matrix-product FLOPs (forward + 2x for backward) at the rate of a
+2048^2 float32 matmul on this device; "step / GEMM time" is how far the step is from
+doing only those matmuls at that rate.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
+import logging
 import statistics
+import sys
 import time
 
 import torch
 from torch.func import functional_call, hessian, vmap
 
-from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet
+from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet, func_jet
 from pinn_sine.nets import MLP, Finer, MetaSin, Sine
 
 ACTS = {"siren": lambda: Sine(30.0), "finer": lambda: Finer(30.0), "metasin": lambda: MetaSin(K=10)}
+JET_ENGINES = {"jet": forward_jet, "autograd": autograd_jet, "fwdrev": func_jet}
+BASELINES = ("autograd", "fwdrev")
 
 
 def step_fn(engine: str, net: MLP, x: torch.Tensor):
+    """One training step of ``engine`` (a name of the module docstring) as a closure."""
     names = tuple(f"x{i}" for i in range(x.shape[1]))
     spec = DerivativeSpec.laplacian(names)
-    if engine in ("jet", "autograd"):
-        fn = forward_jet if engine == "jet" else autograd_jet
+    base, compiled = engine.removesuffix("+compile"), engine.endswith("+compile")
+    if base in JET_ENGINES:
+        fn = JET_ENGINES[base]
 
-        def step():
+        def loss():
             jet = fn(net, x, names, spec)
-            loss = (jet.laplacian(names) ** 2).mean() + (jet.u ** 2).mean()
-            loss.backward()
-        return step
-    params = dict(net.named_parameters())
-    buffers = dict(net.named_buffers())
+            return (jet.laplacian(names) ** 2).mean() + (jet.u ** 2).mean()
+    elif base == "hessian":
+        params, buffers = dict(net.named_parameters()), dict(net.named_buffers())
 
-    def u_single(p, xi):
-        return functional_call(net, (p, buffers), (xi.unsqueeze(0),))[0, 0]
+        def u_single(p, xi):
+            return functional_call(net, (p, buffers), (xi.unsqueeze(0),))[0, 0]
+
+        def loss():
+            H = vmap(hessian(u_single, argnums=1), in_dims=(None, 0))(params, x)
+            lap = H.diagonal(dim1=-2, dim2=-1).sum(-1)
+            return (lap ** 2).mean() + (net(x) ** 2).mean()
+    else:
+        raise SystemExit(f'unknown engine "{engine}"; use jet, autograd, fwdrev, hessian, each with "+compile"')
+    if compiled:
+        loss = torch.compile(loss)
 
     def step():
-        H = vmap(hessian(u_single, argnums=1), in_dims=(None, 0))(params, x)
-        lap = H.diagonal(dim1=-2, dim2=-1).sum(-1)
-        u = net(x)
-        loss = (lap ** 2).mean() + (u ** 2).mean()
-        loss.backward()
+        loss().backward()
     return step
 
 
-def matmul_flops(engine: str, net: MLP, n: int, d: int) -> float:
-    widths = [net.linears[0].in_features] + [l.out_features for l in net.linears]
-    per_point = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
-    # jet: value + d first derivatives + the Laplacian stream per layer.
-    # autograd/func: forward + two reverse sweeps of a graph of similar size, roughly.
-    streams = (2 + d) if engine == "jet" else (1 + 2 * d)
-    return 3.0 * streams * per_point * n
+def matmul_flops(net: MLP, n: int, d: int) -> float:
+    """The jet step's matrix-product FLOPs: (2 + d) streams through every layer after the
+    first (the first layer's derivative streams are its weight columns), forward + 2x
+    for the backward pass."""
+    widths = [net.linears[0].in_features] + [lin.out_features for lin in net.linears]
+    first = 2 * widths[0] * widths[1] * n
+    rest = sum(2 * a * b for a, b in zip(widths[1:-1], widths[2:])) * n * (2 + d)
+    return 3.0 * (first + rest)
 
 
 def measure(engines, act, d, width, depth, n, device, repeats):
-    """Per engine: (median step time, memory, matmul FLOP rate), and the per-round
-    time ratios autograd/jet and func/jet. The engines take turns within every round,
-    so load from other processes on a shared machine hits them alike; the ratio of
-    each round is taken before the median."""
+    """Per engine: the median step time and the memory (peak growth, saved bytes), and
+    the per-round ratios of every engine's time to the jet's."""
     torch.manual_seed(0)
     activation = ACTS[act]()
     omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
     net = MLP(d, 1, width, depth, activation=activation, **omegas).to(device)
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
     steps = {e: step_fn(e, net, x) for e in engines}
-    times, failed = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True),
-                                f"{act} {d} {width} {n}")
-    live = [e for e in engines if e not in failed]
+    reset = lambda: net.zero_grad(set_to_none=True)  # noqa: E731
+    times, failed = time_rounds(steps, repeats, device, reset, f"{act} {d} {width} {n}")
     out = {}
     for e in engines:
         if e in failed:
-            out[e] = (float("nan"), float("nan"), float("nan"))
+            out[e] = {"ms": float("nan"), "peak": float("nan"), "saved": float("nan")}
             continue
-        med = statistics.median(times[e])
-        out[e] = (med, _memory(steps[e], net, device), matmul_flops(e, net, n, d) / med)
-    ratios = {other: round_ratio(times, other, "jet") for other in ("autograd", "func")
-              if other in live and "jet" in live}
-    return out, ratios
+        out[e] = {"ms": statistics.median(times[e]) * 1e3, "peak": peak_memory(steps[e], device, reset),
+                  "saved": saved_bytes(steps[e], reset) if device.type == "cpu" else float("nan")}
+    ratios = {e: round_ratio(times, e, "jet") for e in times if e != "jet" and "jet" in times}
+    live = [b for b in BASELINES if b in times]
+    if live and "jet" in times:
+        best = [min(times[b][r] for b in live) for r in range(repeats)]
+        ratios["best"] = statistics.median(a / b for a, b in zip(best, times["jet"]))
+    return net, out, ratios
 
 
 def time_rounds(steps: dict, repeats: int, device, reset, label: str) -> tuple[dict, dict]:
-    """Warm every step up once, then time ``repeats`` rounds in which the steps take
+    """Warm every step up twice, then time ``repeats`` rounds in which the steps take
     turns, so load from other processes on a shared machine hits them alike. ``reset``
-    runs after every call (zeroing the gradients). A step that raises RuntimeError in
-    the warm-up (out of memory on the largest cases) is reported and left out.
+    runs after every call (zeroing the gradients). A step that raises in the warm-up
+    (out of memory on the largest cases, a transform torch.compile cannot trace) is
+    reported and left out.
 
     Returns (name -> seconds of each round, name -> the warm-up error of a failed step).
     """
@@ -104,10 +128,12 @@ def time_rounds(steps: dict, repeats: int, device, reset, label: str) -> tuple[d
     failed = {}
     for name, step in steps.items():
         try:
-            step()  # warm-up (and compilation)
-        except RuntimeError as err:
+            for _ in range(2):  # warm-up (and compilation)
+                step()
+                reset()
+        except Exception as err:  # noqa: BLE001 -- a failing engine is reported, not fatal
             failed[name] = err
-            print(f"<!-- {name} {label}: {type(err).__name__} -->")
+            print(f"<!-- {name} {label}: {type(err).__name__}: {str(err).splitlines()[0][:160]} -->", flush=True)
         reset()
     times = {name: [] for name in steps if name not in failed}
     for _ in range(repeats):
@@ -126,26 +152,69 @@ def round_ratio(times: dict, slow: str, fast: str) -> float:
     return statistics.median(a / b for a, b in zip(times[slow], times[fast]))
 
 
-def _memory(step, net, device) -> float:
+def _read_status(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _mmap_large_blocks() -> bool:
+    """Tell glibc to mmap every block of 64 KiB or more (M_MMAP_THRESHOLD), so that a freed
+    tensor leaves the resident set and the peak resident growth of a step measures what
+    it allocated. Done at import, before any tensor exists (a block freed to the heap
+    earlier would be reused without growing the resident set)."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 16))
+    except OSError:
+        return False
+
+
+_MMAP_SET = _mmap_large_blocks()
+
+
+def peak_memory(step, device, reset) -> float:
+    """Bytes: on CUDA the peak allocated during ``step``; on the CPU the growth of the peak
+    resident set over it (module docstring), nan where that cannot be measured."""
     if device.type == "cuda":
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         step()
         torch.cuda.synchronize()
         mem = torch.cuda.max_memory_allocated() - base
-    else:
-        seen = {}
+        reset()
+        return float(mem)
+    if not _MMAP_SET:
+        return float("nan")
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS
+        base = _read_status("VmRSS:")
+        step()
+        mem = _read_status("VmHWM:") - base
+    except (OSError, RuntimeError):
+        mem = float("nan")
+    reset()
+    return float(mem)
 
-        def pack(t):  # unique storages: a tensor saved by two nodes counts once
-            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-            return t
-        try:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                step()
-            mem = sum(seen.values())
-        except RuntimeError:  # torch.func transforms refuse saved-tensor hooks
-            mem = float("nan")
-    net.zero_grad(set_to_none=True)
+
+def saved_bytes(step, reset) -> float:
+    """Bytes of the unique storages saved for backward during ``step`` (a saved-tensors
+    hook); nan inside torch.func transforms, which refuse such hooks."""
+    seen = {}
+
+    def pack(t):  # unique storages: a tensor saved by two nodes counts once
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            step()
+        mem = float(sum(seen.values()))
+    except RuntimeError:
+        mem = float("nan")
+    reset()
     return mem
 
 
@@ -165,17 +234,75 @@ def gemm_ceiling(device, size: int = 2048, repeats: int = 5) -> float:
     return 2 * size ** 3 / statistics.median(times) / 1e9
 
 
+# ----- where the time goes -------------------------------------------------------------------
+OP_GROUPS = (("GEMM", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm")),
+             ("sin/cos", ("sin", "cos", "sincos")),
+             ("copies", ("cat", "stack", "copy_", "clone", "contiguous", "expand", "index", "select_backward",
+                         "slice_backward", "cat_backward", "unbind", "to", "_to_copy", "empty_like", "zeros_like",
+                         "fill_", "zero_", "narrow", "index_select")),
+             ("elementwise", ("mul", "add", "sub", "neg", "div", "pow", "sum", "mean", "addcmul", "mul_", "add_",
+                              "where", "sqrt", "exp", "copysign")))
+
+
+def profile(act: str, d: int, width: int, n: int, device) -> None:
+    """The jet step's self time by op (top 15) and grouped into GEMMs, sin/cos, copies and
+    other elementwise work, from torch.profiler over 5 steps."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    torch.manual_seed(0)
+    activation = ACTS[act]()
+    omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
+    net = MLP(d, 1, width, 3, activation=activation, **omegas).to(device)
+    x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
+    step = step_fn("jet", net, x)
+    for _ in range(2):
+        step()
+        net.zero_grad(set_to_none=True)
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            step()
+            net.zero_grad(set_to_none=True)
+    rows = [(e.key.removeprefix("aten::"), e.self_cpu_time_total / 5e3, e.count // 5) for e in prof.key_averages()
+            if e.self_cpu_time_total > 0]
+    rows.sort(key=lambda r: -r[1])
+    total = sum(ms for _, ms, _ in rows)
+    print(f"jet step, {act} {width}x3, d = {d}, {n} points, {torch.get_num_threads()} thread(s): "
+          f"{total:.1f} ms of op self time per step\n")
+    print("| op | ms / step | share | calls / step |\n|---|---|---|---|")
+    for name, ms, calls in rows[:15]:
+        print(f"| {name} | {ms:.2f} | {ms / total:.0%} | {calls} |")
+    groups = {g: 0.0 for g, _ in OP_GROUPS}
+    groups["other"] = 0.0
+    groups["activation nodes (own time)"] = 0.0
+    for name, ms, _ in rows:
+        base = name.split(".")[0].removesuffix("Backward0").lower()
+        group = next((g for g, ops in OP_GROUPS if base in ops or name in ops), "other")
+        if name.endswith(("Jet", "JetBackward")):  # the autograd.Function nodes' Python and glue
+            group = "activation nodes (own time)"
+        groups[group] += ms
+    print("\n| group | ms / step | share |\n|---|---|---|")
+    for g, ms in groups.items():
+        print(f"| {g} | {ms:.2f} | {ms / total:.0%} |")
+    rate = gemm_ceiling(device)
+    ideal = matmul_flops(net, n, d) / rate / 1e6
+    print(f"\nthe jet's matmul FLOPs at the {rate:.0f} GFLOP/s of a 2048^2 matmul: {ideal:.1f} ms; "
+          f"measured GEMM self time {groups['GEMM']:.1f} ms ({matmul_flops(net, n, d) / groups['GEMM'] / 1e6:.0f} "
+          "GFLOP/s)")
+
+
+# ----- whole training steps of the problems ----------------------------------------------------
 PROBLEM_NAMES = ("poisson2d", "helmholtz2d", "helmholtz-point-source", "wave1d", "wave2d")
 
 
-def problem_steps(device, repeats: int, width: int, n: int, compiled: bool) -> None:
+def problem_steps(device, repeats: int, width: int, n: int, engines: list[str]) -> None:
     """Whole training steps (sample once, every loss term, backward to the weights) of
-    each PDE problem with SIREN width x 3, per engine, the engines taking turns."""
+    each PDE problem with SIREN width x 3, per engine (jet, autograd, func =
+    forward-over-reverse, each optionally "+compile"), the engines taking turns."""
     from pinn_sine.problems import PROBLEMS
 
-    engines = ["jet", "autograd"] + (["jet+compile"] if compiled else [])
-    head = "| problem | streams (jet) | " + " | ".join(f"{e} [ms]" for e in engines) + \
-        " | speed-up jet vs autograd |" + (" compile vs jet |" if compiled else "")
+    others = [e for e in engines if e != "jet"]
+    head = "| problem | streams (jet) | " + " | ".join(f"{e} [ms]" for e in engines) + " | " + \
+        " | ".join(f"jet vs {e}" for e in others) + " |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in PROBLEM_NAMES:
@@ -187,74 +314,91 @@ def problem_steps(device, repeats: int, width: int, n: int, compiled: bool) -> N
                       for spec in problem.derivatives.values())
 
         def make(engine):
-            terms = problem.compute_losses
-            if engine == "jet+compile":
-                terms = torch.compile(problem.compute_losses)
-                engine = "jet"
+            base = engine.removesuffix("+compile")
+            terms = torch.compile(problem.compute_losses) if engine.endswith("+compile") else problem.compute_losses
 
             def step():
-                sum(terms(net, batch, engine).values()).backward()
+                sum(terms(net, batch, base).values()).backward()
             return step
 
         steps = {e: make(e) for e in engines}
-        times, failed = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True), name)
-        if failed:
-            raise next(iter(failed.values()))
-        med = {e: statistics.median(times[e]) * 1e3 for e in engines}
-        row = f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + \
-            f" | {round_ratio(times, 'autograd', 'jet'):.2f}x |"
-        if compiled:
-            row += f" {round_ratio(times, 'jet', 'jet+compile'):.2f}x |"
-        print(row, flush=True)
+        times, _ = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True), name)
+        med = {e: statistics.median(times[e]) * 1e3 if e in times else float("nan") for e in engines}
+        ratio = {e: round_ratio(times, e, "jet") if e in times and "jet" in times else float("nan") for e in others}
+        print(f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + " | "
+              + " | ".join(f"{ratio[e]:.2f}x" for e in others) + " |", flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--full", action="store_true", help="the whole grid (widths 64-512, n 1k-64k)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peak-tflops", type=float, default=None, help="device fp32 peak, printed beside the rate")
-    ap.add_argument("--engines", default="jet,autograd,func")
+    ap.add_argument("--engines", default=None,
+                    help="comma-separated (default jet,autograd,fwdrev,hessian; with --problems jet,autograd,func)")
     ap.add_argument("--problems", action="store_true",
                     help="time whole training steps of the PDE problems instead (SIREN, --width x 3, --points)")
-    ap.add_argument("--width", type=int, default=128, help="with --problems")
-    ap.add_argument("--points", type=int, default=4096, help="interior points per step, with --problems")
-    ap.add_argument("--compile", action="store_true", help="with --problems: also the jet engine under torch.compile")
-    args = ap.parse_args()
+    ap.add_argument("--profile", action="store_true", help="profile the jet step of SIREN --width x 3 by op")
+    ap.add_argument("--jacobian", action="store_true", help="the Gauss-Newton Jacobian row (benchmarks/jacobian.py)")
+    ap.add_argument("--width", type=int, default=128, help="with --problems and --profile")
+    ap.add_argument("--points", type=int, default=4096, help="points per step, with --problems and --profile")
+    ap.add_argument("--dims", default="2", help="input dimensions, with --profile")
+    args = ap.parse_args(argv)
+    for name in ("torch._dynamo", "torch._subclasses.fake_tensor", "torch._inductor"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # an engine that fails to compile is one line
     device = torch.device(args.device)
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    if args.jacobian:
+        import jacobian
+        return jacobian.main(["--repeats", str(args.repeats)])
+    if args.profile:
+        for d in (int(v) for v in args.dims.split(",")):
+            profile("siren", d, args.width, args.points, device)
+        return 0
     if args.problems:
-        name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        print(f"device: {name}; SIREN {args.width}x3, {args.points} interior points; median of {args.repeats} "
-              "steps, engines taking turns; speed-up = median of per-round ratios")
-        problem_steps(device, args.repeats, args.width, args.points, args.compile)
-        return
+        engines = (args.engines or "jet,autograd,func").split(",")
+        print(f"device: {where}; SIREN {args.width}x3, {args.points} interior points; median of {args.repeats} "
+              "steps, engines taking turns; jet vs e = median of per-round time(e) / time(jet)")
+        problem_steps(device, args.repeats, args.width, args.points, engines)
+        return 0
+    engines = (args.engines or "jet,autograd,fwdrev,hessian").split(",")
+    if "jet" not in engines:
+        raise SystemExit("--engines must include jet (every ratio is against it)")
     if args.full:
         grid = [(a, d, w, 3, n) for a in ACTS for d in (2, 3) for w in (64, 128, 256, 512)
                 for n in (1024, 4096, 16384, 65536)]
     else:
-        grid = [("siren", 2, 128, 3, 4096), ("finer", 2, 128, 3, 4096), ("metasin", 2, 128, 3, 4096),
-                ("siren", 3, 128, 3, 4096), ("siren", 2, 256, 3, 4096), ("siren", 2, 64, 3, 16384)]
-    engines = args.engines.split(",")
-    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; median of {args.repeats} steps (engines take turns; speed-up = median of the "
-          "per-round ratios); memory = "
-          + ("peak allocated" if device.type == "cuda" else "bytes saved for backward"))
+        grid = [("siren", 2, 128, 3, 4096), ("siren", 3, 128, 3, 4096), ("finer", 2, 128, 3, 4096),
+                ("metasin", 2, 128, 3, 4096), ("siren", 2, 256, 3, 4096), ("siren", 2, 64, 3, 16384)]
+    print(f"device: {where}; median of {args.repeats} steps (engines take turns; speed-up = median of the "
+          "per-round ratios; best = the faster of autograd and fwdrev in each round); memory = "
+          + ("peak allocated" if device.type == "cuda" else "peak resident growth of one step [MB]"))
     if args.peak_tflops:
         print(f"device fp32 peak: {args.peak_tflops} TFLOP/s")
-    print(f"GEMM ceiling (a large square fp32 matmul here): {gemm_ceiling(device):.1f} GFLOP/s")
-    head = "| act | d | width | n | " + " | ".join(f"{e} [ms]" for e in engines) + \
-        " | speed-up jet vs autograd | speed-up jet vs func | mem jet/autograd | jet GFLOP/s |"
+    rate = gemm_ceiling(device)
+    print(f"GEMM ceiling (a 2048^2 fp32 matmul here): {rate:.1f} GFLOP/s\n")
+    others = [e for e in engines if e != "jet"]
+    head = ("| act | d | width | n | " + " | ".join(f"{e} [ms]" for e in engines) + " | "
+            + " | ".join(f"jet vs {e}" for e in others) + " | jet vs best | "
+            + " | ".join(f"mem {e} [MB]" for e in engines) + " | mem jet / best | saved jet / autograd "
+            "| step / GEMM time |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for act, d, w, depth, n in grid:
-        res, ratios = measure(engines, act, d, w, depth, n, device, args.repeats)
-        t = {e: res[e][0] * 1e3 for e in engines}
-        row = f"| {act} | {d} | {w} | {n} | " + " | ".join(f"{t[e]:.2f}" for e in engines)
-        sp_a = ratios.get("autograd", float("nan"))
-        sp_f = ratios.get("func", float("nan"))
-        mem = res["jet"][1] / res["autograd"][1] if "autograd" in res and "jet" in res else float("nan")
-        rate = res["jet"][2] / 1e9 if "jet" in res else float("nan")
-        print(row + f" | {sp_a:.2f}x | {sp_f:.2f}x | {mem:.2f} | {rate:.1f} |", flush=True)
+        net, res, ratios = measure(engines, act, d, w, depth, n, device, args.repeats)
+        live = [b for b in BASELINES if b in res and res[b]["ms"] == res[b]["ms"]]
+        best = min(live, key=lambda b: res[b]["ms"]) if live else None
+        mem_ratio = res["jet"]["peak"] / res[best]["peak"] if best else float("nan")
+        saved = (res["jet"]["saved"] / res["autograd"]["saved"]) if "autograd" in res else float("nan")
+        gemm_ms = matmul_flops(net, n, d) / rate / 1e6
+        print(f"| {act} | {d} | {w} | {n} | " + " | ".join(f"{res[e]['ms']:.1f}" for e in engines) + " | "
+              + " | ".join(f"{ratios.get(e, float('nan')):.2f}x" for e in others)
+              + f" | **{ratios.get('best', float('nan')):.2f}x** | "
+              + " | ".join(f"{res[e]['peak'] / 1e6:.0f}" for e in engines)
+              + f" | {mem_ratio:.2f} | {saved:.2f} | {res['jet']['ms'] / gemm_ms:.2f} |", flush=True)
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
