@@ -4,7 +4,8 @@
     python benchmarks/commands.py --long          # those too (about 30 minutes more)
     python benchmarks/commands.py --only wave2d   # the commands whose text contains "wave2d"
 
-Runs each command as a user would (``python -m pinn_sine.cli ...``, all cores, no
+Runs each command as a user would (``python -m pinn_sine.cli ...``, torchrun through
+``python -m torch.distributed.run``; all cores, no
 OMP_NUM_THREADS override unless the README's command sets one), one after another in a
 scratch folder, and prints a markdown table: the command, its wall time (including the
 reference, which the first run of a problem computes and later runs read from the cache;
@@ -17,6 +18,7 @@ comes from this script.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -37,6 +39,7 @@ COMMANDS = [
     ("pinn-sine solve helmholtz-point-source --velocity square --omega 10 --out runs/point", False),
     ("pinn-sine solve inpainting --image camera --mask random:0.5 --prior hessian --out runs/inpaint", False),
     ("pinn-sine solve wave1d --weighting gradnorm --rad --out runs/wave1d-rad", False),
+    ("torchrun --nproc_per_node=2 -m pinn_sine.cli solve wave1d --out runs/ddp", False),
     ("pinn-sine solve wave1d --constraint hard --out runs/wave1d-hard", False),
     ("pinn-sine reference poisson2d --out poisson.h5", False),
     ("pinn-sine export runs/x --format vtk", False),
@@ -50,10 +53,30 @@ COMMANDS = [
 ]
 
 
+def _cli_args(command: str) -> list[str]:
+    """The command's pinn-sine arguments, from "pinn-sine" on (torchrun's launcher options
+    dropped), so that [1] is the subcommand."""
+    argv = shlex.split(command)
+    return ["pinn-sine"] + argv[argv.index("pinn_sine.cli") + 1:] if argv[0] == "torchrun" else argv
+
+
+def _argv(command: str) -> list[str]:
+    """What runs: ``python -m pinn_sine.cli ...`` (or ``python -m torch.distributed.run ...``
+    for torchrun), with --quiet on solve."""
+    argv = shlex.split(command)
+    head = [sys.executable, "-m", "torch.distributed.run"] + argv[1:] if argv[0] == "torchrun" else \
+        [sys.executable, "-m", "pinn_sine.cli"] + argv[1:]
+    return head + (["--quiet"] if _cli_args(command)[1] == "solve" else [])
+
+
+def _cell_name(cell: dict) -> str:
+    return "/".join(cell[k] for k in ("problem", "activation", "constraint") if cell.get(k))
+
+
 def result_of(command: str, folder: Path, stdout: str) -> str:
     """The result a user reads off the command: errors from metrics.json for solve, the
     printed line for reference and export, the best cell for compare."""
-    argv = shlex.split(command)
+    argv = _cli_args(command)
     if argv[1] == "solve":
         out = argv[argv.index("--out") + 1] if "--out" in argv else argv[argv.index("--resume") + 1]
         metrics = json.loads((folder / out / "metrics.json").read_text())
@@ -66,7 +89,12 @@ def result_of(command: str, folder: Path, stdout: str) -> str:
     lines = [line for line in stdout.splitlines() if line.strip()]
     if argv[1] == "compare":
         table = folder / argv[argv.index("--out") + 1] / "results.csv"
-        return f"table of {max(0, len(table.read_text().splitlines()) - 1)} cells" if table.exists() else lines[-1]
+        if not table.exists():
+            return lines[-1] if lines else ""
+        with open(table, newline="") as fh:
+            cells = list(csv.DictReader(fh))
+        shown = "; ".join(f"{_cell_name(c)} {float(c['rel_l2']):.2e}" for c in cells[:4])
+        return f"{len(cells)} cells" + (f": {shown}" if len(cells) <= 4 else "")
     if argv[1] == "problems":
         problems = sum(1 for line in lines if not line.startswith(" ") and ": " in line.split(" -- ")[0])
         return f"{sum(1 for line in lines if line.startswith('  --'))} parameters of {problems} problems"
@@ -87,11 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(chosen)} commands in {folder}, {os.cpu_count()} CPUs\n", flush=True)
     rows = []
     for command in chosen:
-        argv_ = [sys.executable, "-m", "pinn_sine.cli"] + shlex.split(command)[1:]
-        if "solve" in argv_:
-            argv_.append("--quiet")
         t0 = time.perf_counter()
-        done = subprocess.run(argv_, cwd=folder, env=env, capture_output=True, text=True)
+        done = subprocess.run(_argv(command), cwd=folder, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if done.returncode != 0:
             result = f"FAILED ({done.returncode}): {(done.stderr.strip().splitlines() or [''])[-1][:160]}"

@@ -74,14 +74,23 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
     ref = problem.reference()
     net = problem.constrain(build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed))
     t0 = time.perf_counter()
-    result = train(problem, net, steps=steps if steps is not None else 10**9, lr=problem.default_lr,
-                   seed=cell.seed, time_limit=seconds, schedule="cosine" if steps is not None else "constant",
-                   progress=False)
+    try:
+        result = train(problem, net, steps=steps if steps is not None else 10**9, lr=problem.default_lr,
+                       seed=cell.seed, time_limit=seconds, schedule="cosine" if steps is not None else "constant",
+                       progress=False)
+    except FloatingPointError as err:  # a diverged cell is a result of the table, not the end of it
+        result, status = None, f"diverged: {str(err).split(';')[0]}"
+    else:
+        status = "ok"
     wall = time.perf_counter() - t0
-    metrics = evaluate(net, ref, prediction=problem.predict(net, ref), exact=problem.exact_solution)
     row = {"problem": cell.problem, "activation": cell.activation, "seed": cell.seed, "constraint": cell.constraint,
-           "steps": result.history[-1]["step"] if result.history else 0, "wall_s": round(wall, 2),
-           **{k: v for k, v in metrics.items() if isinstance(v, float)}}
+           "status": status, "steps": result.history[-1]["step"] if result and result.history else 0,
+           "wall_s": round(wall, 2)}
+    if result is None:
+        row[_metric(cell.problem)[0]] = float("nan")
+    else:
+        metrics = evaluate(net, ref, prediction=problem.predict(net, ref), exact=problem.exact_solution)
+        row.update({k: v for k, v in metrics.items() if isinstance(v, float)})
     cell_dir = Path(out) / "cells" / cell.name
     cell_dir.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), cell_dir / "net.pt")
@@ -168,34 +177,49 @@ def _metric(problem: str) -> tuple[str, bool]:
 
 def summarise(rows: list[dict]) -> dict:
     """{problem: {column: (mean, std, n)}} of each problem's ranking metric, a column per
-    activation and constraint (:func:`label`)."""
+    activation and constraint (:func:`label`), over the seeds that did not diverge."""
     out: dict = {}
     for r in rows:
         key, _ = _metric(r["problem"])
         out.setdefault(r["problem"], {}).setdefault(label(r), []).append(r[key])
-    return {p: {a: (float(np.mean(v)), float(np.std(v)), len(v)) for a, v in acts.items()}
-            for p, acts in out.items()}
+    return {p: {a: _stats(v) for a, v in acts.items()} for p, acts in out.items()}
+
+
+def _stats(values: list[float]) -> tuple[float, float, int]:
+    """(mean, std, n) over the cells that did not diverge (nan where all did); n counts
+    those cells."""
+    ok = [v for v in values if not math.isnan(v)]
+    return (float(np.mean(ok)), float(np.std(ok)), len(ok)) if ok else (float("nan"), float("nan"), 0)
 
 
 def markdown_table(rows: list[dict]) -> str:
     """Problems as rows, activations (and "+hard" runs) as columns, mean (+- std over
     seeds); best in bold."""
     summ = summarise(rows)
+    seeds: dict = {}
+    for r in rows:
+        seeds[(r["problem"], label(r))] = seeds.get((r["problem"], label(r)), 0) + 1
     columns = [a + hard for a in ACTIVATION_NAMES for hard in ("", "+hard")]
     acts = [a for a in columns if any(a in v for v in summ.values())]
     lines = ["| problem (metric) | " + " | ".join(acts) + " |", "|---|" + "---|" * len(acts)]
     for p, vals in summ.items():
         key, larger = _metric(p)
-        best = (max if larger else min)(vals, key=lambda a: vals[a][0])
+        finite = [a for a in vals if vals[a][2]]
+        best = (max if larger else min)(finite, key=lambda a: vals[a][0]) if finite else None
         cells = []
         for a in acts:
             if a not in vals:
                 cells.append("")
                 continue
             mean, std, n = vals[a]
+            if n == 0:
+                cells.append("diverged")
+                continue
             text = f"{mean:.2f}" if larger else f"{mean:.2e}"
             if n > 1:
                 text += f" ± {std:.2f}" if larger else f" ± {std:.1e}"
+            if seeds[(p, a)] > n:
+                text += f" ({seeds[(p, a)] - n} diverged)"
             cells.append(f"**{text}**" if a == best else text)
         lines.append(f"| {p} ({key}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import sys
 
 import pytest
 
@@ -36,6 +38,36 @@ def test_markdown_table_marks_the_best_and_the_spread():
     rows += [{"problem": "p", "activation": "tanh", "seed": 0, "rel_l2": 1e-1}]
     md = markdown_table(rows)
     assert "**2.00e-03 ± 1.0e-03**" in md and "1.00e-01" in md
+
+
+def test_a_diverging_cell_is_a_row_not_the_end_of_the_table(tmp_path, monkeypatch):
+    """A cell whose training diverges (train raises FloatingPointError) is recorded with
+    its status and a nan error, the other cells and the summaries are still written, and
+    the table says "diverged"."""
+    train_module = sys.modules["pinn_sine.train"]  # the module (the package's `train` is the function)
+    real = train_module.train
+
+    def train(problem, net, **kw):
+        if getattr(net, "inner", net).activations[0].name == "tanh":
+            raise FloatingPointError("diverging at step 7 (adam): the loss 1e+03 has been above 10000 x its best; "
+                                     "lower the learning rate")
+        return real(problem, net, **kw)
+
+    monkeypatch.setattr(train_module, "train", train)
+    out = tmp_path / "cmp"
+    rows = compare(["poisson2d"], ["siren", "tanh"], [0], steps=10, width=8, depth=1, out=str(out), progress=False)
+    by = {r["activation"]: r for r in rows}
+    assert by["siren"]["status"] == "ok" and by["siren"]["rel_l2"] < 2
+    assert by["tanh"]["status"] == "diverged: diverging at step 7 (adam): the loss 1e+03 has been above 10000 x " \
+                                   "its best" and math.isnan(by["tanh"]["rel_l2"])
+    md = (out / "results.md").read_text()
+    assert "diverged" in md and md.count("**") == 2  # the finite cell is the best
+    assert (out / "errors.png").stat().st_size > 0
+
+
+def test_markdown_table_counts_diverged_seeds():
+    rows = [{"problem": "p", "activation": "siren", "seed": s, "rel_l2": v} for s, v in ((0, 1e-3), (1, float("nan")))]
+    assert "**1.00e-03 (1 diverged)**" in markdown_table(rows)
 
 
 def test_compare_errors(tmp_path):

@@ -1,11 +1,14 @@
 """The training loop: convergence of a short run, determinism, checkpoints and resume."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from pinn_sine import evaluate, train
 from pinn_sine.nets import MLP, Sine
+from pinn_sine.optim import Adam
 from pinn_sine.problems import Poisson2D
 from pinn_sine.train import load_checkpoint
 
@@ -136,6 +139,24 @@ def test_resume_finished_adam_run_is_noop(tmp_path):
     again = _small_net(seed=9)
     train(Poisson2D(), again, resume=ck, **kw)
     _assert_same_weights(done, again)
+
+
+def test_resumed_adam_given_more_steps_continues_at_its_final_rate(tmp_path):
+    """A finished 20-step cosine stage resumed with 40 steps keeps its schedule: the extra
+    steps run at lr * final_lr_factor (a re-stretched cosine would jump to half of lr at
+    step 20), and a second resume with more steps still knows the stored length."""
+    ck = tmp_path / "ck.pt"
+    kw = dict(batch=64, seed=0, progress=False, log_every=1)
+    net = _small_net()
+    train(Poisson2D(), net, stages=[Adam(20, lr=1e-2)], checkpoint=ck, **kw)
+    more = train(Poisson2D(), net, stages=[Adam(40, lr=1e-2)], resume=ck, checkpoint=ck, **kw)
+    rates = [r["lr"] for r in more.history]
+    assert rates[:19] == pytest.approx([1e-2 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * k / 20)))
+                                        for k in range(1, 20)])
+    assert rates[19:] == pytest.approx([1e-4] * 21)
+    assert load_checkpoint(ck)["meta"]["stages"][0]["schedule_steps"] == 20
+    again = train(Poisson2D(), net, stages=[Adam(50, lr=1e-2)], resume=ck, **kw)
+    assert [r["lr"] for r in again.history][40:] == pytest.approx([1e-4] * 10)
 
 
 def test_non_finite_loss_raises_and_keeps_checkpoint(tmp_path):

@@ -95,6 +95,11 @@ class Stage:
     def step(self, run, done: int) -> StepResult:
         raise NotImplementedError
 
+    def extend(self, stored_steps: int) -> None:
+        """Called before :meth:`start` when a run resumes this stage from a checkpoint
+        written with ``stored_steps`` steps and this stage has more: a stage whose
+        schedule depends on its length keeps the stored one (the default does nothing)."""
+
     def state_dict(self) -> dict:
         return {}
 
@@ -110,6 +115,8 @@ class Stage:
 
 
 def _lr_lambda(schedule: str, steps: int, final_factor: float):
+    """The rate factor at step k of a schedule over ``steps``; it stays at the end value
+    after ``steps`` (a resumed stage given more steps continues at its final rate)."""
     if schedule == "constant":
         return lambda k: 1.0
     if schedule == "exponential":
@@ -122,7 +129,11 @@ class Adam(Stage):
 
     The rate decays from ``lr`` to ``lr * final_lr_factor`` over ``steps`` ("cosine":
     lr_k = lr (f + (1 - f)(1 + cos(pi k / steps)) / 2; "exponential": lr f^(k/steps);
-    "constant"). A new batch of interior points is drawn every ``resample_every`` steps
+    "constant"). Resumed with more steps than its checkpoint was written with, the stage
+    keeps the stored schedule and runs the extra steps at its final rate: a schedule
+    re-stretched over the new length would jump back up (from 1% of lr to about half
+    of it at the old end of a cosine), which blew up a converged run at once. A new
+    batch of interior points is drawn every ``resample_every`` steps
     (``"fixed"``: one batch for the stage); residual-based adaptive sampling, when the
     run has it, draws them.
 
@@ -162,11 +173,15 @@ class Adam(Stage):
         self.lr, self.schedule, self.final_lr_factor, self.betas = lr, schedule, float(final_lr_factor), (b1, b2)
         self.resample_every = check_every(resample_every, "resample_every", "Adam", allow_fixed=True)
         self.opt = self.sched = None
+        self.schedule_steps = self.steps  # the schedule's length (a resumed, extended stage keeps its old one)
+
+    def extend(self, stored_steps: int) -> None:
+        self.schedule_steps = min(self.steps, int(stored_steps))
 
     def start(self, run, index: int) -> None:
         lr = run.problem.default_lr if self.lr is None else self.lr
         self.opt = torch.optim.Adam(run.params, lr=lr, betas=self.betas)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.schedule, self.steps,
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.schedule, self.schedule_steps,
                                                                             self.final_lr_factor))
 
     def step(self, run, done: int) -> StepResult:
@@ -190,9 +205,12 @@ class Adam(Stage):
         self.sched.load_state_dict(state["scheduler"])
 
     def describe(self) -> dict:
-        return {"stage": self.name, "steps": self.steps, "lr": self.lr, "schedule": self.schedule,
-                "final_lr_factor": self.final_lr_factor, "betas": list(self.betas),
-                "resample_every": self.resample_every}
+        out = {"stage": self.name, "steps": self.steps, "lr": self.lr, "schedule": self.schedule,
+               "final_lr_factor": self.final_lr_factor, "betas": list(self.betas),
+               "resample_every": self.resample_every}
+        if self.schedule_steps != self.steps:
+            out["schedule_steps"] = self.schedule_steps
+        return out
 
 
 class LBFGS(Stage):
