@@ -294,9 +294,10 @@ def profile(act: str, d: int, width: int, n: int, device) -> None:
 PROBLEM_NAMES = ("poisson2d", "helmholtz2d", "helmholtz-point-source", "wave1d", "wave2d")
 
 
-def problem_steps(device, repeats: int, width: int, n: int, engines: list[str]) -> None:
+def problem_steps(device, repeats: int, width: int, n: int, engines: list[str], depth: int = 3,
+                  names: tuple[str, ...] = PROBLEM_NAMES) -> None:
     """Whole training steps (sample once, every loss term, backward to the weights) of
-    each PDE problem with SIREN width x 3, per engine (jet, autograd, func =
+    each PDE problem with SIREN width x depth, per engine (jet, autograd, func =
     forward-over-reverse, each optionally "+compile"), the engines taking turns."""
     from pinn_sine.problems import PROBLEMS
 
@@ -305,9 +306,9 @@ def problem_steps(device, repeats: int, width: int, n: int, engines: list[str]) 
         " | ".join(f"jet vs {e}" for e in others) + " |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
-    for name in PROBLEM_NAMES:
+    for name in names:
         problem = PROBLEMS[name]()
-        net = MLP(problem.in_dim, problem.out_dim, width, 3, activation=Sine(30.0),
+        net = MLP(problem.in_dim, problem.out_dim, width, depth, activation=Sine(30.0),
                   first_omega=problem.default_first_omega).to(device)
         batch = {k: v.to(device) for k, v in problem.sample(n, torch.Generator().manual_seed(0)).items()}
         streams = max(1 + len(spec.directions()) + len(spec.pairs()) + len(spec.laplacian_groups())
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile the jet step of SIREN --width x 3 by op")
     ap.add_argument("--jacobian", action="store_true", help="the Gauss-Newton Jacobian row (benchmarks/jacobian.py)")
     ap.add_argument("--width", type=int, default=128, help="with --problems and --profile")
+    ap.add_argument("--depth", type=int, default=3, help="hidden layers, with --problems")
+    ap.add_argument("--only", default=None, help="comma-separated problems, with --problems (default: all five)")
     ap.add_argument("--points", type=int, default=4096, help="points per step, with --problems and --profile")
     ap.add_argument("--dims", default="2", help="input dimensions, with --profile")
     args = ap.parse_args(argv)
@@ -358,9 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.problems:
         engines = (args.engines or "jet,autograd,func").split(",")
-        print(f"device: {where}; SIREN {args.width}x3, {args.points} interior points; median of {args.repeats} "
-              "steps, engines taking turns; jet vs e = median of per-round time(e) / time(jet)")
-        problem_steps(device, args.repeats, args.width, args.points, engines)
+        print(f"device: {where}; SIREN {args.width}x{args.depth}, {args.points} interior points; median of "
+              f"{args.repeats} steps, engines taking turns; jet vs e = median of per-round time(e) / time(jet)")
+        names = tuple(args.only.split(",")) if args.only else PROBLEM_NAMES
+        problem_steps(device, args.repeats, args.width, args.points, engines, args.depth, names)
         return 0
     engines = (args.engines or "jet,autograd,fwdrev,hessian").split(",")
     if "jet" not in engines:
