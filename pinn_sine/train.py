@@ -547,10 +547,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             run.offset += stage.steps
             continue
         if index == first and saved_stage is not None:
-            stored = ck["meta"]["stages"][index]
-            stored_steps = stored.get("schedule_steps", stored.get("steps", stage.steps))
-            if stage.steps > stored_steps:
-                stage.extend(stored_steps)
+            stage.resume_settings(ck["meta"]["stages"][index])
         stage.start(run, index)
         run.reset_growth()
         done = 0

@@ -18,6 +18,9 @@ The protocol, for writing a new stage:
   to continue bit-identically (tensors and JSON-able values only: checkpoints are
   read with ``weights_only=True``).
 * ``describe()``: the settings as a JSON-able dict (checkpoints, metrics).
+* ``resume_settings(stored)`` (optional): called before ``start`` when a run resumes
+  the stage, with its ``describe()`` as the checkpoint holds it; Adam keeps its stored
+  schedule length there when it is given more steps.
 """
 from __future__ import annotations
 
@@ -95,10 +98,11 @@ class Stage:
     def step(self, run, done: int) -> StepResult:
         raise NotImplementedError
 
-    def extend(self, stored_steps: int) -> None:
-        """Called before :meth:`start` when a run resumes this stage from a checkpoint
-        written with ``stored_steps`` steps and this stage has more: a stage whose
-        schedule depends on its length keeps the stored one (the default does nothing)."""
+    def resume_settings(self, stored: dict) -> None:
+        """Called before :meth:`start` when a run resumes this stage from a checkpoint;
+        ``stored`` is the stage's :meth:`describe` as the checkpoint holds it. A stage
+        whose schedule depends on its length keeps the stored one when it is given more
+        steps now (the default does nothing)."""
 
     def state_dict(self) -> dict:
         return {}
@@ -175,8 +179,9 @@ class Adam(Stage):
         self.opt = self.sched = None
         self.schedule_steps = self.steps  # the schedule's length (a resumed, extended stage keeps its old one)
 
-    def extend(self, stored_steps: int) -> None:
-        self.schedule_steps = min(self.steps, int(stored_steps))
+    def resume_settings(self, stored: dict) -> None:
+        stored_steps = int(stored.get("schedule_steps", stored.get("steps", self.steps)))
+        self.schedule_steps = min(self.steps, stored_steps)
 
     def start(self, run, index: int) -> None:
         lr = run.problem.default_lr if self.lr is None else self.lr
