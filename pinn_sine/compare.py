@@ -176,8 +176,9 @@ def _metric(problem: str) -> tuple[str, bool]:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """{problem: {column: (mean, std, n)}} of each problem's ranking metric, a column per
-    activation and constraint (:func:`label`), over the seeds that did not diverge."""
+    """{problem: {column: (mean, std, n, diverged)}} of each problem's ranking metric, a
+    column per activation and constraint (:func:`label`), over the n seeds that did not
+    diverge."""
     out: dict = {}
     for r in rows:
         key, _ = _metric(r["problem"])
@@ -185,20 +186,19 @@ def summarise(rows: list[dict]) -> dict:
     return {p: {a: _stats(v) for a, v in acts.items()} for p, acts in out.items()}
 
 
-def _stats(values: list[float]) -> tuple[float, float, int]:
-    """(mean, std, n) over the cells that did not diverge (nan where all did); n counts
-    those cells."""
+def _stats(values: list[float]) -> tuple[float, float, int, int]:
+    """(mean, std, n, diverged) over the cells that did not diverge (nan where all did);
+    n counts those cells, diverged the others."""
     ok = [v for v in values if not math.isnan(v)]
-    return (float(np.mean(ok)), float(np.std(ok)), len(ok)) if ok else (float("nan"), float("nan"), 0)
+    diverged = len(values) - len(ok)
+    return (float(np.mean(ok)), float(np.std(ok)), len(ok), diverged) if ok else \
+        (float("nan"), float("nan"), 0, diverged)
 
 
 def markdown_table(rows: list[dict]) -> str:
     """Problems as rows, activations (and "+hard" runs) as columns, mean (+- std over
     seeds); best in bold."""
     summ = summarise(rows)
-    seeds: dict = {}
-    for r in rows:
-        seeds[(r["problem"], label(r))] = seeds.get((r["problem"], label(r)), 0) + 1
     columns = [a + hard for a in ACTIVATION_NAMES for hard in ("", "+hard")]
     acts = [a for a in columns if any(a in v for v in summ.values())]
     lines = ["| problem (metric) | " + " | ".join(acts) + " |", "|---|" + "---|" * len(acts)]
@@ -211,15 +211,15 @@ def markdown_table(rows: list[dict]) -> str:
             if a not in vals:
                 cells.append("")
                 continue
-            mean, std, n = vals[a]
+            mean, std, n, diverged = vals[a]
             if n == 0:
                 cells.append("diverged")
                 continue
             text = f"{mean:.2f}" if larger else f"{mean:.2e}"
             if n > 1:
                 text += f" ± {std:.2f}" if larger else f" ± {std:.1e}"
-            if seeds[(p, a)] > n:
-                text += f" ({seeds[(p, a)] - n} diverged)"
+            if diverged:
+                text += f" ({diverged} diverged)"
             cells.append(f"**{text}**" if a == best else text)
         lines.append(f"| {p} ({key}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
