@@ -153,7 +153,7 @@ class RampFactor(Factor):
     zero initial rate, like (s / T)^2), but close to 1 beyond s ~ 2 tau instead of growing.
 
     phi' = 2 s / tau^2 e and phi'' = 2 (1 - 2 s^2 / tau^2) / tau^2 e with e = exp(-(s/tau)^2).
-    With tau the solution's own time scale (1 / its fastest angular frequency), the
+    With tau the solution's own time scale (about 1 / its angular frequencies), the
     network N of u = u0 + phi N stays O(|u - u0|): near s = 0, u - u0 ~ u_tt(0) s^2 / 2
     and N ~ u_tt(0) tau^2 / 2, where (s / T)^2 asks N for u_tt(0) T^2 / 2, which for a
     mode of frequency omega is (omega T)^2 / 2 times larger (about 300 for Wave1D's

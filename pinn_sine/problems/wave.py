@@ -144,8 +144,8 @@ class Wave1D(_WaveProblem):
     are gone. The ramp matters: with phi = (t / t_max)^2 the network must output
     (u - u0) / (b phi) ~ -omega^2 t_max^2 u0 / 2 near t = 0, about 160 for the 8 pi
     mode, and SIREN reached 0.58 rel L2 in 120 s against 2.2e-3 with the soft terms;
-    with the ramp N stays O(1) and the hard run reached 1.4e-3 (benchmarks/constraints.py,
-    one seed).
+    with the ramp N stays O(1) and the hard run reaches 1.22e-3 against 1.19e-3 soft
+    (median of 2 seeds, ``benchmarks/constraints.py``, README).
 
     Args:
         c: wave speed (> 0).
