@@ -232,7 +232,10 @@ def test_time_limit_stops_adam_after_the_crossing_step():
     res = train(Poisson2D(), net, steps=10**6, batch=64, schedule="constant", time_limit=0.5, progress=False,
                 log_every=1000)
     assert 1 <= res.history[-1]["step"] < 10**6
-    assert res.timings["adam"] >= 0.5
+    # The budget is the whole run's (train's clock starts before the stage builds its
+    # optimizer), so the run's total crosses it; the stage's own time is a little less.
+    assert res.timings["total"] >= 0.5
+    assert res.timings["adam"] <= res.timings["total"]
     with pytest.raises(ValueError, match="time_limit must be > 0"):
         train(Poisson2D(), net, steps=1, time_limit=0, progress=False)
 
