@@ -15,6 +15,8 @@ mean((Lap u)^2) + mean(u^2), backward to the weights. Engines (``--engines``):
                 vmapped over directions and points (engine="func", the collapsed-Taylor
                 paper's baseline)
   hessian    -- vmap(torch.func.hessian) per point
+  jet-compiled -- the jet on the "compiled" backend (PINN_SINE_KERNELS=compiled: the
+                SIREN/FINER nodes' arithmetic fused by torch.compile, one loop per pass)
   <e>+compile -- the same loss under torch.compile (reported where it compiles)
 "best baseline" is the faster of autograd and fwdrev in each round; speed-ups are
 medians of per-round ratios, the engines taking turns in every round.
@@ -24,6 +26,9 @@ process's peak resident memory over one step (VmHWM reset through /proc/self/cle
 glibc told to mmap every block of 64 KiB or more so that freed tensors leave the
 resident set), which counts every engine alike, torch.func's included; and, where
 saved-tensor hooks are allowed (not inside torch.func), the bytes saved for backward.
+The CPU memory is measured in a child process (``--memory-probe``): mmap-ing every
+block makes each fresh tensor page-fault, which doubles a step's time, so the timed
+process keeps glibc's defaults.
 GEMM time: the jet's matrix-product FLOPs (forward + 2x for backward) at the rate of a
 2048^2 float32 matmul on this device; "step / GEMM time" is how far the step is from
 doing only those matmuls at that rate.
@@ -32,19 +37,25 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.func import functional_call, hessian, vmap
 
 from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet, func_jet
+from pinn_sine.kernels import set_backend
 from pinn_sine.nets import MLP, Finer, MetaSin, Sine
 
 ACTS = {"siren": lambda: Sine(30.0), "finer": lambda: Finer(30.0), "metasin": lambda: MetaSin(K=10)}
-JET_ENGINES = {"jet": forward_jet, "autograd": autograd_jet, "fwdrev": func_jet}
+JET_ENGINES = {"jet": forward_jet, "jet-compiled": forward_jet, "autograd": autograd_jet, "fwdrev": func_jet}
+#: the kernel backend an engine runs under (pinn_sine.kernels.set_backend); the others the rule's
+BACKEND_OF = {"jet-compiled": "compiled"}
 BASELINES = ("autograd", "fwdrev")
 
 
@@ -70,12 +81,18 @@ def step_fn(engine: str, net: MLP, x: torch.Tensor):
             lap = H.diagonal(dim1=-2, dim2=-1).sum(-1)
             return (lap ** 2).mean() + (net(x) ** 2).mean()
     else:
-        raise SystemExit(f'unknown engine "{engine}"; use jet, autograd, fwdrev, hessian, each with "+compile"')
+        raise SystemExit(f'unknown engine "{engine}"; use jet, jet-compiled, autograd, fwdrev, hessian, each '
+                         'with "+compile"')
     if compiled:
         loss = torch.compile(loss)
+    backend = BACKEND_OF.get(base)
 
     def step():
-        loss().backward()
+        previous = set_backend(backend)
+        try:
+            loss().backward()
+        finally:
+            set_backend(previous)
     return step
 
 
@@ -89,24 +106,34 @@ def matmul_flops(net: MLP, n: int, d: int) -> float:
     return 3.0 * (first + rest)
 
 
-def measure(engines, act, d, width, depth, n, device, repeats):
-    """Per engine: the median step time and the memory (peak growth, saved bytes), and
-    the per-round ratios of every engine's time to the jet's."""
+def case(act, d, width, depth, n, device):
+    """The benchmark's network and points for one row (seeded: a child process rebuilds them)."""
     torch.manual_seed(0)
     activation = ACTS[act]()
     omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
     net = MLP(d, 1, width, depth, activation=activation, **omegas).to(device)
     x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
+    return net, x
+
+
+def measure(engines, act, d, width, depth, n, device, repeats):
+    """Per engine: the median step time and the memory (peak growth, saved bytes), and
+    the per-round ratios of every engine's time to the jet's."""
+    net, x = case(act, d, width, depth, n, device)
     steps = {e: step_fn(e, net, x) for e in engines}
     reset = lambda: net.zero_grad(set_to_none=True)  # noqa: E731
     times, failed = time_rounds(steps, repeats, device, reset, f"{act} {d} {width} {n}")
+    live = [e for e in engines if e not in failed]
+    if device.type == "cuda":
+        memory = {e: {"peak": peak_memory(steps[e], device, reset), "saved": float("nan")} for e in live}
+    else:
+        memory = memory_in_child(live, act, d, width, depth, n)
     out = {}
     for e in engines:
         if e in failed:
             out[e] = {"ms": float("nan"), "peak": float("nan"), "saved": float("nan")}
             continue
-        out[e] = {"ms": statistics.median(times[e]) * 1e3, "peak": peak_memory(steps[e], device, reset),
-                  "saved": saved_bytes(steps[e], reset) if device.type == "cpu" else float("nan")}
+        out[e] = {"ms": statistics.median(times[e]) * 1e3, **memory[e]}
     ratios = {e: round_ratio(times, e, "jet") for e in times if e != "jet" and "jet" in times}
     live = [b for b in BASELINES if b in times]
     if live and "jet" in times:
@@ -171,7 +198,38 @@ def _mmap_large_blocks() -> bool:
         return False
 
 
-_MMAP_SET = _mmap_large_blocks()
+#: set only in the child that measures CPU memory (see the module docstring)
+_MMAP_SET = _mmap_large_blocks() if "--memory-probe" in sys.argv else False
+
+
+def memory_in_child(engines, act, d, width, depth, n) -> dict:
+    """Per engine {"peak", "saved"} in bytes, measured on the CPU by a child process of
+    this script (``--memory-probe``) that mmaps every large block; nan where it failed."""
+    probe = json.dumps({"engines": engines, "case": [act, d, width, depth, n]})
+    res = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-probe", probe],
+                         capture_output=True, text=True)
+    try:
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"<!-- memory probe failed: {res.stderr.strip().splitlines()[-1:]} -->", flush=True)
+        return {e: {"peak": float("nan"), "saved": float("nan")} for e in engines}
+
+
+def memory_probe(request: str) -> int:
+    """The child's side of :func:`memory_in_child`: warm every engine up, then measure
+    the peak resident growth and the saved bytes of one step each; prints JSON."""
+    spec = json.loads(request)
+    net, x = case(*spec["case"], torch.device("cpu"))
+    reset = lambda: net.zero_grad(set_to_none=True)  # noqa: E731
+    out = {}
+    for e in spec["engines"]:
+        step = step_fn(e, net, x)
+        for _ in range(2):
+            step()
+            reset()
+        out[e] = {"peak": peak_memory(step, torch.device("cpu"), reset), "saved": saved_bytes(step, reset)}
+    print(json.dumps(out))
+    return 0
 
 
 def peak_memory(step, device, reset) -> float:
@@ -244,17 +302,13 @@ OP_GROUPS = (("GEMM", ("mm", "addmm", "bmm", "matmul", "linear", "baddbmm")),
                               "where", "sqrt", "exp", "copysign")))
 
 
-def profile(act: str, d: int, width: int, n: int, device) -> None:
+def profile(act: str, d: int, width: int, n: int, device, engine: str = "jet") -> None:
     """The jet step's self time by op (top 15) and grouped into GEMMs, sin/cos, copies and
     other elementwise work, from torch.profiler over 5 steps."""
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
-    torch.manual_seed(0)
-    activation = ACTS[act]()
-    omegas = {"first_omega": 3.0} if hasattr(activation, "omega") else {}
-    net = MLP(d, 1, width, 3, activation=activation, **omegas).to(device)
-    x = (torch.rand(n, d, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(device)
-    step = step_fn("jet", net, x)
+    net, x = case(act, d, width, 3, n, device)
+    step = step_fn(engine, net, x)
     for _ in range(2):
         step()
         net.zero_grad(set_to_none=True)
@@ -266,19 +320,22 @@ def profile(act: str, d: int, width: int, n: int, device) -> None:
             if e.self_cpu_time_total > 0]
     rows.sort(key=lambda r: -r[1])
     total = sum(ms for _, ms, _ in rows)
-    print(f"jet step, {act} {width}x3, d = {d}, {n} points, {torch.get_num_threads()} thread(s): "
+    print(f"{engine} step, {act} {width}x3, d = {d}, {n} points, {torch.get_num_threads()} thread(s): "
           f"{total:.1f} ms of op self time per step\n")
     print("| op | ms / step | share | calls / step |\n|---|---|---|---|")
     for name, ms, calls in rows[:15]:
         print(f"| {name} | {ms:.2f} | {ms / total:.0%} | {calls} |")
     groups = {g: 0.0 for g, _ in OP_GROUPS}
+    groups["compiled loops"] = 0.0
     groups["other"] = 0.0
     groups["activation nodes (own time)"] = 0.0
     for name, ms, _ in rows:
         base = name.split(".")[0].removesuffix("Backward0").lower()
-        group = next((g for g, ops in OP_GROUPS if base in ops or name in ops), "other")
+        group = next((g for g, ops in OP_GROUPS if base in ops or base.rstrip("_") in ops or name in ops), "other")
         if name.endswith(("Jet", "JetBackward")):  # the autograd.Function nodes' Python and glue
             group = "activation nodes (own time)"
+        elif name.startswith(("cpp_fused", "triton_", "## Call CompiledFxGraph", "Torch-Compiled Region")):
+            group = "compiled loops"  # the compiled backend's fused programs (and their wrappers)
         groups[group] += ms
     print("\n| group | ms / step | share |\n|---|---|---|")
     for g, ms in groups.items():
@@ -340,14 +397,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated (default jet,autograd,fwdrev,hessian; with --problems jet,autograd,func)")
     ap.add_argument("--problems", action="store_true",
                     help="time whole training steps of the PDE problems instead (SIREN, --width x 3, --points)")
-    ap.add_argument("--profile", action="store_true", help="profile the jet step of SIREN --width x 3 by op")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile the step of SIREN --width x 3 by op (--engines: jet and/or jet-compiled)")
     ap.add_argument("--jacobian", action="store_true", help="the Gauss-Newton Jacobian row (benchmarks/jacobian.py)")
     ap.add_argument("--width", type=int, default=128, help="with --problems and --profile")
     ap.add_argument("--depth", type=int, default=3, help="hidden layers, with --problems")
     ap.add_argument("--only", default=None, help="comma-separated problems, with --problems (default: all five)")
     ap.add_argument("--points", type=int, default=4096, help="points per step, with --problems and --profile")
     ap.add_argument("--dims", default="2", help="input dimensions, with --profile")
+    ap.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # the memory child's request
     args = ap.parse_args(argv)
+    if args.memory_probe:
+        return memory_probe(args.memory_probe)
     for name in ("torch._dynamo", "torch._subclasses.fake_tensor", "torch._inductor"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # an engine that fails to compile is one line
     device = torch.device(args.device)
@@ -356,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         import jacobian
         return jacobian.main(["--repeats", str(args.repeats)])
     if args.profile:
-        for d in (int(v) for v in args.dims.split(",")):
-            profile("siren", d, args.width, args.points, device)
+        for engine in (args.engines or "jet").split(","):
+            for d in (int(v) for v in args.dims.split(",")):
+                profile("siren", d, args.width, args.points, device, engine)
         return 0
     if args.problems:
         engines = (args.engines or "jet,autograd,func").split(",")

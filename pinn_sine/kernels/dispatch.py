@@ -12,6 +12,10 @@ process), overrides the rule; :func:`set_backend` changes the choice afterwards:
   run the kernels only under the interpreter (``TRITON_INTERPRET=1`` in the
   environment before the process first imports Triton), which is how the CPU test
   suite exercises them.
+* ``compiled``: the native nodes of SIREN and FINER with their arithmetic compiled by
+  ``torch.compile`` into one fused loop per pass (:mod:`pinn_sine.kernels.compiled`),
+  on any device; the other families run natively. The first step compiles (tens of
+  seconds on a CPU), which is why the rule never picks it.
 * unset, empty or ``auto``: the rule above.
 
 This module takes tensors only: each activation asks :func:`backend_for` and calls its
@@ -28,14 +32,14 @@ from . import ops
 from .ops import KernelUnavailableError
 
 ENV_VAR = "PINN_SINE_KERNELS"
-BACKENDS = ("triton", "native")
+BACKENDS = ("triton", "native", "compiled")
 _UNREAD = object()
 #: the forced backend ("triton", "native" or None for the rule); _UNREAD until first use
 _forced: object = _UNREAD
 
 
 def parse_backend(value: str | None, *, source: str = ENV_VAR) -> str | None:
-    """``value`` as a forced backend: "triton", "native", or None (unset, "" or "auto")."""
+    """``value`` as a forced backend: "triton", "native", "compiled", or None (unset, "" or "auto")."""
     text = (value or "").strip().lower()
     if text in ("", "auto"):
         return None
@@ -46,7 +50,7 @@ def parse_backend(value: str | None, *, source: str = ENV_VAR) -> str | None:
 
 
 def requested_backend() -> str | None:
-    """The forced backend ("triton" or "native"), or None for the rule: from
+    """The forced backend ("triton", "native" or "compiled"), or None for the rule: from
     ``PINN_SINE_KERNELS`` as read at the first call, or the last :func:`set_backend`."""
     global _forced
     if _forced is _UNREAD:
@@ -55,7 +59,7 @@ def requested_backend() -> str | None:
 
 
 def set_backend(value: str | None) -> str | None:
-    """Force "triton" or "native" from now on (None or "auto": the rule); returns the
+    """Force "triton", "native" or "compiled" from now on (None or "auto": the rule); returns the
     previous choice (None when none was made yet). The environment variable is not
     read after this."""
     global _forced
@@ -66,14 +70,15 @@ def set_backend(value: str | None) -> str | None:
 
 
 def backend_for(z: Tensor) -> str:
-    """"triton" or "native" for an activation of a fused family applied to ``z``.
+    """"triton", "native" or "compiled" for an activation of a fused family applied to ``z``
+    ("compiled" only when forced).
 
     Raises :class:`KernelUnavailableError` when Triton is forced but cannot run, or
     when the automatic rule picks Triton (a CUDA tensor) and Triton is missing.
     """
     forced = requested_backend()
-    if forced == "native":
-        return "native"
+    if forced in ("native", "compiled"):
+        return forced
     if forced is None and not (z.device.type == "cuda" and z.dtype in ops.SUPPORTED_DTYPES):
         return "native"
     ops.check_runnable(z)

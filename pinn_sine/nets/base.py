@@ -96,11 +96,16 @@ class Activation(nn.Module):
             m: the number of first-derivative slabs.
             terms: the p second-order streams (:func:`~pinn_sine.kernels.native.as_terms`).
         Returns:
-            H (1 + m + p, n, C). One autograd node either way: the fused kernel
-            (:meth:`kernel_jet_stacked`) or :meth:`native_jet_stacked`.
+            H (1 + m + p, n, C). One autograd node whichever backend
+            (:func:`~pinn_sine.kernels.backend_for`) runs it: the fused kernel
+            (:meth:`kernel_jet_stacked`), the compiled node (:meth:`compiled_jet_stacked`)
+            or :meth:`native_jet_stacked`.
         """
-        if self._fused(Z):
+        backend = self._backend(Z)
+        if backend == "triton":
             return self.kernel_jet_stacked(Z, bias, m, terms)
+        if backend == "compiled":
+            return self.compiled_jet_stacked(Z, bias, m, terms)
         return self.native_jet_stacked(Z, bias, m, terms)
 
     def native_jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
@@ -122,12 +127,24 @@ class Activation(nn.Module):
         """:meth:`jet_stacked` by the fused kernel."""
         raise NotImplementedError(f"{type(self).__name__} has no fused kernel.")
 
-    def _fused(self, z: Tensor) -> bool:
-        """Whether the fused kernel runs on ``z`` (the backend choice is validated either way)."""
+    def compiled_jet_stacked(self, Z: Tensor, bias: Tensor | None, m: int, terms) -> Tensor:
+        """:meth:`jet_stacked` under the "compiled" backend: the families with a compiled
+        node (:mod:`pinn_sine.kernels.compiled`: SIREN, FINER) override it; the others run
+        :meth:`native_jet_stacked`."""
+        return self.native_jet_stacked(Z, bias, m, terms)
+
+    def _backend(self, z: Tensor) -> str:
+        """The backend that runs this activation on ``z``: "triton", "compiled" or "native"
+        (an exact class marked :func:`fused_kernel`, else "native"; the backend choice is
+        validated either way)."""
         if type(self) not in _FUSED:
             requested_backend()
-            return False
-        return backend_for(z) == "triton"
+            return "native"
+        return backend_for(z)
+
+    def _fused(self, z: Tensor) -> bool:
+        """Whether the fused kernel runs on ``z``."""
+        return self._backend(z) == "triton"
 
     # ----- construction -------------------------------------------------------------
     def for_layer(self, channels: int, *, first: bool, omega: float | None,

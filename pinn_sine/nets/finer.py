@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .._checks import positive
 from ..kernels import ops
+from ..kernels.compiled import compiled_jet_stacked
 from ..kernels.native import finer_derivatives
 from .base import Activation, fused_kernel, siren_init
 
@@ -62,6 +63,9 @@ class Finer(Activation):
         siren_init(layer, first=first, omega=self.omega, generator=generator)
         if first:
             layer.bias.uniform_(-self.first_bias_k, self.first_bias_k, generator=generator)
+
+    def compiled_jet_stacked(self, Z, bias, m, terms):
+        return compiled_jet_stacked(Z, bias, "finer", self.omega, m, terms)
 
     def kernel_value(self, z):
         return ops.sine_value_triton(z, self.omega, finer=True)

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from .._checks import positive
 from ..kernels import ops
+from ..kernels.compiled import compiled_jet_stacked
 from ..kernels.native import sine_derivatives
 from .base import (Activation, elementwise_jet, fused_kernel, siren_init, stacked_coefficients, stacked_input_grads,
                    stacked_outputs)
@@ -48,6 +49,9 @@ class Sine(Activation):
         if type(self) is Sine:  # sin and cos once per step (a subclass may change sigma)
             return sine_jet(Z, bias, self.omega, m, terms)
         return elementwise_jet(self, Z, bias, m, terms)
+
+    def compiled_jet_stacked(self, Z, bias, m, terms):
+        return compiled_jet_stacked(Z, bias, "sine", self.omega, m, terms)
 
     def kernel_value(self, z):
         return ops.sine_value_triton(z, self.omega)
