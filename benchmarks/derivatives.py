@@ -18,8 +18,9 @@ mean((Lap u)^2) + mean(u^2), backward to the weights. Engines (``--engines``):
   jet-compiled -- the jet on the "compiled" backend (PINN_SINE_KERNELS=compiled: the
                 SIREN/FINER nodes' arithmetic fused by torch.compile, one loop per pass)
   <e>+compile -- the same loss under torch.compile (reported where it compiles)
-"best baseline" is the faster of autograd and fwdrev in each round; speed-ups are
-medians of per-round ratios, the engines taking turns in every round.
+"best baseline" is the faster of autograd and fwdrev in each round; speed-ups (jet and
+jet-compiled against it) are medians of per-round ratios, the engines taking turns in
+every round.
 
 Memory, on CUDA: the peak allocated bytes of the step. On the CPU: the growth of the
 process's peak resident memory over one step (VmHWM reset through /proc/self/clear_refs,
@@ -57,6 +58,8 @@ JET_ENGINES = {"jet": forward_jet, "jet-compiled": forward_jet, "autograd": auto
 #: the kernel backend an engine runs under (pinn_sine.kernels.set_backend); the others the rule's
 BACKEND_OF = {"jet-compiled": "compiled"}
 BASELINES = ("autograd", "fwdrev")
+#: the jet engines each row is summarised for (against the best baseline, memory, GEMM time)
+JETS = ("jet", "jet-compiled")
 
 
 def step_fn(engine: str, net: MLP, x: torch.Tensor):
@@ -134,11 +137,11 @@ def measure(engines, act, d, width, depth, n, device, repeats):
             out[e] = {"ms": float("nan"), "peak": float("nan"), "saved": float("nan")}
             continue
         out[e] = {"ms": statistics.median(times[e]) * 1e3, **memory[e]}
-    ratios = {e: round_ratio(times, e, "jet") for e in times if e != "jet" and "jet" in times}
     live = [b for b in BASELINES if b in times]
-    if live and "jet" in times:
+    ratios = {}
+    if live:
         best = [min(times[b][r] for b in live) for r in range(repeats)]
-        ratios["best"] = statistics.median(a / b for a, b in zip(best, times["jet"]))
+        ratios = {e: statistics.median(a / b for a, b in zip(best, times[e])) for e in times if e in JETS}
     return net, out, ratios
 
 
@@ -387,6 +390,15 @@ def problem_steps(device, repeats: int, width: int, n: int, engines: list[str], 
               + " | ".join(f"{ratio[e]:.2f}x" for e in others) + " |", flush=True)
 
 
+def _case(text: str) -> tuple:
+    """"act:d:width:points" -> (act, d, width, 3, points) for --cases."""
+    parts = text.split(":")
+    if len(parts) != 4 or parts[0] not in ACTS or not all(p.isdigit() for p in parts[1:]):
+        raise SystemExit(f'--cases: "{text}" is not activation:d:width:points with activation one of '
+                         f"{sorted(ACTS)}, e.g. siren:2:128:4096")
+    return parts[0], int(parts[1]), int(parts[2]), 3, int(parts[3])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--full", action="store_true", help="the whole grid (widths 64-512, n 1k-64k)")
@@ -405,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated problems, with --problems (default: all five)")
     ap.add_argument("--points", type=int, default=4096, help="points per step, with --problems and --profile")
     ap.add_argument("--dims", default="2", help="input dimensions, with --profile")
+    ap.add_argument("--cases", default=None,
+                    help="rows to run instead of the default grid, e.g. siren:2:128:4096,finer:3:128:4096 "
+                         "(activation:d:width:points, depth 3)")
     ap.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # the memory child's request
     args = ap.parse_args(argv)
     if args.memory_probe:
@@ -428,10 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         names = tuple(args.only.split(",")) if args.only else PROBLEM_NAMES
         problem_steps(device, args.repeats, args.width, args.points, engines, args.depth, names)
         return 0
-    engines = (args.engines or "jet,autograd,fwdrev,hessian").split(",")
-    if "jet" not in engines:
-        raise SystemExit("--engines must include jet (every ratio is against it)")
-    if args.full:
+    engines = (args.engines or "jet,jet-compiled,autograd,fwdrev,hessian").split(",")
+    if not any(e in JETS for e in engines) or not any(b in engines for b in BASELINES):
+        raise SystemExit(f"--engines must include one of {JETS} and one of the baselines {BASELINES}")
+    if args.cases:
+        grid = [_case(text) for text in args.cases.split(",")]
+    elif args.full:
         grid = [(a, d, w, 3, n) for a in ACTS for d in (2, 3) for w in (64, 128, 256, 512)
                 for n in (1024, 4096, 16384, 65536)]
     else:
@@ -444,25 +461,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"device fp32 peak: {args.peak_tflops} TFLOP/s")
     rate = gemm_ceiling(device)
     print(f"GEMM ceiling (a 2048^2 fp32 matmul here): {rate:.1f} GFLOP/s\n")
-    others = [e for e in engines if e != "jet"]
+    jets = [e for e in engines if e in JETS]
     head = ("| act | d | width | n | " + " | ".join(f"{e} [ms]" for e in engines) + " | "
-            + " | ".join(f"jet vs {e}" for e in others) + " | jet vs best | "
-            + " | ".join(f"mem {e} [MB]" for e in engines) + " | mem jet / best | saved jet / autograd "
-            "| step / GEMM time |")
+            + " | ".join(f"mem {e} [MB]" for e in engines) + " | "
+            + " | ".join(f"**{e} vs best** | peak {e} / best | saved {e} / autograd | {e} / GEMM time" for e in jets)
+            + " |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
+    nan = float("nan")
     for act, d, w, depth, n in grid:
         net, res, ratios = measure(engines, act, d, w, depth, n, device, args.repeats)
         live = [b for b in BASELINES if b in res and res[b]["ms"] == res[b]["ms"]]
         best = min(live, key=lambda b: res[b]["ms"]) if live else None
-        mem_ratio = res["jet"]["peak"] / res[best]["peak"] if best else float("nan")
-        saved = (res["jet"]["saved"] / res["autograd"]["saved"]) if "autograd" in res else float("nan")
         gemm_ms = matmul_flops(net, n, d) / rate / 1e6
+        summary = []
+        for e in jets:
+            peak = res[e]["peak"] / res[best]["peak"] if best else nan
+            saved = res[e]["saved"] / res["autograd"]["saved"] if "autograd" in res else nan
+            summary.append(f"**{ratios.get(e, nan):.2f}x** | {peak:.2f} | {saved:.2f} | {res[e]['ms'] / gemm_ms:.2f}")
         print(f"| {act} | {d} | {w} | {n} | " + " | ".join(f"{res[e]['ms']:.1f}" for e in engines) + " | "
-              + " | ".join(f"{ratios.get(e, float('nan')):.2f}x" for e in others)
-              + f" | **{ratios.get('best', float('nan')):.2f}x** | "
-              + " | ".join(f"{res[e]['peak'] / 1e6:.0f}" for e in engines)
-              + f" | {mem_ratio:.2f} | {saved:.2f} | {res['jet']['ms'] / gemm_ms:.2f} |", flush=True)
+              + " | ".join(f"{res[e]['peak'] / 1e6:.0f}" for e in engines) + " | " + " | ".join(summary) + " |",
+              flush=True)
     return 0
 
 

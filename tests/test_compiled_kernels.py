@@ -90,3 +90,26 @@ def test_unknown_family_and_compiler_failure_are_clear_errors(monkeypatch):
 
 def test_the_backend_name_is_accepted():
     assert dispatch.parse_backend(" Compiled ") == "compiled"
+
+
+def test_cli_solve_on_the_compiled_backend_follows_the_native_run(tmp_path, monkeypatch):
+    """`pinn-sine solve --kernels compiled`: the same seeded run as on the native nodes
+    (float32 rounding only), and the choice is stored in the run's config."""
+    import json
+
+    from pinn_sine.cli import main
+
+    monkeypatch.setattr(dispatch, "_forced", dispatch._forced)  # restored after the test
+    losses = {}
+    for backend in ("native", "compiled"):
+        out = tmp_path / backend
+        assert main(["solve", "poisson2d", "--kernels", backend, "--steps", "6", "--batch", "64", "--width", "16",
+                     "--depth", "2", "--resolution", "21", "--eval-every", "3", "--out", str(out), "--quiet"]) == 0
+        assert dispatch.requested_backend() == backend
+        assert json.loads((out / "config.json").read_text())["options"]["kernels"] == backend
+        with open(out / "history.csv") as fh:
+            rows = [line.split(",") for line in fh.read().splitlines()]
+        metrics = json.loads((out / "metrics.json").read_text())
+        losses[backend] = [float(r[rows[0].index("loss")]) for r in rows[1:]] + [metrics["rel_l2"]]
+    assert len(losses["native"]) >= 2
+    assert losses["compiled"] == pytest.approx(losses["native"], rel=1e-4)
