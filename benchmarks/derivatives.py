@@ -357,13 +357,13 @@ PROBLEM_NAMES = ("poisson2d", "helmholtz2d", "helmholtz-point-source", "wave1d",
 def problem_steps(device, repeats: int, width: int, n: int, engines: list[str], depth: int = 3,
                   names: tuple[str, ...] = PROBLEM_NAMES) -> None:
     """Whole training steps (sample once, every loss term, backward to the weights) of
-    each PDE problem with SIREN width x depth, per engine (jet, autograd, func =
-    forward-over-reverse, each optionally "+compile"), the engines taking turns."""
+    each PDE problem with SIREN width x depth, per engine (jet, jet-compiled, autograd,
+    func = forward-over-reverse, each optionally "+compile"), the engines taking turns."""
     from pinn_sine.problems import PROBLEMS
 
-    others = [e for e in engines if e != "jet"]
+    pairs = [(j, e) for j in engines if j in JETS for e in engines if e not in JETS]
     head = "| problem | streams (jet) | " + " | ".join(f"{e} [ms]" for e in engines) + " | " + \
-        " | ".join(f"jet vs {e}" for e in others) + " |"
+        " | ".join(f"{j} vs {e}" for j, e in pairs) + " |"
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for name in names:
@@ -377,17 +377,22 @@ def problem_steps(device, repeats: int, width: int, n: int, engines: list[str], 
         def make(engine):
             base = engine.removesuffix("+compile")
             terms = torch.compile(problem.compute_losses) if engine.endswith("+compile") else problem.compute_losses
+            backend, base = BACKEND_OF.get(base), "jet" if base in JETS else base
 
             def step():
-                sum(terms(net, batch, base).values()).backward()
+                previous = set_backend(backend)
+                try:
+                    sum(terms(net, batch, base).values()).backward()
+                finally:
+                    set_backend(previous)
             return step
 
         steps = {e: make(e) for e in engines}
         times, _ = time_rounds(steps, repeats, device, lambda: net.zero_grad(set_to_none=True), name)
         med = {e: statistics.median(times[e]) * 1e3 if e in times else float("nan") for e in engines}
-        ratio = {e: round_ratio(times, e, "jet") if e in times and "jet" in times else float("nan") for e in others}
+        ratio = [round_ratio(times, e, j) if e in times and j in times else float("nan") for j, e in pairs]
         print(f"| {name} | {streams} | " + " | ".join(f"{med[e]:.1f}" for e in engines) + " | "
-              + " | ".join(f"{ratio[e]:.2f}x" for e in others) + " |", flush=True)
+              + " | ".join(f"{r:.2f}x" for r in ratio) + " |", flush=True)
 
 
 def _case(text: str) -> tuple:
@@ -437,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile("siren", d, args.width, args.points, device, engine)
         return 0
     if args.problems:
-        engines = (args.engines or "jet,autograd,func").split(",")
+        engines = (args.engines or "jet,jet-compiled,autograd,func").split(",")
         print(f"device: {where}; SIREN {args.width}x{args.depth}, {args.points} interior points; median of "
               f"{args.repeats} steps, engines taking turns; jet vs e = median of per-round time(e) / time(jet)")
         names = tuple(args.only.split(",")) if args.only else PROBLEM_NAMES
