@@ -13,8 +13,9 @@
 #   kernel_tests.txt the kernel tests, CUDA cases included (fused == native)
 #   kernels.md       benchmarks/kernels.py --quick: fused vs eager vs torch.compile,
 #                    bandwidth and sin/cos rate against the device's measured limits
-#   derivatives.md   the training-step table: jet vs reverse-over-reverse, forward-over-
-#                    reverse, vmap(hessian) and the compiled jet, peak memory
+#   derivatives.md   the training-step table: the jet on the Triton kernels and on the
+#                    compiled backend (Inductor) vs reverse-over-reverse, forward-over-
+#                    reverse, vmap(hessian) and the whole loss compiled, peak memory
 #   wave1d.md        a whole Wave1D training step, SIREN 128x4, batch 8192, per engine
 set -u
 OUT=${OUT:-gpu-out}
@@ -38,7 +39,7 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,dr
 step 150 kernel_tests.txt $PY -m pytest -q -p no:cacheprovider tests/test_kernels.py
 step 170 kernels.md $PY benchmarks/kernels.py --quick
 step 120 derivatives.md $PY benchmarks/derivatives.py --repeats "$REPEATS" \
-    --engines jet,autograd,fwdrev,hessian,jet+compile
+    --engines jet,jet-compiled,autograd,fwdrev,hessian,jet+compile
 step 90 wave1d.md $PY benchmarks/derivatives.py --problems --only wave1d --width 128 --depth 4 --points 8192 \
-    --repeats "$REPEATS" --engines jet,autograd,func,jet+compile
+    --repeats "$REPEATS" --engines jet,jet-compiled,autograd,func,jet+compile
 tail -n 40 "$OUT"/*.md

@@ -377,7 +377,8 @@ def test_invalid_backend_name_is_rejected(monkeypatch):
 
     monkeypatch.setattr(dispatch, "_forced", dispatch._UNREAD)
     monkeypatch.setenv("PINN_SINE_KERNELS", "cuda")
-    with pytest.raises(ValueError, match=r'Invalid PINN_SINE_KERNELS="cuda". Must be one of \[.triton., .native., .compiled.\]'):
+    choices = r"\[.triton., .native., .compiled.\]"
+    with pytest.raises(ValueError, match=rf'Invalid PINN_SINE_KERNELS="cuda". Must be one of {choices}'):
         backend_for(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="Invalid PINN_SINE_KERNELS"):
         Tanh()(torch.zeros(2, 2))

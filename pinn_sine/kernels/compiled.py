@@ -29,6 +29,7 @@ imports :mod:`pinn_sine.nets`.
 """
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 
 import torch
@@ -37,16 +38,23 @@ from torch import Tensor
 from .native import finer_derivatives, sine_derivatives, term_products
 from .ops import KernelUnavailableError
 
-#: the families with a compiled node and their sigma-with-derivatives functions
-#: ``(z, omega, order) -> (s0, ..., s_order)``
-FAMILIES: dict[str, Callable] = {"sine": sine_derivatives, "finer": finer_derivatives}
+#: the families with a compiled node: name -> (params -> (z, order) -> (s0, ..., s_order)),
+#: the params (omega,) as a 0-d tensor. MetaSin has none: the same scheme with its K
+#: components unrolled and its parameter gradients reduced in the program
+#: (:func:`~pinn_sine.kernels.native.metasin_backward_terms`) ran 1.46x slower than its
+#: native node (610 vs 419 ms, SIREN-sized 128x3 step, one CPU thread).
+FAMILIES: dict[str, Callable] = {
+    "sine": lambda omega: lambda z, order: sine_derivatives(z, omega, order),
+    "finer": lambda omega: lambda z, order: finer_derivatives(z, omega, order),
+}
 _PROGRAMS: dict[tuple, Callable] = {}
 
 
-def _jet_forward(derivatives, m: int, terms, Z: Tensor, bias: Tensor | None, omega: Tensor) -> Tensor:
-    """H (1 + m + p, n, C) from Z (1 + m [+ p], n, C): the forward of the module docstring."""
+def _jet_forward(sigma, m: int, terms, Z: Tensor, bias: Tensor | None) -> Tensor:
+    """H (1 + m + p, n, C) from Z (1 + m [+ p], n, C): the forward of the module docstring;
+    ``sigma(z, 2)`` gives s0, s1, s2."""
     z = Z[0] if bias is None else Z[0] + bias
-    s0, s1, s2 = derivatives(z, omega, 2)
+    s0, s1, s2 = sigma(z, 2)
     slabs = [s0] + [s1 * Z[k] for k in range(1, Z.shape[0])]
     for q, P in enumerate(term_products(Z[1:1 + m], terms)):
         k = 1 + m + q
@@ -57,20 +65,20 @@ def _jet_forward(derivatives, m: int, terms, Z: Tensor, bias: Tensor | None, ome
     return torch.stack(slabs)
 
 
-def _jet_backward(derivatives, m: int, terms, Z: Tensor, bias: Tensor | None, omega: Tensor,
-                  G: Tensor) -> tuple[Tensor, Tensor]:
-    """(dL/dZ, dL/dbias) from dL/dH = G: the backward of the module docstring."""
+def _jet_backward(family: str, m: int, terms, Z: Tensor, bias: Tensor | None, params: tuple,
+                  G: Tensor) -> tuple[Tensor, ...]:
+    """(dL/dZ, dL/dbias) from dL/dH = G: the backward of the module docstring (no
+    parameter gradients: omega is fixed)."""
     z = Z[0] if bias is None else Z[0] + bias
-    _, s1, s2, s3 = derivatives(z, omega, 3)
     S_in = Z.shape[0]
     dz = Z[1:1 + m]
-    grads = [G[k] * s1 for k in range(1, S_in)]
     G1 = sum((G[k] * Z[k] for k in range(1, S_in)), torch.zeros_like(z))
-    G2 = torch.zeros_like(z)
-    for q, (P, term) in enumerate(zip(term_products(dz, terms), terms)):
-        Gq = G[1 + m + q]
-        G2 = G2 + Gq * P
-        w = Gq * s2
+    products = term_products(dz, terms)
+    G2 = sum((G[1 + m + q] * P for q, P in enumerate(products)), torch.zeros_like(z))
+    _, s1, s2, s3 = FAMILIES[family](*params)(z, 3)
+    grads = [G[k] * s1 for k in range(1, S_in)]
+    for q, term in enumerate(terms):
+        w = G[1 + m + q] * s2
         for a, b in term:
             if a == b:
                 grads[a] = grads[a] + 2.0 * w * dz[a]
@@ -82,17 +90,23 @@ def _jet_backward(derivatives, m: int, terms, Z: Tensor, bias: Tensor | None, om
 
 
 def _program(kind: str, family: str, m: int, terms, has_bias: bool) -> Callable:
-    """The compiled forward or backward for one layer signature, built on first use."""
+    """The compiled forward ``(Z, bias, *params) -> H`` or backward
+    ``(Z, bias, G, *params) -> (dZ, dbias)`` for one layer signature, built on
+    first use."""
     key = (kind, family, m, terms, has_bias)
     program = _PROGRAMS.get(key)
     if program is None:
-        derivatives = FAMILIES[family]
         if kind == "forward":
-            def run(Z, bias, omega):
-                return _jet_forward(derivatives, m, terms, Z, bias if has_bias else None, omega)
+            def run(Z, bias, *params):
+                return _jet_forward(FAMILIES[family](*params), m, terms, Z, bias if has_bias else None)
         else:
-            def run(Z, bias, omega, G):
-                return _jet_backward(derivatives, m, terms, Z, bias if has_bias else None, omega, G)
+            def run(Z, bias, G, *params):
+                return _jet_backward(family, m, terms, Z, bias if has_bias else None, params, G)
+        # A code object of its own: Dynamo caches compiled graphs per code object, up to a
+        # small limit, and every signature's closure would otherwise share one.
+        name = f"jet_{kind}_{family}_{len(_PROGRAMS)}"
+        run = types.FunctionType(run.__code__.replace(co_name=name, co_qualname=name), run.__globals__, name,
+                                 run.__defaults__, run.__closure__)
         program = _PROGRAMS[key] = torch.compile(run, dynamic=True, fullgraph=True)
     return program
 
@@ -117,35 +131,35 @@ def _run(program: Callable, *args) -> tuple:
 
 
 class CompiledJet(torch.autograd.Function):
-    """(Z, bias) -> H for a family of :data:`FAMILIES` as one autograd node whose forward
-    and backward are the compiled programs of the module docstring (first-order only:
-    training needs no more). Saves only Z and the bias."""
+    """(Z, bias, *params) -> H for a family of :data:`FAMILIES` as one autograd node whose
+    forward and backward are the compiled programs of the module docstring (first-order
+    only: training needs no more). Saves only its inputs."""
 
     @staticmethod
-    def forward(ctx, Z, bias, family, omega, m, terms):
-        w = torch.tensor(omega, dtype=Z.dtype, device=Z.device)
+    def forward(ctx, Z, bias, family, m, terms, *params):
         b = Z.new_zeros(()) if bias is None else bias
-        H = _run(_program("forward", family, m, terms, bias is not None), Z, b, w)
-        ctx.save_for_backward(Z, b, w)
+        H = _run(_program("forward", family, m, terms, bias is not None), Z, b, *params)
+        ctx.save_for_backward(Z, b, *params)
         ctx.family, ctx.m, ctx.terms, ctx.has_bias = family, m, terms, bias is not None
         return H
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
-        Z, b, w = ctx.saved_tensors
+        Z, b, *params = ctx.saved_tensors
         program = _program("backward", ctx.family, ctx.m, ctx.terms, ctx.has_bias)
-        gZ, g_bias = _run(program, Z, b, w, G.contiguous())
-        return gZ, (g_bias if ctx.has_bias else None), None, None, None, None
+        gZ, g_bias = _run(program, Z, b, G.contiguous(), *params)
+        return (gZ, (g_bias if ctx.has_bias else None), None, None, None) + (None,) * len(params)
 
 
 def compiled_jet_stacked(Z: Tensor, bias: Tensor | None, family: str, omega: float, m: int, terms) -> Tensor:
-    """The stacked jet of a sine-type activation (``family`` "sine" or "finer" with its
-    ``omega``) through :class:`CompiledJet`; the other arguments as
+    """The stacked jet of a family of :data:`FAMILIES` ("sine", "finer") with frequency
+    ``omega`` through :class:`CompiledJet`; the other arguments as
     :meth:`~pinn_sine.nets.Activation.jet_stacked`."""
     if family not in FAMILIES:
         raise ValueError(f"no compiled jet for family {family!r}; the families are {sorted(FAMILIES)}.")
-    return CompiledJet.apply(Z, bias, family, float(omega), int(m), tuple(terms))
+    w = torch.tensor(float(omega), dtype=Z.dtype, device=Z.device)
+    return CompiledJet.apply(Z, bias, family, int(m), tuple(terms), w)
 
 
 __all__ = ["compiled_jet_stacked", "CompiledJet", "FAMILIES"]

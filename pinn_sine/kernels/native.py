@@ -150,6 +150,41 @@ def finer_derivatives(z: Tensor, omega: float, order: int = 3) -> tuple[Tensor, 
     return s, s1, s2, s3
 
 
+def metasin_backward_terms(z: Tensor, G0: Tensor, G1: Tensor, G2: Tensor, c0: Tensor, c: Tensor, f: Tensor,
+                           p: Tensor) -> tuple[Tensor, ...]:
+    """MetaSin's first three derivatives s1, s2, s3 at z and its parameter gradients, one
+    component at a time (no (n, C, K) tensor), for a loss that is locally
+    sum(G0 s0 + G1 s1 + G2 s2).
+
+    With theta_j = f_j z + p_j and D_j = G0 cos theta_j - G1 f_j sin theta_j
+    - G2 f_j^2 cos theta_j, summed over the points:
+        dL/dc_j = sum G0 sin theta_j + G1 f_j cos theta_j - G2 f_j^2 sin theta_j
+        dL/dp_j = sum c_j D_j
+        dL/df_j = sum c_j (z D_j + G1 cos theta_j - 2 G2 f_j sin theta_j)
+        dL/dc0  = sum G0 relu(z) + G1 1[z > 0]
+    Returns (s1, s2, s3, dL/dc0 (C,), dL/dc, dL/df, dL/dp (C, K)).
+    """
+    pos = (z > 0).to(z.dtype)
+    s1 = c0 * pos
+    s2 = torch.zeros_like(z)
+    s3 = torch.zeros_like(z)
+    g_c, g_f, g_p = [], [], []
+    for j in range(c.shape[1]):
+        cj, fj = c[:, j], f[:, j]
+        theta = z * fj + p[:, j]
+        sn, cs = torch.sin(theta), torch.cos(theta)
+        s1 = s1 + (cj * fj) * cs
+        s2 = s2 - (cj * fj * fj) * sn
+        s3 = s3 - (cj * fj * fj * fj) * cs
+        dth = G0 * cs - G1 * fj * sn - G2 * fj * fj * cs
+        g_c.append((G0 * sn + G1 * fj * cs - G2 * fj * fj * sn).sum(0))
+        g_p.append((cj * dth).sum(0))
+        # f_j enters through theta (times z) and through the explicit f, f^2 factors
+        g_f.append((cj * (z * dth + G1 * cs - 2.0 * G2 * fj * sn)).sum(0))
+    g_c0 = (G0 * torch.relu(z) + G1 * pos).sum(0)
+    return s1, s2, s3, g_c0, torch.stack(g_c, 1), torch.stack(g_f, 1), torch.stack(g_p, 1)
+
+
 def metasin_sigmas(z: Tensor, c0: Tensor, c: Tensor, f: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """MetaSin's sigma, sigma', sigma'' accumulated one component at a time (no (n, C, K) tensor)."""
     s0 = c0 * torch.relu(z)

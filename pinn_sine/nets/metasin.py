@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..kernels import ops
-from ..kernels.native import metasin_sigmas
+from ..kernels.native import metasin_backward_terms, metasin_sigmas
 from .base import Activation, fused_kernel, siren_init, stacked_coefficients, stacked_input_grads, stacked_outputs
 
 FREQ_INITS = ("linear", "uniform", "random")
@@ -150,16 +150,10 @@ class _MetaSinJet(torch.autograd.Function):
     (n, C, K) tensor.
 
     The backward recomputes the sines and cosines from the saved inputs, one component
-    at a time. With G0 = dL/dH_0 and the coefficients G1, G2 of
+    at a time: with G0 = dL/dH_0 and the coefficients G1, G2 of
     :func:`~pinn_sine.nets.base.stacked_coefficients` the loss is locally
-    sum(G0 s0 + G1 s1 + G2 s2); with theta_j = f_j z + p_j and
-    D_j = G0 cos theta_j - G1 f_j sin theta_j - G2 f_j^2 cos theta_j, the parameter
-    gradients summed over the batch are
-        dL/dc_j = sum G0 sin theta_j + G1 f_j cos theta_j - G2 f_j^2 sin theta_j
-        dL/dp_j = sum c_j D_j
-        dL/df_j = sum c_j (z D_j + G1 cos theta_j - 2 G2 f_j sin theta_j)
-        dL/dc0  = sum G0 relu(z) + G1 1[z > 0]
-    and the input gradients follow from s1, s2, s3
+    sum(G0 s0 + G1 s1 + G2 s2), whose parameter gradients and s1, s2, s3 are
+    :func:`~pinn_sine.kernels.native.metasin_backward_terms`; the input gradients follow
     (:func:`~pinn_sine.nets.base.stacked_input_grads`).
     """
 
@@ -179,28 +173,8 @@ class _MetaSinJet(torch.autograd.Function):
         Z, bias, c0, c, f, p = ctx.saved_tensors
         m, terms = ctx.m, ctx.terms
         z = Z[0] if bias is None else Z[0] + bias
-        G0 = G[0]
         G1, G2 = stacked_coefficients(Z, G, m, terms)
-        pos = (z > 0).to(z.dtype)
-        s1 = c0 * pos
-        s2 = torch.zeros_like(z)
-        s3 = torch.zeros_like(z)
-        g_c = torch.empty_like(c)
-        g_f = torch.empty_like(f)
-        g_p = torch.empty_like(p)
-        for j in range(c.shape[1]):
-            cj, fj = c[:, j], f[:, j]
-            theta = z * fj + p[:, j]
-            sn, cs = torch.sin(theta), torch.cos(theta)
-            s1 = s1 + (cj * fj) * cs
-            s2 = s2 - (cj * fj * fj) * sn
-            s3 = s3 - (cj * fj * fj * fj) * cs
-            dth = G0 * cs - G1 * fj * sn - G2 * fj * fj * cs
-            g_c[:, j] = (G0 * sn + G1 * fj * cs - G2 * fj * fj * sn).sum(0)
-            g_p[:, j] = (cj * dth).sum(0)
-            # f_j enters through theta (times z) and through the explicit f, f^2 factors
-            g_f[:, j] = (cj * (z * dth + G1 * cs - 2.0 * G2 * fj * sn)).sum(0)
-        g_c0 = (G0 * torch.relu(z) + G1 * pos).sum(0)
+        s1, s2, s3, g_c0, g_c, g_f, g_p = metasin_backward_terms(z, G[0], G1, G2, c0, c, f, p)
         gZ = stacked_input_grads(s1, s2, s3, G1, G2, Z, G, m, terms)
         g_bias = None if bias is None else gZ[0].sum(0)
         return gZ, g_bias, g_c0, g_c, g_f, g_p, None, None
