@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peak-tflops", type=float, default=None, help="device fp32 peak, printed beside the rate")
     ap.add_argument("--engines", default=None,
-                    help="comma-separated (default jet,autograd,fwdrev,hessian; with --problems jet,autograd,func)")
+                    help="comma-separated (default jet,jet-compiled,autograd,fwdrev,hessian; "
+                         "with --problems jet,jet-compiled,autograd,func)")
     ap.add_argument("--problems", action="store_true",
                     help="time whole training steps of the PDE problems instead (SIREN, --width x 3, --points)")
     ap.add_argument("--profile", action="store_true",
