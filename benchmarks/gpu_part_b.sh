@@ -11,8 +11,9 @@
 #
 #   gpu.txt          nvidia-smi: the GPU model, memory and driver
 #   kernel_tests.txt the kernel tests, CUDA cases included (fused == native)
-#   kernels.md       benchmarks/kernels.py --quick: fused vs eager vs torch.compile,
-#                    bandwidth and sin/cos rate against the device's measured limits
+#   kernels.md       benchmarks/kernels.py --quick: fused (libdevice and fast sin/cos)
+#                    vs eager vs torch.compile, bandwidth and sin/cos rate against the
+#                    device's measured limits (the fast sin/cos loop's rate beside them)
 #   derivatives.md   the training-step table: the jet on the Triton kernels and on the
 #                    compiled backend (Inductor) vs reverse-over-reverse, forward-over-
 #                    reverse, vmap(hessian) and the whole loss compiled, peak memory

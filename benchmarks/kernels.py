@@ -3,6 +3,7 @@
     python benchmarks/kernels.py --quick     # a GPU in under ~3 minutes; CPU: small native-only shapes
     python benchmarks/kernels.py             # the full grid: K = 1, 2, 5, 10, 15, 20; n = 64k, 256k, 1M
     python benchmarks/kernels.py --sweep     # fused MetaSin(K=10) jet under other tile/program settings
+    python benchmarks/kernels.py --ptx       # any machine: PTX size of each kernel, accurate vs fast sin/cos
 
 Two workloads, each timed forward + backward (upstream gradients given, gradients
 with respect to every input and parameter):
@@ -16,7 +17,8 @@ Paths: ``fused`` (the Triton kernels), ``eager`` (the native path the dispatcher
 off CUDA: MetaSin's recomputing jet, the composite chain rule for SIREN/FINER, the
 composite sigma for values), ``composite`` (MetaSin's jet through autograd of the
 composite sigma', sigma'', which stores (n, C, K) intermediates), ``compiled``
-(torch.compile of ``eager``). Columns: median time; peak memory above the inputs
+(torch.compile of ``eager``), ``fused-fast`` (the fused kernels with the opt-in fast
+float32 sines and cosines, :func:`pinn_sine.kernels.set_fast_sincos`). Columns: median time; peak memory above the inputs
 (CUDA); bytes autograd saves for backward (unique storages, inputs included); for
 the fused path the achieved bandwidth (the bytes it must move: every input and output
 once, forward and backward) and sine/cosine rate (4K per element for MetaSin, 4 for
@@ -32,12 +34,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 
 import torch
 
-from pinn_sine.kernels import ops
+from pinn_sine.kernels import ops, set_fast_sincos
 from pinn_sine.kernels.native import chain_rule
 from pinn_sine.nets.base import native_jet, native_value
 from pinn_sine.nets import Finer, MetaSin, Sine
@@ -173,6 +176,17 @@ class Case:
         return lambda: fn(*self.inputs)
 
 
+def with_fast_sincos(step):
+    """step() with the fast sines and cosines on, forward and backward launches alike."""
+    def run():
+        previous = set_fast_sincos(True)
+        try:
+            return step()
+        finally:
+            set_fast_sincos(previous)
+    return run
+
+
 def compile_native(act, kind):
     fn = eager_fn(act, kind)
     return torch.compile(fn, dynamic=None)
@@ -219,16 +233,19 @@ def device_limits(dtype) -> dict:
     ms = timed(lambda: y.copy_(x), reps=20, warmup=3)
     copy_gbps = 2 * x.numel() * 4 / ms / 1e6
     del x, y
+    fast = _sincos_peak(dtype, fast=True) if dtype == torch.float32 else None
     return {"name": props.name, "sms": props.multi_processor_count, "copy_gbps": copy_gbps,
-            "nominal_gbps": nominal, "sincos_per_s": _sincos_peak(dtype)}
+            "nominal_gbps": nominal, "sincos_per_s": _sincos_peak(dtype), "fast_sincos_per_s": fast}
 
 
-def _sincos_peak(dtype) -> float:
-    """Sines plus cosines per second of a register-resident tl.sin/tl.cos loop."""
+def _sincos_peak(dtype, fast: bool = False) -> float:
+    """Sines plus cosines per second of a register-resident loop of tl.sin/tl.cos (or,
+    with ``fast``, of the kernels' fast float32 sincos)."""
     n, iters, block = 1 << 24, 64, 1024
     x = torch.rand(n, device="cuda", dtype=dtype)
     out = torch.empty_like(x)
-    ms = timed(lambda: _sincos_loop[(n // block,)](x, out, ITERS=iters, BLOCK=block), reps=10, warmup=2)
+    ms = timed(lambda: _sincos_loop[(n // block,)](x, out, ITERS=iters, BLOCK=block, FAST=fast), reps=10,
+               warmup=2)
     return 2 * iters * n / (ms * 1e-3)
 
 
@@ -236,14 +253,15 @@ if CUDA:  # Triton only where it runs; the CPU path never imports it
     import triton
     import triton.language as tl
 
+    from pinn_sine.kernels.triton_jet import _sincos
+
     @triton.jit
-    def _sincos_loop(x_ptr, out_ptr, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    def _sincos_loop(x_ptr, out_ptr, ITERS: tl.constexpr, BLOCK: tl.constexpr, FAST: tl.constexpr):
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
         x = tl.load(x_ptr + offs)
         acc = tl.zeros_like(x)
         for _ in range(ITERS):
-            s = tl.sin(x)
-            c = tl.cos(x)
+            s, c = _sincos(x, FAST)
             acc += s * c
             x = s + c  # stays in [-1.5, 1.5]: the fast range-reduction path, as in the kernels
         tl.store(out_ptr + offs, acc)
@@ -267,14 +285,17 @@ def run_case(family, K, n, C, kind, *, act, compiled, device, dtype, reps, warmu
         paths["composite"] = composite_fn(act)
     if CUDA:
         paths["fused"] = fused_fn(family, act, kind)
+        if dtype == torch.float32:
+            paths["fused-fast"] = paths["fused"]  # the same kernels, launched with fast sin/cos
     if compiled is not None:
         mark_rows_dynamic(case)
         paths["compiled"] = compiled
     for name, fn in paths.items():
+        wrap = with_fast_sincos if name == "fused-fast" else (lambda step: step)
         try:
-            row[f"{name}_ms"] = timed(case.step(fn), reps, warmup)
-            row[f"{name}_peak"] = peak_bytes(case.step(fn))
-            if name != "compiled":
+            row[f"{name}_ms"] = timed(wrap(case.step(fn)), reps, warmup)
+            row[f"{name}_peak"] = peak_bytes(wrap(case.step(fn)))
+            if name not in ("compiled", "fused-fast"):
                 row[f"{name}_saved"] = saved_bytes(case.forward(fn))
         except torch.OutOfMemoryError:
             row[f"{name}_ms"] = "OOM"
@@ -288,6 +309,10 @@ def run_case(family, K, n, C, kind, *, act, compiled, device, dtype, reps, warmu
         itemsize = case.z.element_size()
         row["gbps"] = fused_traffic(kind, n, C, itemsize) / s / 1e9
         row["gsincos"] = transcendentals(family, K, n, C) / s / 1e9
+    if "fused-fast" in paths and isinstance(row.get("fused-fast_ms"), float):
+        with torch.no_grad():
+            row["fast_err"] = rel_err(with_fast_sincos(lambda: paths["fused"](*case.inputs))(),
+                                      paths["eager"](*case.inputs))
     return row
 
 
@@ -300,7 +325,7 @@ def _with_share(value, limit):
 def print_tables(kind, rows, C, limits):
     print(f"\n### {kind}: forward + backward, C = {C}" + ("" if kind == "value" else
           f", m = {M_DIRS} directions, p = {len(LAPLACE_2D)} stream (the 2-D Laplacian)"))
-    paths = ["fused", "eager"] + (["composite"] if kind == "jet" else []) + ["compiled"]
+    paths = ["fused", "fused-fast", "eager"] + (["composite"] if kind == "jet" else []) + ["compiled"]
     paths = [p for p in paths if any(f"{p}_ms" in r for r in rows)]
     mib = 1 << 20
 
@@ -312,33 +337,42 @@ def print_tables(kind, rows, C, limits):
         a, b = r.get("fused_ms"), r.get(f"{p}_ms")
         return fmt(b / a, ".1f") + "x" if isinstance(a, float) and isinstance(b, float) else "—"
 
+    compared = [p for p in paths if p not in ("fused", "fused-fast")]
+    fast = "fused-fast" in paths
     head = ["family", "K", "n"] + [f"{p} ms" for p in paths]
     if "fused" in paths:
-        head += [f"vs {p}" for p in paths if p != "fused"] + ["GB/s (% of copy)", "G sin+cos/s (% of peak)", "err"]
+        head += [f"vs {p}" for p in compared] + ["GB/s (% of copy)", "G sin+cos/s (% of peak)", "err"]
+    if fast:
+        head += ["fast vs fused", "fast err"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         cells = [r["family"], str(r["K"]), str(r["n"])] + [ms(r, p) for p in paths]
         if "fused" in paths:
-            cells += [speed(r, p) for p in paths if p != "fused"]
+            cells += [speed(r, p) for p in compared]
             cells += [_with_share(r.get("gbps"), limits.get("copy_gbps")),
                       _with_share(r.get("gsincos"), limits.get("sincos_per_s", 0) / 1e9),
                       fmt(r.get("err"), ".1e")]
+        if fast:
+            a, b = r.get("fused-fast_ms"), r.get("fused_ms")
+            cells += [fmt(b / a, ".2f") + "x" if isinstance(a, float) and isinstance(b, float) else "—",
+                      fmt(r.get("fast_err"), ".1e")]
         print("| " + " | ".join(cells) + " |")
 
     print(f"\nMemory ({kind}): peak MiB above the inputs (CUDA) / MiB saved for backward")
-    head = ["family", "K", "n"] + [f"{p} peak" for p in paths] + [f"{p} saved" for p in paths if p != "compiled"]
+    saving = [p for p in paths if p not in ("compiled", "fused-fast")]
+    head = ["family", "K", "n"] + [f"{p} peak" for p in paths] + [f"{p} saved" for p in saving]
     if "fused" in paths:
-        head += [f"saved fused/{p}" for p in paths if p not in ("fused", "compiled")]
+        head += [f"saved fused/{p}" for p in saving if p != "fused"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         cells = [r["family"], str(r["K"]), str(r["n"])]
         cells += [fmt(r.get(f"{p}_peak", float("nan")) / mib, ".0f") for p in paths]
-        cells += [fmt(r.get(f"{p}_saved", float("nan")) / mib, ".1f") for p in paths if p != "compiled"]
+        cells += [fmt(r.get(f"{p}_saved", float("nan")) / mib, ".1f") for p in saving]
         if "fused" in paths:
-            for p in paths:
-                if p in ("fused", "compiled"):
+            for p in saving:
+                if p == "fused":
                     continue
                 a, b = r.get("fused_saved"), r.get(f"{p}_saved")
                 cells.append(fmt(a / b, ".3f") if a and b else "—")
@@ -396,6 +430,36 @@ def sweep(C, dtype, reps, warmup):
         tj.FWD_TILE, tj.BWD_TILE, tj.NUM_WARPS, tj.BWD_PROGRAMS = saved
 
 
+def _ptx_size(ptx: str) -> tuple[int, int]:
+    """(instructions, local-memory loads and stores) of a PTX listing."""
+    lines = [line.strip() for line in ptx.splitlines()]
+    code = [line for line in lines if line and not line.startswith(("//", ".", "{", "}", "$"))
+            and not line.endswith(":")]
+    local = [line for line in code if line.startswith(("ld.local", "st.local"))]
+    return len(code), len(local)
+
+
+def ptx_table(arch: int) -> None:
+    """The static size of every family's jet kernels (2 directions and the 2-D Laplacian
+    stream, float32) compiled for sm_``arch`` with the accurate and the fast sin/cos: no
+    GPU needed, and no timing (a GPU run of this script gives those)."""
+    from pinn_sine.kernels import triton_jet as tj
+
+    print(f"\n### PTX of the jet kernels, sm_{arch}, float32, m = {M_DIRS}, the 2-D Laplacian stream "
+          "(static instruction counts; the loops over MetaSin's K components are not unrolled)")
+    print("| family | pass | instructions (libdevice sin/cos) | local ld/st | instructions (fast) | local ld/st "
+          "| fast / libdevice |")
+    print("|---|---|---|---|---|---|---|")
+    for family in ("sine", "finer", "metasin"):
+        for backward in (False, True):
+            sizes = [_ptx_size(tj.compile_ahead(arch, tj.FAMILIES[family], torch.float32, M_DIRS, LAPLACE_2D,
+                                                has_d2z=True, backward=backward, fast=fast).asm["ptx"])
+                     for fast in (False, True)]
+            (acc, acc_local), (fast, fast_local) = sizes
+            print(f"| {family} | {'backward' if backward else 'forward'} | {acc} | {acc_local} | {fast} | "
+                  f"{fast_local} | {fast / acc:.2f} |", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="K = 1, 10, 20; n = 64k, 1M; compiled only for MetaSin K=10")
@@ -406,7 +470,15 @@ def main(argv=None):
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="time torch.compile'd native paths (default: on with CUDA, off on CPU)")
     ap.add_argument("--sweep", action="store_true", help="only the tile/program sweep (CUDA)")
+    ap.add_argument("--ptx", type=int, nargs="?", const=90, default=None, metavar="ARCH",
+                    help="only the PTX size of the jet kernels for sm_ARCH (default 90), accurate vs fast "
+                         "sin/cos; needs no GPU")
     args = ap.parse_args(argv)
+    if args.ptx is not None:
+        if os.environ.get("TRITON_INTERPRET"):
+            raise SystemExit("--ptx compiles the kernels: unset TRITON_INTERPRET.")
+        ptx_table(args.ptx)
+        return
 
     dtype = getattr(torch, args.dtype)
     device = "cuda" if CUDA else "cpu"
@@ -437,10 +509,12 @@ def main(argv=None):
     if limits:
         print("\n### Device limits")
         print("| device | SMs | copy GB/s (measured) | HBM GB/s (nominal) | tl.sin+tl.cos G/s (measured, "
-              f"{args.dtype}) |")
-        print("|---|---|---|---|---|")
+              f"{args.dtype}) | fast sin+cos G/s (measured) |")
+        print("|---|---|---|---|---|---|")
+        fast = limits["fast_sincos_per_s"]
         print(f"| {limits['name']} | {limits['sms']} | {limits['copy_gbps']:.0f} | "
-              f"{fmt(limits['nominal_gbps'], 'd')} | {limits['sincos_per_s'] / 1e9:.0f} |")
+              f"{fmt(limits['nominal_gbps'], 'd')} | {limits['sincos_per_s'] / 1e9:.0f} | "
+              f"{fmt(fast and fast / 1e9, '.0f')} |")
 
     t0 = time.time()
     for kind in ("value", "jet"):

@@ -246,6 +246,100 @@ def test_value_forward_backward_match_native(gen, fam, n, C, dtype):
         _close(o, r, dtype, f"grad {nm}")
 
 
+# ----- the opt-in fast sines and cosines -------------------------------------------------
+
+def _sin_cos_through_the_kernel(x):
+    """(sin x, cos x) from the fused SIREN jet with omega = 1: u = sin z, du = cos z dz, dz = 1."""
+    z = x.reshape(-1, 64)
+    u, du, _ = ops.sine_jet_op(z, torch.ones(1, *z.shape, dtype=x.dtype, device=x.device), None, 1.0, False,
+                               [], [], [])
+    return u.reshape(-1), du[0].reshape(-1)
+
+
+@needs_kernels
+def test_fast_sincos_error_is_bounded_over_the_argument_range_of_the_nets(gen, monkeypatch):
+    """|fast - exact| <= 2e-7 (about 2 float32 ulps of 1; libdevice's sinf: 1) for arguments
+    up to 1e5 in magnitude (a SIREN's omega z stays far below: omega = 30, |z| of a few
+    units), at small arguments, and at the quadrant boundaries j pi / 2 and their float32
+    neighbours, where the reduction and the quadrant choice meet."""
+    monkeypatch.setattr(ops, "_fast", True)
+    k = torch.arange(-4096, 4096, dtype=torch.float64)
+    boundaries = (k * torch.pi / 2).float()
+    xs = [boundaries, torch.nextafter(boundaries, boundaries + 1), torch.nextafter(boundaries, boundaries - 1),
+          torch.linspace(-1e-3, 1e-3, 1024, dtype=torch.float32)]
+    xs += [(torch.rand(16384, generator=gen, dtype=torch.float64) * 2 - 1).float() * r for r in (1.0, 30.0, 1e3, 1e5)]
+    x = torch.cat(xs).to(DEVICE)
+    sin, cos = _sin_cos_through_the_kernel(x)
+    exact = x.double()
+    err_sin = (sin.double() - torch.sin(exact)).abs().max().item()
+    err_cos = (cos.double() - torch.cos(exact)).abs().max().item()
+    assert err_sin <= 2e-7 and err_cos <= 2e-7, (err_sin, err_cos)
+    monkeypatch.setattr(ops, "_fast", False)  # and the accurate path on the same arguments, for scale
+    sin_acc, cos_acc = _sin_cos_through_the_kernel(x)
+    assert (sin_acc.double() - torch.sin(exact)).abs().max().item() <= 1.2e-7
+
+
+@needs_kernels
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # the interpreter's inf -> int
+def test_fast_sincos_special_values():
+    x = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan")] + [0.0] * 59, device=DEVICE)
+    prev = ops.set_fast_sincos(True)
+    try:
+        sin, cos = _sin_cos_through_the_kernel(x)
+    finally:
+        ops.set_fast_sincos(prev)
+    assert sin[0] == 0 and cos[0] == 1 and cos[1] == 1
+    assert torch.isnan(sin[2:5]).all() and torch.isnan(cos[2:5]).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("fam", [Family("sine"), Family("finer"), Family("metasin", 10)], ids=repr)
+def test_fast_sincos_jets_match_native(gen, monkeypatch, fam):
+    """Forward and backward of each family's float32 jet with the fast sines and cosines,
+    against the native jet, at the float32 tolerance of the accurate kernels."""
+    monkeypatch.setattr(ops, "_fast", True)
+    fam.make(gen, 70, torch.float32)
+    z, dz, d2z = _jet_inputs(gen, 37, 70, 2, LAP_GROUP_2D, "given", "contiguous", torch.float32)
+    z = (3.0 * z.detach()).requires_grad_()  # arguments over several periods
+    wrt = [z, dz, d2z, *fam.params]
+    out = fam.fused_jet(z, dz, d2z, LAP_GROUP_2D)
+    ref = fam.native_jet(z, dz, d2z, LAP_GROUP_2D)
+    for name, o, r in zip(("u", "du", "d2u"), out, ref):
+        _close(o, r.detach(), torch.float32, f"forward {name}")
+    grads = [_randn(gen, *r.shape, dtype=torch.float32) for r in ref]
+    for nm, o, r in zip(("z", "dz", "d2z", "c0", "c", "f", "p"), torch.autograd.grad(out, wrt, grads),
+                        torch.autograd.grad(ref, wrt, grads)):
+        _close(o, r, torch.float32, f"grad {nm}")
+
+
+@needs_kernels
+def test_fast_sincos_leaves_float64_exact(gen, monkeypatch):
+    """The fast functions are float32 only: a float64 launch is the same with the switch on."""
+    x = (1e3 * torch.randn(64 * 8, generator=gen, dtype=torch.float64)).to(DEVICE)
+    monkeypatch.setattr(ops, "_fast", False)
+    accurate = _sin_cos_through_the_kernel(x)
+    monkeypatch.setattr(ops, "_fast", True)
+    for a, b in zip(_sin_cos_through_the_kernel(x), accurate):
+        assert torch.equal(a, b)
+
+
+def test_fast_sincos_switch(monkeypatch):
+    monkeypatch.setattr(ops, "_fast", None)
+    monkeypatch.setenv(ops.FAST_SINCOS_VAR, "sometimes")
+    with pytest.raises(ValueError, match=r'Invalid PINN_SINE_FAST_SINCOS="sometimes"\. Must be one of 1, 0'):
+        ops.fast_sincos()
+    monkeypatch.setenv(ops.FAST_SINCOS_VAR, " On ")
+    assert ops.fast_sincos() is True
+    monkeypatch.setenv(ops.FAST_SINCOS_VAR, "0")
+    assert ops.fast_sincos() is True  # read once
+    assert ops.set_fast_sincos(False) is True and ops.fast_sincos() is False
+    with pytest.raises(TypeError, match=r"set_fast_sincos takes True or False, got 'yes'"):
+        ops.set_fast_sincos("yes")
+    monkeypatch.setattr(ops, "_fast", None)
+    monkeypatch.delenv(ops.FAST_SINCOS_VAR)
+    assert ops.fast_sincos() is False
+
+
 @needs_kernels
 def test_parameter_gradients_are_deterministic(gen, monkeypatch):
     monkeypatch.setattr(triton_jet, "BWD_PROGRAMS", 3)
@@ -491,29 +585,35 @@ def test_forward_jet_engine_on_the_kernels_matches_native(gen, monkeypatch, act_
         _close(o, r, torch.float64, f"grad {name}")
 
 
-# (family, dtype, M, terms, has_d2z, backward, arch): each kernel variant the engine
+# (family, dtype, M, terms, has_d2z, backward, arch, fast): each kernel variant the engine
 # launches for Poisson/Helmholtz (2 directions + Laplacian stream) and Wave2D (3
-# directions, a pair and a partial Laplacian), both passes, Hopper and Ampere.
+# directions, a pair and a partial Laplacian), both passes, Hopper and Ampere, with
+# libdevice's and the fast sines and cosines.
 COMPILE_CASES = [
-    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, False, 90),
-    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, True, 90),
-    ("metasin", torch.float64, 3, (((0, 0),), ((1, 1), (2, 2))), False, True, 80),
-    ("sine", torch.float32, 2, (((0, 0), (1, 1)),), False, False, 90),
-    ("sine", torch.float32, 3, (((0, 0),), ((1, 1), (2, 2))), True, True, 90),
-    ("finer", torch.float32, 2, (((0, 0), (1, 1)), ((0, 1),)), True, True, 90),
+    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, False, 90, False),
+    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, True, 90, False),
+    ("metasin", torch.float64, 3, (((0, 0),), ((1, 1), (2, 2))), False, True, 80, False),
+    ("sine", torch.float32, 2, (((0, 0), (1, 1)),), False, False, 90, False),
+    ("sine", torch.float32, 3, (((0, 0),), ((1, 1), (2, 2))), True, True, 90, False),
+    ("finer", torch.float32, 2, (((0, 0), (1, 1)), ((0, 1),)), True, True, 90, False),
+    ("metasin", torch.float32, 2, (((0, 0), (1, 1)),), True, True, 90, True),
+    ("sine", torch.float32, 2, (((0, 0), (1, 1)),), True, False, 80, True),
+    ("finer", torch.float32, 3, (((0, 0),), ((1, 1), (2, 2))), True, True, 90, True),
 ]
 
 
 _COMPILE_SCRIPT = """
 import sys, torch
 from pinn_sine.kernels import triton_jet as tj
-for fam, dtype, M, terms, has_d2z, backward, arch in eval(sys.argv[1]):
+for fam, dtype, M, terms, has_d2z, backward, arch, fast in eval(sys.argv[1]):
     k = tj.compile_ahead(arch, tj.FAMILIES[fam], getattr(torch, dtype), M, terms, has_d2z=has_d2z,
-                         backward=backward)
+                         backward=backward, fast=fast)
     ptx = k.asm["ptx"]
     assert f".target sm_{arch}" in ptx and k.asm["cubin"], (fam, arch, "no PTX/cubin")
     assert ".entry _jet_" in ptx, (fam, "no kernel entry point")
-    print("compiled", fam, dtype, M, terms, "bwd" if backward else "fwd", f"sm_{arch}", flush=True)
+    # libdevice's sin/cos (inlined, their slow path's reduction table in local memory) or none
+    assert ("__nv_" in ptx) != fast and ("ld.local" in ptx) != fast, (fam, dtype, fast, "libdevice")
+    print("compiled", fam, dtype, M, terms, "bwd" if backward else "fwd", f"sm_{arch}", fast, flush=True)
 """
 
 
@@ -525,7 +625,7 @@ def test_kernels_compile_for_gpus_without_one():
     if triton_jet is None:
         pytest.skip("Triton is not importable")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    cases = repr([(f, str(d).split(".")[1], M, t, h, b, a) for f, d, M, t, h, b, a in COMPILE_CASES])
+    cases = repr([(f, str(d).split(".")[1], M, t, h, b, a, fast) for f, d, M, t, h, b, a, fast in COMPILE_CASES])
     proc = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT, cases], env=env, capture_output=True,
                           text=True, timeout=600)
     if proc.returncode and ("ptxas" in proc.stderr and "No such file" in proc.stderr):

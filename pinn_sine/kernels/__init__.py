@@ -11,11 +11,14 @@ not import Triton.
 
 Fused: the forward jet (value, first and requested second derivatives), the plain
 value, and their first-order backward (gradients for z, dz, d2z and MetaSin's c0, c,
-f, p). Differentiating the backward again (create_graph=True) runs the native
+f, p). The float32 kernels can evaluate sin and cos faster and slightly less
+accurately (:func:`set_fast_sincos`, ``PINN_SINE_FAST_SINCOS=1``; off by default).
+Differentiating the backward again (create_graph=True) runs the native
 composite jet instead (see :mod:`pinn_sine.kernels.ops`).
 """
 from .dispatch import BACKENDS, ENV_VAR, KernelUnavailableError, backend_for, requested_backend, set_backend
 from .native import as_terms
+from .ops import FAST_SINCOS_VAR, fast_sincos, set_fast_sincos
 
 __all__ = ["backend_for", "requested_backend", "set_backend", "as_terms", "KernelUnavailableError", "ENV_VAR",
-           "BACKENDS"]
+           "BACKENDS", "fast_sincos", "set_fast_sincos", "FAST_SINCOS_VAR"]

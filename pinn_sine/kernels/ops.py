@@ -28,6 +28,7 @@ between these and the native path are in :mod:`pinn_sine.kernels.dispatch`.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -41,6 +42,48 @@ SUPPORTED_DTYPES = (torch.float32, torch.float64)
 
 class KernelUnavailableError(RuntimeError):
     """The Triton kernels were asked for where they cannot run."""
+
+
+# ----- fast sines and cosines (opt-in) ----------------------------------------------
+
+FAST_SINCOS_VAR = "PINN_SINE_FAST_SINCOS"
+_SWITCH = {"1": True, "true": True, "on": True, "yes": True, "0": False, "false": False, "off": False,
+           "no": False, "": False}
+_fast: bool | None = None  # None until first read
+
+
+def parse_switch(value: str | None, *, source: str = FAST_SINCOS_VAR) -> bool:
+    """``value`` ("1"/"0", "true"/"false", "on"/"off", "yes"/"no"; unset or "": off) as a bool."""
+    text = (value or "").strip().lower()
+    if text not in _SWITCH:
+        raise ValueError(f'Invalid {source}="{value}". Must be one of 1, 0, true, false, on, off, yes, no '
+                         "(or unset: off).")
+    return _SWITCH[text]
+
+
+def fast_sincos() -> bool:
+    """Whether the float32 Triton kernels evaluate sin and cos with one shared range
+    reduction and two polynomials (:func:`pinn_sine.kernels.triton_jet._fast_sincos`,
+    at most 2e-7 absolute error for arguments up to 1e5 in magnitude, degrading beyond)
+    instead of libdevice's ``sinf``/``cosf``: off unless ``PINN_SINE_FAST_SINCOS=1``
+    (read at the first kernel launch) or :func:`set_fast_sincos`. Float64 kernels and
+    the native and compiled paths always use the accurate functions."""
+    global _fast
+    if _fast is None:
+        _fast = parse_switch(os.environ.get(FAST_SINCOS_VAR))
+    return _fast
+
+
+def set_fast_sincos(on: bool) -> bool:
+    """Switch the fast float32 sines and cosines of the Triton kernels on or off from now
+    on (see :func:`fast_sincos`); returns the previous setting. The environment
+    variable is not read after this."""
+    global _fast
+    if not isinstance(on, bool):
+        raise TypeError(f"set_fast_sincos takes True or False, got {on!r}.")
+    previous = fast_sincos()
+    _fast = on
+    return previous
 
 
 # ----- the Triton module, imported on first use -----------------------------------

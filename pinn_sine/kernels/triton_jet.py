@@ -19,6 +19,11 @@ compile-time constant). Both walk tiles of (BLOCK_N rows x BLOCK_C channels) of 
   No atomics. The partial sums use the input's precision (float32 for float32 inputs,
   float64 for float64).
 
+Sines and cosines: ``tl.sin``/``tl.cos`` (libdevice's accurate ``sinf``/``cosf``, each
+with its own range reduction and a Payne-Hanek slow path through local memory), or
+with ``FAST`` (the opt-in :func:`~pinn_sine.kernels.ops.set_fast_sincos`, float32 only)
+:func:`_fast_sincos`: one shared Cody-Waite reduction and two polynomials.
+
 The pairs (a_q, b_q) of direction slots and the stream s_q each belongs to are
 compile-time constants packed base 64 into ``PAIR_A``/``PAIR_B``/``PAIR_Q``, so the pair
 loops unroll and the slot tests resolve at compile time. Inputs may be non-contiguous (any strides, including the stride-0 expanded dz
@@ -29,6 +34,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from .ops import fast_sincos
 
 METASIN, SINE, FINER = 0, 1, 2
 FAMILIES = {"metasin": METASIN, "sine": SINE, "finer": FINER}
@@ -46,14 +53,58 @@ BWD_TILE = 512
 NUM_WARPS = 4
 
 
+#: pi/2 as three float32 parts (8, 11 and 24 significant bits: the first two products
+#: j * part are exact for |j| < 2**13, and the sum is pi/2 to 2e-15)
+_PIO2_1 = tl.constexpr(1.5703125)
+_PIO2_2 = tl.constexpr(4.837512969970703125e-4)
+_PIO2_3 = tl.constexpr(7.54978995489188216e-8)
+_TWO_OVER_PI = tl.constexpr(0.636619772367581343)
+
+
 @triton.jit
-def _sine_sigmas(z, omega, IS_FINER: tl.constexpr):
+def _fast_sincos(x):
+    """(sin x, cos x) in float32 from one range reduction: j = round(2x / pi),
+    r = x - j pi/2 in three Cody-Waite steps (|r| <= pi/4), the degree-7 and degree-8
+    minimax polynomials of sin and cos on [-pi/4, pi/4], and the quadrant j mod 4
+    choosing and signing them. At most 2e-7 absolute error for |x| <= 1e5 (the tests
+    bound it; 9e-8 measured under the interpreter, also at 1e6); no slow path, so far
+    larger arguments lose accuracy (8e-5 at |x| ~ 1e7, where the float32 x itself is
+    coarse). inf and NaN give NaN."""
+    j = tl.floor(x * _TWO_OVER_PI + 0.5)
+    r = tl.fma(-j, _PIO2_1, x)
+    r = tl.fma(-j, _PIO2_2, r)
+    r = tl.fma(-j, _PIO2_3, r)
+    r2 = r * r
+    ps = r + r * r2 * ((-1.9515295891e-4 * r2 + 8.3321608736e-3) * r2 - 1.6666654611e-1)
+    pc = 1.0 - 0.5 * r2 + r2 * r2 * ((2.443315711809948e-5 * r2 - 1.388731625493765e-3) * r2
+                                     + 4.166664568298827e-2)
+    quadrant = j.to(tl.int32) & 3
+    odd = (quadrant & 1) != 0
+    sn = tl.where(odd, pc, ps)
+    cs = tl.where(odd, ps, pc)
+    sn = tl.where((quadrant & 2) != 0, -sn, sn)
+    cs = tl.where(((quadrant + 1) & 2) != 0, -cs, cs)
+    return sn, cs
+
+
+@triton.jit
+def _sincos(x, FAST: tl.constexpr):
+    """(sin x, cos x): :func:`_fast_sincos` with ``FAST``, else libdevice's."""
+    if FAST:
+        sn, cs = _fast_sincos(x)
+    else:
+        sn = tl.sin(x)
+        cs = tl.cos(x)
+    return sn, cs
+
+
+@triton.jit
+def _sine_sigmas(z, omega, IS_FINER: tl.constexpr, FAST: tl.constexpr):
     """sigma, sigma', sigma'', sigma''' of sin(omega z) or sin(omega (|z| + 1) z)."""
     if IS_FINER:
         az = tl.abs(z)
         arg = omega * (az + 1.0) * z
-        sn = tl.sin(arg)
-        cs = tl.cos(arg)
+        sn, cs = _sincos(arg, FAST)
         a1 = omega * (2.0 * az + 1.0)
         sgn = (z > 0).to(z.dtype) - (z < 0).to(z.dtype)
         a2 = (2.0 * omega) * sgn
@@ -62,8 +113,7 @@ def _sine_sigmas(z, omega, IS_FINER: tl.constexpr):
         s3 = -3.0 * a1 * a2 * sn - a1 * a1 * a1 * cs
     else:
         arg = omega * z
-        sn = tl.sin(arg)
-        cs = tl.cos(arg)
+        sn, cs = _sincos(arg, FAST)
         s1 = omega * cs
         s2 = -(omega * omega) * sn
         s3 = -(omega * omega * omega) * cs
@@ -71,7 +121,7 @@ def _sine_sigmas(z, omega, IS_FINER: tl.constexpr):
 
 
 @triton.jit
-def _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K: tl.constexpr):
+def _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K: tl.constexpr, FAST: tl.constexpr):
     """sigma, sigma', sigma'' of MetaSin on a tile, one sine and one cosine per component."""
     c0 = tl.load(c0_ptr + cols, mask=cmask, other=0.0)[None, :]
     pos = z > 0
@@ -83,8 +133,7 @@ def _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K: tl.constexpr
         fj = tl.load(f_ptr + cols * K + j, mask=cmask, other=0.0)[None, :]
         pj = tl.load(p_ptr + cols * K + j, mask=cmask, other=0.0)[None, :]
         theta = z * fj + pj
-        sn = tl.sin(theta)
-        cs = tl.cos(theta)
+        sn, cs = _sincos(theta, FAST)
         cf = cj * fj
         s0 += cj * sn
         s1 += cf * cs
@@ -119,7 +168,7 @@ def _jet_fwd_kernel(
     s_2m, s_2n, s_2c,
     FAMILY: tl.constexpr, K: tl.constexpr, M: tl.constexpr, P: tl.constexpr, PS: tl.constexpr,
     PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, PAIR_Q: tl.constexpr, HAS_D2Z: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
+    FAST: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     rows = (tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)).to(tl.int64)
     cols = (tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)).to(tl.int64)
@@ -129,10 +178,10 @@ def _jet_fwd_kernel(
     cc = cols[None, :]
     z = tl.load(z_ptr + r * s_zn + cc * s_zc, mask=mask, other=0.0)
     if FAMILY == 0:
-        s0, s1, s2 = _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K)
+        s0, s1, s2 = _metasin_sigmas(z, c0_ptr, c_ptr, f_ptr, p_ptr, cols, cmask, K, FAST)
     else:
         omega = tl.load(omega_ptr)
-        s0, s1, s2, s3 = _sine_sigmas(z, omega, FAMILY == 2)
+        s0, s1, s2, s3 = _sine_sigmas(z, omega, FAMILY == 2, FAST)
     # Slot offsets in int64: a slab index times a slab stride can pass 2**31.
     slab = tl.cast(n, tl.int64) * C
     sdm = tl.cast(s_dm, tl.int64)
@@ -165,7 +214,7 @@ def _jet_bwd_kernel(
     s_g2m, s_g2n, s_g2c,
     FAMILY: tl.constexpr, K: tl.constexpr, KP: tl.constexpr, M: tl.constexpr, P: tl.constexpr,
     PS: tl.constexpr, PAIR_A: tl.constexpr, PAIR_B: tl.constexpr, PAIR_Q: tl.constexpr,
-    HAS_D2Z: tl.constexpr,
+    HAS_D2Z: tl.constexpr, FAST: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """With G0 = gU, G1 = sum_m gDU_m dz_m + sum_s gD2U_s d2z_s and G2 = sum_q gD2U_s(q) dz_aq dz_bq
@@ -234,8 +283,7 @@ def _jet_bwd_kernel(
                 cj2 = cj[None, :]
                 fj2 = fj[None, :]
                 theta = z * fj2 + pj[None, :]
-                sn = tl.sin(theta)
-                cs = tl.cos(theta)
+                sn, cs = _sincos(theta, FAST)
                 cf = cj2 * fj2
                 s1 += cf * cs
                 s2 -= cf * fj2 * sn
@@ -264,7 +312,7 @@ def _jet_bwd_kernel(
                 acc_p += tl.where(onehot, g_p[:, None], 0.0)
                 acc_f += tl.where(onehot, g_f[:, None], 0.0)
         else:
-            s0, s1, s2, s3 = _sine_sigmas(z, omega, FAMILY == 2)
+            s0, s1, s2, s3 = _sine_sigmas(z, omega, FAMILY == 2, FAST)
             gz = G0 * s1 + G1 * s2 + G2 * s3
         out = r * C + cc
         tl.store(gz_ptr + out, gz, mask=mask)
@@ -333,13 +381,16 @@ def _streams(q) -> int:
 
 
 def _constants(family: int, K: int, M: int, a, b, q, has_d2z: bool, C: int, dtype: torch.dtype,
-               backward: bool) -> dict:
+               backward: bool, fast: bool | None = None) -> dict:
     """The compile-time constants of a launch: one place for the launchers and
-    :func:`compile_ahead`, so that the latter compiles what the former launch."""
+    :func:`compile_ahead`, so that the latter compiles what the former launch. ``fast``
+    (default: :func:`~pinn_sine.kernels.ops.fast_sincos`) applies to float32 only."""
+    if fast is None:
+        fast = fast_sincos()
     block_n, block_c = _blocks(C, dtype, BWD_TILE if backward else FWD_TILE)
     consts = dict(FAMILY=family, K=K, M=M, P=len(a), PS=_streams(q), PAIR_A=_pack_slots(a),
-                  PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=has_d2z, BLOCK_N=block_n,
-                  BLOCK_C=block_c)
+                  PAIR_B=_pack_slots(b), PAIR_Q=_pack_slots(q), HAS_D2Z=has_d2z,
+                  FAST=bool(fast) and dtype == torch.float32, BLOCK_N=block_n, BLOCK_C=block_c)
     if backward:
         consts["KP"] = triton.next_power_of_2(K)
     return consts
@@ -413,7 +464,7 @@ def jet_backward(family: int, gu, gdu, gd2u, z, dz, d2z, params, omega, a, b, q)
 # ----- ahead-of-time compilation (no GPU needed) ---------------------------------------
 
 def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, has_d2z: bool,
-                  backward: bool, C: int = 256, K: int = 10):
+                  backward: bool, C: int = 256, K: int = 10, fast: bool = False):
     """Compile the forward or backward kernel for an NVIDIA GPU of compute capability
     ``arch`` (e.g. 90 for H100) through Triton's full pipeline (TTIR, TTGIR, LLVM IR,
     PTX and a cubin from the bundled ptxas), without a GPU.
@@ -421,7 +472,8 @@ def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, 
     The interpreter runs the kernels' arithmetic on the CPU but not the GPU compiler;
     this catches what only the compiler rejects (unsupported ops, type errors in the
     unrolled pair loops, launch constants that do not fit), with the launchers' constants
-    (:func:`_constants`). Returns Triton's CompiledKernel (``.asm["ptx"]`` etc.).
+    (:func:`_constants`; ``fast``: the :func:`_fast_sincos` variant). Returns Triton's
+    CompiledKernel (``.asm["ptx"]`` etc.).
     """
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -434,7 +486,7 @@ def compile_ahead(arch: int, family: int, dtype: torch.dtype, M: int, terms, *, 
         raise RuntimeError("compile_ahead needs the compiled kernels: this process imported Triton with "
                            "TRITON_INTERPRET=1, which replaces them by the interpreter. Run it in a process "
                            "without TRITON_INTERPRET.")
-    consts = _constants(family, K if family == METASIN else 1, M, a, b, q, has_d2z, C, dtype, backward)
+    consts = _constants(family, K if family == METASIN else 1, M, a, b, q, has_d2z, C, dtype, backward, fast)
     ptr = "*fp64" if dtype == torch.float64 else "*fp32"
     names = kernel.arg_names
     signature = {n: ("constexpr" if n in consts else ptr if n.endswith("_ptr") else "i32") for n in names}
