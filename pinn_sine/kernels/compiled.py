@@ -65,17 +65,16 @@ def _jet_forward(sigma, m: int, terms, Z: Tensor, bias: Tensor | None) -> Tensor
     return torch.stack(slabs)
 
 
-def _jet_backward(family: str, m: int, terms, Z: Tensor, bias: Tensor | None, params: tuple,
-                  G: Tensor) -> tuple[Tensor, ...]:
+def _jet_backward(sigma, m: int, terms, Z: Tensor, bias: Tensor | None, G: Tensor) -> tuple[Tensor, ...]:
     """(dL/dZ, dL/dbias) from dL/dH = G: the backward of the module docstring (no
-    parameter gradients: omega is fixed)."""
+    parameter gradients: omega is fixed); ``sigma(z, 3)`` gives s0, ..., s3."""
     z = Z[0] if bias is None else Z[0] + bias
     S_in = Z.shape[0]
     dz = Z[1:1 + m]
     G1 = sum((G[k] * Z[k] for k in range(1, S_in)), torch.zeros_like(z))
     products = term_products(dz, terms)
     G2 = sum((G[1 + m + q] * P for q, P in enumerate(products)), torch.zeros_like(z))
-    _, s1, s2, s3 = FAMILIES[family](*params)(z, 3)
+    _, s1, s2, s3 = sigma(z, 3)
     grads = [G[k] * s1 for k in range(1, S_in)]
     for q, term in enumerate(terms):
         w = G[1 + m + q] * s2
@@ -101,7 +100,7 @@ def _program(kind: str, family: str, m: int, terms, has_bias: bool) -> Callable:
                 return _jet_forward(FAMILIES[family](*params), m, terms, Z, bias if has_bias else None)
         else:
             def run(Z, bias, G, *params):
-                return _jet_backward(family, m, terms, Z, bias if has_bias else None, params, G)
+                return _jet_backward(FAMILIES[family](*params), m, terms, Z, bias if has_bias else None, G)
         # A code object of its own: Dynamo caches compiled graphs per code object, up to a
         # small limit, and every signature's closure would otherwise share one.
         name = f"jet_{kind}_{family}_{len(_PROGRAMS)}"
