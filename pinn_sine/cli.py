@@ -28,6 +28,7 @@ from . import nets
 from .kernels import set_backend
 from .nets import ACTIVATIONS, MLP, FourierFeatures
 from .problems import PROBLEMS
+from .problems.registry import load_problem_modules, unknown_name_message
 
 
 def _integer(lo: int | None):
@@ -109,8 +110,11 @@ class _HelpFormatter(argparse.HelpFormatter):
     """Help text with every option's default."""
 
     def _get_help_string(self, action):
+        """The help with " (default: ...)" added, unless the text already says what the
+        default is or there is none to show (None, an empty list, a flag)."""
         text = action.help or ""
-        if action.default is not argparse.SUPPRESS and action.option_strings and "%(default)" not in text \
+        if action.default is not argparse.SUPPRESS and action.option_strings and "default" not in text.lower() \
+                and action.default not in (None, [], "") \
                 and not isinstance(action, (argparse._StoreTrueAction, argparse._HelpAction)):
             text += " (default: %(default)s)"
         return text
@@ -120,7 +124,51 @@ def _lookup(table: dict, name: str, what: str):
     try:
         return table[name]
     except KeyError:
-        raise SystemExit(f'Invalid {what} "{name}". Must be one of {sorted(table)}.') from None
+        raise SystemExit(unknown_name_message(what, name, table)) from None
+
+
+#: environment variable: torch and BLAS threads of a pinn-sine process (default 1)
+THREADS_ENV = "PINN_SINE_THREADS"
+
+
+def resolve_threads(value: int | None) -> int:
+    """``--threads``, else ``PINN_SINE_THREADS``, else 1: one thread per process is the
+    default because on a shared 2-core machine two threads ran the demo's steps about 4x
+    slower than one (README, "Threads"; ``benchmarks/threads.py``)."""
+    if value is not None:
+        return value
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return 1
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise SystemExit(f"{THREADS_ENV}={text!r}: must be an integer >= 1 (threads per process).")
+    return value
+
+
+def set_threads(n: int) -> None:
+    """Hold torch (intra-op) and the BLAS/OpenMP libraries of NumPy/SciPy to ``n`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n)
+
+
+def default_out(problem: str, root: str = "runs") -> Path:
+    """A fresh run folder ``runs/<problem>-<UTC date>-<time>`` (``-2``, ``-3``, ... when
+    that name is taken), so that every ``solve`` without ``--out`` gets its own."""
+    import datetime
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{problem}-{stamp}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
 
 
 def _parse_value(text: str):
@@ -255,7 +303,7 @@ def build_resample(value: str):
 
 
 #: solve options that are not part of a run's stored configuration
-_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored")
+_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module")
 
 
 def solve_options(args) -> dict:
@@ -298,6 +346,8 @@ def stored_config(args) -> dict | None:
         raise SystemExit(f"--{'config' if args.config is not None else 'resume'}: {err}") from None
     if args.config is None:
         config["options"]["out"] = str(path.parent)
+    else:  # where a run writes comes from the command line, never from a stored file
+        config["options"].pop("out", None)
     return config
 
 
@@ -325,13 +375,37 @@ def _check_out(args, resume_folder: Path | None) -> Path:
 
 
 def cmd_solve(args, extra) -> int:
+    """``pinn-sine solve``: train, then write metrics, history, prediction and figures.
+
+    A run that fails before its first checkpoint (a bad option found by ``train``, an
+    interrupt while the reference is computed) leaves nothing behind that would block
+    its folder: the config.json it wrote is removed, and the folder too if this run
+    created it and it is empty."""
+    from .runs import CHECKPOINT_NAME, CONFIG_NAME
+
+    cls = _lookup(PROBLEMS, args.problem, "problem")
+    if args.out is None:
+        args.out = str(_resume_paths(args.resume)[1] if args.resume is not None else default_out(cls.name))
+    out = Path(args.out)
+    created = not out.exists()
+    try:
+        return _solve(args, extra, cls)
+    except BaseException:
+        if args.resume is None and out.is_dir() and not (out / CHECKPOINT_NAME).exists():
+            (out / CONFIG_NAME).unlink(missing_ok=True)
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
+
+
+def _solve(args, extra, cls) -> int:
     from . import distributed
     from .checkpoint import CheckpointError, check_compatible, load_checkpoint
     from .figures import problem_figures
     from .plots import field_comparison, loss_curves
     from .runs import CONFIG_NAME, RUN_FILES, run_config, versions
-    from .train import train
-    from .validation.evaluate import evaluate
+    from .train import TrainingDiverged, TrainingInterrupted, train
+    from .validation.evaluate import describe_errors, evaluate, reference_limit
     from .validation.reference import ReferenceField
     from .validation.store import save_reference
     from ._io import write_text
@@ -340,7 +414,6 @@ def cmd_solve(args, extra) -> int:
     options_base = {}
     if stored is not None and stored["problem"]["name"] == args.problem:
         options_base = dict(stored["problem"].get("options") or {})
-    cls = _lookup(PROBLEMS, args.problem, "problem")
     problem_options = {**options_base, **problem_kwargs(cls, extra)}
     problem = _make_problem(cls, problem_options, args.constraint)
     options = build_training(args)
@@ -353,11 +426,12 @@ def cmd_solve(args, extra) -> int:
             resumed_step = int(resumed["step"])
         except CheckpointError as err:
             raise SystemExit(f"--resume: {err}") from None
+    # The network first: a bad --activation or width is refused before the folder exists.
+    net = build_net(problem, args)
     out = _check_out(args, resume_folder)
     # Under torchrun: one process per device, gradients all-reduced, rank 0 writes.
     ctx = distributed.init_from_env(args.device)
     try:
-        net = build_net(problem, args)
         if args.dtype == "float64":
             net = net.double()
         net = problem.constrain(net.to(ctx.device))
@@ -378,8 +452,10 @@ def cmd_solve(args, extra) -> int:
             raise SystemExit(f"--resolution {args.resolution}: {err}") from None
         if ctx.is_main:
             distributed.barrier()
+        kernels = _choose_kernels(args, problem, net, stages, ctx.device)
         config = run_config(problem=problem, problem_options=problem_options, net=net, stages=stages,
                             options=solve_options(args), reference=ref, argv=getattr(args, "argv", None))
+        config["kernels"] = kernels
         if resume is not None:
             config["resumed_from"] = {"checkpoint": str(resume), "step": resumed_step}
         if ctx.is_main:
@@ -387,12 +463,12 @@ def cmd_solve(args, extra) -> int:
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
             hard = (f"; hard constraint ({', '.join(problem.hard_constraint().conditions)} exact)"
                     if problem.constraint == "hard" else "")
-            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth}{hard}; reference "
-                  f"{ref.solver} on {ref.grid_shape}{procs}")
+            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth} {args.dtype}{hard}; "
+                  f"reference {ref.solver} on {ref.grid_shape}{procs}; {args.threads} thread"
+                  f"{'s' if args.threads > 1 else ''}; kernels {kernels['backend']} ({kernels['reason']})")
+            print(f"run folder: {out}")
             if resume is not None:
                 print(f"resumed from step {resumed_step} ({resume})")
-        if args.kernels is not None:
-            set_backend(args.kernels)
         try:
             result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
                            reference=ref, eval_every=args.eval_every,
@@ -400,7 +476,17 @@ def cmd_solve(args, extra) -> int:
                            progress=not args.quiet, compile=args.compile, time_limit=args.time_limit, **options)
         except CheckpointError as err:
             raise SystemExit(f"--resume: {err}") from None
-        except FloatingPointError as err:
+        except ValueError as err:  # a setting train() refuses (e.g. the weight of an unknown term)
+            raise SystemExit(str(err)) from None
+        except TrainingInterrupted as stop:
+            if ctx.is_main:
+                _write_stop(out, args, problem, stop.result, versions)
+                print(f"interrupted at step {stop.step}; continue with: pinn-sine solve --resume {out}",
+                      file=sys.stderr)
+            raise SystemExit(130) from None
+        except TrainingDiverged as err:
+            if ctx.is_main and (out / "checkpoint.pt").exists() and err.result is not None:
+                _write_stop(out, args, problem, err.result, versions)
             raise SystemExit(f"training stopped: {err}") from None
         if not ctx.is_main:
             return 0
@@ -412,9 +498,11 @@ def cmd_solve(args, extra) -> int:
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
                     "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
                     "gn_batch": args.gn_batch, "stages": [s.describe() for s in stages], "engine": args.engine,
+                    **_stop_fields(result),
                     "constraint": problem.constraint,
                     "seed": args.seed, "timings": result.timings,
-                    "processes": ctx.world_size,
+                    "processes": ctx.world_size, "threads": args.threads,
+                    "torch_threads": torch.get_num_threads(), "kernels": kernels,
                     "weighting": options["weights"].describe(),
                     "causal": None if options["causal"] is None else options["causal"].describe(),
                     "adaptive": None if options["adaptive"] is None else options["adaptive"].describe(),
@@ -424,6 +512,9 @@ def cmd_solve(args, extra) -> int:
                     "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
                     "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
                     "command": config["command"], "config": CONFIG_NAME})
+    limit = reference_limit(metrics, ref)
+    if limit is not None:
+        metrics["warnings"] = [limit]
     write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
     _write_history(result, out / "history.csv")
     # A prediction file describes the network, not the reference: its own parameters (so
@@ -436,23 +527,85 @@ def cmd_solve(args, extra) -> int:
                                attrs={k: v for k, v in ref.attrs.items()
                                       if k not in ("error_estimate", "error_method")})
     save_reference(predicted, out / "prediction.h5", kind="prediction",
-                   description=f"{args.activation} MLP width={args.width} depth={args.depth}, {args.steps} steps "
-                               f"(seed {args.seed}) on {problem!r}; rel L2 {metrics['rel_l2']:.3e} against the "
-                               f"{ref.solver} reference",
+                   description=f"{args.activation} MLP width={args.width} depth={args.depth}, "
+                               f"{result.steps_done} steps (seed {args.seed}) on {problem!r}; "
+                               f"{describe_errors(metrics)} (the {ref.solver} reference)",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
-    heading = f"{problem.name} / {args.activation}: rel L2 {metrics['rel_l2']:.2e}"
+    heading = f"{problem.name} / {args.activation}: {describe_errors(metrics)}"
     figures = [loss_curves(result.history, out / "loss.png", title=heading)]
     custom = problem_figures(problem, net, ref, out, activation=args.activation)
     if custom is not None:
         figures += custom
     elif len(ref.coords) == 2:
-        figures.append(field_comparison(pred, ref, out / "field.png",
-                                        title=heading))
-    summary = {k: metrics[k] for k in errors if isinstance(metrics[k], float)}
-    print("metrics: " + ", ".join(f"{k}={v:.3e}" for k, v in summary.items()))
-    print(f"time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, history.csv, prediction.h5, "
-          + ", ".join(p.name for p in figures))
+        figures.append(field_comparison(pred, ref, out / "field.png", title=heading,
+                                        **_exact_kw(field_comparison, problem, ref)))
+    print(f"result: {describe_errors(metrics)}" + "".join(
+        f", {k}={metrics[k]:.3e}" for k in errors
+        if isinstance(metrics[k], float) and k not in ("rel_l2", "rel_l2_exact")))
+    if limit is not None:
+        print(f"warning: {limit}", file=sys.stderr)
+    print(f"stopped: {result.stop_message}; time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, "
+          "history.csv, prediction.h5, " + ", ".join(p.name for p in figures))
     return 0
+
+
+def _auto_kernels(auto, net, stages, device) -> dict:
+    """The automatic backend choice for this run (:func:`pinn_sine.kernels.dispatch.auto_backend`,
+    from the measured compile time and per-step saving), set for the process."""
+    from .constraints import unconstrained
+
+    inner = unconstrained(net)
+    families = {type(a).__name__ for a in getattr(inner, "activations", ())}
+    steps = sum(s.steps for s in stages if s.name in ("adam", "lbfgs"))
+    backend, reason = auto(device=str(torch.device(device).type), steps=steps, families=families,
+                           dtype=next(net.parameters()).dtype)
+    set_backend(backend)
+    return {"backend": backend or "auto", "reason": reason}
+
+
+def _exact_kw(draw, problem, ref) -> dict:
+    """``exact=`` (the exact solution on the reference grid) for a figure function that
+    takes it, where the problem has one."""
+    from .validation.evaluate import exact_on_grid
+
+    exact = problem.exact_solution
+    if exact is None or "exact" not in inspect.signature(draw).parameters:
+        return {}
+    return {"exact": exact_on_grid(exact, ref)}
+
+
+def _stop_fields(result) -> dict:
+    """What metrics.json says of how training ended."""
+    return {"steps_done": result.steps_done, "steps_planned": result.steps_planned,
+            "stop_reason": result.stop_reason, "stop_message": result.stop_message}
+
+
+def _write_stop(out: Path, args, problem, result, versions) -> None:
+    """metrics.json of a run that stopped early (interrupted, diverged): how far it got and
+    why, its last losses; no evaluation (a person waiting on Ctrl-C wants the prompt)."""
+    from ._io import write_text
+
+    metrics = {"problem": problem.name, "activation": args.activation, **_stop_fields(result),
+               "final_losses": result.final_losses, "timings": result.timings, "threads": args.threads,
+               "seed": args.seed, "versions": versions()}
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+
+
+def _choose_kernels(args, problem, net, stages, device) -> dict:
+    """The activation backend of this run and why: ``--kernels`` (or PINN_SINE_KERNELS) as
+    given, else the automatic choice; set for the process and recorded in config.json."""
+    from .kernels import dispatch
+
+    if args.kernels is not None:
+        set_backend(args.kernels)
+        return {"backend": args.kernels, "reason": "--kernels"}
+    forced = dispatch.requested_backend()
+    if forced is not None:
+        return {"backend": forced, "reason": dispatch.ENV_VAR}
+    auto = getattr(dispatch, "auto_backend", None)
+    if auto is None:
+        return {"backend": "auto", "reason": "Triton on CUDA, native elsewhere"}
+    return _auto_kernels(auto, net, stages, device)
 
 
 def cmd_reference(args, extra) -> int:
@@ -488,7 +641,7 @@ def cmd_compare(args, extra) -> int:
     try:
         rows = compare(problems, activations, seeds, steps=args.steps, seconds=args.seconds, width=args.width,
                        depth=args.depth, out=args.out, jobs=args.jobs, progress=not args.quiet,
-                       constraints=constraints)
+                       constraints=constraints, threads=args.threads, modules=args.modules)
     except ValueError as err:
         raise SystemExit(str(err)) from None
     from .compare import markdown_table
@@ -564,8 +717,14 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     the defaults of ``solve``, so that the command line overrides them."""
     kw = {"allow_abbrev": False, "formatter_class": _HelpFormatter}
     parser = _Parser(prog="pinn-sine", description=__doc__.splitlines()[0], **kw)
+    parser.add_argument("--module", action="append", default=[], metavar="MODULE",
+                        help="import a module (a name like mypkg.problems, or a .py file) that registers problems "
+                             "with register_problem, before the command (repeatable; also PINN_SINE_MODULES, and "
+                             "installed packages' entry points in the group pinn_sine.problems)")
     sub = parser.add_subparsers(dest="command", required=True)
     pos, nonneg = _integer(1), _integer(0)
+    threads_help = (f"torch and BLAS threads of this process (default: {THREADS_ENV}, else 1: on a shared 2-core "
+                    "machine two threads were about 4x slower per step than one)")
 
     solve = sub.add_parser("solve", help="train a network on a problem and compare it with the FD reference", **kw)
     solve.add_argument("problem", nargs="?", default=None,
@@ -632,7 +791,9 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--device", type=_device, default="cuda" if torch.cuda.is_available() else "cpu",
                        help="cpu or cuda")
     solve.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="network dtype")
-    solve.add_argument("--out", default="runs/latest", help="run folder")
+    solve.add_argument("--out", default=None,
+                       help="run folder (default: a new runs/<problem>-<date>-<time>; with --resume, its folder)")
+    solve.add_argument("--threads", type=pos, default=None, help=threads_help)
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
     solve.set_defaults(func=cmd_solve)
     if solve_defaults:
@@ -644,6 +805,7 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     ref.add_argument("--resolution", type=_integer(2), default=None, help="grid resolution (default: the problem's)")
     ref.add_argument("--out", default=None, help="also write the HDF5 file here")
     ref.add_argument("--no-cache", action="store_true", help="compute afresh, do not read or write the cache")
+    ref.add_argument("--threads", type=pos, default=None, help=threads_help)
     ref.set_defaults(func=cmd_reference)
 
     comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references", **kw)
@@ -660,6 +822,7 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     comp.add_argument("--constraints", default="soft",
                       help="comma-separated from soft,hard: each cell runs under each (default: soft)")
     comp.add_argument("--out", default="runs/compare", help="output folder")
+    comp.add_argument("--threads", type=pos, default=None, help=threads_help.replace("this process", "each cell"))
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.set_defaults(func=cmd_compare)
 
@@ -677,18 +840,59 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _module_specs(argv: list[str]) -> list[str]:
+    """The ``--module`` values before the subcommand (loaded before the parser is built,
+    so that its problem lists and lookups know the user's problems)."""
+    specs, it = [], iter(argv)
+    for token in it:
+        if token == "--module":
+            value = next(it, None)
+            if value is not None:
+                specs.append(value)
+        elif token.startswith("--module="):
+            specs.append(token.split("=", 1)[1])
+        elif not token.startswith("-"):
+            break
+    return specs
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``pinn-sine`` command. Ctrl-C anywhere ends it with one line and status 130
+    (``solve`` first finishes its step and writes a checkpoint)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("pinn-sine: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
+    try:
+        modules = load_problem_modules(_module_specs(argv))
+    except ValueError as err:
+        raise SystemExit(f"--module: {err}") from None
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
+    args.modules = [spec for spec in modules if not spec.startswith("entry point ")]
     if extra and args.command == "problems":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if hasattr(args, "threads"):
+        args.threads = resolve_threads(args.threads)
+        set_threads(args.threads)
     if args.command == "solve":
         stored = stored_config(args)
         if stored is not None:  # the stored run's options become the defaults
             parser = make_parser(solve_defaults=stored["options"])
             args, extra = parser.parse_known_args(argv)
+            args.modules = [spec for spec in modules if not spec.startswith("entry point ")]
+            args.threads = resolve_threads(args.threads)
+            set_threads(args.threads)
         args.stored = stored
+        if stored is not None and args.problem not in PROBLEMS and stored["options"].get("modules"):
+            mods = " ".join(f"--module {m}" for m in stored["options"]["modules"])
+            raise SystemExit(f'the run\'s problem "{args.problem}" was registered by {mods}; give it again: '
+                             f"pinn-sine {mods} solve ...")
         if args.problem is None:
             parser.error("solve needs a PROBLEM, one of " + str(sorted(PROBLEMS))
                          + " (or --config FILE / --resume RUN_FOLDER of a run with config.json)")

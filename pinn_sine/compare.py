@@ -62,14 +62,21 @@ def label(row: dict) -> str:
 
 
 def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int, depth: int,
-             out: str, threads: int = 1) -> dict:
-    """Train one cell and write its JSON (and figures). Runs in a worker process."""
+             out: str, threads: int = 1, modules=()) -> dict:
+    """Train one cell and write its JSON (and figures). Runs in a worker process, which
+    first imports ``modules`` (a user's problems: a spawned worker knows only the
+    built-in ones) and holds torch and BLAS to ``threads``."""
     import torch
+    from threadpoolctl import threadpool_limits
 
+    from .problems.registry import load_problem_module
     from .train import train
     from .validation.evaluate import evaluate
 
+    for spec in modules:
+        load_problem_module(spec)
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
     problem = make_problem(cell.problem, cell.constraint)
     ref = problem.reference()
     net = problem.constrain(build_net(problem, cell.activation, width=width, depth=depth, seed=cell.seed))
@@ -100,11 +107,14 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
 
 def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | None = None,
             seconds: float | None = None, width: int = 64, depth: int = 3, out: str = "runs/compare",
-            jobs: int = 1, progress: bool = True, constraints=("soft",)) -> list[dict]:
+            jobs: int = 1, progress: bool = True, constraints=("soft",), threads: int = 1,
+            modules=()) -> list[dict]:
     """Run the grid (skipping cells already in ``out``) and write the summaries.
 
     Exactly one of ``steps`` (Adam steps per cell) and ``seconds`` (wall-clock budget
-    per cell) sets the budget. ``jobs`` cells run in parallel processes, one thread each.
+    per cell) sets the budget. ``jobs`` cells run in parallel processes of ``threads``
+    threads each (default 1). ``modules`` (module names or .py paths, as ``pinn-sine
+    --module``) register a user's problems in every worker process.
     ``constraints`` ("soft", "hard") runs every cell under each: "hard" trains
     ``problem.constrain(net)`` (:mod:`pinn_sine.constraints`) and needs problems that
     offer it. Returns the rows of all finished cells.
@@ -142,7 +152,8 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
         if progress:
             _say(f"the {p} reference (from the cache, or computed once)")
         PROBLEMS[p]().reference()
-    kw = dict(steps=steps, seconds=seconds, width=width, depth=depth, out=str(root))
+    kw = dict(steps=steps, seconds=seconds, width=width, depth=depth, out=str(root), threads=threads,
+              modules=tuple(modules))
     bar = _progress(len(cells), len(cells) - len(todo), progress, "compare")
     try:
         if jobs == 1:

@@ -65,7 +65,12 @@ class Factor:
         raise NotImplementedError
 
     def describe(self, name: str) -> str:
+        """The factor's identity as text (stored in run configs: keep it stable)."""
         raise NotImplementedError
+
+    def formula(self, name: str) -> str:
+        """The factor as a person reads it (reprs); the description by default."""
+        return self.describe(name)
 
 
 class SineFactor(Factor):
@@ -124,6 +129,10 @@ class BubbleFactor(Factor):
 
     def describe(self, name):
         return f"4 ({name} - {self.lo!r}) ({self.hi!r} - {name}) / {self.hi - self.lo!r}^2"
+
+    def formula(self, name):
+        left = name if self.lo == 0 else f"({name} + {-self.lo!r})" if self.lo < 0 else f"({name} - {self.lo!r})"
+        return f"4 {left} ({self.hi!r} - {name}) / {self.hi - self.lo!r}^2"
 
 
 class PowerFactor(Factor):
@@ -190,7 +199,23 @@ class Field:
         raise NotImplementedError
 
     def describe(self) -> str:
+        """The field's identity as text (stored in run configs: keep it stable)."""
         raise NotImplementedError
+
+    def formula(self) -> str:
+        """The field as a person reads it (reprs); the description by default."""
+        return self.describe()
+
+
+def _grouped(text: str) -> str:
+    """``text`` in parentheses when it has an operator outside parentheses (``1 - exp(..)``),
+    as it is when it is one function call or power (``sin(3 x)``)."""
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and ch in "+-*/" and 0 < k < len(text) - 1 and text[k - 1] == " " and text[k + 1] == " ":
+            return f"({text})"
+    return text
 
 
 class SeparableField(Field):
@@ -260,6 +285,15 @@ class SeparableField(Field):
         parts = []
         for coef, factors in self.terms:
             parts.append(" * ".join([repr(coef)] + [f.describe(self.names[a]) for a, f in factors]))
+        return " + ".join(parts)
+
+    def formula(self):
+        """``c * f(x) * g(y) + ...`` with every factor that is a sum or quotient in
+        parentheses and unit coefficients left out."""
+        parts = []
+        for coef, factors in self.terms:
+            texts = [_grouped(f.formula(self.names[a])) for a, f in factors]
+            parts.append(" * ".join(texts if coef == 1.0 and texts else [repr(coef)] + texts))
         return " + ".join(parts)
 
 
@@ -383,6 +417,9 @@ class TransfiniteField(Field):
     def describe(self):
         return f"transfinite interpolation on {[list(b) for b in self.bounds]} of {self.u.describe()}"
 
+    def formula(self):
+        return f"transfinite interpolation on {[list(b) for b in self.bounds]} of {self.u.formula()}"
+
 
 def box_bubble(bounds: Sequence[tuple[float, float]], columns: Sequence[int], names: Sequence[str], *,
                time: tuple[int, Factor] | None = None) -> SeparableField:
@@ -462,8 +499,8 @@ class HardConstraint:
         return hash(repr(self.describe()))
 
     def __repr__(self) -> str:
-        d = self.describe()
-        return f"HardConstraint(u = g + d N; g = {d['g']}; d = {d['d']})"
+        g = None if self.g is None else self.g.formula()
+        return f"HardConstraint(u = g + d N; g = {g}; d = {self.d.formula()})"
 
 
 class ConstrainedNet(nn.Module):

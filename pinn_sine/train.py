@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import signal
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +27,35 @@ from .validation.evaluate import evaluate
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
-__all__ = ["train", "TrainResult", "Run", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "TrainResult", "Run", "TrainingInterrupted", "TrainingDiverged", "STOP_REASONS",
+           "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT"]
+
+#: why a run stopped: every planned step done, the time limit, a SIGINT (Ctrl-C), a
+#: diverging or non-finite loss
+STOP_REASONS = ("completed", "time_limit", "interrupted", "diverged")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :func:`train`: the step in progress was finished, a
+    checkpoint written at it (where ``checkpoint`` was given), and training stopped.
+
+    Attributes: ``step`` (global steps done), ``checkpoint`` (the file written, or None),
+    ``result`` (the :class:`TrainResult` so far, ``stop_reason`` "interrupted")."""
+
+    def __init__(self, step: int, checkpoint, result: "TrainResult"):
+        self.step, self.checkpoint, self.result = step, checkpoint, result
+        where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
+        super().__init__(f"interrupted at step {step}{where}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A non-finite or diverging loss: training stopped and the last checkpoint is left
+    intact. ``step`` is the step it was detected at; :func:`train` attaches ``result``
+    (the :class:`TrainResult` so far, ``stop_reason`` "diverged")."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step, self.result = step, None
 
 
 @dataclass
@@ -46,6 +78,9 @@ class TrainResult:
         final: the last evaluation against the reference (empty without one), with
             ``rel_l2_exact`` where the problem has an exact solution.
         final_losses: the last logged "loss" (weighted total) and unweighted terms.
+        steps_done: global steps done (over all stages, a resumed run's earlier ones
+            included); steps_planned: the sum of the stages' ``steps``.
+        stop_reason: one of :data:`STOP_REASONS`; stop_message: the same in words.
     """
 
     net: nn.Module
@@ -53,6 +88,10 @@ class TrainResult:
     timings: dict = field(default_factory=dict)
     final: dict = field(default_factory=dict)
     final_losses: dict = field(default_factory=dict)
+    steps_done: int = 0
+    steps_planned: int = 0
+    stop_reason: str = "completed"
+    stop_message: str = ""
 
     def history_table(self) -> tuple[list[str], list[list]]:
         """Columns and rows of the history (for CSV)."""
@@ -237,10 +276,10 @@ class Run:
             if self.above_since is None:
                 self.above_since = step
             if step - self.above_since >= DIVERGENCE_STEPS:
-                raise FloatingPointError(
+                raise TrainingDiverged(
                     f"diverging at step {step} ({phase}): the loss {loss:.3e} has been above {self.divergence:g} x "
                     f"its best {self.best:.3e} since step {self.above_since}; the last checkpoint is left intact. "
-                    "Lower the learning rate (--lr) or the omega of the first layer (--first-omega).")
+                    "Lower the learning rate (--lr) or the omega of the first layer (--first-omega).", step)
         else:
             self.above_since = None
 
@@ -254,8 +293,8 @@ class Run:
                 what = f"term {bad[0]!r} = {float(terms[bad[0]].detach())}"
             else:
                 what = f"total = {float(total)}" + (" (on another process)" if self.ctx.active else "")
-            raise FloatingPointError(f"non-finite loss at step {step} ({phase}): {what}; the last checkpoint is left "
-                                     "intact. Lower the learning rate or the omega of the first layer.")
+            raise TrainingDiverged(f"non-finite loss at step {step} ({phase}): {what}; the last checkpoint is left "
+                                   "intact. Lower the learning rate or the omega of the first layer.", step)
 
 
 def mark_trained_for(net: nn.Module, problem_name: str) -> None:
@@ -359,11 +398,21 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     raises FloatingPointError naming the step and the term, and leaves the last good
     checkpoint untouched; so does a diverging loss, one that stays above ``divergence``
     times the stage's best for :data:`DIVERGENCE_STEPS` steps (None: no such check).
+    Both are :class:`TrainingDiverged` (a FloatingPointError) carrying the result so far.
+
+    Ctrl-C (SIGINT, in the main thread of a single process) finishes the step in
+    progress, writes a checkpoint at it and raises :class:`TrainingInterrupted` (a
+    KeyboardInterrupt) with the result so far; resuming from that checkpoint ends
+    bit-identical to an uninterrupted run. A second Ctrl-C stops at once. The result
+    says why training stopped (``stop_reason``: completed, time_limit, interrupted,
+    diverged) and how far it got (``steps_done`` of ``steps_planned``).
 
     Args:
         engine: derivative engine, "jet" (forward propagation, default), "autograd" (reverse over
             reverse, the reference) or "func" (forward over reverse through torch.func).
-        reference: a ReferenceField; its relative L2 error is logged every ``eval_every``.
+        reference: a ReferenceField; its relative L2 error (and the exact solution's, where
+            the problem has one) is logged every ``eval_every`` steps, and at every logged
+            step of a stage with ``evaluate_each_log`` (Gauss-Newton).
         log_every: history rows every this many steps (and at the end of every stage).
         compile: run the loss terms under ``torch.compile`` (jet engine only: it needs no
             double backward).
@@ -511,7 +560,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         save_checkpoint(checkpoint, step=run.offset + done, net=net, stage=index, stage_step=done,
                         stages=states, generator=run.generator, meta=meta, ranks=ranks)
 
-    def log(stage: Stage, done: int, res, evaluate_now: bool) -> dict:
+    def log(stage: Stage, done: int, res, evaluate_now: bool, exact_fields) -> dict:
         names = list(res.terms)
         values = torch.stack([res.total.detach().reshape(())] + [res.terms[k].detach().reshape(()) for k in names])
         if causal is not None:
@@ -530,7 +579,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         row.update(res.extra)
         row["time"] = elapsed()
         if reference is not None and evaluate_now and ctx.is_main:
-            errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact)
+            errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
             row["rel_l2"] = errors["rel_l2"]
             if exact is not None:
                 row["rel_l2_exact"] = errors["rel_l2_exact"]
@@ -539,72 +588,132 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
 
     stage_times: dict[str, float] = {}
     adam_steps: list[float] = []
+    result.steps_planned = sum(s.steps for s in stages)
     out_of_time = False
-    last_err = None
+    last_err: dict = {}
     index, done = len(stages) - 1, 0
-    for index, stage in enumerate(stages):
-        if index < first:
-            run.offset += stage.steps
-            continue
-        if index == first and saved_stage is not None:
-            stage.resume_settings(ck["meta"]["stages"][index])
-        stage.start(run, index)
-        run.reset_growth()
-        done = 0
-        if index == first and saved_stage is not None:
-            stage.load_state_dict(saved_stage)
-            done = first_done
-        states = states[:index] + [stage.state_dict()]
-        ts = time.perf_counter()
-        bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
-        first_step = True
+    exact_fields = None
+    if exact is not None and ctx.is_main:  # once: every evaluation compares with the same fields
+        from .validation.evaluate import exact_on_grid
+        exact_fields = exact_on_grid(exact, reference)
+
+    def stopped(reason: str, message: str) -> None:
+        result.steps_done, result.stop_reason, result.stop_message = run.offset + done, reason, message
+        result.timings = {"total": time.perf_counter() - t0 + t_offset, **stage_times,
+                          "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
+
+    with _sigint_stops_after_step(enabled=not ctx.active) as interrupted:
         try:
-            while done < stage.steps:
-                t_step = time.perf_counter()
-                res = stage.step(run, done)
-                done += res.steps
-                if stage.name == "adam":
-                    adam_steps.append(time.perf_counter() - t_step)
-                global_done = run.offset + done
-                out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
-                end = done >= stage.steps or out_of_time
-                if end or _crossed(global_done, res.steps, log_every):
-                    row = log(stage, done, res, end or _crossed(global_done, res.steps, eval_every))
-                    last_err = row.get("rel_l2", last_err)
-                    bar.set_postfix(_postfix(row, res.terms, last_err), refresh=False)
-                    run.check_growth(global_done, stage.name, row["loss"])
-                elif first_step:  # the growth guard's first best, before a fast divergence
-                    run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
-                first_step = False
-                bar.update(res.steps)
-                if not end and _crossed(global_done, res.steps, checkpoint_every):
-                    states[index] = stage.state_dict()
+            for index, stage in enumerate(stages):
+                if index < first:
+                    run.offset += stage.steps
+                    continue
+                if index == first and saved_stage is not None:
+                    stage.resume_settings(ck["meta"]["stages"][index])
+                stage.start(run, index)
+                run.reset_growth()
+                done = 0
+                if index == first and saved_stage is not None:
+                    stage.load_state_dict(saved_stage)
+                    done = first_done
+                states = states[:index] + [stage.state_dict()]
+                ts = time.perf_counter()
+                bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
+                first_step = True
+                try:
+                    while done < stage.steps:
+                        t_step = time.perf_counter()
+                        res = stage.step(run, done)
+                        done += res.steps
+                        if stage.name == "adam":
+                            adam_steps.append(time.perf_counter() - t_step)
+                        global_done = run.offset + done
+                        out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
+                        end = done >= stage.steps or out_of_time
+                        if end or _crossed(global_done, res.steps, log_every):
+                            fresh = end or _crossed(global_done, res.steps, eval_every) or stage.evaluate_each_log
+                            row = log(stage, done, res, fresh, exact_fields)
+                            if "rel_l2" in row:
+                                last_err = row
+                            bar.set_postfix(_postfix(row, res.terms, last_err), refresh=False)
+                            run.check_growth(global_done, stage.name, row["loss"])
+                        elif first_step:  # the growth guard's first best, before a fast divergence
+                            run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
+                        first_step = False
+                        bar.update(res.steps)
+                        if not end and not interrupted.is_set() and _crossed(global_done, res.steps, checkpoint_every):
+                            states[index] = stage.state_dict()
+                            save(index, done, stage.name)
+                        if out_of_time or interrupted.is_set():
+                            break
+                finally:
+                    bar.close()
+                stage_times[labels[index]] = time.perf_counter() - ts
+                states[index] = stage.state_dict()
+                last = index == len(stages) - 1 and done >= stage.steps
+                if interrupted.is_set() and not last:
                     save(index, done, stage.name)
-                if out_of_time:
+                    stopped("interrupted", f"interrupted (Ctrl-C) at step {run.offset + done} of "
+                                           f"{result.steps_planned}")
+                    raise TrainingInterrupted(run.offset + done, checkpoint, result)
+                if out_of_time or index == len(stages) - 1:
                     break
-        finally:
-            bar.close()
-        stage_times[labels[index]] = time.perf_counter() - ts
-        states[index] = stage.state_dict()
-        if out_of_time or index == len(stages) - 1:
-            break
-        save(index, done, stage.name)  # a kill during the next stage resumes from here
-        run.offset += stage.steps
+                save(index, done, stage.name)  # a kill during the next stage resumes from here
+                run.offset += stage.steps
+        except TrainingDiverged as err:
+            stopped("diverged", str(err).split(";")[0])
+            err.result = result
+            raise
     save(index, done, "done")
-    total_time = time.perf_counter() - t0
-    result.timings = {"total": total_time + t_offset, **stage_times,
-                      "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
+    if out_of_time and run.offset + done < result.steps_planned:
+        stopped("time_limit", f"time limit of {time_limit:g} s reached at step {run.offset + done} of "
+                              f"{result.steps_planned}")
+    else:
+        stopped("completed", f"all {result.steps_planned} steps done")
+    if result.stop_reason != "completed" and progress and ctx.is_main:
+        print(f"{problem.name}: stopped, {result.stop_message}", file=sys.stderr, flush=True)
     if reference is not None and ctx.is_main:
-        result.final = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact)
+        result.final = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
     return result
 
 
-def _postfix(row: dict, names, err) -> dict:
-    """The bar's postfix: the weighted total, each loss term, the last evaluated error."""
+@contextmanager
+def _sigint_stops_after_step(enabled: bool = True):
+    """Within the block, the first SIGINT (Ctrl-C) sets the yielded event, which the loop
+    reads after the step in progress (so the checkpoint it then writes is a consistent
+    state); a second SIGINT interrupts at once. Only in the main thread and where SIGINT
+    has Python's default handler; elsewhere (and under torchrun, where the ranks would
+    stop at different steps) the event is never set."""
+    flag = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        print("\nCtrl-C: stopping after the current step and writing a checkpoint (Ctrl-C again: stop at once)",
+              file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _postfix(row: dict, names, evaluated: dict) -> dict:
+    """The bar's postfix: the weighted total, each loss term, and the last evaluated
+    errors (``evaluated``: the last row that has them): against the exact solution first
+    where there is one ("err_exact"), then against the reference ("err_ref")."""
     out = {"loss": f"{row['loss']:.3e}"}
     out.update({k: f"{row[k]:.2e}" for k in names if k in row})
-    if err is not None:
-        out["rel_l2"] = f"{err:.2e}"
+    if "rel_l2_exact" in evaluated:
+        out["err_exact"] = f"{evaluated['rel_l2_exact']:.2e}"
+    if "rel_l2" in evaluated:
+        out["err_ref"] = f"{evaluated['rel_l2']:.2e}"
     return out
 
 

@@ -162,7 +162,7 @@ CLI = [
     ("dtype", ["solve", "poisson2d", "--dtype", "float16"], r"argument --dtype: invalid choice: 'float16'"),
     ("engine", ["solve", "poisson2d", "--engine", "jax"], r"argument --engine: invalid choice: 'jax'"),
     ("abbreviation", ["solve", "poisson2d", "--lbfgs", "3"], r'Poisson2D has no option "lbfgs"'),
-    ("unknown-problem", ["solve", "poison2d"], r'Invalid problem "poison2d"\. Must be one of'),
+    ("unknown-problem", ["solve", "poison2d"], r'Invalid problem "poison2d"\. Did you mean "poisson2d"\? Must be one of'),
     ("no-problem", ["solve"], r"solve needs a PROBLEM"),
     ("problem-option-value", ["solve", "wave1d", "--c"], r"option --c needs a value"),
     ("problem-option-bad", ["solve", "wave1d", "--c", "-2"], r"Wave1D: c must be > 0, got c=-2"),

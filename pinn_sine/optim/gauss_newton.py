@@ -57,6 +57,7 @@ class GaussNewton(Stage):
     """
 
     name = "gauss_newton"
+    evaluate_each_log = True
 
     def __init__(self, steps: int, *, batch: int | None = None, damping: float = 1e-3, line_search: bool = False,
                  resample_every: int | None = None, max_memory: float = 4 * 2**30):
@@ -89,7 +90,8 @@ class GaussNewton(Stage):
         self.params = jacobian_parameters(run.net)
         if self.params[0].dtype != torch.float64:
             warnings.warn("GaussNewton in float32 stalls near 1e-4 relative error (the normal equations square the "
-                          "condition number); use net.double() for it.", RuntimeWarning, stacklevel=3)
+                          "condition number); train a float64 network: net.double() in Python, --dtype float64 on the "
+                          "command line.", RuntimeWarning, stacklevel=3)
         self.generator = run.stage_generator(index)
         self.points = run.fixed_batch(self.batch, index, generator=self.generator)
         self._check_memory(run)

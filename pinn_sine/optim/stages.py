@@ -91,6 +91,9 @@ class Stage:
 
     name = "stage"
     steps: int = 0
+    #: evaluate against the reference at every logged step, not only every ``eval_every``
+    #: (stages whose few, costly steps each change the error a lot: Gauss-Newton)
+    evaluate_each_log: bool = False
 
     def start(self, run, index: int) -> None:
         raise NotImplementedError

@@ -48,7 +48,7 @@ def exact_on_grid(exact: Callable[[torch.Tensor], torch.Tensor], ref: ReferenceF
 
 
 def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | None = None,
-             exact: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict:
+             exact: Callable[[torch.Tensor], torch.Tensor] | dict[str, np.ndarray] | None = None) -> dict:
     """Errors of ``net`` against ``ref``, over ``ref.mask`` when it has one.
 
     Returns a dict with ``rel_l2`` and ``max_abs`` over all fields together, and
@@ -59,7 +59,8 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
 
     ``reference_error`` is the reference's own estimated error (``ref.error_estimate``),
     present when known: errors of the net below it are not resolved by the reference.
-    ``exact`` (a callable x (N, d) tensor -> (N, out_dim), e.g. ``problem.exact``) adds
+    ``exact`` (a callable x (N, d) tensor -> (N, out_dim), e.g. ``problem.exact``, or its
+    fields on the grid from :func:`exact_on_grid`, computed once for repeated calls) adds
     ``rel_l2_exact`` and ``max_abs_exact``: the prediction against the exact solution on
     the same grid points and mask.
 
@@ -111,7 +112,61 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     if ref.error_estimate is not None:
         out["reference_error"] = ref.error_estimate
     if exact is not None:
-        e_all = stack(exact_on_grid(exact, ref))
+        e_all = stack(exact if isinstance(exact, dict) else exact_on_grid(exact, ref))
         out["rel_l2_exact"] = rel_l2(p_all, e_all, mask)
         out["max_abs_exact"] = max_abs(p_all, e_all, mask)
     return out
+
+
+def headline_error(metrics: dict) -> tuple[str, float]:
+    """The error a reader should see first, as ``(label, value)``: against the exact
+    solution where ``metrics`` has it (``rel_l2_exact``), else against the FD reference
+    (``rel_l2``). A reference's own error sets a floor under the second, not the first."""
+    if metrics.get("rel_l2_exact") is not None:
+        return "vs exact", float(metrics["rel_l2_exact"])
+    return "vs reference", float(metrics["rel_l2"])
+
+
+def describe_errors(metrics: dict) -> str:
+    """``rel L2 1.0e-06 vs exact (2.2e-05 vs reference)`` or ``rel L2 3.1e-04 vs reference``."""
+    label, value = headline_error(metrics)
+    text = f"rel L2 {value:.2e} {label}"
+    if label == "vs exact":
+        text += f" ({float(metrics['rel_l2']):.2e} vs reference)"
+    return text
+
+
+#: the error against a reference within this factor of its own error estimate is the reference's
+REFERENCE_LIMIT_FACTOR = 3.0
+
+
+def reference_limit(metrics: dict, ref: ReferenceField, *, factor: float = REFERENCE_LIMIT_FACTOR) -> str | None:
+    """A warning when the error against ``ref`` (``metrics["rel_l2"]``) is within ``factor``
+    of the reference's own error estimate, so that it measures the reference rather than
+    the network; None otherwise (or when the estimate is unknown).
+
+    The warning names a resolution that would fix it: the reference error scales as
+    h^order, so a grid of n' - 1 = (n - 1) (e_ref / e_target)^(1 / order) intervals, with
+    e_target a tenth of the network's error (against the exact solution where known),
+    rounded up to 2^k + 1 nodes; and an order-4 solver where the reference is of order 2.
+    """
+    est = ref.error_estimate
+    err = metrics.get("rel_l2")
+    if est is None or err is None or not (est > 0) or not np.isfinite(err) or err > factor * est:
+        return None
+    _, net_err = headline_error(metrics)
+    target = max(min(net_err, err), est * 1e-6) / 10
+    text = (f"the error against the reference ({err:.2e}) is within {factor:g}x of the reference's own error "
+            f"estimate ({est:.2e}, {ref.error_method or 'method unknown'}): it measures the reference, not the "
+            "network.")
+    n = ref.params.get("resolution")
+    order = int(ref.order or 0)
+    fixes = []
+    if isinstance(n, int) and n > 1 and order > 0:
+        wanted = (n - 1) * (est / target) ** (1.0 / order)
+        fixes.append(f"--resolution {2 ** int(np.ceil(np.log2(max(wanted, n)))) + 1} (now {n})")
+    if order == 2:
+        fixes.append("an order-4 reference solver")
+    if fixes:
+        text += " Use " + " or ".join(fixes) + "."
+    return text

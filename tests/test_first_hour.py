@@ -1,0 +1,265 @@
+"""What a new user meets in the first hour: threads, run folders, interrupts, stop
+reasons, user problems on the command line, headline errors and small messages."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pinn_sine import cli, train
+from pinn_sine.nets import MLP, Sine
+from pinn_sine.optim import Adam, GaussNewton
+from pinn_sine.problems import PROBLEMS, Poisson2D, Wave1D, unregister_problem
+from pinn_sine.train import TrainingInterrupted
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--width", "8", "--depth", "1", "--batch", "64", "--resolution", "33", "--quiet"]
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def _cli(*args, cwd, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "pinn_sine.cli", *args], cwd=cwd, env=env or _env(),
+                          capture_output=True, text=True, timeout=240, **kw)
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+# ----- threads --------------------------------------------------------------------------------
+def test_a_cli_run_uses_one_thread_by_default(tmp_path):
+    """OMP_NUM_THREADS=2 in the environment, no --threads: the run's torch uses 1 thread
+    (measured inside the process) and config.json records it."""
+    out = tmp_path / "run"
+    proc = _cli("solve", "poisson2d", "--steps", "2", *SMALL, "--out", str(out), cwd=tmp_path,
+                env=_env(OMP_NUM_THREADS="2"))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["threads"] == 1 and metrics["torch_threads"] == 1
+    assert json.loads((out / "config.json").read_text())["options"]["threads"] == 1
+    assert "1 thread;" in proc.stdout
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_threads_are_chosen_by_flag_or_environment(tmp_path, monkeypatch, restore_threads, how):
+    args = ["solve", "poisson2d", "--steps", "1", *SMALL, "--out", str(tmp_path / "run")]
+    if how == "flag":
+        args += ["--threads", "2"]
+    else:
+        monkeypatch.setenv("PINN_SINE_THREADS", "2")
+    assert cli.main(args) == 0
+    assert torch.get_num_threads() == 2
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["torch_threads"] == 2
+
+
+def test_a_bad_thread_count_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("PINN_SINE_THREADS", "many")
+    with pytest.raises(SystemExit, match="PINN_SINE_THREADS='many': must be an integer >= 1"):
+        cli.main(["solve", "poisson2d", "--steps", "1"])
+    with pytest.raises(SystemExit):
+        cli.main(["solve", "poisson2d", "--threads", "0"])
+    assert "--threads: must be an integer >= 1" in capsys.readouterr().err
+
+
+# ----- run folders ----------------------------------------------------------------------------
+def test_solve_without_out_gets_a_fresh_folder_each_time(tmp_path, monkeypatch, restore_threads):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL]) == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith("poisson2d-") for f in folders)
+    assert all((f / "metrics.json").exists() for f in folders)
+
+
+def test_a_config_never_says_where_to_write(tmp_path, monkeypatch, restore_threads):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", "first"]) == 0
+    assert cli.main(["solve", "--config", "first/config.json"]) == 0  # not refused: a new folder
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+
+
+def test_a_run_failing_before_its_first_step_leaves_nothing_behind(tmp_path, restore_threads):
+    out = tmp_path / "new"
+    with pytest.raises(SystemExit, match="unknown loss terms"):
+        cli.main(["solve", "poisson2d", "--steps", "5", *SMALL, "--weight", "bondary=10", "--out", str(out)])
+    assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit, match="unknown loss terms"):
+        cli.main(["solve", "poisson2d", "--steps", "5", *SMALL, "--weight", "bondary=10", "--out", str(empty)])
+    assert empty.is_dir() and not any(empty.iterdir())
+    with pytest.raises(SystemExit, match='Invalid activation "sirne"'):
+        cli.main(["solve", "poisson2d", "--activation", "sirne", "--out", str(out)])
+    assert not out.exists()
+    # the folder is free: the corrected command runs there
+    assert cli.main(["solve", "poisson2d", "--steps", "2", *SMALL, "--out", str(out)]) == 0
+
+
+# ----- interrupts and stop reasons ------------------------------------------------------------
+class _SignalledPoisson(Poisson2D):
+    """Poisson2D that sends this process a real SIGINT while drawing batch ``at``."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def sample(self, n, generator, *, progress=1.0):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().sample(n, generator, progress=progress)
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return MLP(2, 1, width=12, depth=2, activation=Sine(30.0), first_omega=4.0).double()
+
+
+def test_sigint_checkpoints_the_step_and_resumes_bit_identical(tmp_path):
+    kw = dict(batch=64, seed=3, progress=False, checkpoint_every=1000)
+    stages = lambda: [Adam(40), GaussNewton(6, batch=64)]  # noqa: E731
+    full = train(Poisson2D(), _net(), stages=stages(), **kw)
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(TrainingInterrupted) as stop:
+        train(_SignalledPoisson(at=17), _net(), stages=stages(), checkpoint=ck, **kw)
+    # the signal arrived during the draw of step 17: that step was finished and saved
+    assert stop.value.step == 17 and stop.value.checkpoint == ck and ck.exists()
+    assert stop.value.result.stop_reason == "interrupted" and stop.value.result.steps_done == 17
+    net = _net()
+    resumed = train(Poisson2D(), net, stages=stages(), checkpoint=ck, resume=ck, **kw)
+    for a, b in zip(full.net.state_dict().values(), net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert resumed.stop_reason == "completed" and resumed.steps_done == resumed.steps_planned == 46
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_time_limit_and_completion_are_reported():
+    res = train(Poisson2D(), _net(), stages=[Adam(10**6, schedule="constant")], batch=32, time_limit=0.3,
+                progress=False)
+    assert res.stop_reason == "time_limit" and 0 < res.steps_done < res.steps_planned == 10**6
+    assert "time limit" in res.stop_message
+    res = train(Poisson2D(), _net(), stages=[Adam(3)], batch=32, progress=False)
+    assert (res.stop_reason, res.steps_done, res.steps_planned) == ("completed", 3, 3)
+
+
+def test_divergence_carries_the_result():
+    from pinn_sine.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged) as err:
+        train(Poisson2D(), _net(), stages=[Adam(200, lr=50.0)], batch=32, progress=False, divergence=2.0)
+    assert err.value.result.stop_reason == "diverged" and err.value.result.steps_done == err.value.step
+
+
+def test_ctrl_c_in_a_cli_run(tmp_path):
+    """A real SIGINT to a `pinn-sine solve` process: one line with the resume command, exit
+    status 130, no traceback, a checkpoint at the step and metrics.json saying why."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "pinn_sine.cli", "solve", "poisson2d", "--steps", "200000",
+                             *SMALL, "--checkpoint-every", "20", "--out", str(out)], cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 200
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"continue with: pinn-sine solve --resume {out}" in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stop_reason"] == "interrupted" and 20 <= metrics["steps_done"] < 200000
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == metrics["steps_done"]
+
+
+# ----- user problems on the command line ------------------------------------------------------
+MODULE = '''
+import importlib.util, pathlib
+from pinn_sine.problems import register_problem, PROBLEMS
+spec = importlib.util.spec_from_file_location("heat1d_for_cli", {path!r})
+heat = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(heat)
+if "heat1d" not in PROBLEMS:
+    register_problem(heat.Heat1D)
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path):
+    path = tmp_path / "userprobs.py"
+    path.write_text(MODULE.format(path=str(ROOT / "examples" / "heat1d.py")))
+    yield path
+    if "heat1d" in PROBLEMS:
+        unregister_problem("heat1d")
+
+
+def test_module_loads_a_users_problem_into_solve(tmp_path, user_module, restore_threads):
+    out = tmp_path / "run"
+    assert cli.main(["--module", str(user_module), "solve", "heat1d", "--steps", "2", *SMALL[:-3], "--quiet",
+                     "--resolution", "17", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["options"]["modules"] == [str(user_module)]
+
+
+def test_module_errors_are_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="--module: module nosuchpkg.problems cannot be imported"):
+        cli.main(["--module", "nosuchpkg.problems", "problems"])
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(SystemExit, match="registers no problem"):
+        cli.main(["--module", str(empty), "problems"])
+
+
+def test_compare_workers_load_the_module(tmp_path, user_module):
+    """Spawned compare workers know only the built-in problems unless handed the module."""
+    proc = _cli("--module", str(user_module), "compare", "--problems", "heat1d", "--activations", "siren,tanh",
+                "--steps", "3", "--width", "8", "--depth", "1", "--jobs", "2", "--quiet", "--out", "cmp",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cells = sorted(p.name for p in (tmp_path / "cmp" / "cells").glob("*.json"))
+    assert len(cells) == 2 and all(c.startswith("heat1d") for c in cells)
+
+
+# ----- small messages -------------------------------------------------------------------------
+def test_a_misspelt_problem_gets_a_suggestion():
+    with pytest.raises(SystemExit, match='Invalid problem "poison2d". Did you mean "poisson2d"?'):
+        cli.main(["solve", "poison2d"])
+
+
+def test_help_states_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["solve", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text
+    options = " ".join(text.split()).split(" --")[1:]
+    assert len(options) > 40
+    for option in options:
+        assert option.count("(default") <= 1, option
+
+
+def test_hard_constraint_repr_reads_as_a_formula():
+    text = repr(Wave1D(constraint="hard").hard_constraint())
+    assert "(1 - exp(-(t / " in text and "* (4 x (1.0 - x) / 1.0^2))" in text
+    assert "- -" not in repr(Poisson2D(constraint="hard").hard_constraint())
+
+
+def test_float32_gauss_newton_warning_names_the_cli_option():
+    net = MLP(2, 1, width=4, depth=1, activation=Sine(30.0), first_omega=4.0)
+    with pytest.warns(RuntimeWarning, match="--dtype float64"):
+        train(Poisson2D(), net, stages=[GaussNewton(1, batch=16)], batch=16, progress=False)
