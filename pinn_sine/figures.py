@@ -1,16 +1,30 @@
 """The problems' own figures, one function per problem (beside :mod:`pinn_sine.plots`,
 the generic ones). :func:`problem_figures` picks the problem's function; a problem
 without one gets None, and its callers draw :func:`~pinn_sine.plots.field_comparison`.
+
+The colour conventions are :mod:`pinn_sine.plots`'s: sequential colormaps for fields of
+one sign, diverging ones centred at 0 for signed fields, |error| on a log scale from
+max/1e4 to max. Where the problem has an exact solution (``problem.exact_solution``)
+the errors drawn and the title's headline error are against it, with the error against
+the FD reference beside it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from torch import nn
 
+from .plots import (DIVERGING, ERROR_CMAP, SEQUENTIAL, _error_extend, _error_vs_time_figure, _extend, _floored,
+                    draw_comparison, error_norm, field_style)
 from .problems import HelmholtzPointSource, Inpainting, Wave1D, Wave2D
+from .validation.evaluate import describe_errors
+from .validation.metrics import rel_l2
 from .validation.reference import ReferenceField
+
+#: (file name, figure, dpi) of each figure a problem draws
+Figures = list[tuple[str, Figure, int]]
 
 
 def problem_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *, activation: str | None = None,
@@ -18,11 +32,20 @@ def problem_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *, ac
     """Write ``problem``'s own figures of ``net`` against ``ref`` to ``out_dir`` and return
     their paths; None for a problem without figures of its own. Every figure is titled
     with the problem, ``activation`` (the label of the net; None: its config's
-    activation name) and the error. ``options`` go to the problem's function
+    activation name) and the error (against the exact solution where the problem has
+    one, :func:`~pinn_sine.validation.evaluate.describe_errors`). ``options`` go to the problem's function
     (Inpainting: ``method``, the FD inpainting shown beside the net)."""
-    for cls, draw in FIGURES.items():
+    figures = _problem_figures(problem, net, ref, activation=activation, **options)
+    return None if figures is None else _save_all(figures, out_dir)
+
+
+def _problem_figures(problem, net: nn.Module, ref: ReferenceField, *, activation: str | None = None,
+                     **options) -> Figures | None:
+    """The figures :func:`problem_figures` writes, unsaved; None for a problem without
+    figures of its own."""
+    for cls, draw in BUILDERS.items():
         if isinstance(problem, cls):
-            return draw(problem, net, ref, out_dir, activation=activation, **options)
+            return draw(problem, net, ref, activation=activation, **options)
     return None
 
 
@@ -34,174 +57,227 @@ def net_label(net: nn.Module, activation: str | None = None) -> str:
 
 
 def _heading(problem, net, activation, errors: dict) -> str:
-    return f"{problem.name} / {net_label(net, activation)}: rel L2 {errors['rel_l2']:.2e}"
+    return f"{problem.name} / {net_label(net, activation)}: {describe_errors(errors)}"
 
 
-def _save(fig, out_dir, name: str, dpi: int) -> Path:
+def _save_all(figures: Figures, out_dir) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
-    fig.savefig(path, dpi=dpi)
-    return path
+    paths = []
+    for name, fig, dpi in figures:
+        paths.append(out_dir / name)
+        fig.savefig(paths[-1], dpi=dpi)
+    return paths
 
 
-def _error_vs_time(problem, net, activation, ref: ReferenceField, errors: dict, out_dir) -> Path:
-    from .plots import error_vs_time
+def _exact_u(problem, ref: ReferenceField) -> np.ndarray | None:
+    """The exact solution's "u" on the reference grid, None without one."""
+    from .validation.evaluate import exact_on_grid
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return error_vs_time(ref.coords["t"], errors["rel_l2_per_t"], out_dir / f"{problem.name}_error_t.png",
-                         title=_heading(problem, net, activation, errors))
+    exact = problem.exact_solution
+    return None if exact is None else exact_on_grid(exact, ref)["u"]
 
 
+def _per_t(pred: np.ndarray, target: np.ndarray, mask) -> list[float]:
+    """The relative L2 error of each time slice (axis 0), NaN where the target is zero."""
+    out = []
+    for k in range(len(target)):
+        m = None if mask is None else mask[k]
+        t = target[k] if m is None else target[k][m]
+        out.append(float("nan") if not np.any(t) else rel_l2(pred[k], target[k], m))
+    return out
+
+
+def _error_vs_time(problem, net, activation, ref: ReferenceField, errors: dict, pred: np.ndarray,
+                   exact: np.ndarray | None) -> tuple[str, Figure, int]:
+    per_t_exact = None if exact is None else _per_t(pred, exact, ref.mask)
+    fig = _error_vs_time_figure(ref.coords["t"], errors["rel_l2_per_t"], rel_l2_exact_per_t=per_t_exact)
+    fig.suptitle(_heading(problem, net, activation, errors))
+    return f"{problem.name}_error_t.png", fig, 110
+
+
+# ----- the point source ------------------------------------------------------------------
 def helmholtz_point_source_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
                                    activation: str | None = None) -> list[Path]:
     """Real part, imaginary part and magnitude (columns) of the prediction, the FD
-    reference and the error (rows), with the physical region outlined, written to
+    reference and the |error| against it (rows; log scale, one scale for the three error
+    panels set over the physical region), with the physical region outlined, written to
     ``out_dir/<name>_fields.png``; the velocity model to ``out_dir/<name>_velocity.png``.
     Returns the paths written."""
-    from matplotlib.figure import Figure
+    return _save_all(_helmholtz_point_source(problem, net, ref, activation=activation), out_dir)
+
+
+def _helmholtz_point_source(problem, net: nn.Module, ref: ReferenceField, *,
+                            activation: str | None = None) -> Figures:
+    from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
     from .validation.evaluate import evaluate
 
     pred = problem.predict(net, ref)
-    errors = evaluate(net, ref, prediction=pred)
+    errors = evaluate(net, ref, prediction=pred, exact=problem.exact_solution)
     p = pred["u_real"] + 1j * pred["u_imag"]
     r = ref.fields["u_real"] + 1j * ref.fields["u_imag"]
     x, y = ref.coords["x"], ref.coords["y"]
     extent = (x[0], x[-1], y[0], y[-1])
     mask = ref.mask if ref.mask is not None else np.ones(r.shape, bool)
-    vmax = float(np.abs(r[mask]).max())
-    parts = (("real", np.real), ("imaginary", np.imag), ("magnitude", np.abs))
+    vmax = float(np.abs(r[mask]).max()) or 1.0
+    parts = (("real", np.real, "Re u"), ("imaginary", np.imag, "Im u"), ("magnitude", np.abs, "|u|"))
     (px0, px1), (py0, py1) = problem.physical
-    fig = Figure(figsize=(12.5, 11), layout="constrained")
+    errs = [np.abs(part(p) - part(r)) for _, part, _ in parts]
+    enorm = error_norm(*errs, mask=mask)
+    fig = Figure(figsize=(11.5, 12.0), layout="constrained")
     axes = fig.subplots(3, 3)
-    for j, (label, part) in enumerate(parts):
-        lo = 0.0 if label == "magnitude" else -vmax
-        err = np.abs(part(p) - part(r))
-        emax = float(err[mask].max()) or 1.0
-        rows = (("prediction", part(p), "RdBu_r" if lo < 0 else "viridis", lo, vmax),
-                ("reference (FD)", part(r), "RdBu_r" if lo < 0 else "viridis", lo, vmax),
-                ("|error|", err, "magma", 0.0, emax))
-        for i, (title, data, cmap, vmin, vmax_) in enumerate(rows):
+    for j, (label, part, symbol) in enumerate(parts):
+        # real and imaginary parts are signed; the magnitude is not
+        cmap, norm = (SEQUENTIAL, Normalize(0.0, vmax)) if label == "magnitude" else (DIVERGING,
+                                                                                      Normalize(-vmax, vmax))
+        rows = (("prediction", part(p), cmap, norm), ("reference (FD)", part(r), cmap, norm),
+                ("|error|", _floored(errs[j], enorm), ERROR_CMAP, enorm))
+        for i, (title, data, cmap_, norm_) in enumerate(rows):
             ax = axes[i, j]
-            im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax_)
-            ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="k"))
-            ax.set_title(f"{title}: {label}")
+            im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap_, norm=norm_)
+            ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8,
+                                   ec="w" if i == 2 else "k"))
+            ax.set_title(f"{title}: {label}" + (f" of u\nrel L2 {rel_l2(part(p), part(r), mask):.1e}"
+                                                  if i == 2 else ""), fontsize=10)
             ax.set_xlabel("x")
             ax.set_ylabel("y")
-            part_name = {"real": "Re u", "imaginary": "Im u", "magnitude": "|u|"}[label]
-            fig.colorbar(im, ax=ax, shrink=0.85, label=f"|error of {part_name}|" if i == 2 else part_name)
-    fig.suptitle(f"{_heading(problem, net, activation, errors)} (|u|: {errors['rel_l2_abs']:.2e}); "
-                 "dashed: the physical region")
-    fields_path = _save(fig, out_dir, f"{problem.name}_fields.png", 100)
+            if i == 1:
+                fig.colorbar(im, ax=list(axes[:2, j]), shrink=0.8, aspect=25, location="bottom", label=symbol,
+                             extend=_extend(part(p), norm))
+    fig.colorbar(im, ax=list(axes[2]), shrink=0.5, aspect=40, location="bottom", label="|error| against reference",
+                 extend=_error_extend(np.stack(errs), enorm))
+    fig.suptitle(f"{_heading(problem, net, activation, errors)} (|u|: {errors['rel_l2_abs']:.1e}); "
+                 "dashed: the physical region (errors measured inside)")
+    figures = [(f"{problem.name}_fields.png", fig, 100)]
 
     X, Y = np.meshgrid(x, y, indexing="ij")
-    c = problem.speed_model.on_grid(X, Y)
+    c = np.asarray(problem.speed_model.on_grid(X, Y), dtype=float)
     fig = Figure(figsize=(5.2, 4.4), layout="constrained")
     ax = fig.subplots()
-    im = ax.imshow(np.asarray(c).T, origin="lower", extent=extent, cmap="cividis")
+    uniform = bool(np.ptp(c) <= 1e-12 * np.abs(c).max())
+    # a uniform speed is drawn in the colormap's middle colour
+    span = {"vmin": 0.5 * c.flat[0], "vmax": 1.5 * c.flat[0]} if uniform else {}
+    im = ax.imshow(c.T, origin="lower", extent=extent, cmap="cividis", **span)
     ax.add_patch(Rectangle((px0, py0), px1 - px0, py1 - py0, fill=False, ls="--", lw=0.8, ec="w"))
     ax.plot(*problem.center, "r*", ms=10)
-    ax.set_title(f"{problem.name}: velocity c(x, y), omega = {problem.omega:g}\n"
-                 f"(* source; {net_label(net, activation)} rel L2 {errors['rel_l2']:.2e})", fontsize=10)
+    what = f"uniform c = {c.flat[0]:g}" if uniform else "velocity c(x, y)"
+    ax.set_title(f"{problem.name}: {what}, omega = {problem.omega:g}\n"
+                 f"(* source; {net_label(net, activation)} {describe_errors(errors)})", fontsize=9)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    fig.colorbar(im, ax=ax, label="c")
-    velocity_path = _save(fig, out_dir, f"{problem.name}_velocity.png", 100)
-    return [fields_path, velocity_path]
+    ax.locator_params(nbins=5)
+    if not uniform:  # a colour scale of one value says nothing the title does not
+        fig.colorbar(im, ax=ax, label="c")
+    figures.append((f"{problem.name}_velocity.png", fig, 100))
+    return figures
 
 
+# ----- the wave equations ----------------------------------------------------------------
 def wave1d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
                    activation: str | None = None) -> list[Path]:
-    """The x-t images of prediction, reference and |error| side by side, written to
-    ``out_dir/wave1d_xt.png``, and the error of each time slice against t,
-    ``out_dir/wave1d_error_t.png``; returns the paths written."""
-    from matplotlib.figure import Figure
+    """The x-t images of the prediction, the exact solution, the network's |error|
+    against it and the FD reference's own |error| (log scale, shared), written to
+    ``out_dir/wave1d_xt.png`` (without an exact solution: prediction, FD reference and
+    the |error| against it), and the error of each time slice against t, against the
+    exact solution and the FD reference, ``out_dir/wave1d_error_t.png``; returns the
+    paths written."""
+    return _save_all(_wave1d(problem, net, ref, activation=activation), out_dir)
 
+
+def _wave1d(problem, net: nn.Module, ref: ReferenceField, *, activation: str | None = None) -> Figures:
     from .validation.evaluate import evaluate, predict
 
     pred = predict(net, ref)["u"]
-    errors = evaluate(net, ref, prediction={"u": pred})
-    u = ref.fields["u"]
+    exact = _exact_u(problem, ref)
+    errors = evaluate(net, ref, prediction={"u": pred}, exact=problem.exact_solution)
     t, x = ref.coords["t"], ref.coords["x"]
-    extent = (t[0], t[-1], x[0], x[-1])
-    vmax = float(np.max(np.abs(u)))
-    fig = Figure(figsize=(13, 3.9), layout="constrained")
-    axes = fig.subplots(1, 3)
-    panels = (("prediction", pred, "RdBu_r", -vmax, vmax, "u"), ("reference (FD)", u, "RdBu_r", -vmax, vmax, "u"),
-              ("|error|", np.abs(pred - u), "magma", 0.0, None, "|u error|"))
-    for ax, (title, data, cmap, lo, hi, what) in zip(axes, panels):
-        im = ax.imshow(data.T, origin="lower", extent=extent, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
-        ax.set_title(title)
-        ax.set_xlabel("t")
-        ax.set_ylabel("x")
-        fig.colorbar(im, ax=ax, label=what)
+    ncols = 3 if exact is None else 4
+    fig = Figure(figsize=(4.1 * ncols + 0.8, 4.0), layout="constrained")
+    axes = fig.subplots(1, ncols)
+    draw_comparison(fig, axes, pred, ref.fields["u"], exact=exact, name="u", extent=(t[0], t[-1], x[0], x[-1]),
+                    xlabel="t", ylabel="x", aspect="auto", mask=ref.mask)
     fig.suptitle(_heading(problem, net, activation, errors))
-    return [_save(fig, out_dir, f"{problem.name}_xt.png", 120),
-            _error_vs_time(problem, net, activation, ref, errors, out_dir)]
+    return [(f"{problem.name}_xt.png", fig, 120),
+            _error_vs_time(problem, net, activation, ref, errors, pred, exact)]
 
 
 def wave2d_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
                    activation: str | None = None) -> list[Path]:
-    """A strip of snapshots at the reference times: rows prediction, reference and
-    |error|, one column per time with its own colour scales (the wave spreads and
-    fades, so one scale would hide the late times) and its relative L2 error, written
+    """A strip of snapshots at the reference times: rows prediction, target (the FD
+    reference, or the exact solution where there is one) and |error|, one column per
+    time. Prediction and target share a colour scale per time (the wave spreads and
+    fades, so one scale would hide the late times; diverging about 0 for a signed field);
+    the |error| row has one log scale for all times, so the error's growth shows. Written
     to ``out_dir/wave2d_snapshots.png``; the error at each snapshot time against t to
     ``out_dir/wave2d_error_t.png``. Returns the paths written."""
-    from matplotlib.figure import Figure
+    return _save_all(_wave2d(problem, net, ref, activation=activation), out_dir)
 
+
+def _wave2d(problem, net: nn.Module, ref: ReferenceField, *, activation: str | None = None) -> Figures:
     from .validation.evaluate import evaluate, predict
 
     pred = predict(net, ref)["u"]
-    errors = evaluate(net, ref, prediction={"u": pred})
-    u = ref.fields["u"]
+    exact = _exact_u(problem, ref)
+    errors = evaluate(net, ref, prediction={"u": pred}, exact=problem.exact_solution)
+    target = ref.fields["u"] if exact is None else exact
+    per_t = errors["rel_l2_per_t"] if exact is None else _per_t(pred, exact, ref.mask)
     t, x, y = ref.coords["t"], ref.coords["x"], ref.coords["y"]
     extent = (x[0], x[-1], y[0], y[-1])
-    err = np.abs(pred - u)
+    err = np.abs(pred - target)
+    enorm = error_norm(err, mask=ref.mask)
+    against = "reference" if exact is None else "exact"
+    what = "reference (FD)" if exact is None else "exact"
     nt = len(t)
-    fig = Figure(figsize=(3.3 * nt + 0.6, 8.8), layout="constrained")
+    fig = Figure(figsize=(3.2 * nt + 0.8, 9.6), layout="constrained")
     axes = fig.subplots(3, nt, squeeze=False)
     for k in range(nt):
-        vmax = float(np.max(np.abs(u[k]))) or 1.0
-        emax = float(err[k].max()) or 1.0
-        rows = (("prediction", pred[k], "RdBu_r", -vmax, vmax, "u"),
-                ("reference (FD)", u[k], "RdBu_r", -vmax, vmax, "u"),
-                ("|error|", err[k], "magma", 0.0, emax, "|u error|"))
-        for i, (label, data, cmap, lo, hi, what) in enumerate(rows):
+        # the sign is the whole field's, the range each time's own
+        cmap, norm = field_style(target, limits=(float(target[k].min()), float(target[k].max())))
+        rows = (("prediction", pred[k], cmap, norm), (what, target[k], cmap, norm),
+                ("|error|", _floored(err[k], enorm), ERROR_CMAP, enorm))
+        for i, (label, data, cmap_, norm_) in enumerate(rows):
             ax = axes[i, k]
-            im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap, vmin=lo, vmax=hi)
+            im = ax.imshow(data.T, origin="lower", extent=extent, cmap=cmap_, norm=norm_)
             if i == 0:
-                e = errors["rel_l2_per_t"][k]
-                ax.set_title(f"t = {t[k]:.3g}\nrel L2 {e:.2e}" if np.isfinite(e) else f"t = {t[k]:.3g}\n(u = 0)")
+                e = per_t[k]
+                ax.set_title(f"t = {t[k]:.3g}\nrel L2 {e:.1e}" if np.isfinite(e) else f"t = {t[k]:.3g}\n(u = 0)",
+                             fontsize=10)
             ax.set_xlabel("x" if i == 2 else "")
             if i < 2:
                 ax.tick_params(labelbottom=False)
             ax.set_ylabel(f"{label}\ny" if k == 0 else "")
             if k:
                 ax.tick_params(labelleft=False)
-            fig.colorbar(im, ax=ax, shrink=0.8, label=what)
-    fig.suptitle(_heading(problem, net, activation, errors) + " (colour scales per time)")
-    return [_save(fig, out_dir, f"{problem.name}_snapshots.png", 110),
-            _error_vs_time(problem, net, activation, ref, errors, out_dir)]
+            if i == 1:
+                fig.colorbar(im, ax=list(axes[:2, k]), shrink=0.8, aspect=20, location="bottom", label="u",
+                             extend=_extend(pred[k], norm))
+    fig.colorbar(im, ax=list(axes[2]), shrink=0.5, aspect=40, location="bottom",
+                 label=f"|u error| against {against}", extend=_error_extend(err, enorm))
+    fig.suptitle(_heading(problem, net, activation, errors) + " (u scales per time, one |error| scale)")
+    return [(f"{problem.name}_snapshots.png", fig, 110),
+            _error_vs_time(problem, net, activation, ref, errors, pred, exact)]
 
 
+# ----- inpainting ------------------------------------------------------------------------
 def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
                        method: str = "biharmonic", activation: str | None = None) -> list[Path]:
     """Write inpainting.png (ground truth, masked input, network, FD ``method``, the
-    two error maps), inpainting_zoom.png (a central crop of each, at pixel
-    resolution) and inpainting_render4x.png (the crop rendered by the net at 4x
-    resolution beside the pixels it was fitted to). Returns the paths."""
-    from matplotlib.figure import Figure
+    two |error| maps against the true image, on one log scale), inpainting_zoom.png (a
+    central crop of each, at pixel resolution) and inpainting_render4x.png (the crop
+    rendered by the net at 4x resolution beside the pixels it was fitted to). Returns
+    the paths."""
+    return _save_all(_inpainting(problem, net, ref, method=method, activation=activation), out_dir)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _inpainting(problem, net: nn.Module, ref: ReferenceField, *, method: str = "biharmonic",
+                activation: str | None = None) -> Figures:
+    from .validation.evaluate import evaluate
+
     truth = ref.fields["u"]
     pred = np.clip(problem.render(net), 0.0, 1.0)
     fd_img = np.clip(problem.classical(method).fields["u"], 0.0, 1.0)
-    from .validation.evaluate import evaluate
-
     m_net = evaluate(net, ref, prediction=problem.predict(net))
     m_fd = evaluate(None, ref, prediction={"u": fd_img})
     name = net_label(net, activation)
@@ -214,30 +290,31 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
     masked[problem.missing] = (1.0, 0.0, 0.0)  # missing pixels in red
     err_net = np.abs(pred - truth) if grey else np.abs(pred - truth).mean(-1)
     err_fd = np.abs(fd_img - truth) if grey else np.abs(fd_img - truth).mean(-1)
-    emax = float(max(err_net.max(), err_fd.max(), 1e-12))
+    enorm = error_norm(err_net, err_fd)
     show = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0} if grey else {}
-    paths = []
+    figures = []
 
     fig = Figure(figsize=(15, 8.6), layout="constrained")
     axs = fig.subplots(2, 3)
     known = f"input ({100 * problem.known_fraction:.0f}% known, missing in red)"
     panels = [(truth, "ground truth", show), (masked, known, show),
               (pred, f"network ({name})\n{scores(m_net)}", show), (fd_img, f"FD {method}\n{scores(m_fd)}", show),
-              (err_net, "|network - truth|", {"cmap": "magma", "vmin": 0.0, "vmax": emax}),
-              (err_fd, f"|FD {method} - truth|", {"cmap": "magma", "vmin": 0.0, "vmax": emax})]
+              (_floored(err_net, enorm), "|network - truth|", {"cmap": ERROR_CMAP, "norm": enorm}),
+              (_floored(err_fd, enorm), f"|FD {method} - truth|", {"cmap": ERROR_CMAP, "norm": enorm})]
     for ax, (img, title, kw) in zip(axs.ravel(), panels):
         im = ax.imshow(img, **kw)
         ax.set_title(title, fontsize=10)
         _pixel_axes(ax)
-        if "magma" in kw.values():
-            fig.colorbar(im, ax=ax, shrink=0.8, label="|error| (intensity, 0..1)")
-        elif grey:
-            fig.colorbar(im, ax=ax, shrink=0.8, label="intensity")
+        if grey and ax is axs[0, 0]:
+            grey_im = im
+    if grey:  # one grey scale, 0..1, for the four images
+        fig.colorbar(grey_im, ax=list(axs[0]), shrink=0.85, label="intensity")
+    fig.colorbar(im, ax=list(axs[1, 1:]), shrink=0.85, label="|error| against the true image (intensity, 0..1)",
+                 extend="min")
     heading = (f"{problem.name} / {name}: PSNR {m_net['psnr']:.1f} dB, SSIM {m_net['ssim']:.3f} "
                f"(FD {method}: {m_fd['psnr']:.1f} dB, {m_fd['ssim']:.3f})")
     fig.suptitle(heading)
-    paths.append(out_dir / "inpainting.png")
-    fig.savefig(paths[-1], dpi=100)
+    figures.append(("inpainting.png", fig, 100))
 
     H, W = problem.shape
     ci, cj = slice(3 * H // 8, 5 * H // 8 + 1), slice(3 * W // 8, 5 * W // 8 + 1)
@@ -251,8 +328,7 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
         ax.set_title(f"{title} (crop)")
         _pixel_axes(ax)
     fig.suptitle(heading)
-    paths.append(out_dir / "inpainting_zoom.png")
-    fig.savefig(paths[-1], dpi=100)
+    figures.append(("inpainting_zoom.png", fig, 100))
 
     x, y = ref.coords["x"], ref.coords["y"]
     crop_bounds = ((float(x[ci.start]), float(x[ci.stop - 1])), (float(y[cj.start]), float(y[cj.stop - 1])))
@@ -269,9 +345,8 @@ def inpainting_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *,
     for ax in axs:
         _pixel_axes(ax)
     fig.suptitle(heading)
-    paths.append(out_dir / "inpainting_render4x.png")
-    fig.savefig(paths[-1], dpi=100)
-    return paths
+    figures.append(("inpainting_render4x.png", fig, 100))
+    return figures
 
 
 def _pixel_axes(ax) -> None:
@@ -279,6 +354,9 @@ def _pixel_axes(ax) -> None:
     ax.set_ylabel("row [pixel]")
 
 
-#: problem class -> its figure function
+#: problem class -> its figure function (writes the files)
 FIGURES = {HelmholtzPointSource: helmholtz_point_source_figures, Wave1D: wave1d_figures, Wave2D: wave2d_figures,
            Inpainting: inpainting_figures}
+#: problem class -> the function that builds its figures unsaved
+BUILDERS = {HelmholtzPointSource: _helmholtz_point_source, Wave1D: _wave1d, Wave2D: _wave2d,
+            Inpainting: _inpainting}

@@ -1,73 +1,266 @@
 """Matplotlib figures: fields side by side, loss and error curves.
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot state, no
-backend switching), so they work headless and inside other programs.
+backend switching), so they work headless and inside other programs. Each public
+function that writes a file has a ``_..._figure`` twin that returns the Figure unsaved,
+for tests and for programs that want to change it.
+
+Colour conventions, shared with :mod:`pinn_sine.figures`:
+
+- a field of one sign gets a sequential colormap (viridis) over its range, a signed
+  field a diverging one (RdBu_r) with limits symmetric about 0 (:func:`field_style`);
+- an error is drawn as |error| on a logarithmic scale from max/1e4 to its max
+  (:func:`error_norm`; smaller errors take the floor's colour, the colorbar is extended
+  below), so the interior error stays visible beside a few hot spots; its label says what
+  it is measured against: the exact solution where the problem has one, else the
+  finite-difference reference.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
+from .validation.metrics import rel_l2
 from .validation.reference import ReferenceField
 
+#: colormaps of a field of one sign, a signed field and an |error|
+SEQUENTIAL, DIVERGING, ERROR_CMAP = "viridis", "RdBu_r", "magma"
+#: an |error| panel spans this many decades below its maximum
+ERROR_DECADES = 4
+#: a field whose values of the minority sign stay within this fraction of its largest
+#: magnitude counts as one-signed (rounding noise of a positive field is not a sign)
+SIGN_TOLERANCE = 1e-2
 
+
+# ----- shared pieces ---------------------------------------------------------------------
+def field_style(values, *, limits: tuple[float, float] | None = None) -> tuple[str, Normalize]:
+    """(colormap name, norm) for drawing ``values``: sequential over (min, max) when the
+    field has one sign, diverging over (-m, m), m = max |value|, when it has both.
+
+    ``limits`` (lo, hi) replaces the values' own range for the norm (e.g. one time slice's
+    range when the sign is decided over the whole field)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+    m = max(abs(lo), abs(hi))
+    signed = lo < -SIGN_TOLERANCE * m and hi > SIGN_TOLERANCE * m
+    if limits is not None:
+        lo, hi = limits
+        m = max(abs(lo), abs(hi))
+    if signed:
+        m = m or 1.0
+        return DIVERGING, Normalize(-m, m)
+    if hi <= lo:
+        lo, hi = lo - (abs(lo) or 1.0) * 0.5, hi + (abs(hi) or 1.0) * 0.5
+    return SEQUENTIAL, Normalize(lo, hi)
+
+
+def error_norm(*errors, mask=None) -> LogNorm:
+    """A LogNorm shared by the |error| arrays ``errors``: from max/1e4 (``ERROR_DECADES``)
+    to the largest finite value (over ``mask``, of the arrays' leading grid shape, when
+    given); 1e-4..1 when every error is zero."""
+    top = 0.0
+    for e in errors:
+        e = np.asarray(e, dtype=float)
+        if mask is not None:
+            e = e[mask]
+        e = e[np.isfinite(e)]
+        if e.size:
+            top = max(top, float(e.max()))
+    top = top if top > 0 else 1.0
+    return LogNorm(top * 10.0 ** -ERROR_DECADES, top)
+
+
+def _floored(err: np.ndarray, norm: LogNorm) -> np.ndarray:
+    """``err`` with zeros and values below the norm's floor raised to the floor (a log
+    scale would leave them blank)."""
+    return np.maximum(err, norm.vmin)
+
+
+def _extend(data, norm: Normalize) -> str:
+    """The colorbar's ``extend`` for ``data`` drawn with ``norm``."""
+    d = np.asarray(data, dtype=float)
+    d = d[np.isfinite(d)]
+    if not d.size:
+        return "neither"
+    below, above = bool(d.min() < norm.vmin), bool(d.max() > norm.vmax)
+    return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both")
+
+
+def _error_extend(err, norm: Normalize) -> str:
+    """The colorbar's ``extend`` of an |error| drawn floored with ``norm``: always below
+    (values under the floor take its colour), above too where a value exceeds the top
+    (set over a mask)."""
+    return "both" if np.nanmax(err) > norm.vmax else "min"
+
+
+def _rel_l2_or_none(pred, target, mask=None) -> float | None:
+    try:
+        return rel_l2(pred, target, mask)
+    except ValueError:  # a zero target over the region
+        return None
+
+
+def _fmt(e: float | None) -> str:
+    return "n/a (target = 0)" if e is None else f"{e:.1e}"
+
+
+def draw_comparison(fig: Figure, axs, pred: np.ndarray, ref: np.ndarray, *, exact: np.ndarray | None = None,
+                    name: str = "u", extent: tuple, xlabel: str, ylabel: str, aspect="equal",
+                    mask: np.ndarray | None = None) -> dict:
+    """Draw one 2-D field into the row of axes ``axs``: the prediction, the target and the
+    |error| against it (log scale, :func:`error_norm`); with ``exact`` the target is the
+    exact solution and a fourth panel shows the FD reference's own error |ref - exact|, on
+    the network error's scale unless it would all fall in that scale's bottom decade (then
+    on its own, with its own colorbar).
+
+    ``pred``, ``ref``, ``exact``: (n_a, n_b) arrays, u[i, j] = u(a_i, b_j), drawn with the
+    first axis horizontal; ``extent`` (a_0, a_end, b_0, b_end); ``mask`` (n_a, n_b) the
+    region the scales and errors are set over. ``axs`` holds 3 axes, 4 with ``exact``.
+    Returns the images by role ("prediction", "target", "error", "reference_error")."""
+    target = ref if exact is None else exact
+    cmap, norm = field_style(target if mask is None else target[mask])
+    kw = {"origin": "lower", "extent": extent, "aspect": aspect}
+    ims = {"prediction": axs[0].imshow(pred.T, cmap=cmap, norm=norm, **kw),
+           "target": axs[1].imshow(target.T, cmap=cmap, norm=norm, **kw)}
+    what = "exact solution" if exact is not None else "reference (FD)"
+    axs[0].set_title(f"{name}: prediction")
+    axs[1].set_title(f"{name}: {what}")
+    fig.colorbar(ims["target"], ax=list(axs[:2]), shrink=0.85, label=name, extend=_extend(pred, norm))
+    err = np.abs(pred - target)
+    enorm = error_norm(err, mask=mask)
+    ref_err = None if exact is None else np.abs(ref - exact)
+    # one scale for both errors unless the reference's would all lie in the bottom decade
+    # of the network's (a blank panel): then it gets its own
+    shared = ref_err is not None and error_norm(ref_err, mask=mask).vmax > 10 * enorm.vmin
+    if shared:
+        enorm = error_norm(err, ref_err, mask=mask)
+    ims["error"] = axs[2].imshow(_floored(err, enorm).T, cmap=ERROR_CMAP, norm=enorm, **kw)
+    if exact is None:
+        axs[2].set_title(f"|{name} - {name}_ref|, rel L2 {_fmt(_rel_l2_or_none(pred, ref, mask))}")
+        label = f"|{name} error| against reference"
+    else:
+        axs[2].set_title(f"network: |{name} - {name}_exact|\nrel L2 {_fmt(_rel_l2_or_none(pred, exact, mask))}")
+        rnorm = enorm if shared else error_norm(ref_err, mask=mask)
+        ims["reference_error"] = axs[3].imshow(_floored(ref_err, rnorm).T, cmap=ERROR_CMAP, norm=rnorm, **kw)
+        axs[3].set_title(f"FD reference: |{name}_ref - {name}_exact|\n"
+                         f"rel L2 {_fmt(_rel_l2_or_none(ref, exact, mask))}")
+        label = f"|{name} error| against exact"
+        if not shared:
+            fig.colorbar(ims["reference_error"], ax=axs[3], shrink=0.85, extend=_error_extend(ref_err, rnorm),
+                         label=f"|{name}_ref - {name}_exact| (own scale)")
+    fig.colorbar(ims["error"], ax=list(axs[2:4] if shared else axs[2:3]), shrink=0.85, label=label,
+                 extend=_error_extend(err, enorm))
+    for ax in axs:
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+    return ims
+
+
+# ----- field comparison ------------------------------------------------------------------
 def field_comparison(pred: dict[str, np.ndarray], ref: ReferenceField, path: str | Path, *,
-                     title: str = "", index: tuple = ()) -> Path:
-    """Prediction, reference and |error| side by side for each field of a 2-D slice.
+                     title: str = "", index: tuple = (),
+                     exact: Callable | dict[str, np.ndarray] | None = None) -> Path:
+    """Prediction, target and |error| side by side for each field of a 2-D slice,
+    written to ``path``.
 
-    Prediction and reference share one colour scale per field. For a field with more
-    than two grid axes, ``index`` selects the leading axes (e.g. a time index).
+    Prediction and target share one colour scale per field (sequential for a field of
+    one sign, diverging about 0 for a signed one). The |error| is drawn on a log scale
+    from max/1e4 to max (:func:`error_norm`). Without ``exact`` the target is the FD
+    reference. ``exact`` (``problem.exact_solution``: a callable x (N, d) float64 tensor
+    -> (N, out_dim), or its fields on the grid shaped like ``ref.fields``) makes the target
+    the exact solution and adds a fourth panel, the reference's own error |ref - exact|,
+    on the error's scale. For a field with more than two grid axes, ``index`` selects
+    the leading axes (e.g. a time index).
     """
+    return save_figure(_field_comparison_figure(pred, ref, index=index, exact=exact), path, title=title)
+
+
+def _field_comparison_figure(pred: dict[str, np.ndarray], ref: ReferenceField, *, index: tuple = (),
+                             exact: Callable | dict[str, np.ndarray] | None = None) -> Figure:
     names = list(ref.fields)
     axes_names = list(ref.coords)[len(index):]
     if len(axes_names) != 2:
         raise ValueError(f"field_comparison draws 2-D slices; the grid {list(ref.coords)} with index {index} "
                          f"leaves {len(axes_names)} axes.")
+    if callable(exact):
+        from .validation.evaluate import exact_on_grid
+
+        exact = exact_on_grid(exact, ref)
     x, y = ref.coords[axes_names[0]], ref.coords[axes_names[1]]
-    fig = Figure(figsize=(12, 3.6 * len(names)), layout="constrained")
-    axs = fig.subplots(len(names), 3, squeeze=False)
+    mask = None if ref.mask is None else np.asarray(ref.mask)[index]
+    ncols = 3 if exact is None else 4
+    fig = Figure(figsize=(4.1 * ncols + 0.8, 3.7 * len(names)), layout="constrained")
+    axs = fig.subplots(len(names), ncols, squeeze=False)
     for row, name in enumerate(names):
         p = np.asarray(pred[name])[index]
         r = np.asarray(ref.fields[name])[index]
-        if p.ndim == 3:  # colour image
-            p, r = np.clip(p, 0, 1), np.clip(r, 0, 1)
-        vmin, vmax = float(np.min(r)), float(np.max(r))
-        err = np.abs(p - r)
-        extent = (x[0], x[-1], y[0], y[-1])
-        for col, (data, label, kw) in enumerate([
-            (p, "prediction", {"vmin": vmin, "vmax": vmax, "cmap": "RdBu_r"}),
-            (r, "reference", {"vmin": vmin, "vmax": vmax, "cmap": "RdBu_r"}),
-            (err if err.ndim == 2 else err.mean(-1), "|error|", {"cmap": "magma"}),
-        ]):
-            ax = axs[row, col]
-            if ref.attrs.get("image"):
-                # images are stored row-major (axis 0 = rows): draw them as images
-                im = ax.imshow(data, cmap="gray" if data.ndim == 2 and col < 2 else kw["cmap"],
-                               vmin=kw.get("vmin"), vmax=kw.get("vmax"))
-                ax.set_axis_off()
-            else:
-                # u[i, j] = u(x_i, y_j): transpose so x runs horizontally
-                im = ax.imshow(data.T, origin="lower", extent=extent, aspect="equal", **kw)
-                ax.set_xlabel(axes_names[0])
-                ax.set_ylabel(axes_names[1])
-            ax.set_title(f"{name}: {label}")
-            if data.ndim == 2:
-                fig.colorbar(im, ax=ax, shrink=0.8, label=f"|{name} error|" if col == 2 else name)
-    return save_figure(fig, path, title=title)
+        e = None if exact is None else np.asarray(exact[name])[index]
+        if ref.attrs.get("image"):
+            _image_row(fig, axs[row], name, p, r, e, mask)
+        else:
+            draw_comparison(fig, axs[row], p, r, exact=e, name=name, extent=(x[0], x[-1], y[0], y[-1]),
+                            xlabel=axes_names[0], ylabel=axes_names[1], mask=mask)
+    return fig
 
 
-def loss_curves(history: list[dict], path: str | Path, *, title: str = "", x: str = "step") -> Path:
-    """Each loss term and the total (log scale) against the step, the relative L2 error
-    where it was evaluated, the term weights ``w_<term>`` where the history has them
-    (fixed weights draw flat lines), and the causal weights ``causal_w<i>`` as an image
-    over (step, time chunk).
+def _image_row(fig: Figure, axs, name: str, p, r, e, mask) -> None:
+    """An image field (row-major, values in [0, 1]): grey or colour images and the
+    |error| (mean over channels) on a log scale."""
+    target = r if e is None else e
+    p, target = np.clip(p, 0, 1), np.clip(target, 0, 1)
+    grey = p.ndim == 2
+    show = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0} if grey else {}
+    for ax, data, label in ((axs[0], p, "prediction"), (axs[1], target, "reference" if e is None else "exact")):
+        im = ax.imshow(data, **show)
+        ax.set_title(f"{name}: {label}")
+        ax.set_axis_off()
+    if grey:
+        fig.colorbar(im, ax=list(axs[:2]), shrink=0.85, label=name)
+    errs = [np.abs(p - target)] + ([] if e is None else [np.abs(np.clip(r, 0, 1) - target)])
+    errs = [d if d.ndim == 2 else d.mean(-1) for d in errs]
+    enorm = error_norm(*errs, mask=mask)
+    against = "reference" if e is None else "exact"
+    ims = []
+    for ax, d, label in zip(axs[2:], errs, (f"|{name} error| (network)", f"|{name} error| (FD reference)")):
+        ims.append(ax.imshow(_floored(d, enorm), cmap=ERROR_CMAP, norm=enorm))
+        ax.set_title(label)
+        ax.set_axis_off()
+    fig.colorbar(ims[0], ax=list(axs[2:]), shrink=0.85, label=f"|{name} error| against {against}", extend="min")
 
-    The optimizer stages (the rows' "phase") are shaded and named in every panel. ``x``
-    "step" draws against the step with the wall time (the rows' "time") on a second
-    axis on top; "time" draws against the wall time in seconds.
+
+# ----- loss curves -----------------------------------------------------------------------
+#: history columns that are not loss terms (Gauss-Newton's own, the errors)
+_NOT_TERMS = {"step", "phase", "lr", "time", "rel_l2", "rel_l2_exact", "lambda", "mu", "gain", "accepted",
+              "step_time", "alpha"}
+
+
+def loss_curves(history: list[dict], path: str | Path, *, title: str = "", x: str = "step",
+                reference_error: float | None = None) -> Path:
+    """Training curves stacked over one shared x axis, written to ``path``.
+
+    Panels, each drawn only when the history has something for it: each loss term and
+    the total (log scale); the relative L2 error at every row that has one, "rel_l2"
+    labelled "vs FD reference" and "rel_l2_exact" "vs exact" (markers joined by lines;
+    ``reference_error``, the reference's own estimated error, as a dashed line); the term
+    weights ``w_<term>`` when any of them changes (constant weights other than 1 are
+    named in the loss legend instead); the causal weights ``causal_w<i>`` as an image over
+    (x, time chunk).
+
+    The optimizer stages (the rows' "phase") are shaded in every panel and named inside
+    the top one. ``x`` "step" draws against the step with the wall time (the rows'
+    "time") on a second axis on top; "time" draws against the wall time in seconds.
     """
+    # the title is set before the stage labels are placed, which lays the figure out
+    return save_figure(_loss_figure(history, title=title, x=x, reference_error=reference_error), path)
+
+
+def _loss_figure(history: list[dict], *, title: str = "", x: str = "step",
+                 reference_error: float | None = None) -> Figure:
     if x not in ("step", "time"):
         raise ValueError(f'x must be "step" or "time", got x={x!r}.')
     keys_all: list[str] = []
@@ -75,75 +268,133 @@ def loss_curves(history: list[dict], path: str | Path, *, title: str = "", x: st
         keys_all += [k for k in h if k not in keys_all]
     weight_keys = [k for k in keys_all if k.startswith("w_")]
     causal_keys = sorted((k for k in keys_all if k.startswith("causal_w")), key=lambda k: int(k[len("causal_w"):]))
-    n_panels = 2 + bool(weight_keys) + bool(causal_keys)
-    rows = 1 if n_panels == 2 else 2
-    fig = Figure(figsize=(11, 4.3 * rows), layout="constrained")
-    axes = list(np.ravel(fig.subplots(rows, 2)))
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    axes = axes[:n_panels]
-    ax_loss, ax_err = axes[:2]
     steps = np.array([h["step"] for h in history], dtype=float)
     times = np.array([h.get("time", np.nan) for h in history], dtype=float)
     xs = steps if x == "step" else times
-    # the history's columns that are not loss terms (Gauss-Newton's own, the errors)
-    skip = {"step", "phase", "lr", "time", "rel_l2", "rel_l2_exact", "lambda", "mu", "gain", "accepted",
-            "step_time"}
-    keys = [k for k in keys_all if k not in skip and k not in weight_keys and k not in causal_keys
-            and isinstance(history[0].get(k, 0.0), (int, float))]
 
     def column(k):
-        return np.array([h.get(k, np.nan) for h in history], dtype=float)
+        return np.array([h.get(k, np.nan) if isinstance(h.get(k), (int, float)) else np.nan for h in history],
+                        dtype=float)
 
+    weights = {k: column(k) for k in weight_keys}
+    varying = [k for k, w in weights.items() if np.any(np.isfinite(w)) and np.nanmax(w) > np.nanmin(w)]
+    fixed = {} if varying else {k[2:]: float(np.nanmax(w)) for k, w in weights.items() if np.any(np.isfinite(w))}
+    keys = [k for k in keys_all if k not in _NOT_TERMS and k not in weight_keys and k not in causal_keys
+            and np.any(np.isfinite(column(k)))]
+    evals = {label: [(xv, h[key]) for xv, h in zip(xs, history) if isinstance(h.get(key), (int, float))]
+             for key, label in (("rel_l2_exact", "vs exact"), ("rel_l2", "vs FD reference"))}
+    evals = {label: pts for label, pts in evals.items() if pts}
+    panels = (["loss"] + (["error"] if evals else []) + (["weights"] if varying else [])
+              + (["causal"] if causal_keys else []))
+
+    fig = Figure(figsize=(9.0, 1.3 + 2.7 * len(panels)), layout="constrained")
+    if title:
+        fig.suptitle(title)
+    axes = list(fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0])
+    panel = dict(zip(panels, axes))
+    legend = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 8, "borderaxespad": 0.0}
+
+    ax = panel["loss"]
     for k in keys:
-        ax_loss.semilogy(xs, column(k), label=k, lw=1.8 if k == "loss" else 1.0)
-    spans = _stage_spans(history, xs)
-    for ax in axes:
-        _mark_stages(ax, spans)
-        ax.set_xlabel("step" if x == "step" else "wall time [s]")
-        ax.grid(alpha=0.3)
-    if x == "step" and len(steps) > 1 and np.all(np.diff(times) > 0) and np.all(np.diff(steps) > 0):
-        for ax in axes[:2]:
-            top = ax.secondary_xaxis("top", functions=(lambda s: _interp(s, steps, times),
-                                                       lambda t: _interp(t, times, steps)))
-            top.set_xlabel("wall time [s]")
-    ax_loss.set_title("loss terms")
-    ax_loss.set_ylabel("loss (unweighted terms, weighted total)")
-    ax_loss.legend(fontsize=8)
-    ev = [(xv, h["rel_l2"]) for xv, h in zip(xs, history) if "rel_l2" in h]
-    exact = [(xv, h["rel_l2_exact"]) for xv, h in zip(xs, history) if "rel_l2_exact" in h]
-    if exact:
-        ax_err.semilogy(*zip(*exact), "s--", ms=3, lw=0.8, label="vs exact solution")
-    if ev:
-        s, e = zip(*ev)
-        ax_err.semilogy(s, e, "o-", ms=3, label="vs FD reference")
-        if exact:
-            ax_err.legend(fontsize=8)
-        err_title = f"relative L2 error vs reference (last {e[-1]:.2e})"
-    else:
-        err_title = "relative L2 error vs reference (not evaluated)"
-    ax_err.set_title(err_title)
-    ax_err.set_ylabel("relative L2 error")
-    panel = 2
-    if weight_keys:
-        ax = axes[panel]
+        w = fixed.get(k)
+        label = k if w is None or w == 1.0 else f"{k} (weight {w:g})"
+        ax.semilogy(xs, column(k), label=label, lw=1.8 if k == "loss" else 1.0)
+    ax.set_title("loss terms", loc="left", fontsize=10)
+    ax.set_ylabel("loss")
+    if keys:
+        ax.legend(title="unweighted terms,\nweighted total", title_fontsize=8, **legend)
+
+    if "error" in panel:
+        ax = panel["error"]
+        styles = {"vs exact": {"marker": "s", "ms": 3.5, "lw": 1.2},
+                  "vs FD reference": {"marker": "o", "ms": 3.0, "lw": 1.0, "ls": "--" if len(evals) > 1 else "-"}}
+        for label, pts in evals.items():
+            ax.semilogy(*zip(*pts), label=label, **styles[label])
+        if reference_error:
+            ax.axhline(reference_error, color="0.45", ls=":", lw=1.2, label="FD reference's own error")
+        last = ", ".join(f"{pts[-1][1]:.1e} {label}" for label, pts in evals.items())
+        ax.set_title(f"relative L2 error (last: {last})", loc="left", fontsize=10)
+        ax.set_ylabel("relative L2 error")
+        ax.legend(**legend)
+
+    if "weights" in panel:
+        ax = panel["weights"]
+        w_all = np.concatenate([w[np.isfinite(w) & (w > 0)] for w in weights.values()])
+        if w_all.size and w_all.max() > 10 * w_all.min():  # a log scale only where it spans a decade
+            ax.set_yscale("log")
         for k in weight_keys:
-            ax.semilogy(xs, column(k), label=k[2:])
-        ax.set_title("term weights")
+            ax.plot(xs, weights[k], label=k[2:])
+        ax.set_title("term weights", loc="left", fontsize=10)
         ax.set_ylabel("weight")
-        ax.legend(fontsize=8)
-        panel += 1
-    if causal_keys:
-        ax = axes[panel]
+        ax.legend(**legend)
+
+    if "causal" in panel:
+        ax = panel["causal"]
         w = np.stack([column(k) for k in causal_keys])  # (chunks, logged steps)
         extent = (xs[0], xs[-1], -0.5, len(causal_keys) - 0.5) if len(xs) else None
         im = ax.imshow(w, origin="lower", aspect="auto", extent=extent, cmap="viridis", vmin=0.0, vmax=1.0,
                        interpolation="nearest")
         ax.set_ylabel("time chunk")
-        ax.set_title("causal weights")
-        ax.grid(False)
-        fig.colorbar(im, ax=ax, label="causal weight")
-    return save_figure(fig, path, title=title)
+        ax.set_title("causal weights", loc="left", fontsize=10)
+        fig.colorbar(im, ax=ax, label="causal weight", pad=0.01)
+        if len(xs) > 1:  # the image fills its extent exactly; keep the other panels' end markers whole
+            margin = 0.02 * (xs[-1] - xs[0])
+            ax.set_xlim(xs[0] - margin, xs[-1] + margin)
+
+    spans = _stage_spans(history, xs)
+    for ax in axes:
+        _mark_stages(ax, spans)
+        if ax is not panel.get("causal"):
+            ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("step" if x == "step" else "wall time [s]")
+    if x == "step" and len(steps) > 1 and np.all(np.diff(times) > 0) and np.all(np.diff(steps) > 0):
+        _wall_time_axis(axes[0], steps, times)
+    if len(spans) > 1:
+        _name_stages(fig, axes[0], spans)
+    elif spans:
+        axes[0].set_title(f"loss terms ({spans[0][0]})", loc="left", fontsize=10)
+    for ax in axes:
+        _tidy_log_axis(ax)
+    return fig
+
+
+def _tidy_log_axis(ax) -> None:
+    """Plain ticks ("2.1") on a log y axis spanning less than a decade, where matplotlib
+    would label the minor ticks "2.1 x 10^0" or, on a narrow range, nothing."""
+    from matplotlib.ticker import MaxNLocator, NullFormatter, StrMethodFormatter
+
+    lo, hi = ax.get_ylim()
+    if ax.get_yscale() == "log" and lo > 0 and hi / lo < 10:
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:.3g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(lo, hi)
+
+
+def _wall_time_axis(ax, steps: np.ndarray, times: np.ndarray) -> None:
+    """The wall time on a second x axis on top of ``ax``, its ticks at round times and at
+    least a ninth of the axis apart (the step -> time map is steep where steps are slow,
+    e.g. Gauss-Newton, and evenly spaced times would pile up there)."""
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+    top = ax.secondary_xaxis("top", functions=(lambda s: _interp(s, steps, times),
+                                               lambda t: _interp(t, times, steps)))
+    top.set_xlabel("wall time [s]", fontsize=9)
+    gap = (steps[-1] - steps[0]) / 9
+
+    def step_of(t):
+        return float(_interp(t, times, steps))
+
+    kept: list[float] = []
+    # round times first, then finer ones where the round ones leave a wide gap (slow steps)
+    for nbins, apart in ((8, gap), (20, 1.5 * gap)):
+        for t in MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(times[0], times[-1]):
+            if times[0] <= t <= times[-1] and all(abs(step_of(t) - step_of(k)) >= apart for k in kept):
+                kept.append(float(t))
+    kept.sort()
+    top.set_xticks(kept)
+    top.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    top.tick_params(labelsize=8)
 
 
 def _interp(v, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -179,39 +430,97 @@ def _stage_spans(history: list[dict], xs: np.ndarray) -> list[tuple[str, float, 
 
 
 def _mark_stages(ax, spans: list[tuple[str, float, float]]) -> None:
-    """Shade every other stage, draw a dotted line at each stage start and name it."""
+    """Shade every other stage and draw a dotted line at each stage start."""
     if len(spans) < 2:
-        if spans:
-            ax.text(0.01, 0.98, spans[0][0], transform=ax.transAxes, va="top", fontsize=8, color="0.35")
         return
     for i, (name, lo, hi) in enumerate(spans):
         if i % 2:
             ax.axvspan(lo, hi, color="0.9", zorder=0)
         if i:
             ax.axvline(lo, color="grey", ls=":", lw=1)
-        ax.text(lo, 0.98, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.35")
 
 
-def error_vs_time(t: np.ndarray, rel_l2_per_t, path: str | Path, *, title: str = "") -> Path:
-    """The relative L2 error of each time slice (``evaluate(...)["rel_l2_per_t"]``)
-    against t, log scale."""
-    t = np.asarray(t, dtype=float)
-    e = np.asarray(rel_l2_per_t, dtype=float)
-    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ax.semilogy(t, e, "o-" if len(t) <= 20 else "-", ms=4)
-    ax.set_xlabel("t")
-    ax.set_ylabel("relative L2 error of the slice")
-    ax.set_title("error of each time slice vs the reference (slices with u = 0 left out)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
+def _name_stages(fig: Figure, ax, spans: list[tuple[str, float, float]]) -> None:
+    """Name each stage inside ``ax``, at the top of its band: a label that would run past
+    the right edge is right-aligned there, one that would overlap an earlier label moves
+    down a line. Text sizes are only known after a layout, so the figure is laid out
+    once here (the layout does not move afterwards: the labels are outside it)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    x0, x1 = ax.get_xlim()
+    pad = 0.006
+    texts = []
+    for name, lo, _ in spans:
+        if not np.isfinite(lo):
+            continue
+        xa = min(max((lo - x0) / (x1 - x0), 0.0), 1.0) + pad
+        texts.append(ax.text(xa, 1.0 - pad, name, transform=ax.transAxes, ha="left", va="top", fontsize=8,
+                             color="0.25", in_layout=False,
+                             bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}))
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    placed = []
+    for text in texts:
+        ext = text.get_window_extent(renderer)
+        if ext.x1 > box.x1 - pad * box.width:
+            text.set_x(1.0 - pad)
+            text.set_ha("right")
+        for _ in range(len(texts)):
+            ext = text.get_window_extent(renderer)
+            if not any(ext.overlaps(other) for other in placed):
+                break
+            text.set_y(text.get_position()[1] - (ext.height + 2.0) / box.height)
+        placed.append(text.get_window_extent(renderer))
+    # headroom: the data stay below the lowest label
+    lowest = min((b.y0 - box.y0) / box.height for b in placed) - 0.03 if placed else 1.0
+    lo, hi = ax.get_ylim()
+    if 0.5 < lowest < 1.0:
+        if ax.get_yscale() == "log":
+            span = np.log10(hi) - np.log10(lo)
+            ax.set_ylim(lo, 10 ** (np.log10(lo) + span / lowest))
+        else:
+            ax.set_ylim(lo, lo + (hi - lo) / lowest)
+
+
+# ----- error against time ----------------------------------------------------------------
+def error_vs_time(t: np.ndarray, rel_l2_per_t, path: str | Path, *, title: str = "",
+                  rel_l2_exact_per_t=None) -> Path:
+    """The relative L2 error of each time slice against t, log scale: against the FD
+    reference (``evaluate(...)["rel_l2_per_t"]``) and, given ``rel_l2_exact_per_t``,
+    against the exact solution. Slices where the target is zero (NaN) are left out."""
+    fig = _error_vs_time_figure(t, rel_l2_per_t, rel_l2_exact_per_t=rel_l2_exact_per_t)
     return save_figure(fig, path, title=title)
 
 
-def save_figure(fig: Figure, path: str | Path, *, title: str = "") -> Path:
+def _error_vs_time_figure(t: np.ndarray, rel_l2_per_t, *, rel_l2_exact_per_t=None) -> Figure:
+    t = np.asarray(t, dtype=float)
+    fig = Figure(figsize=(6.4, 3.8), layout="constrained")
+    ax = fig.subplots()
+    series = [] if rel_l2_exact_per_t is None else [("vs exact", rel_l2_exact_per_t, "s-")]
+    series.append(("vs FD reference", rel_l2_per_t, "o--" if series else "o-"))
+    for label, e, style in series:
+        e = np.asarray(e, dtype=float)
+        ax.semilogy(t, e, style if len(t) <= 60 else style.replace("o", "").replace("s", ""), ms=3.5, lw=1.1,
+                    label=label)
+    ax.set_xlabel("t")
+    ax.set_ylabel("relative L2 error of the slice")
+    ax.set_title("error of each time slice" + (" (slices with u = 0 left out)"
+                                               if any(np.isnan(np.asarray(e, float)).any() for _, e, _ in series)
+                                               else ""), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _tidy_log_axis(ax)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, *, title: str = "", dpi: int = 110) -> Path:
     """Give ``fig`` its title and write it to ``path`` (folders created), 110 dpi."""
     if title:
         fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     return path
