@@ -532,7 +532,8 @@ def _solve(args, extra, cls) -> int:
                                f"{describe_errors(metrics)} (the {ref.solver} reference)",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
     heading = f"{problem.name} / {args.activation}: {describe_errors(metrics)}"
-    figures = [loss_curves(result.history, out / "loss.png", title=heading)]
+    figures = [loss_curves(result.history, out / "loss.png", title=heading,
+                           reference_error=metrics.get("reference_error"))]
     custom = problem_figures(problem, net, ref, out, activation=args.activation)
     if custom is not None:
         figures += custom

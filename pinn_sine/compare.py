@@ -284,6 +284,7 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int, say) 
 
     from .figures import problem_figures
     from .plots import field_comparison
+    from .validation.evaluate import describe_errors, evaluate
 
     for p in dict.fromkeys(r["problem"] for r in rows):
         key, larger = _metric(p)
@@ -303,5 +304,6 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int, say) 
             shutil.rmtree(target)
         target.mkdir(parents=True)
         if problem_figures(problem, net, ref, target, activation=label(best)) is None and len(ref.coords) == 2:
-            field_comparison(problem.predict(net, ref), ref, target / "field.png",
-                             title=f"{p} / {label(best)}: {key} {best[key]:.3g}")
+            errors = evaluate(net, ref, exact=problem.exact_solution)
+            field_comparison(problem.predict(net, ref), ref, target / "field.png", exact=problem.exact_solution,
+                             title=f"{p} / {label(best)}: {describe_errors(errors)}")

@@ -35,6 +35,10 @@ SOLVER_VERSIONS: dict[str, int] = {
     "leapfrog4": 1,
     "dst2-exact-time": 1,
     "dst4-exact-time": 1,
+    # General linear second-order elliptic operators (fd/linear.py): central 9-point
+    # (order 2), wide 25-point stencils with off-centre closures (order 4).
+    "linear-fd9-splu": 1,
+    "linear-fd25-splu": 1,
     # Inpainting (problems/inpainting.py, fd/inpaint.py): the ground-truth image and the
     # classical inpainting baselines.
     "ground-truth": 1,
