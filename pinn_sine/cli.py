@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import nets
-from .kernels import set_backend
+from .kernels import KernelUnavailableError, set_backend
 from .nets import ACTIVATIONS, MLP, FourierFeatures
 from .problems import PROBLEMS
 from .problems.registry import load_problem_modules, unknown_name_message
@@ -452,7 +452,7 @@ def _solve(args, extra, cls) -> int:
             raise SystemExit(f"--resolution {args.resolution}: {err}") from None
         if ctx.is_main:
             distributed.barrier()
-        kernels = _choose_kernels(args, problem, net, stages, ctx.device)
+        kernels = _choose_kernels(args, stages, ctx.device)
         config = run_config(problem=problem, problem_options=problem_options, net=net, stages=stages,
                             options=solve_options(args), reference=ref, argv=getattr(args, "argv", None))
         config["kernels"] = kernels
@@ -478,6 +478,9 @@ def _solve(args, extra, cls) -> int:
             raise SystemExit(f"--resume: {err}") from None
         except ValueError as err:  # a setting train() refuses (e.g. the weight of an unknown term)
             raise SystemExit(str(err)) from None
+        except KernelUnavailableError as err:
+            raise SystemExit(f"kernels {kernels['backend']} ({kernels['reason']}): {err} Run with --kernels native."
+                             ) from None
         except TrainingInterrupted as stop:
             if ctx.is_main:
                 _write_stop(out, args, problem, stop.result, versions)
@@ -550,16 +553,15 @@ def _solve(args, extra, cls) -> int:
     return 0
 
 
-def _auto_kernels(auto, net, stages, device) -> dict:
-    """The automatic backend choice for this run (:func:`pinn_sine.kernels.dispatch.auto_backend`,
-    from the measured compile time and per-step saving), set for the process."""
-    from .constraints import unconstrained
+def _auto_kernels(args, stages, device) -> dict:
+    """The automatic backend choice for this run (:func:`pinn_sine.kernels.auto_backend`:
+    "compiled" for a SIREN/FINER run on the CPU with enough Adam steps to pay back the
+    compilation, measured by ``benchmarks/breakeven.py``), set for the process."""
+    from .kernels import auto_backend
 
-    inner = unconstrained(net)
-    families = {type(a).__name__ for a in getattr(inner, "activations", ())}
-    steps = sum(s.steps for s in stages if s.name in ("adam", "lbfgs"))
-    backend, reason = auto(device=str(torch.device(device).type), steps=steps, families=families,
-                           dtype=next(net.parameters()).dtype)
+    steps = sum(s.steps for s in stages if s.name == "adam")
+    backend, reason = auto_backend(device=torch.device(device), steps=steps, families={args.activation},
+                                   dtype=args.dtype)
     set_backend(backend)
     return {"backend": backend or "auto", "reason": reason}
 
@@ -592,7 +594,7 @@ def _write_stop(out: Path, args, problem, result, versions) -> None:
     write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
 
 
-def _choose_kernels(args, problem, net, stages, device) -> dict:
+def _choose_kernels(args, stages, device) -> dict:
     """The activation backend of this run and why: ``--kernels`` (or PINN_SINE_KERNELS) as
     given, else the automatic choice; set for the process and recorded in config.json."""
     from .kernels import dispatch
@@ -603,10 +605,7 @@ def _choose_kernels(args, problem, net, stages, device) -> dict:
     forced = dispatch.requested_backend()
     if forced is not None:
         return {"backend": forced, "reason": dispatch.ENV_VAR}
-    auto = getattr(dispatch, "auto_backend", None)
-    if auto is None:
-        return {"backend": "auto", "reason": "Triton on CUDA, native elsewhere"}
-    return _auto_kernels(auto, net, stages, device)
+    return _auto_kernels(args, stages, device)
 
 
 def cmd_reference(args, extra) -> int:
@@ -866,6 +865,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pinn-sine: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pinn-sine ... | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _main(argv: list[str]) -> int:
