@@ -303,7 +303,10 @@ def build_resample(value: str):
 
 
 #: solve options that are not part of a run's stored configuration
-_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module")
+_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module", "lock")
+#: solve options only the command line decides: where a run writes, what it overwrites or
+#: resumes (a stored config's values for these are ignored)
+COMMAND_LINE_ONLY = ("out", "overwrite", "resume", "config", "module", "modules")
 
 
 def solve_options(args) -> dict:
@@ -344,33 +347,43 @@ def stored_config(args) -> dict | None:
         config = read_config(path)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--{'config' if args.config is not None else 'resume'}: {err}") from None
+    config["stored_modules"] = list(config["options"].get("modules") or [])
+    # Where a run writes, what it overwrites or resumes: the command line's alone.
+    config["options"] = {k: v for k, v in config["options"].items() if k not in COMMAND_LINE_ONLY}
     if args.config is None:
         config["options"]["out"] = str(path.parent)
-    else:  # where a run writes comes from the command line, never from a stored file
-        config["options"].pop("out", None)
     return config
 
 
 def _check_out(args, resume_folder: Path | None) -> Path:
-    """``--out``: creatable, writable, and holding no other run (unless --overwrite, or
-    it is the folder being resumed)."""
-    from .runs import RUN_FILES, holds_run
+    """``--out``: creatable, writable, claimed by this process (``runs.RunLock``, stored
+    as ``args.lock``; rank 0 only under torchrun) and holding no other run (unless
+    --overwrite, or it is the folder being resumed). The claim comes before the check,
+    so two runs started together into one folder cannot both pass it."""
+    from .runs import RUN_FILES, FolderInUse, RunLock, holds_run
 
     out = Path(args.out)
+    if str(args.out).strip() == "":
+        raise SystemExit("--out '': give a folder name (or leave --out out for a new runs/<problem>-<time>).")
     if out.exists() and not out.is_dir():
         raise SystemExit(f"--out {out}: is a file, not a folder.")
-    if holds_run(out) and not args.overwrite:
-        same = resume_folder is not None and out.resolve() == resume_folder.resolve()
-        if not same:
-            found = [name for name in RUN_FILES if (out / name).exists()]
-            raise SystemExit(f"--out {out} already holds a run ({', '.join(found)}); give --resume {out} to "
-                             "continue it, --overwrite to replace it, or another --out.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SystemExit(f"--out {out}: cannot create the folder ({err.strerror or err}).") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise SystemExit(f"--out {out}: the folder is not writable.")
+    if int(os.environ.get("RANK", "0")) == 0:
+        try:
+            args.lock = RunLock(out)
+        except FolderInUse as err:
+            raise SystemExit(f"--out {err}") from None
+    if holds_run(out) and not args.overwrite:
+        same = resume_folder is not None and out.resolve() == resume_folder.resolve()
+        if not same:
+            found = [name for name in RUN_FILES if (out / name).exists()]
+            raise SystemExit(f"--out {out} already holds a run ({', '.join(found)}); give --resume {out} to "
+                             "continue it, --overwrite to replace it, or another --out.")
     return out
 
 
@@ -388,14 +401,21 @@ def cmd_solve(args, extra) -> int:
         args.out = str(_resume_paths(args.resume)[1] if args.resume is not None else default_out(cls.name))
     out = Path(args.out)
     created = not out.exists()
+    args.lock = None
     try:
         return _solve(args, extra, cls)
     except BaseException:
-        if args.resume is None and out.is_dir() and not (out / CHECKPOINT_NAME).exists():
+        if args.lock is not None and args.resume is None and out.is_dir() and not (out / CHECKPOINT_NAME).exists():
             (out / CONFIG_NAME).unlink(missing_ok=True)
-            if created and out.is_dir() and not any(out.iterdir()):
+            args.lock.release()
+            if created and not any(out.iterdir()):
                 out.rmdir()
         raise
+    finally:
+        if args.lock is not None:
+            args.lock.release()
+        if hasattr(args, "backend_before"):
+            set_backend(args.backend_before)
 
 
 def _solve(args, extra, cls) -> int:
@@ -414,7 +434,12 @@ def _solve(args, extra, cls) -> int:
     options_base = {}
     if stored is not None and stored["problem"]["name"] == args.problem:
         options_base = dict(stored["problem"].get("options") or {})
-    problem_options = {**options_base, **problem_kwargs(cls, extra)}
+    given = problem_kwargs(cls, extra)
+    from_file = {k: v for k, v in options_base.items() if k not in given}
+    if from_file:  # say what a stored file decided, paths (an image) included
+        source = args.config if args.config is not None else f"{args.resume} (config.json)"
+        print(f"problem options from {source}: " + ", ".join(f"{k}={v!r}" for k, v in from_file.items()))
+    problem_options = {**options_base, **given}
     problem = _make_problem(cls, problem_options, args.constraint)
     options = build_training(args)
     stages = build_stages(args)
@@ -558,10 +583,19 @@ def _auto_kernels(args, stages, device) -> dict:
     "compiled" for a SIREN/FINER run on the CPU with enough Adam steps to pay back the
     compilation, measured by ``benchmarks/breakeven.py``), set for the process."""
     from .kernels import auto_backend
+    from .kernels.dispatch import SAFETY, break_even
 
     steps = sum(s.steps for s in stages if s.name == "adam")
     backend, reason = auto_backend(device=torch.device(device), steps=steps, families={args.activation},
                                    dtype=args.dtype)
+    measured = break_even(getattr(torch, args.dtype))
+    if backend == "compiled" and args.time_limit is not None and measured is not None:
+        # The step saving is 15-30%: a compile of ~20 s pays back after about 5x its own
+        # time; with the usual safety factor, a run limited to less never compiles.
+        least = 5 * SAFETY * measured[2]
+        if args.time_limit < least:
+            backend, reason = None, (f"native: --time-limit {args.time_limit:g} s < {least:.0f} s, too short to pay "
+                                     f"back a compile of ~{measured[2]:.0f} s")
     set_backend(backend)
     return {"backend": backend or "auto", "reason": reason}
 
@@ -599,6 +633,7 @@ def _choose_kernels(args, stages, device) -> dict:
     given, else the automatic choice; set for the process and recorded in config.json."""
     from .kernels import dispatch
 
+    args.backend_before = dispatch.requested_backend()  # restored after the run (in-process callers)
     if args.kernels is not None:
         set_backend(args.kernels)
         return {"backend": args.kernels, "reason": "--kernels"}
@@ -892,8 +927,8 @@ def _main(argv: list[str]) -> int:
             args.threads = resolve_threads(args.threads)
             set_threads(args.threads)
         args.stored = stored
-        if stored is not None and args.problem not in PROBLEMS and stored["options"].get("modules"):
-            mods = " ".join(f"--module {m}" for m in stored["options"]["modules"])
+        if stored is not None and args.problem not in PROBLEMS and stored["stored_modules"]:
+            mods = " ".join(f"--module {m}" for m in stored["stored_modules"])
             raise SystemExit(f'the run\'s problem "{args.problem}" was registered by {mods}; give it again: '
                              f"pinn-sine {mods} solve ...")
         if args.problem is None:

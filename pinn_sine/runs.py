@@ -45,6 +45,82 @@ def holds_run(folder: str | os.PathLike) -> bool:
     return folder.is_dir() and any((folder / name).exists() for name in RUN_FILES)
 
 
+LOCK_NAME = ".lock"
+
+
+class FolderInUse(RuntimeError):
+    """The run folder is claimed by another live process (its lock file names it)."""
+
+
+class RunLock:
+    """The claim of one process on a run folder: the file ``.lock`` created with
+    ``O_CREAT | O_EXCL`` (so of two processes only one can create it, however they are
+    timed), holding ``pid host time``. A lock whose process no longer runs on this host
+    is stale and is taken over: it is first renamed away (only one process can), then
+    claimed as above. :meth:`release` (or leaving the ``with`` block) removes it.
+
+    Raises:
+        FolderInUse: another live process holds the folder.
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        import socket
+        import time
+
+        self.path = Path(folder) / LOCK_NAME
+        self.text = f"{os.getpid()} {socket.gethostname()} {time.time():.0f}\n"
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                self._take_over_stale()
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.text)
+            return
+        raise FolderInUse(f"{self.path.parent}: could not claim {self.path} (contended); try again.")
+
+    def _take_over_stale(self) -> None:
+        import socket
+
+        from ._io import _alive
+
+        try:
+            held = self.path.read_text()
+        except FileNotFoundError:
+            return
+        parts = held.split()
+        pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        host = parts[1] if len(parts) > 1 else None
+        if pid is not None and host == socket.gethostname() and not _alive(pid):
+            aside = self.path.with_name(f"{LOCK_NAME}.stale.{os.getpid()}")
+            try:
+                os.rename(self.path, aside)  # atomic: of several takers only one gets it
+            except FileNotFoundError:
+                return
+            if aside.read_text() != held:  # renamed a fresh claim by mistake: put it back
+                os.rename(aside, self.path)
+                return
+            aside.unlink()
+            return
+        who = f"process {pid} on {host}" if pid is not None else f"an unreadable lock ({held[:40]!r})"
+        raise FolderInUse(f"{self.path.parent} is in use by {who} (lock file {self.path}); wait for that run to "
+                          f"end or choose another --out. If no such run exists, remove {self.path}.")
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text() == self.text:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 def run_config(*, problem, problem_options: dict, net: nn.Module, stages, options: dict, reference,
                argv: list[str] | None) -> dict:
     """The ``config.json`` of a run: the problem (registry name, the constructor options

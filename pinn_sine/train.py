@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_compatible, lo
 from .constraints import ConstrainedNet, unconstrained
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
-from .validation.evaluate import evaluate
+from .validation.evaluate import evaluate, reference_limit
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
@@ -674,6 +675,9 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         print(f"{problem.name}: stopped, {result.stop_message}", file=sys.stderr, flush=True)
     if reference is not None and ctx.is_main:
         result.final = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
+        limit = reference_limit(result.final, reference)
+        if limit is not None:
+            warnings.warn(limit, RuntimeWarning, stacklevel=2)
     return result
 
 

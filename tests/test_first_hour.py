@@ -263,3 +263,99 @@ def test_float32_gauss_newton_warning_names_the_cli_option():
     net = MLP(2, 1, width=4, depth=1, activation=Sine(30.0), first_omega=4.0)
     with pytest.warns(RuntimeWarning, match="--dtype float64"):
         train(Poisson2D(), net, stages=[GaussNewton(1, batch=16)], batch=16, progress=False)
+
+
+# ----- run folders are claimed (issue 25) -----------------------------------------------------
+def test_a_claimed_folder_is_refused(tmp_path):
+    from pinn_sine.runs import RunLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with RunLock(out):
+        with pytest.raises(SystemExit, match=f"--out {out} is in use by process {os.getpid()}"):
+            cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", str(out)])
+    assert not (out / ".lock").exists() and not (out / "config.json").exists()
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, restore_threads):
+    import socket
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(f"{dead.stdout.strip()} {socket.gethostname()} 0\n")
+    assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", str(out)]) == 0
+    assert not (out / ".lock").exists()  # released at the end
+
+
+def test_two_runs_started_together_into_one_folder(tmp_path):
+    """However they are timed, one of two solves into one --out is refused."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "pinn_sine.cli", "solve", "poisson2d", "--steps", "30", *SMALL,
+            "--out", str(out)]
+    procs = [subprocess.Popen(argv, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes[0] == 0 and codes[1] != 0, results
+    refused = next(err for code, err in results if code != 0)
+    assert "is in use by process" in refused or "already holds a run" in refused
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps_done"] == 30 and config["options"]["out"] == str(out)
+
+
+def test_a_stored_config_cannot_steer_writes(tmp_path, monkeypatch, restore_threads):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", "a"]) == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    config["options"].update(out="../escaped", overwrite=True, resume="a")
+    (tmp_path / "evil.json").write_text(json.dumps(config))
+    assert cli.main(["solve", "--config", "evil.json"]) == 0
+    assert not (tmp_path.parent / "escaped").exists()
+    assert [p.name for p in (tmp_path / "runs").iterdir()][0].startswith("poisson2d-")
+    with pytest.raises(SystemExit, match="already holds a run"):  # overwrite from the file is ignored
+        cli.main(["solve", "--config", "evil.json", "--out", "a"])
+
+
+# ----- the reference's own error -------------------------------------------------------------
+def test_a_reference_limited_error_is_named_with_its_fix():
+    from pinn_sine.validation.evaluate import describe_errors, reference_limit
+
+    ref = Poisson2D().reference(resolution=17)
+    est = ref.error_estimate
+    assert ref.order == 4 and est > 0
+    limited = {"rel_l2": 2.0 * est, "rel_l2_exact": est / 10}
+    text = reference_limit(limited, ref)
+    assert f"({2 * est:.2e}) is within 3x of the reference's own error estimate ({est:.2e}" in text
+    wanted = 16 * (est / (est / 100)) ** 0.25  # a tenth of the network's error, at order 4
+    n = int(text.split("--resolution ")[1].split()[0])
+    assert n >= wanted + 1 and (n - 1) & (n - 2) == 0 and "(now 17)" in text
+    assert reference_limit({"rel_l2": 4.0 * est}, ref) is None
+    assert describe_errors(limited).startswith(f"rel L2 {est / 10:.2e} vs exact ({2 * est:.2e} vs reference)")
+
+
+def test_train_warns_when_the_reference_limits_the_error():
+    ref = Poisson2D().reference(resolution=17)  # its own error: 3.2e-3
+    net = MLP(2, 1, width=24, depth=2, activation=Sine(30.0), first_omega=4.0, seed=0).double()
+    with pytest.warns(RuntimeWarning, match="it measures the reference, not the network") as record:
+        res = train(Poisson2D(), net, stages=[Adam(300), GaussNewton(40, batch=400)], batch=400,
+                    reference=ref, progress=False)
+    assert res.final["rel_l2_exact"] < res.final["rel_l2"] < 3 * ref.error_estimate
+    assert "--resolution" in str(record[0].message)
+
+
+def test_the_backend_choice_is_recorded_and_undone(tmp_path, restore_threads):
+    """A long run on the CPU gets the compiled backend, a time limit too short to pay back
+    the compile keeps it native, and an in-process solve leaves the process's choice as
+    it found it."""
+    from pinn_sine.kernels import dispatch
+
+    before = dispatch.requested_backend()
+    assert cli.main(["solve", "poisson2d", "--steps", "100000", "--time-limit", "0.5", *SMALL,
+                     "--out", str(tmp_path / "a")]) == 0
+    kernels = json.loads((tmp_path / "a" / "config.json").read_text())["kernels"]
+    assert kernels["backend"] == "auto" and "too short to pay back" in kernels["reason"]
+    assert dispatch.requested_backend() == before
+    assert cli.main(["solve", "poisson2d", "--steps", "2", *SMALL, "--out", str(tmp_path / "b")]) == 0
+    assert "break-even" in json.loads((tmp_path / "b" / "metrics.json").read_text())["kernels"]["reason"]
