@@ -12,6 +12,7 @@ non-finite weights) raises :class:`CheckpointError` naming the file and the reas
 """
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._io import atomic_write
+from ._io import write_bytes
 
 CHECKPOINT_FORMAT = 2
 #: the keys every format-2 checkpoint holds, and those of its JSON meta that resuming reads
@@ -37,17 +38,24 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path, *, step: int, net: nn.Module, stage: int, stage_step: int, stages: list[dict],
                     generator: torch.Generator, meta: dict, ranks: list[dict] | None = None) -> Path:
-    """Atomically write a checkpoint (:func:`pinn_sine._io.atomic_write`).
+    """Atomically write a checkpoint (:func:`pinn_sine._io.write_bytes`).
 
     ``stage``/``stage_step``: the stage in progress and its completed steps; ``stages``:
     the state dicts of the stages started so far; ``ranks``: each process's own state in
-    rank order (``generator`` is rank 0's)."""
+    rank order (``generator`` is rank 0's).
+
+    The checkpoint is serialised in memory and written with plain file I/O: a full disk
+    is an ``OSError`` (:class:`pinn_sine._io.WriteError` naming ``path``), never
+    torch's "basic_ios::clear", and the previous checkpoint stays as it was."""
     payload = {"format": CHECKPOINT_FORMAT, "step": step, "net": net.state_dict(), "stage": stage,
                "stage_step": stage_step, "stages": stages, "generator": generator.get_state(),
                "meta_json": json.dumps(meta, default=str)}
     if ranks is not None:
         payload["ranks"] = ranks
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    with buffer.getbuffer() as data:
+        return write_bytes(path, data)
 
 
 def load_checkpoint(path) -> dict:

@@ -2,10 +2,22 @@
 and "Extending: a new PDE")."""
 from __future__ import annotations
 
+import collections
 import dataclasses
-import inspect
-import numbers
+import decimal
+import dis
+import fractions
+import functools
 import hashlib
+import inspect
+import json
+import numbers
+import os
+import sys
+import sysconfig
+import warnings
+import weakref
+from types import BuiltinFunctionType, BuiltinMethodType, CodeType, FunctionType, MethodType, ModuleType
 from typing import ClassVar
 
 import numpy as np
@@ -307,13 +319,231 @@ def mean_square(r: Tensor) -> Tensor:
 
 
 def describe_callable(fn) -> str | None:
-    """A stable description of a user callable for the cache key: its qualified name
-    and a hash of its source. None when the source is unavailable (then no caching)."""
+    """A stable description of a user callable for the cache key: its qualified name and
+    a hash of what decides its behaviour, ``"<qualname>:<16 hex digits>"``.
+
+    The hash covers the source text and every value the function reads that its source
+    does not show: closure cells, defaults and keyword-only defaults, and the globals its
+    code reads (numbers, strings, bytes, tuples/lists/dicts/sets of them, NumPy arrays and
+    tensors by a digest of their dtype, shape and bytes; modules, classes and functions of
+    installed libraries by name; the user's own functions by their own description, to a
+    depth of :data:`KEY_DEPTH`). ``mode(1)`` and ``mode(2)`` from one factory thus get
+    different keys, and a function that reads nothing beyond its source and modules under
+    their own names keeps the key of its source alone (the key of earlier versions).
+    A lambda also hashes its code, so two lambdas on one line differ. Builtins and
+    ``functools.partial`` objects of identifiable parts are identified too.
+
+    None when the callable cannot be identified exactly (no source, as for a lambda
+    typed at the prompt; a value read that is none of the above, such as an arbitrary
+    object or a bound method): the problem then computes its reference without the
+    cache, and a RuntimeWarning (once per callable) says why.
+    """
+    try:
+        if isinstance(fn, FunctionType):
+            return _describe_function(fn, 0, ())
+        inner = fn.func if isinstance(fn, functools.partial) else fn
+        name = getattr(inner, "__qualname__", None) or getattr(inner, "__name__", None) or type(inner).__name__
+        name = f"partial({name})" if inner is not fn else name
+        identity = _identify(fn, 0, (), "the callable")
+    except _Unidentifiable as why:
+        _warn_uncached(fn, str(why))
+        return None
+    return f"{name}:{hashlib.sha256(_canonical(identity)).hexdigest()[:16]}"
+
+
+#: how deep :func:`describe_callable` follows values (functions calling functions, nested containers)
+KEY_DEPTH = 16
+_KEY_ITEMS = 1_000_000  # elements of containers read one by one (arrays are digested whole)
+
+
+class _Unidentifiable(Exception):
+    """A value a cache key cannot hold exactly; the message names it and says why."""
+
+
+def _canonical(identity) -> bytes:
+    return json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _describe_function(fn: FunctionType, depth: int, stack: tuple) -> str:
+    qualname = getattr(fn, "__qualname__", fn.__name__)
     try:
         src = inspect.getsource(fn)
     except (OSError, TypeError):
+        raise _Unidentifiable(f"the source of {qualname} is not available") from None
+    stack = stack + (fn,)
+    identity: dict = {}
+    code = fn.__code__
+    if fn.__name__ == "<lambda>":  # getsource gives the whole line, which may hold several lambdas
+        identity["code"] = _code_identity(code)
+    if fn.__closure__:
+        identity["closure"] = {name: _identify(_cell_value(cell), depth + 1, stack,
+                                               f"closure variable {name!r} of {qualname}")
+                               for name, cell in zip(code.co_freevars, fn.__closure__)}
+    if fn.__defaults__:
+        identity["defaults"] = [_identify(v, depth + 1, stack, f"a default argument of {qualname}")
+                                for v in fn.__defaults__]
+    if fn.__kwdefaults__:
+        identity["kwdefaults"] = {k: _identify(v, depth + 1, stack, f"the default of {k!r} of {qualname}")
+                                  for k, v in fn.__kwdefaults__.items()}
+    read = {}
+    for name in sorted(_global_names(code)):
+        if name not in fn.__globals__:
+            continue  # a builtin (or not defined yet: the call fails)
+        value = fn.__globals__[name]
+        if isinstance(value, ModuleType) and value.__name__ == name:
+            continue  # `import torch`: the source says which module
+        read[name] = _identify(value, depth + 1, stack, f"global {name!r} read by {qualname}")
+    if read:
+        identity["globals"] = read
+    digest = hashlib.sha256(src.encode())
+    if identity:
+        digest.update(b"\0" + _canonical(identity))
+    return f"{qualname}:{digest.hexdigest()[:16]}"
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return _EMPTY_CELL
+
+
+_EMPTY_CELL = object()
+
+
+def _global_names(code) -> set[str]:
+    """The global names ``code`` and the code nested in it (lambdas, comprehensions) load."""
+    names = {ins.argval for ins in dis.get_instructions(code)
+             if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL")}
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _code_identity(code) -> list:
+    """The bytecode, names and constants of ``code`` and of the code nested in it."""
+    consts = [_code_identity(c) if isinstance(c, CodeType) else repr(c) for c in code.co_consts]
+    return [hashlib.sha256(code.co_code).hexdigest(), list(code.co_names), list(code.co_varnames), consts]
+
+
+def _library_name(obj) -> str | None:
+    """``module.qualname`` of a function or class defined by the standard library or an
+    installed package (not the user's code), else None."""
+    module_name = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not isinstance(module_name, str) or not isinstance(qualname, str) or "<locals>" in qualname:
         return None
-    return f"{getattr(fn, '__qualname__', type(fn).__name__)}:{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+    if module_name == "builtins" or module_name in sys.builtin_module_names:
+        return f"{module_name}.{qualname}"
+    module = sys.modules.get(module_name)
+    where = getattr(module, "__file__", None)
+    if not where:
+        return None
+    where = os.path.realpath(where)
+    roots = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
+             if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    if any(where.startswith(root + os.sep) for root in roots):
+        return f"{module_name}.{qualname}"
+    return None
+
+
+def _identify(value, depth: int, stack: tuple, where: str, budget: list | None = None):
+    """A JSON value that equals for values of equal behaviour and differs otherwise;
+    raises :class:`_Unidentifiable` naming ``where`` for a value it cannot pin down."""
+    budget = [_KEY_ITEMS] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _Unidentifiable(f"{where} holds more than {_KEY_ITEMS} values")
+    if depth > KEY_DEPTH:
+        raise _Unidentifiable(f"{where} is nested deeper than {KEY_DEPTH} levels")
+    if value is None or value is _EMPTY_CELL or isinstance(value, (bool, int, str)):
+        return ["empty cell"] if value is _EMPTY_CELL else [type(value).__name__, value]
+    if isinstance(value, (float, complex, fractions.Fraction, decimal.Decimal)):
+        return [type(value).__name__, repr(value)]
+    if isinstance(value, (bytes, bytearray)):
+        return [type(value).__name__, hashlib.sha256(value).hexdigest()]
+    if isinstance(value, np.generic) and not isinstance(value, np.object_):
+        return ["numpy", value.dtype.str, repr(value.item())]
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise _Unidentifiable(f"{where} is a NumPy array of Python objects")
+        data = np.ascontiguousarray(value)
+        return ["ndarray", data.dtype.str, list(data.shape), hashlib.sha256(data.tobytes()).hexdigest()]
+    if isinstance(value, torch.Tensor):
+        return _tensor_identity(value, where)
+    if isinstance(value, (torch.dtype, torch.device)):
+        return [type(value).__name__, str(value)]
+    if isinstance(value, (tuple, list)):
+        return [type(value).__name__, [_identify(v, depth + 1, stack, where, budget) for v in value]]
+    if isinstance(value, (set, frozenset)):
+        items = [_identify(v, depth + 1, stack, where, budget) for v in value]
+        return [type(value).__name__, sorted(items, key=_canonical)]
+    if isinstance(value, dict) and type(value) in (dict, collections.OrderedDict):
+        items = [[_identify(k, depth + 1, stack, where, budget), _identify(v, depth + 1, stack, where, budget)]
+                 for k, v in value.items()]
+        return ["dict", sorted(items, key=_canonical)]
+    if isinstance(value, ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, FunctionType):
+        if value in stack:  # recursion: the function being described
+            return ["recursive", value.__qualname__]
+        library = _library_name(value)
+        if library is not None:
+            return ["library function", library]
+        return ["function", _describe_function(value, depth + 1, stack)]
+    if isinstance(value, functools.partial):
+        return ["partial", _identify(value.func, depth + 1, stack, where, budget),
+                _identify(value.args, depth + 1, stack, where, budget),
+                _identify(value.keywords, depth + 1, stack, where, budget)]
+    if isinstance(value, np.ufunc):
+        return ["ufunc", value.__name__]
+    if isinstance(value, (BuiltinFunctionType, BuiltinMethodType)):
+        owner = getattr(value, "__self__", None)
+        if owner is None or isinstance(owner, (ModuleType, type)):
+            name = getattr(value, "__module__", None) or getattr(owner, "__name__", None) or "?"
+            return ["builtin", f"{name}.{getattr(value, '__qualname__', value.__name__)}"]
+        raise _Unidentifiable(f"{where} is the method {value.__name__} of a {type(owner).__name__} object, whose "
+                              "state cannot be identified")
+    if isinstance(value, MethodType):
+        return ["method", _identify(value.__self__, depth + 1, stack, where, budget),
+                _identify(value.__func__, depth + 1, stack, where, budget)]
+    if isinstance(value, type):
+        library = _library_name(value)
+        if library is not None:
+            return ["class", library]
+        raise _Unidentifiable(f"{where} is the class {value.__qualname__} of the user's code, whose methods are "
+                              "not identified")
+    raise _Unidentifiable(f"{where} is a {type(value).__module__}.{type(value).__qualname__} object, whose "
+                          "state cannot be identified exactly")
+
+
+def _tensor_identity(t: torch.Tensor, where: str) -> list:
+    if t.layout != torch.strided or t.is_quantized or t.is_meta:
+        raise _Unidentifiable(f"{where} is a {t.layout} tensor{' (quantized)' if t.is_quantized else ''}")
+    data = t.detach().cpu().contiguous().reshape(-1)
+    raw = data.view(torch.uint8).numpy().tobytes() if data.numel() else b""
+    return ["tensor", str(t.dtype), list(t.shape), hashlib.sha256(raw).hexdigest()]
+
+
+_WARNED: "weakref.WeakSet" = weakref.WeakSet()
+_WARNED_IDS: set[int] = set()
+
+
+def _warn_uncached(fn, why: str) -> None:
+    """Warn once per callable that references of problems using it skip the cache."""
+    try:
+        if fn in _WARNED:
+            return
+        _WARNED.add(fn)
+    except TypeError:  # not weakly referenceable
+        if id(fn) in _WARNED_IDS:
+            return
+        _WARNED_IDS.add(id(fn))
+    name = getattr(fn, "__qualname__", None) or type(fn).__name__
+    warnings.warn(f"{name} cannot be identified exactly for the reference cache key ({why}); a problem using it "
+                  "computes its reference without the cache. Read only numbers, strings, tuples, arrays or tensors "
+                  "(or module-level functions of them) in it to have it cached.", RuntimeWarning, stacklevel=3)
 
 
 def exact_laplacian(u_fn, x: Tensor) -> Tensor:

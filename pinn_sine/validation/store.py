@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import io
 import json
 import os
 import time
@@ -34,7 +35,7 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from .._io import atomic_write
+from .._io import WriteError, write_bytes
 from .fd.versions import solver_version, table_digest
 from .reference import ReferenceField, params_hash
 
@@ -183,7 +184,7 @@ def _check_extra(extra: dict | None) -> dict:
 
 def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = "reference",
                    description: str | None = None, extra_attrs: dict | None = None) -> Path:
-    """Write ``ref`` to ``path`` atomically (:func:`pinn_sine._io.atomic_write`).
+    """Write ``ref`` to ``path`` atomically (:func:`pinn_sine._io.write_bytes`).
 
     Args:
         kind: "reference" (a solver's field) or "prediction" (a network's output on a
@@ -196,6 +197,9 @@ def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = 
             digest and returned by :func:`read_metadata`.
 
     The file gets the permissions of the user's umask (a shared cache stays readable).
+    The HDF5 file is built in memory and written with plain file I/O, so a full disk is
+    an ``OSError`` (:class:`pinn_sine._io.WriteError`, "cannot write PATH: No space left
+    on device") with ``path`` as it was and no temp file, never an HDF5 error mid-file.
     """
     from .. import __version__
 
@@ -211,39 +215,40 @@ def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = 
     meta = _meta(SCHEMA_VERSION, kind, description, ref.problem, strings, ref.solver, solver_version(ref.solver),
                  int(ref.order), extra)
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            described = _dataset_attrs(ref, kind)
-            scales = []
-            for name, c in ref.coords.items():
-                ds = f.create_dataset(name, data=np.asarray(c))
-                ds.make_scale(name)
-                ds.attrs.update(described[name])
-                scales.append(ds)
-            grid_datasets = []
-            for name, data in ref.fields.items():
-                ds = f.create_dataset(name, data=np.asarray(data), compression="gzip", shuffle=True)
-                ds.attrs.update(described[name])
-                grid_datasets.append(ds)
-            if ref.mask is not None:
-                ds = f.create_dataset("mask", data=ref.mask.astype(np.uint8))
-                ds.attrs.update({"long_name": "evaluation mask",
-                                 "description": str(ref.attrs.get("mask_meaning", DEFAULT_MASK_MEANING)),
-                                 "flag_values": np.array([0, 1], dtype=np.uint8),
-                                 "flag_meanings": "outside inside"})
-                grid_datasets.append(ds)
-            for ds in grid_datasets:
-                for k, scale in enumerate(scales):
-                    ds.dims[k].attach_scale(scale)
-            f.attrs.update({
-                "schema_version": SCHEMA_VERSION, "kind": kind, "description": description,
-                "problem": ref.problem, "params_hash": ref.hash, "solver": ref.solver,
-                "solver_version": solver_version(ref.solver), "order": int(ref.order), **strings,
-                "data_sha256": _digest(meta, _arrays(ref)), "package_version": __version__,
-            })
-            f.attrs.update(extra)
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        described = _dataset_attrs(ref, kind)
+        scales = []
+        for name, c in ref.coords.items():
+            ds = f.create_dataset(name, data=np.asarray(c))
+            ds.make_scale(name)
+            ds.attrs.update(described[name])
+            scales.append(ds)
+        grid_datasets = []
+        for name, data in ref.fields.items():
+            ds = f.create_dataset(name, data=np.asarray(data), compression="gzip", shuffle=True)
+            ds.attrs.update(described[name])
+            grid_datasets.append(ds)
+        if ref.mask is not None:
+            ds = f.create_dataset("mask", data=ref.mask.astype(np.uint8))
+            ds.attrs.update({"long_name": "evaluation mask",
+                             "description": str(ref.attrs.get("mask_meaning", DEFAULT_MASK_MEANING)),
+                             "flag_values": np.array([0, 1], dtype=np.uint8),
+                             "flag_meanings": "outside inside"})
+            grid_datasets.append(ds)
+        for ds in grid_datasets:
+            for k, scale in enumerate(scales):
+                ds.dims[k].attach_scale(scale)
+        f.attrs.update({
+            "schema_version": SCHEMA_VERSION, "kind": kind, "description": description,
+            "problem": ref.problem, "params_hash": ref.hash, "solver": ref.solver,
+            "solver_version": solver_version(ref.solver), "order": int(ref.order), **strings,
+            "data_sha256": _digest(meta, _arrays(ref)), "package_version": __version__,
+        })
+        f.attrs.update(extra)
 
-    return atomic_write(path, write)
+    with buffer.getbuffer() as data:  # the file's bytes, without a copy
+        return write_bytes(path, data)
 
 
 def _meta(schema: int, kind: str, description: str, problem: str, strings: dict, solver: str, version: int,
@@ -428,8 +433,9 @@ def cached_reference(problem: str, params: dict, compute: Callable[[], Reference
         try:
             save_reference(ref, path)
             stored = True
-        except OSError as err:
-            notes.append(f"cannot write the reference cache at {path} ({type(err).__name__}: {err}); using the "
+        except OSError as err:  # WriteError: a full disk, a read-only folder, a file in the way
+            cause = err.__cause__ if isinstance(err, WriteError) and isinstance(err.__cause__, OSError) else err
+            notes.append(f"cannot write the reference cache at {path} ({type(cause).__name__}: {err}); using the "
                          "computed reference without caching it. Point PINN_SINE_CACHE at a writable folder, "
                          "or pass cache=False.")
     if notes:
