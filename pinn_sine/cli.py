@@ -231,11 +231,17 @@ def build_net(problem, args) -> MLP:
 
 
 def _write_history(result, path: Path) -> None:
+    """history.csv, written atomically like every file of a run."""
+    import io
+
+    from ._io import write_text
+
     cols, rows = result.history_table()
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        w.writerows(rows)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(cols)
+    w.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def _parse_weights(items: list[str]) -> dict[str, float]:
@@ -903,6 +909,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `pinn-sine ... | head`: the reader left; no traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as err:  # a full disk, a folder that cannot be written: one line naming the file
+        print(f"pinn-sine: error: {err}", file=sys.stderr)
+        return 1
 
 
 def _main(argv: list[str]) -> int:

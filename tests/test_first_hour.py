@@ -359,3 +359,23 @@ def test_the_backend_choice_is_recorded_and_undone(tmp_path, restore_threads):
     assert dispatch.requested_backend() == before
     assert cli.main(["solve", "poisson2d", "--steps", "2", *SMALL, "--out", str(tmp_path / "b")]) == 0
     assert "break-even" in json.loads((tmp_path / "b" / "metrics.json").read_text())["kernels"]["reason"]
+
+
+def test_a_write_that_fails_is_one_line(tmp_path, capsys, monkeypatch):
+    """ENOSPC (simulated) or an unwritable path: one line naming the file, status 1."""
+    import errno
+
+    from pinn_sine import _io
+
+    assert cli.main(["reference", "poisson2d", "--resolution", "9", "--out", "/proc/nope/ref.h5"]) == 1
+    assert capsys.readouterr().err.strip() == "pinn-sine: error: cannot write /proc/nope/ref.h5: No such file or " \
+                                              "directory"
+
+    def full(*args, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_io, "_os_write", full)
+    assert cli.main(["reference", "poisson2d", "--resolution", "9", "--out", str(tmp_path / "r.h5")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"pinn-sine: error: cannot write {tmp_path / 'r.h5'}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
