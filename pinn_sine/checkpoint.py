@@ -13,7 +13,9 @@ non-finite weights) raises :class:`CheckpointError` naming the file and the reas
 from __future__ import annotations
 
 import io
+import hashlib
 import json
+import math
 import pickle
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from torch import nn
 from ._io import write_bytes
 
 CHECKPOINT_FORMAT = 2
+#: the file's outer format: the format-2 payload as bytes beside their SHA-256
+FILE_FORMAT = 3
 #: the keys every format-2 checkpoint holds, and those of its JSON meta that resuming reads
 REQUIRED_KEYS = ("format", "step", "net", "stage", "stage_step", "stages", "generator", "meta_json")
 REQUIRED_META = ("history", "elapsed", "stages", "problem", "problem_params", "net")
@@ -52,20 +56,29 @@ def save_checkpoint(path, *, step: int, net: nn.Module, stage: int, stage_step: 
                "meta_json": json.dumps(meta, default=str)}
     if ranks is not None:
         payload["ranks"] = ranks
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    with buffer.getbuffer() as data:
-        return write_bytes(path, data)
+    inner = io.BytesIO()
+    torch.save(payload, inner)
+    data = inner.getvalue()
+    outer = io.BytesIO()
+    torch.save({"format": FILE_FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
+                "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8)}, outer)
+    with outer.getbuffer() as view:
+        return write_bytes(path, view)
 
 
 def load_checkpoint(path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` and check it: its format, its keys,
-    its JSON meta and that every floating-point weight is finite.
+    """Read a checkpoint with ``weights_only=True`` and check it: the SHA-256 of its
+    contents (file format 3: a checkpoint changed in any bit after it was written is
+    refused; a format-2 file of an older version, written without one, is read
+    unchecked), its format, its keys, its JSON meta, the ranges of its counters (step,
+    stage, stage step, elapsed time, the history's steps) and that every floating-point
+    weight is finite.
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: the file is truncated or corrupted, not a pinn_sine checkpoint
-            of format 2, lacks keys, or holds non-finite weights.
+        CheckpointError: the file is truncated, corrupted or changed, not a pinn_sine
+            checkpoint of format 2, lacks keys, has counters out of range, or holds
+            non-finite weights.
     """
     path = Path(path)
     if not path.exists():
@@ -79,6 +92,8 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(path, f"cannot be read, the file is truncated or corrupted "
                                     f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
                                     "Resume from an intact checkpoint or start afresh.") from None
+    if isinstance(ck, dict) and ck.get("format") == FILE_FORMAT:
+        ck = _unwrap(path, ck)
     if not isinstance(ck, dict) or "format" not in ck:
         raise CheckpointError(path, f"is not a pinn_sine checkpoint of format {CHECKPOINT_FORMAT} "
                                     "(no 'format' key).")
@@ -98,6 +113,7 @@ def load_checkpoint(path) -> dict:
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise CheckpointError(path, f"its meta lacks the keys {missing}.")
+    _check_ranges(path, ck, meta)
     if not isinstance(ck["net"], dict):
         raise CheckpointError(path, f"its 'net' is a {type(ck['net']).__name__}, not a state dict.")
     bad = [k for k, v in ck["net"].items()
@@ -108,6 +124,58 @@ def load_checkpoint(path) -> dict:
                                     "rate or first-layer omega.")
     ck["meta"] = meta
     return ck
+
+
+def _unwrap(path, outer: dict) -> dict:
+    """The format-2 payload of a format-3 file, after checking its SHA-256."""
+    payload, digest = outer.get("payload"), outer.get("sha256")
+    if not (isinstance(payload, torch.Tensor) and payload.dtype == torch.uint8 and payload.dim() == 1
+            and isinstance(digest, str)):
+        raise CheckpointError(path, "is damaged: its payload or digest is missing or malformed.")
+    data = payload.numpy().tobytes()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise CheckpointError(path, "does not match its SHA-256 digest: it was changed after it was written (a bit "
+                                    "flip or an edit). Resume from an intact checkpoint or start afresh.")
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, ValueError) as err:
+        raise CheckpointError(path, f"its payload cannot be read ({type(err).__name__}).") from None
+
+
+def _check_ranges(path, ck: dict, meta: dict) -> None:
+    """The counters of a checkpoint within their ranges: what an edit could set so that a
+    resume skips or repeats training silently."""
+    def integer(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    problems = []
+    if not integer(ck["step"]):
+        problems.append(f"step {ck['step']!r} is not an integer >= 0")
+    if not integer(ck["stage"]):
+        problems.append(f"stage {ck['stage']!r} is not an integer >= 0")
+    if not integer(ck["stage_step"]):
+        problems.append(f"stage_step {ck['stage_step']!r} is not an integer >= 0")
+    if not isinstance(ck["stages"], list) or (integer(ck["stage"]) and len(ck["stages"]) != ck["stage"] + 1):
+        problems.append(f"it holds the states of {len(ck['stages']) if isinstance(ck['stages'], list) else '?'} "
+                        f"stages for stage index {ck['stage']!r} (expected index + 1)")
+    described = meta.get("stages")
+    if not isinstance(described, list) or (integer(ck["stage"]) and len(described) != ck["stage"] + 1):
+        problems.append("its stage descriptions do not match its stage index")
+    elif integer(ck["stage"]) and integer(ck["stage_step"]):
+        steps = (described[ck["stage"]] or {}).get("steps")
+        if isinstance(steps, int) and ck["stage_step"] > steps:
+            problems.append(f"stage_step {ck['stage_step']} exceeds the stage's {steps} steps")
+    elapsed = meta.get("elapsed")
+    if not (isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) and math.isfinite(elapsed)
+            and elapsed >= 0):
+        problems.append(f"elapsed {elapsed!r} is not a finite number of seconds >= 0")
+    history = meta.get("history")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        problems.append("its history is not a list of rows")
+    elif integer(ck["step"]) and any(not isinstance(r.get("step"), int) or r["step"] > ck["step"] for r in history):
+        problems.append(f"its history has rows past its step {ck['step']}")
+    if problems:
+        raise CheckpointError(path, "holds counters out of range: " + "; ".join(problems) + ".")
 
 
 def check_compatible(path, meta: dict, *, problem: str, problem_params: dict, net_config: dict) -> None:

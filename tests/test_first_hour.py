@@ -184,8 +184,9 @@ def test_ctrl_c_in_a_cli_run(tmp_path):
     assert f"continue with: pinn-sine solve --resume {out}" in stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stop_reason"] == "interrupted" and 20 <= metrics["steps_done"] < 200000
-    ck = torch.load(out / "checkpoint.pt", weights_only=True)
-    assert ck["step"] == metrics["steps_done"]
+    from pinn_sine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == metrics["steps_done"]
 
 
 # ----- user problems on the command line ------------------------------------------------------

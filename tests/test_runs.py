@@ -3,10 +3,14 @@ load_net / load_run, the run config's round trip through ``solve --config`` and
 ``--resume``, the refusal to overwrite a run, and the divergence guard."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -35,10 +39,64 @@ def checkpoint(tmp_path_factory):
 
 
 def _rewrite(src, dst, change):
-    payload = torch.load(src, weights_only=True)
+    """``src`` edited by ``change`` and re-signed (its digest recomputed), as a deliberate
+    edit would be: what the checks behind the digest must still catch."""
+    outer = torch.load(src, weights_only=True)
+    payload = torch.load(io.BytesIO(outer["payload"].numpy().tobytes()), weights_only=True)
     change(payload)
-    torch.save(payload, dst)
+    inner = io.BytesIO()
+    torch.save(payload, inner)
+    data = inner.getvalue()
+    torch.save({"format": 3, "sha256": hashlib.sha256(data).hexdigest(),
+                "payload": torch.frombuffer(bytearray(data), dtype=torch.uint8)}, dst)
     return dst
+
+
+def _meta_edit(edit):
+    def change(payload):
+        meta = json.loads(payload["meta_json"])
+        edit(meta)
+        payload["meta_json"] = json.dumps(meta)
+    return change
+
+
+def test_a_changed_bit_is_refused(tmp_path, checkpoint):
+    """200 single bit flips anywhere in the file: none loads with changed contents. Each
+    is refused (by the digest, or the file no longer reads) or fell in bytes that carry
+    no content (the zip container's alignment padding), and then loads the same."""
+    original = load_checkpoint(checkpoint)
+    data = bytearray(checkpoint.read_bytes())
+    rng = np.random.default_rng(0)
+    refused = 0
+    for k, pos in enumerate(rng.integers(0, len(data), 200)):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(0, 8))
+        bad = tmp_path / "flip.pt"
+        bad.write_bytes(bytes(flipped))
+        try:
+            loaded = load_checkpoint(bad)
+        except CheckpointError as err:
+            assert re.search("SHA-256|cannot be read|damaged|payload", str(err)), err
+            refused += 1
+            continue
+        assert loaded["meta"] == original["meta"] and loaded["step"] == original["step"]
+        assert all(torch.equal(loaded["net"][key], value) for key, value in original["net"].items())
+    assert refused >= 150
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(stage=5), r"states of 1 stages for stage index 5"),
+    (lambda p: p.update(stage_step=-3), r"stage_step -3 is not an integer >= 0"),
+    (lambda p: p.update(stage_step=10**6), r"stage_step 1000000 exceeds the stage's 4 steps"),
+    (lambda p: p.update(step=1), r"history has rows past its step 1"),
+    (_meta_edit(lambda m: m.update(elapsed=-1.0)), r"elapsed -1\.0 is not a finite number"),
+    (_meta_edit(lambda m: m.update(history={})), r"its history is not a list of rows"),
+    (_meta_edit(lambda m: m["stages"].append(m["stages"][0])), r"stage descriptions do not match"),
+])
+def test_counters_out_of_range_are_refused(tmp_path, checkpoint, edit, message):
+    bad = _rewrite(checkpoint, tmp_path / "edited.pt", edit)
+    with pytest.raises(CheckpointError, match="counters out of range: .*" + message):
+        load_checkpoint(bad)
 
 
 # ----- checkpoint refusals -------------------------------------------------------------
@@ -274,3 +332,17 @@ def test_cli_divergence_is_one_line(tmp_path):
 def test_adam_stage_divergence_setting_checked():
     with pytest.raises(ValueError, match=r"divergence must be a finite factor > 1 or None, got divergence=0\.5"):
         train(Poisson2D(), _net(), stages=[Adam(1)], divergence=0.5, progress=False)
+
+
+def test_resume_refuses_another_runs_settings(checkpoint):
+    """What a resume cannot change is compared with the checkpoint's run and every
+    difference listed: seed, batch, dtype, a stage setting; more steps are allowed."""
+    kw = dict(batch=32, progress=False, resume=checkpoint)
+    with pytest.raises(CheckpointError, match=r"another run: batch: checkpoint 32, this run 64; seed: checkpoint 0, "
+                                              r"this run 7"):
+        train(Poisson2D(), _net(), steps=4, **{**kw, "batch": 64}, seed=7)
+    with pytest.raises(CheckpointError, match=r"dtype: checkpoint \['torch.float32'\], this run \['torch.float64'\]"):
+        train(Poisson2D(), _net().double(), steps=4, **kw)
+    with pytest.raises(CheckpointError, match=r"stage 0 \(adam\) lr: checkpoint None, this run 0.05"):
+        train(Poisson2D(), _net(), stages=[Adam(4, lr=0.05)], **kw)
+    assert train(Poisson2D(), _net(), steps=6, **kw).steps_done == 6

@@ -1,6 +1,7 @@
 """The training loop: convergence of a short run, determinism, checkpoints and resume."""
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -175,7 +176,9 @@ def test_checkpoint_is_weights_only(tmp_path):
     net = _small_net()
     train(Poisson2D(), net, steps=4, batch=32, seed=0, progress=False, checkpoint=ck, log_every=2)
     raw = torch.load(ck, map_location="cpu", weights_only=True)  # no pickled objects
-    assert raw["step"] == 4
+    assert raw["format"] == 3 and len(raw["sha256"]) == 64  # the payload beside its digest
+    inner = torch.load(io.BytesIO(raw["payload"].numpy().tobytes()), map_location="cpu", weights_only=True)
+    assert inner["step"] == 4 and inner["format"] == 2
     loaded = load_checkpoint(ck)
     assert loaded["meta"]["phase"] == "done" and len(loaded["meta"]["history"]) == 2
     assert loaded["meta"]["problem"] == "poisson2d"
