@@ -350,7 +350,7 @@ def stored_config(args) -> dict | None:
     else:
         return None
     try:
-        config = read_config(path)
+        config = read_config(path, require_digest=args.config is None)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--{'config' if args.config is not None else 'resume'}: {err}") from None
     config["stored_modules"] = list(config["options"].get("modules") or [])
@@ -429,7 +429,7 @@ def _solve(args, extra, cls) -> int:
     from .checkpoint import CheckpointError, check_compatible, load_checkpoint
     from .figures import problem_figures
     from .plots import field_comparison, loss_curves
-    from .runs import CONFIG_NAME, RUN_FILES, run_config, versions
+    from .runs import CONFIG_NAME, RUN_FILES, json_text, run_config, versions
     from .train import TrainingDiverged, TrainingInterrupted, train
     from .validation.evaluate import describe_errors, evaluate, reference_limit
     from .validation.reference import ReferenceField
@@ -489,8 +489,10 @@ def _solve(args, extra, cls) -> int:
         config["kernels"] = kernels
         if resume is not None:
             config["resumed_from"] = {"checkpoint": str(resume), "step": resumed_step}
+            if stored is not None and args.config is None and stored.get("run_id"):
+                config["run_id"] = stored["run_id"]  # the same run, continued
         if ctx.is_main:
-            write_text(out / CONFIG_NAME, json.dumps(config, indent=2, default=str))
+            write_text(out / CONFIG_NAME, json_text(config))
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
             hard = (f"; hard constraint ({', '.join(problem.hard_constraint().conditions)} exact)"
                     if problem.constraint == "hard" else "")
@@ -545,17 +547,17 @@ def _solve(args, extra, cls) -> int:
                     "net": getattr(net, "config", {}), "lr": problem.default_lr if args.lr is None else args.lr,
                     "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
                     "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
-                    "command": config["command"], "config": CONFIG_NAME})
+                    "command": config["command"], "config": CONFIG_NAME, "run_id": config["run_id"]})
     limit = reference_limit(metrics, ref)
     if limit is not None:
         metrics["warnings"] = [limit]
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_text(out / "metrics.json", json_text(metrics))
     _write_history(result, out / "history.csv")
     # A prediction file describes the network, not the reference: its own parameters (so
     # its hash is not the reference's) and none of the reference's error estimate.
     net_params = {"reference_hash": ref.hash, "activation": args.activation, "width": args.width,
                   "depth": args.depth, "steps": args.steps, "lbfgs_steps": args.lbfgs_steps, "gn_steps": args.gn_steps,
-                  "seed": args.seed, "constraint": problem.constraint}
+                  "seed": args.seed, "constraint": problem.constraint, "run_id": config["run_id"]}
     predicted = ReferenceField(problem=ref.problem, params=net_params, coords=ref.coords, fields=pred,
                                solver=f"pinn-{args.activation}", order=0, spacing=ref.spacing, mask=ref.mask,
                                attrs={k: v for k, v in ref.attrs.items()
@@ -627,11 +629,12 @@ def _write_stop(out: Path, args, problem, result, versions) -> None:
     """metrics.json of a run that stopped early (interrupted, diverged): how far it got and
     why, its last losses; no evaluation (a person waiting on Ctrl-C wants the prompt)."""
     from ._io import write_text
+    from .runs import json_text
 
     metrics = {"problem": problem.name, "activation": args.activation, **_stop_fields(result),
                "final_losses": result.final_losses, "timings": result.timings, "threads": args.threads,
                "seed": args.seed, "versions": versions()}
-    write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    write_text(out / "metrics.json", json_text(metrics))
 
 
 def _choose_kernels(args, stages, device) -> dict:

@@ -102,6 +102,24 @@ def export_fields(pred: dict[str, np.ndarray], ref, path: str | os.PathLike, fmt
     return written
 
 
+def _check_prediction(path: Path, predicted, config: dict) -> None:
+    """``prediction.h5`` is this run's prediction: a file of kind "prediction" (not a
+    reference copied in), of the config's problem and, where both record it, of the same
+    run (``run_id``)."""
+    from .validation.store import read_metadata
+
+    kind = read_metadata(path).kind
+    if kind != "prediction":
+        raise ValueError(f"{path} is a {kind} file, not a network's prediction; the run's prediction.h5 was replaced.")
+    if predicted.problem != config["problem"]["name"]:
+        raise ValueError(f"{path} is a prediction of {predicted.problem!r}, the run solved "
+                         f"{config['problem']['name']!r}.")
+    mine, theirs = config.get("run_id"), predicted.params.get("run_id")
+    if mine is not None and theirs is not None and mine != theirs:
+        raise ValueError(f"{path} is the prediction of another run (run_id {theirs}, this folder's config.json: "
+                         f"{mine}).")
+
+
 def export_run(folder: str | os.PathLike, fmt: str = "vtk", path: str | os.PathLike | None = None) -> list[Path]:
     """Export the finished ``solve`` run in ``folder``: its ``prediction.h5`` against the
     reference of the problem its ``config.json`` describes (from the cache, computed
@@ -130,7 +148,11 @@ def export_run(folder: str | os.PathLike, fmt: str = "vtk", path: str | os.PathL
                                 f"(pinn-sine solve --resume {folder}) and export it afterwards.")
     problem = build_problem(config)
     predicted = load_reference(prediction_path)
+    _check_prediction(prediction_path, predicted, config)
     ref = problem.reference(config["options"].get("resolution"))
+    if predicted.params.get("reference_hash") not in (None, ref.hash):
+        raise ValueError(f"{prediction_path} was compared with another reference (hash "
+                         f"{predicted.params.get('reference_hash')}) than {problem.name}'s ({ref.hash}).")
     if ref.grid_shape != predicted.grid_shape:
         raise ValueError(f"the reference of {problem.name} is on the grid {ref.grid_shape}, {prediction_path} on "
                          f"{predicted.grid_shape}; the reference was recomputed differently since the run.")

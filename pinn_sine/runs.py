@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def run_config(*, problem, problem_options: dict, net: nn.Module, stages, option
     hash, solver), the versions, the command line and a UTC timestamp."""
     return {
         "config_version": CONFIG_VERSION,
+        "run_id": uuid.uuid4().hex,
         "problem": {"name": problem.name, "options": problem_options, "constraint": problem.constraint,
                     "params": problem.params()},
         "net": getattr(net, "config", {}),
@@ -144,13 +146,45 @@ def run_config(*, problem, problem_options: dict, net: nn.Module, stages, option
     }
 
 
-def read_config(path: str | os.PathLike) -> dict:
+def json_text(obj: dict) -> str:
+    """``obj`` as indented JSON with a ``digest`` key: the SHA-256 of its canonical JSON
+    (sorted keys, no spaces) without that key. config.json and metrics.json are written
+    this way; :func:`check_digest` verifies them."""
+    body = {k: v for k, v in obj.items() if k != "digest"}
+    body = json.loads(json.dumps(body, default=str))
+    return json.dumps({**body, "digest": _digest(body)}, indent=2)
+
+
+def _digest(body: dict) -> str:
+    import hashlib
+
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_digest(obj: dict, path, *, required: bool) -> None:
+    """Raise ValueError when ``obj`` (read from ``path``) does not match its ``digest``, or
+    has none and ``required``."""
+    if "digest" not in obj:
+        if required:
+            raise ValueError(f"{path} has no digest: it was not written by pinn-sine solve (or an older version); "
+                             "it cannot identify a run.")
+        return
+    if obj["digest"] != _digest({k: v for k, v in obj.items() if k != "digest"}):
+        raise ValueError(f"{path} does not match its digest: it was changed after pinn-sine wrote it. Restore it, "
+                         "or, to use an edited config as a new run's template with --config, delete its "
+                         '"digest" line.')
+
+
+def read_config(path: str | os.PathLike, *, require_digest: bool = False) -> dict:
     """A run's ``config.json`` (``path``: the file or its folder), checked for the keys
-    a rerun needs.
+    a rerun needs and against its digest (:func:`json_text`): a file with a digest that
+    does not match is refused; one without a digest only where ``require_digest`` is
+    false (a config written by hand for ``solve --config``; ``--resume`` requires it).
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not JSON, or not a run config of this package.
+        ValueError: not JSON, not a run config of this package, or changed since written.
     """
     path = Path(path)
     if path.is_dir():
@@ -166,6 +200,7 @@ def read_config(path: str | os.PathLike) -> dict:
     missing = [k for k in ("config_version", "problem", "options", "net") if k not in config]
     if missing:
         raise ValueError(f"run config {path} lacks the keys {missing}; it is not a pinn-sine solve config.")
+    check_digest(config, path, required=require_digest)
     if config["config_version"] != CONFIG_VERSION:
         raise ValueError(f"run config {path} has config_version {config['config_version']!r}; this package "
                          f"reads {CONFIG_VERSION}.")
@@ -217,6 +252,23 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
     return net
 
 
+def read_metrics(path: str | os.PathLike) -> dict:
+    """A run's ``metrics.json``, checked against its digest (a file of an older version,
+    written without one, is read unchecked).
+
+    Raises:
+        ValueError: not JSON, or changed since it was written."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}).") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path} is not a JSON object.")
+    check_digest(metrics, path, required=False)
+    return metrics
+
+
 @dataclass
 class LoadedRun:
     """What :func:`load_run` returns: ``problem`` (rebuilt from the config), ``net`` (the
@@ -265,6 +317,6 @@ def load_run(folder: str | os.PathLike) -> LoadedRun:
     ck = load_checkpoint(checkpoint)
     net = _net_of(checkpoint, ck, problem)
     metrics_path = folder / METRICS_NAME
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    metrics = read_metrics(metrics_path) if metrics_path.exists() else None
     step = int(ck["step"])
     return LoadedRun(problem=problem, net=net, config=config, metrics=metrics, step=step, checkpoint=checkpoint)

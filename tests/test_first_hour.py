@@ -311,6 +311,10 @@ def test_a_stored_config_cannot_steer_writes(tmp_path, monkeypatch, restore_thre
     assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", "a"]) == 0
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     config["options"].update(out="../escaped", overwrite=True, resume="a")
+    (tmp_path / "edited.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit, match="does not match its digest: it was changed after pinn-sine wrote it"):
+        cli.main(["solve", "--config", "edited.json"])
+    del config["digest"]  # a deliberate template: used, but it cannot say where to write
     (tmp_path / "evil.json").write_text(json.dumps(config))
     assert cli.main(["solve", "--config", "evil.json"]) == 0
     assert not (tmp_path.parent / "escaped").exists()
@@ -380,3 +384,34 @@ def test_a_write_that_fails_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err == f"pinn-sine: error: cannot write {tmp_path / 'r.h5'}: No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_run_files_are_checked_against_their_digests(tmp_path, restore_threads):
+    """An edited config.json is refused by --resume, an edited metrics.json by load_run,
+    and a prediction.h5 swapped for another run's (or for the reference) by export."""
+    import shutil
+
+    from pinn_sine.export import export_run
+    from pinn_sine.runs import load_run
+
+    for name in ("a", "b"):
+        assert cli.main(["solve", "poisson2d", "--steps", "2", *SMALL, "--out", str(tmp_path / name)]) == 0
+    a = tmp_path / "a"
+    assert load_run(a).metrics["run_id"] == json.loads((a / "config.json").read_text())["run_id"]
+    text = (a / "config.json").read_text()
+    (a / "config.json").write_text(text.replace('"seed": 0', '"seed": 7'))
+    with pytest.raises(SystemExit, match="does not match its digest"):
+        cli.main(["solve", "--resume", str(a), "--steps", "4"])
+    (a / "config.json").write_text(text)
+    metrics = (a / "metrics.json").read_text()
+    (a / "metrics.json").write_text(json.dumps({**json.loads(metrics), "rel_l2": 1e-9}))
+    with pytest.raises(ValueError, match="metrics.json does not match its digest"):
+        load_run(a)
+    (a / "metrics.json").write_text(metrics)
+    pytest.importorskip("meshio")
+    shutil.copy(tmp_path / "b" / "prediction.h5", a / "prediction.h5")
+    with pytest.raises(ValueError, match="is the prediction of another run"):
+        export_run(a)
+    cli.main(["reference", "poisson2d", "--resolution", "33", "--out", str(a / "prediction.h5")])
+    with pytest.raises(ValueError, match="is a reference file, not a network's prediction"):
+        export_run(a)
