@@ -182,20 +182,47 @@ def check_compatible(path, meta: dict, *, problem: str, problem_params: dict, ne
     """Raise :class:`CheckpointError` when the checkpoint's problem, its parameters or the
     network's config (its init ``seed`` aside: resuming replaces the weights) differ from
     this run's, listing every difference."""
-    def canon(value):
-        return json.loads(json.dumps(value, default=str))
-
     diffs = []
     if meta.get("problem") != problem:
         diffs.append(f"problem: checkpoint {meta.get('problem')!r}, this run {problem!r}")
-    mine, theirs = canon(problem_params), meta.get("problem_params") or {}
+    mine, theirs = _canon(problem_params), meta.get("problem_params") or {}
     for key in sorted(set(mine) | set(theirs)):
         if mine.get(key) != theirs.get(key):
             diffs.append(f"problem parameter {key}: checkpoint {theirs.get(key)!r}, this run {mine.get(key)!r}")
-    mine, theirs = canon(net_config), meta.get("net") or {}
+    mine, theirs = _canon(net_config), meta.get("net") or {}
     for key in sorted((set(mine) & set(theirs)) - {"seed"}):  # keys both know
         if mine.get(key) != theirs.get(key):
             diffs.append(f"network {key}: checkpoint {theirs.get(key)!r}, this run {mine.get(key)!r}")
     if diffs:
         raise CheckpointError(path, "was written by another run: " + "; ".join(diffs)
                               + ". Resume with the same problem and network, or start afresh.")
+
+
+def check_same_settings(path, ck: dict, *, net: nn.Module, stages, batch: int, seed: int, engine: str) -> None:
+    """Raise :class:`CheckpointError` when the checkpoint's run differs from this one in
+    what a resume cannot change: the batch, seed, derivative engine, the network's dtype
+    and every setting of the stages it started other than their step counts (more steps
+    are how a run is continued), listing every difference."""
+    meta, diffs = ck["meta"], []
+    stored = meta.get("train") or {}
+    for key, value in (("batch", batch), ("seed", seed), ("engine", engine)):
+        if key in stored and stored[key] != value:
+            diffs.append(f"{key}: checkpoint {stored[key]!r}, this run {value!r}")
+    theirs = sorted({str(v.dtype) for v in ck["net"].values() if isinstance(v, torch.Tensor) and v.is_floating_point()})
+    mine = sorted({str(p.dtype) for p in net.parameters()})
+    if theirs and theirs != mine:
+        diffs.append(f"dtype: checkpoint {theirs}, this run {mine}")
+    for k, (described, stage) in enumerate(zip(meta["stages"], stages)):
+        now = _canon(stage.describe())
+        for key in sorted((set(described) | set(now)) - {"steps", "schedule_steps"}):
+            if described.get(key) != now.get(key):
+                diffs.append(f"stage {k} ({described.get('stage')}) {key}: checkpoint {described.get(key)!r}, "
+                             f"this run {now.get(key)!r}")
+    if diffs:
+        raise CheckpointError(path, "was written by another run: " + "; ".join(diffs)
+                              + ". Resume with the same settings (only step counts may grow), or start afresh.")
+
+
+def _canon(value):
+    """``value`` as JSON reads it back (tuples as lists, objects as their str)."""
+    return json.loads(json.dumps(value, default=str))

@@ -2,7 +2,6 @@
 weighted loss, the finite-loss guard, logging, evaluation, progress, checkpoints)."""
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
@@ -21,7 +20,8 @@ from torch import Tensor, nn
 
 from . import distributed
 from .adaptive import RADSampler
-from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, check_compatible, check_same_settings, load_checkpoint,
+                         save_checkpoint)
 from .constraints import ConstrainedNet, unconstrained
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
@@ -299,34 +299,6 @@ class Run:
                                    "intact. Lower the learning rate or the omega of the first layer.", step)
 
 
-def _check_same_run(path, ck: dict, *, net: nn.Module, stages, batch: int, seed: int, engine: str) -> None:
-    """Raise :class:`CheckpointError` when the checkpoint's run differs from this one in
-    what a resume cannot change: the batch, seed, derivative engine, the network's dtype
-    and every setting of the stages it started other than their step counts (more steps
-    are how a run is continued), listing every difference."""
-    def canon(value):
-        return json.loads(json.dumps(value, default=str))
-
-    meta, diffs = ck["meta"], []
-    stored = meta.get("train") or {}
-    for key, value in (("batch", batch), ("seed", seed), ("engine", engine)):
-        if key in stored and stored[key] != value:
-            diffs.append(f"{key}: checkpoint {stored[key]!r}, this run {value!r}")
-    theirs = sorted({str(v.dtype) for v in ck["net"].values() if isinstance(v, Tensor) and v.is_floating_point()})
-    mine = sorted({str(p.dtype) for p in net.parameters()})
-    if theirs and theirs != mine:
-        diffs.append(f"dtype: checkpoint {theirs}, this run {mine}")
-    for k, (described, stage) in enumerate(zip(meta["stages"], stages)):
-        now = canon(stage.describe())
-        for key in sorted((set(described) | set(now)) - {"steps", "schedule_steps"}):
-            if described.get(key) != now.get(key):
-                diffs.append(f"stage {k} ({described.get('stage')}) {key}: checkpoint {described.get(key)!r}, "
-                             f"this run {now.get(key)!r}")
-    if diffs:
-        raise CheckpointError(path, "was written by another run: " + "; ".join(diffs)
-                              + ". Resume with the same settings (only step counts may grow), or start afresh.")
-
-
 def mark_trained_for(net: nn.Module, problem_name: str) -> None:
     """Record the problem's name on ``net`` (and its inner network) as ``trained_for``, so
     that :func:`~pinn_sine.evaluate` refuses a reference of another problem."""
@@ -541,7 +513,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
             raise ValueError(f"{resume} was written by a run with the stages {stored}; this run has "
                              f"{[s.name for s in stages]}. Resume with the same stages (later ones may be added).")
-        _check_same_run(resume, ck, net=net, stages=stages, batch=batch, seed=seed, engine=engine)
+        check_same_settings(resume, ck, net=net, stages=stages, batch=batch, seed=seed, engine=engine)
         try:
             net.load_state_dict(ck["net"])
         except RuntimeError as err:
