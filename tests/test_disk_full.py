@@ -115,10 +115,10 @@ def test_problem_reference_full_disk(full_disk):
 
 
 def _checkpoint(path, net, step):
-    return save_checkpoint(path, step=step, net=net, stage=0, stage_step=step, stages=[],
-                           generator=torch.Generator().manual_seed(0), meta={"history": [], "elapsed": 0.0,
-                                                                             "stages": [], "problem": "demo",
-                                                                             "problem_params": {}, "net": {}})
+    return save_checkpoint(path, step=step, net=net, stage=0, stage_step=step, stages=[{}],
+                           generator=torch.Generator().manual_seed(0),
+                           meta={"history": [], "elapsed": 0.0, "stages": [{"stage": "adam", "steps": step}],
+                                 "problem": "demo", "problem_params": {}, "net": {}})
 
 
 def test_save_checkpoint_full_disk(tmp_path, full_disk):
@@ -190,9 +190,9 @@ PRELUDE = textwrap.dedent("""
                               solver="fd5-dst", order=2, spacing={"x": 1.0, "y": 1.0})
 
     def checkpoint(path, net, step):
-        save_checkpoint(path, step=step, net=net, stage=0, stage_step=step, stages=[], generator=torch.Generator(),
-                        meta={"history": [], "elapsed": 0.0, "stages": [], "problem": "demo", "problem_params": {},
-                              "net": {}})
+        save_checkpoint(path, step=step, net=net, stage=0, stage_step=step, stages=[{}], generator=torch.Generator(),
+                        meta={"history": [], "elapsed": 0.0, "stages": [{"stage": "adam", "steps": step}],
+                              "problem": "demo", "problem_params": {}, "net": {}})
 """)
 
 CHILDREN = {
