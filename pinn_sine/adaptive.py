@@ -6,6 +6,7 @@ residual-based adaptive sampling for physics-informed neural networks", CMAME 40
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -31,6 +32,11 @@ def aligned_entries(problem, batch: dict[str, Tensor], point_set: str) -> list[s
                          f"{[point_set] + clash}; RAD cannot tell which set they belong to. Change the sampling "
                          "fractions (e.g. boundary_fraction) so that the sets differ in size.")
     return data
+
+
+def _real(value) -> bool:
+    """Whether ``value`` is a real number (not a bool or a string)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 class RADSampler:
@@ -63,18 +69,22 @@ class RADSampler:
 
     def __init__(self, pool: int | None = None, k: float = 1.0, c: float = 1.0, refresh_every: int = 1000, *,
                  pool_factor: float = 10.0, point_set: str = "interior", slice_size: int = 8192):
-        if pool is not None and not (isinstance(pool, int) and pool >= 1):
+        if pool is not None and (isinstance(pool, bool) or not (isinstance(pool, numbers.Integral)
+                                                                  and 1 <= pool < 2**31)):
             raise ValueError(f"pool must be an integer >= 1 or None, got {pool!r}; use e.g. 10 x the batch.")
-        if not (math.isfinite(float(k)) and k >= 0):
-            raise ValueError(f"k must be >= 0, got k={k!r}; use e.g. k=1.")
-        if not (math.isfinite(float(c)) and c >= 0):
-            raise ValueError(f"c must be >= 0, got c={c!r}; use e.g. c=1.")
-        if not (isinstance(refresh_every, int) and refresh_every >= 1):
+        for name, value in (("k", k), ("c", c)):
+            if not (_real(value) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0 (a finite number), got {name}={value!r}; use e.g. {name}=1.")
+        if isinstance(refresh_every, bool) or not (isinstance(refresh_every, numbers.Integral) and refresh_every >= 1):
             raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}; use e.g. 1000.")
-        if not pool_factor >= 1:
-            raise ValueError(f"pool_factor must be >= 1, got {pool_factor!r}; use e.g. 10.")
-        self.pool_size, self.k, self.c = pool, float(k), float(c)
-        self.refresh_every, self.pool_factor = refresh_every, float(pool_factor)
+        if not (_real(pool_factor) and math.isfinite(pool_factor) and pool_factor >= 1):
+            raise ValueError(f"pool_factor must be a finite number >= 1, got {pool_factor!r}; use e.g. 10.")
+        if isinstance(slice_size, bool) or not (isinstance(slice_size, numbers.Integral) and slice_size >= 1):
+            raise ValueError(f"slice_size must be an integer >= 1, got {slice_size!r}; use e.g. 8192.")
+        if not isinstance(point_set, str):
+            raise ValueError(f"point_set must be the name of a point set, got {point_set!r}; e.g. \"interior\".")
+        self.pool_size, self.k, self.c = None if pool is None else int(pool), float(k), float(c)
+        self.refresh_every, self.pool_factor = int(refresh_every), float(pool_factor)
         self.point_set, self.slice_size = point_set, int(slice_size)
         self.pool: dict[str, Tensor] | None = None
         self.probs: Tensor | None = None

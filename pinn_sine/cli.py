@@ -26,13 +26,22 @@ import torch
 
 from . import nets
 from .kernels import KernelUnavailableError, set_backend
-from .nets import ACTIVATIONS, MLP, FourierFeatures
+from .nets import ACTIVATIONS, MLP, NET_NAMES, FourierFeatures
 from .problems import PROBLEMS
 from .problems.registry import load_problem_modules, unknown_name_message
 
 
-def _integer(lo: int | None):
-    """An argparse type: an integer >= ``lo`` (None: any); argparse names the option."""
+#: the upper end of sizes (width, batch, resolution, ...): torch's sizes are int32
+SIZE_LIMIT = (2**31, "2**31")
+#: seeds are integers in [0, 2**63) (nets.mlp.check_seed)
+SEED_LIMIT = (2**63, "2**63")
+#: threads per process beyond which a value is a mistake rather than a machine
+MAX_THREADS = 1024
+
+
+def _integer(lo: int | None, hi: tuple[int, str] | None = None):
+    """An argparse type: an integer >= ``lo`` (None: any) and below ``hi`` (its value and
+    how to write it; None: no bound); argparse names the option."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -40,9 +49,18 @@ def _integer(lo: int | None):
             raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
         if lo is not None and value < lo:
             raise argparse.ArgumentTypeError(f"must be an integer >= {lo}, got {text!r}")
+        if hi is not None and value >= hi[0]:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{lo}, {hi[1]}), got {text!r}")
         return value
     parse.__name__ = "integer"
     return parse
+
+
+def _threads(text: str) -> int:
+    value = _integer(1)(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_THREADS}], got {text!r}")
+    return value
 
 
 def _number(text: str) -> float:
@@ -93,10 +111,46 @@ def _device(text: str) -> str:
 
 
 def _int_list(text: str) -> list[int]:
+    """An argparse type: distinct comma-separated seeds (a repeated seed would run a cell twice)."""
     try:
-        return [int(s) for s in text.split(",")]
+        values = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not all(0 <= v < SEED_LIMIT[0] for v in values):
+        raise argparse.ArgumentTypeError(f"takes distinct comma-separated integers in [0, {SEED_LIMIT[1]}), e.g. "
+                                         f"0,1,2; got {text!r}")
+    _no_repeats(values, text)
+    return values
+
+
+def _no_repeats(values: list, text: str) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise argparse.ArgumentTypeError(f"{v!r} is given twice; got {text!r}")
+        seen.add(v)
+
+
+def _name_list(what: str, valid):
+    """An argparse type: distinct comma-separated names from ``valid`` (a list, or a
+    callable returning one); an empty text or name is refused, not read as "all"."""
+    def parse(text: str) -> list[str]:
+        names = list(valid() if callable(valid) else valid)
+        names_text = "[" + ", ".join(repr(n) for n in names) + "]"
+        values = text.split(",")
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"takes comma-separated names from {names_text}; got {text!r}")
+        if not all(v.strip() for v in values):
+            raise argparse.ArgumentTypeError(f"takes comma-separated names from {names_text}; got {text!r} "
+                                             "(an empty name)")
+        values = [v.strip() for v in values]
+        _no_repeats(values, text)
+        for v in values:
+            if v not in names:
+                raise argparse.ArgumentTypeError(unknown_name_message(what, v, names))
+        return values
+    parse.__name__ = f"{what} names"
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,8 +198,9 @@ def resolve_threads(value: int | None) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise SystemExit(f"{THREADS_ENV}={text!r}: must be an integer >= 1 (threads per process).")
+    if not 1 <= value <= MAX_THREADS:
+        raise SystemExit(f"{THREADS_ENV}={text!r}: must be an integer >= 1 and <= {MAX_THREADS} (threads per "
+                         "process).")
     return value
 
 
@@ -309,7 +364,19 @@ def build_resample(value: str):
 
 
 #: solve options that are not part of a run's stored configuration
-_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module", "lock")
+_NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module", "lock",
+               "backend_before")
+#: keys earlier versions wrote into a config's options that are no solve option (dropped on reading)
+_LEGACY_OPTIONS = ("backend_before",)
+#: stored options whose values depend on the machine: checked when used, not when read
+_MACHINE_OPTIONS = ("device",)
+#: solve options a resumed run may change: its budget, how it is watched, where it runs.
+#: Every other option (the seed, dtype, batch, network, engine, constraint, the problem
+#: and its options, the optimizer and weighting settings, the reference) is the run's.
+RESUME_MAY_CHANGE = ("steps", "lbfgs_steps", "gn_steps", "time_limit", "eval_every", "checkpoint_every", "quiet",
+                     "threads", "kernels", "device")
+#: the settings of a stage a resume may add (its steps option 0 in the stored run)
+_STAGE_SETTINGS = {"lbfgs_steps": ("lbfgs_batch",), "gn_steps": ("gn_batch", "gn_damping")}
 #: solve options only the command line decides: where a run writes, what it overwrites or
 #: resumes (a stored config's values for these are ignored)
 COMMAND_LINE_ONLY = ("out", "overwrite", "resume", "config", "module", "modules")
@@ -353,12 +420,124 @@ def stored_config(args) -> dict | None:
         config = read_config(path, require_digest=args.config is None)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"--{'config' if args.config is not None else 'resume'}: {err}") from None
+    source = f"--config {path}" if args.config is not None else f"--resume {args.resume} ({path})"
+    if not isinstance(config["options"], dict):
+        raise SystemExit(f"{source}: its options are a {type(config['options']).__name__}, not a JSON object of "
+                         "solve options.")
     config["stored_modules"] = list(config["options"].get("modules") or [])
     # Where a run writes, what it overwrites or resumes: the command line's alone.
-    config["options"] = {k: v for k, v in config["options"].items() if k not in COMMAND_LINE_ONLY}
+    config["options"] = check_stored_options({k: v for k, v in config["options"].items()
+                                              if k not in COMMAND_LINE_ONLY}, source)
     if args.config is None:
         config["options"]["out"] = str(path.parent)
     return config
+
+
+def check_stored_options(options: dict, source: str) -> dict:
+    """A stored config's solve options, checked as the command line checks them (an
+    unknown option, a value outside an option's choices, a value its type refuses: one
+    line naming ``source``, the option, its value and what is valid) and converted as the
+    command line converts them."""
+    import difflib
+
+    actions = make_parser().solve_actions
+    out = {}
+    for key, value in options.items():
+        if key in _LEGACY_OPTIONS:
+            continue
+        action = actions.get(key)
+        if action is None:
+            close = difflib.get_close_matches(str(key), list(actions), n=1)
+            hint = f' Did you mean "{close[0]}"?' if close else ""
+            raise SystemExit(f"{source}: unknown option {key}={value!r}.{hint} The options are those of "
+                             "pinn-sine solve --help (dashes as underscores).")
+        out[key] = _stored_value(action, key, value, source)
+    return out
+
+
+def _stored_value(action: argparse.Action, key: str, value, source: str):
+    """One stored option's value, as the parser would have made it from the command line."""
+    where = f"{source}: {key}={value!r}"
+    if isinstance(action, argparse._StoreTrueAction):
+        if not isinstance(value, bool):
+            raise SystemExit(f"{where}: must be true or false.")
+        return value
+    if isinstance(action, argparse._AppendAction):
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise SystemExit(f"{where}: must be a list of TERM=VALUE strings, e.g. [\"boundary=10\"].")
+        return value
+    if value is None:
+        if action.default is not None:
+            raise SystemExit(f"{where}: must be a value (remove it to take the default {action.default!r}).")
+        return None
+    if action.choices is not None:
+        if value not in action.choices:
+            raise SystemExit(f"{source}: {key}={value!r} is not one of {list(action.choices)}.")
+        return value
+    if action.type is not None:
+        if not isinstance(value, (str, int, float)):
+            raise SystemExit(f"{where}: must be a number or a string.")
+        if key in _MACHINE_OPTIONS:  # checked where it is used: a resume may run elsewhere (--device cpu)
+            if not isinstance(value, str):
+                raise SystemExit(f"{where}: must be a string such as \"cpu\" or \"cuda\".")
+            return value
+        try:
+            return action.type(str(value))
+        except argparse.ArgumentTypeError as err:
+            raise SystemExit(f"{where}: {err}.") from None
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(action.default, str):
+        return str(value)  # e.g. resample_every 100
+    if not isinstance(value, str):
+        raise SystemExit(f"{where}: must be a string.")
+    return value
+
+
+def _canonical(value):
+    """``value`` as JSON stores it (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _flag(key: str) -> str:
+    return "problem" if key == "problem" else "--" + key.replace("_", "-")
+
+
+def check_resume_options(args, extra: list[str], stored: dict) -> None:
+    """Refuse, in one line listing them with the run's values, the options the command
+    line gives a resumed run that it cannot take (not in :data:`RESUME_MAY_CHANGE`): the
+    run would go on with its own values, so a new value would be ignored or break it.
+    The same value given again is no change. The settings of a stage the run did not have
+    may be given with it (``--gn-steps 50 --gn-batch 512``)."""
+    options = stored["options"]
+    added = {k for steps, settings in _STAGE_SETTINGS.items() if not options.get(steps) for k in settings}
+    changed = []
+    for key, was in options.items():
+        if key in RESUME_MAY_CHANGE or key in COMMAND_LINE_ONLY or key in added:
+            continue
+        now = getattr(args, key, was)
+        if now != was:
+            changed.append((_flag(key), now, was))
+    if args.problem == stored["problem"]["name"] and args.problem in PROBLEMS:
+        cls = PROBLEMS[args.problem]
+        stored_options = stored["problem"].get("options") or {}
+        params = inspect.signature(cls.__init__).parameters
+        for key, now in problem_kwargs(cls, extra).items():
+            default = params[key].default
+            was = stored_options.get(key, "its default" if default is inspect.Parameter.empty else default)
+            if _canonical(now) != _canonical(was):  # a tuple given, a list stored: the same
+                changed.append((_flag(key), now, was))
+    if not changed:
+        return
+    argv = getattr(args, "argv", None) or sys.argv[1:]
+
+    def position(item) -> int:
+        flag, now, _ = item
+        token = str(now) if flag == "problem" else flag
+        return next((i for i, t in enumerate(argv) if t == token or t.startswith(token + "=")), len(argv))
+
+    listed = ", ".join(f"{flag} {now} (the run has {was})" for flag, now, was in sorted(changed, key=position))
+    may = ", ".join(_flag(k) for k in RESUME_MAY_CHANGE)
+    raise SystemExit(f"--resume {args.resume}: these options cannot change when a run resumes: {listed}; only {may} "
+                     "may. Start a new run (another --out) to change them.")
 
 
 def _check_out(args, resume_folder: Path | None) -> Path:
@@ -678,10 +857,10 @@ def cmd_compare(args, extra) -> int:
 
     if extra:
         raise SystemExit(f"unrecognized arguments: {' '.join(extra)}")
-    problems = args.problems.split(",") if args.problems else sorted(PROBLEMS)
-    activations = args.activations.split(",") if args.activations else list(ACTIVATION_NAMES)
+    problems = args.problems if args.problems is not None else sorted(PROBLEMS)
+    activations = args.activations if args.activations is not None else list(ACTIVATION_NAMES)
     seeds = args.seeds
-    constraints = args.constraints.split(",")
+    constraints = args.constraints
     try:
         rows = compare(problems, activations, seeds, steps=args.steps, seconds=args.seconds, width=args.width,
                        depth=args.depth, out=args.out, jobs=args.jobs, progress=not args.quiet,
@@ -767,6 +946,7 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                              "installed packages' entry points in the group pinn_sine.problems)")
     sub = parser.add_subparsers(dest="command", required=True)
     pos, nonneg = _integer(1), _integer(0)
+    size, nonneg_size = _integer(1, SIZE_LIMIT), _integer(0, SIZE_LIMIT)
     threads_help = (f"torch and BLAS threads of this process (default: {THREADS_ENV}, else 1: on a shared 2-core "
                     "machine two threads were about 4x slower per step than one)")
 
@@ -774,30 +954,30 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("problem", nargs="?", default=None,
                        help=f"one of {sorted(PROBLEMS)} (optional with --config or --resume of a run folder)")
     solve.add_argument("--activation", default="siren", help=f"one of {sorted(ACTIVATIONS)}")
-    solve.add_argument("--width", type=pos, default=128, help="hidden units per layer")
-    solve.add_argument("--depth", type=pos, default=3, help="hidden layers")
+    solve.add_argument("--width", type=size, default=128, help="hidden units per layer")
+    solve.add_argument("--depth", type=size, default=3, help="hidden layers")
     solve.add_argument("--act-omega", type=_positive_float, default=None,
                        help="omega of Sine/Finer (hidden layers); --omega is a problem parameter")
     solve.add_argument("--first-omega", type=_positive_float, default=None,
                        help="omega of the first layer (default: the problem's suggestion)")
     solve.add_argument("--hidden-omega", type=_positive_float, default=None, help="omega of the hidden layers")
-    solve.add_argument("--K", type=pos, default=None, help="MetaSin components")
-    solve.add_argument("--fourier", type=nonneg, default=0, help="number of Fourier features (0: none)")
+    solve.add_argument("--K", type=size, default=None, help="MetaSin components")
+    solve.add_argument("--fourier", type=nonneg_size, default=0, help="number of Fourier features (0: none)")
     solve.add_argument("--fourier-scale", type=_positive_float, default=1.0, help="Fourier feature scale")
     solve.add_argument("--steps", type=nonneg, default=2000, help="Adam steps")
     solve.add_argument("--lbfgs-steps", type=nonneg, default=0, help="L-BFGS steps after Adam")
-    solve.add_argument("--lbfgs-batch", type=pos, default=None,
+    solve.add_argument("--lbfgs-batch", type=size, default=None,
                        help="points of the one fixed L-BFGS batch (default: --batch; a larger batch "
                             "keeps L-BFGS from overfitting it)")
     solve.add_argument("--gn-steps", type=nonneg, default=0,
                        help="Gauss-Newton (Levenberg-Marquardt) steps after Adam and L-BFGS; use --dtype float64")
-    solve.add_argument("--gn-batch", type=pos, default=None,
+    solve.add_argument("--gn-batch", type=size, default=None,
                        help="interior points of the fixed Gauss-Newton batch (default: --batch)")
     solve.add_argument("--gn-damping", type=_positive_float, default=1e-3,
                        help="initial relative Gauss-Newton damping")
     solve.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: the problem's)")
-    solve.add_argument("--batch", type=pos, default=None, help="interior points per draw (default: the problem's)")
-    solve.add_argument("--seed", type=_integer(None), default=0, help="seed of the init and the sampling")
+    solve.add_argument("--batch", type=size, default=None, help="interior points per draw (default: the problem's)")
+    solve.add_argument("--seed", type=_integer(0, SEED_LIMIT), default=0, help="seed of the init and the sampling")
     solve.add_argument("--engine", default="jet", choices=["jet", "autograd", "func"], help="derivative engine")
     solve.add_argument("--constraint", default="soft", choices=["soft", "hard"],
                        help="boundary/initial data as loss terms (soft) or built into the network (hard)")
@@ -809,10 +989,10 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--gradnorm-alpha", type=_fraction, default=0.9, help="gradnorm moving-average factor")
     solve.add_argument("--causal-eps", type=_positive_float, default=None,
                        help="causal weighting in time with this eps (time-dependent problems; off by default)")
-    solve.add_argument("--causal-chunks", type=pos, default=32, help="time chunks of causal weighting")
+    solve.add_argument("--causal-chunks", type=size, default=32, help="time chunks of causal weighting")
     solve.add_argument("--resample-every", default="1", help='steps between fresh points, or "fixed"')
     solve.add_argument("--rad", action="store_true", help="residual-based adaptive sampling of the interior")
-    solve.add_argument("--rad-pool", type=pos, default=None, help="RAD candidates per process (default 10 x batch)")
+    solve.add_argument("--rad-pool", type=size, default=None, help="RAD candidates per process (default 10 x batch)")
     solve.add_argument("--rad-k", type=_finite_float, default=1.0, help="RAD exponent k")
     solve.add_argument("--rad-c", type=_finite_float, default=1.0, help="RAD offset c")
     solve.add_argument("--rad-every", type=pos, default=1000, help="steps between RAD pool refreshes")
@@ -821,7 +1001,7 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                        help="activation backend (default: PINN_SINE_KERNELS, else auto = Triton on CUDA, native "
                             "elsewhere); compiled fuses the SIREN/FINER jet nodes with torch.compile: about 1.5x "
                             "faster steps on a CPU after a first step that compiles")
-    solve.add_argument("--resolution", type=_integer(2), default=None,
+    solve.add_argument("--resolution", type=_integer(2, SIZE_LIMIT), default=None,
                        help="reference grid resolution (default: the problem's)")
     solve.add_argument("--eval-every", type=pos, default=250, help="steps between evaluations")
     solve.add_argument("--checkpoint-every", type=pos, default=500, help="steps between checkpoints")
@@ -837,36 +1017,39 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="network dtype")
     solve.add_argument("--out", default=None,
                        help="run folder (default: a new runs/<problem>-<date>-<time>; with --resume, its folder)")
-    solve.add_argument("--threads", type=pos, default=None, help=threads_help)
+    solve.add_argument("--threads", type=_threads, default=None, help=threads_help)
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
     solve.set_defaults(func=cmd_solve)
+    parser.solve_actions = {a.dest: a for a in solve._actions if a.dest != "help"}
     if solve_defaults:
-        known = {a.dest for a in solve._actions}
-        solve.set_defaults(**{k: v for k, v in solve_defaults.items() if k in known})
+        solve.set_defaults(**{k: v for k, v in solve_defaults.items() if k in parser.solve_actions})
 
     ref = sub.add_parser("reference", help="compute (or load from cache) a problem's FD reference", **kw)
     ref.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")
-    ref.add_argument("--resolution", type=_integer(2), default=None, help="grid resolution (default: the problem's)")
+    ref.add_argument("--resolution", type=_integer(2, SIZE_LIMIT), default=None,
+                     help="grid resolution (default: the problem's)")
     ref.add_argument("--out", default=None, help="also write the HDF5 file here")
     ref.add_argument("--no-cache", action="store_true", help="compute afresh, do not read or write the cache")
-    ref.add_argument("--threads", type=pos, default=None, help=threads_help)
+    ref.add_argument("--threads", type=_threads, default=None, help=threads_help)
     ref.set_defaults(func=cmd_reference)
 
     comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references", **kw)
-    comp.add_argument("--problems", default=None, help="comma-separated (default: all)")
-    comp.add_argument("--activations", default=None,
-                      help="comma-separated from siren,finer,metasin,tanh,relu,fourier-tanh (default: all)")
+    comp.add_argument("--problems", type=_name_list("problem", lambda: sorted(PROBLEMS)), default=None,
+                      help="comma-separated (default: all)")
+    comp.add_argument("--activations", type=_name_list("activation", NET_NAMES), default=None,
+                      help=f"comma-separated from {','.join(NET_NAMES)} (default: all)")
     comp.add_argument("--seeds", type=_int_list, default=[0], help="comma-separated integers")
     budget = comp.add_mutually_exclusive_group(required=True)
     budget.add_argument("--steps", type=pos, default=None, help="Adam steps per cell")
     budget.add_argument("--seconds", type=_positive_float, default=None, help="wall-clock seconds per cell")
-    comp.add_argument("--width", type=pos, default=64, help="hidden units per layer")
-    comp.add_argument("--depth", type=pos, default=3, help="hidden layers")
-    comp.add_argument("--jobs", type=pos, default=1, help="cells run in parallel processes")
-    comp.add_argument("--constraints", default="soft",
+    comp.add_argument("--width", type=size, default=64, help="hidden units per layer")
+    comp.add_argument("--depth", type=size, default=3, help="hidden layers")
+    comp.add_argument("--jobs", type=size, default=1, help="cells run in parallel processes")
+    comp.add_argument("--constraints", type=_name_list("constraint", ("soft", "hard")), default="soft",
                       help="comma-separated from soft,hard: each cell runs under each (default: soft)")
     comp.add_argument("--out", default="runs/compare", help="output folder")
-    comp.add_argument("--threads", type=pos, default=None, help=threads_help.replace("this process", "each cell"))
+    comp.add_argument("--threads", type=_threads, default=None,
+                      help=threads_help.replace("this process", "each cell"))
     comp.add_argument("--quiet", action="store_true", help="no progress bar")
     comp.set_defaults(func=cmd_compare)
 
@@ -938,6 +1121,9 @@ def _main(argv: list[str]) -> int:
             args.modules = [spec for spec in modules if not spec.startswith("entry point ")]
             args.threads = resolve_threads(args.threads)
             set_threads(args.threads)
+            if args.resume is not None and args.config is None:
+                args.argv = argv
+                check_resume_options(args, extra, stored)
         args.stored = stored
         if stored is not None and args.problem not in PROBLEMS and stored["stored_modules"]:
             mods = " ".join(f"--module {m}" for m in stored["stored_modules"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -100,9 +101,54 @@ def run_cell(cell: Cell, *, steps: int | None, seconds: float | None, width: int
         row.update({k: v for k, v in metrics.items() if isinstance(v, float)})
     cell_dir = Path(out) / "cells" / cell.name
     cell_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), cell_dir / "net.pt")
+    state = net.state_dict()
+    atomic_write(cell_dir / "net.pt", lambda tmp: torch.save(state, tmp))
+    # The cell's JSON last, atomically: a cell is done exactly when its file exists.
     write_text(Path(out) / "cells" / f"{cell.name}.json", json.dumps(row, indent=1))
     return row
+
+
+def _die_with_parent(parent: int) -> None:
+    """The initializer of compare's worker processes: a worker ends when the process that
+    started it dies (killed, even by SIGKILL), rather than finishing its cell and writing
+    it into a table nobody is building. On Linux the kernel sends SIGTERM at the parent's
+    death (prctl PR_SET_PDEATHSIG); elsewhere a thread watches the parent's pid."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="compare-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _names(values, what: str, valid=None) -> tuple:
+    """``values`` (a list of names or seeds) as a tuple, or a ValueError/TypeError naming
+    ``what``: a list, not empty, without duplicates (a cell would run twice)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{what} must be a list of {'seeds' if what == 'seeds' else 'names'}, got {values!r}"
+                        + (f"; e.g. {what}=[{values!r}]" if isinstance(values, str) else "") + ".")
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{what} is empty; give at least one" + (f", from {list(valid)}." if valid else "."))
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} gives {v!r} twice ({list(values)}); each cell runs once.")
+        seen.add(v)
+    return values
 
 
 def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | None = None,
@@ -117,21 +163,36 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
     --module``) register a user's problems in every worker process.
     ``constraints`` ("soft", "hard") runs every cell under each: "hard" trains
     ``problem.constrain(net)`` (:mod:`pinn_sine.constraints`) and needs problems that
-    offer it. Returns the rows of all finished cells.
+    offer it. Returns the rows of all finished cells. The lists must not repeat an entry.
+    Worker processes end with the process that started them (a killed compare leaves
+    none training on); every file of a cell is written atomically, its JSON last, so a
+    rerun skips exactly the finished cells and completes the table.
     """
     from .problems import PROBLEMS
     from .problems.base import CONSTRAINTS
+    from .nets.mlp import check_seed
     from .train import _progress
 
     if (steps is None) == (seconds is None):
         raise ValueError("give exactly one budget: steps=... or seconds=...")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1 (Adam steps per cell), got steps={steps!r}.")
+    if seconds is not None and (isinstance(seconds, (bool, str)) or not isinstance(seconds, numbers.Real)
+                                or not (math.isfinite(seconds) and seconds > 0)):
+        raise ValueError(f"seconds must be a finite number > 0 (wall-clock seconds per cell), got seconds={seconds!r}.")
+    for name, value in (("width", width), ("depth", depth), ("jobs", jobs), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value < 2**31:
+            raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
+    problems = _names(problems, "problems", sorted(PROBLEMS))
+    activations = _names(activations, "activations", ACTIVATION_NAMES)
+    seeds = tuple(check_seed(s, f"seeds[{i}]") for i, s in enumerate(_names(seeds, "seeds")))
     for p in problems:
         if p not in PROBLEMS:
             raise ValueError(f'Invalid problem "{p}". Must be one of {sorted(PROBLEMS)}.')
     for a in activations:
         if a not in ACTIVATION_NAMES:
             raise ValueError(f'Invalid activation "{a}". Must be one of {list(ACTIVATION_NAMES)}.')
-    constraints = tuple(constraints)
+    constraints = _names(constraints, "constraints", CONSTRAINTS)
     for c in constraints:
         if c not in CONSTRAINTS:
             raise ValueError(f'Invalid constraint "{c}". Must be one of {list(CONSTRAINTS)}.')
@@ -140,8 +201,6 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
         if lacking:
             raise ValueError(f"{lacking} offer no hard constraint; problems that do: "
                              f"{sorted(n for n, c in PROBLEMS.items() if c.offers_hard_constraint)}.")
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}.")
     root = Path(out)
     (root / "cells").mkdir(parents=True, exist_ok=True)
     cells = [Cell(p, a, s, c) for p in problems for a in activations for s in seeds for c in constraints]
@@ -163,7 +222,10 @@ def compare(problems, activations=ACTIVATION_NAMES, seeds=(0,), *, steps: int | 
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            import os
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                     initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
                 futures = [pool.submit(run_cell, c, **kw) for c in todo]
                 for fut in as_completed(futures):
                     fut.result()

@@ -7,6 +7,8 @@ their scrambling seed is drawn from the generator, so runs stay repeatable.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable, Sized
 from typing import Sequence
 
 import numpy as np
@@ -18,14 +20,30 @@ Bounds = Sequence[tuple[float, float]]
 METHODS = ("uniform", "sobol", "lhs")
 
 
+def _finite(value) -> float | None:
+    """``value`` as a float when it is a finite real number (not a bool or a string), else None."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
 def check_bounds(bounds: Bounds, name: str = "bounds") -> tuple[tuple[float, float], ...]:
     """Validate ((lo, hi), ...) with lo < hi and return it as floats."""
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
+        raise ValueError(f"{name} must be a sequence of (lo, hi) pairs, one per input, got {name}={bounds!r}.")
     out = []
     for i, pair in enumerate(bounds):
-        if len(pair) != 2:
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sized) or len(pair) != 2:
             raise ValueError(f"{name}[{i}] must be a (lo, hi) pair, got {pair!r}.")
-        lo, hi = float(pair[0]), float(pair[1])
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair):
+            raise ValueError(f"{name}[{i}] must be a (lo, hi) pair of finite numbers, got {tuple(pair)!r}; "
+                             "e.g. (0.0, 1.0).")
+        lo, hi = _finite(pair[0]), _finite(pair[1])
+        if lo is None or hi is None:
+            raise ValueError(f"{name}[{i}] = ({float(pair[0])}, {float(pair[1])}) is infinite, empty or reversed; "
+                             "give finite (lo, hi) with lo < hi, e.g. (0.0, 1.0).")
+        if not lo < hi:
             raise ValueError(f"{name}[{i}] = ({lo}, {hi}) is empty or reversed; give (lo, hi) with lo < hi, "
                              f"e.g. ({min(lo, hi)}, {max(lo, hi)}).")
         out.append((lo, hi))
@@ -34,14 +52,20 @@ def check_bounds(bounds: Bounds, name: str = "bounds") -> tuple[tuple[float, flo
     return tuple(out)
 
 
+def check_count(n, name: str = "n") -> int:
+    """``n`` as an int, or a ValueError unless it is an integer >= 0 (a number of points)."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"{name} must be >= 0 (an integer number of points), got {name}={n!r}.")
+    return int(n)
+
+
 def _seed_from(generator: torch.Generator) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
 
 
 def unit_cube(n: int, d: int, generator: torch.Generator, method: str = "uniform") -> Tensor:
     """n points in [0, 1)^d (float32)."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got n={n}.")
+    n = check_count(n)
     if method == "uniform":
         return torch.rand(n, d, generator=generator)
     if method == "sobol":
@@ -58,6 +82,7 @@ def unit_cube(n: int, d: int, generator: torch.Generator, method: str = "uniform
 
 def box(n: int, bounds: Bounds, generator: torch.Generator, method: str = "uniform") -> Tensor:
     """n points in the box (n, d)."""
+    n = check_count(n)
     bounds = check_bounds(bounds)
     lo = torch.tensor([b[0] for b in bounds])
     hi = torch.tensor([b[1] for b in bounds])
@@ -71,6 +96,7 @@ def box_boundary(n: int, bounds: Bounds, generator: torch.Generator, *, dims: Se
     uniform over the boundary. For a space-time box pass the spatial dims only: the
     points then lie on the walls at uniformly drawn times.
     """
+    n = check_count(n)
     bounds = check_bounds(bounds)
     d = len(bounds)
     dims = tuple(range(d)) if dims is None else tuple(dims)
@@ -89,6 +115,7 @@ def box_boundary(n: int, bounds: Bounds, generator: torch.Generator, *, dims: Se
 
 def near_point(n: int, center: Sequence[float], radius: float, generator: torch.Generator) -> Tensor:
     """n points uniform in the disc/ball of ``radius`` around ``center`` (n, d)."""
+    n = check_count(n)
     d = len(center)
     g = torch.randn(n, d, generator=generator)
     g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)

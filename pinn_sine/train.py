@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,9 +23,10 @@ from .adaptive import RADSampler
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, check_compatible, check_same_settings, load_checkpoint,
                          save_checkpoint)
 from .constraints import ConstrainedNet, unconstrained
+from .nets.mlp import check_seed
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
-from .validation.evaluate import evaluate, reference_limit
+from .validation.evaluate import NonFinitePrediction, check_mask, evaluate, reference_limit
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
@@ -307,10 +308,11 @@ def mark_trained_for(net: nn.Module, problem_name: str) -> None:
 
 
 def check_reference(problem: Problem, reference) -> None:
-    """``reference`` is a ReferenceField of ``problem``: its name, and its parameters where
-    it records the resolution they were computed at."""
+    """``reference`` is a ReferenceField of ``problem``: its name, its parameters where it
+    records the resolution they were computed at, and a usable mask."""
     if not isinstance(reference, ReferenceField):
         raise TypeError(f"reference must be a ReferenceField (problem.reference(...)), got {type(reference).__name__}.")
+    check_mask(reference)
     if reference.problem != problem.name:
         raise ValueError(f"reference is of the problem {reference.problem!r}, the run trains {problem.name!r}; "
                          f"pass {type(problem).__name__}(...).reference().")
@@ -422,6 +424,13 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             after the step that crosses it (an Adam schedule still spans its ``steps``;
             use ``schedule="constant"`` with a large ``steps`` for a pure time budget).
     """
+    if not isinstance(problem, Problem):
+        hint = (f"; build it by name with pinn_sine.problems.problem_class({problem!r})()" if isinstance(problem, str)
+                else "")
+        raise TypeError(f"problem must be a Problem instance such as Poisson2D(), got {problem!r}{hint}.")
+    if not (isinstance(net, nn.Module) and all(isinstance(getattr(net, k, None), int) for k in ("in_dim", "out_dim"))):
+        raise TypeError(f"net must be a network with in_dim and out_dim (an MLP such as MLP(problem.in_dim, "
+                        f"problem.out_dim), or problem.constrain(MLP(...))), got {net!r}.")
     if stages is None:
         if steps is None:
             raise ValueError("train() needs stages=[...] (pinn_sine.optim) or steps= (Adam steps).")
@@ -434,6 +443,11 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if given:
             raise ValueError(f"train() got stages= and {given}; these set the default Adam/L-BFGS stages. Put them "
                              "into the stage objects instead, e.g. stages=[Adam(3000, lr=1e-3), LBFGS(500)].")
+        if isinstance(stages, Stage):
+            raise TypeError(f"stages must be a list of stages, e.g. stages=[{stages!r}]; got the single stage "
+                            f"{stages!r}.")
+        if isinstance(stages, (str, bytes)) or not isinstance(stages, Iterable):
+            raise TypeError(f"stages must be a list of stages (Adam, LBFGS, GaussNewton), got {stages!r}.")
         stages = list(stages)
         if not stages:
             raise ValueError("stages is empty; give at least one stage, e.g. stages=[Adam(1000)].")
@@ -445,6 +459,12 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     for name, value in (("eval_every", eval_every), ("log_every", log_every), ("checkpoint_every", checkpoint_every)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
+    for name, value in (("compile", compile), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {name}={value!r}.")
+    for name, value in (("checkpoint", checkpoint), ("resume", resume)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a file path or None, got {value!r}.")
     if compile and engine != "jet":
         raise ValueError('compile=True needs engine="jet": double backward cannot be compiled.')
     if net.in_dim != problem.in_dim or net.out_dim != problem.out_dim:
@@ -470,11 +490,17 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         adaptive.check(problem)
     if causal is not None or adaptive is not None:
         _check_pointwise(problem, net)
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1):
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, numbers.Integral)
+                              or not 1 <= batch < 2**31):
+        too_big = isinstance(batch, numbers.Integral) and not isinstance(batch, bool) and batch >= 2**31
         raise ValueError(f"batch must be an integer >= 1 (interior points per draw) or None for the problem's "
-                         f"default_batch ({problem.default_batch}), got batch={batch!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got seed={seed!r}.")
+                         f"default_batch ({problem.default_batch}), got batch={batch!r}"
+                         + (" (a torch size: < 2**31)." if too_big else "."))
+    seed = check_seed(seed)
+    if time_limit is not None and (isinstance(time_limit, (bool, str)) or not isinstance(time_limit, numbers.Real)
+                                   or not (math.isfinite(time_limit) and time_limit > 0)):
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}; give a finite number of seconds, or "
+                         "None for no limit.")
     dtypes = {p.dtype for p in net.parameters()}
     if not dtypes <= {torch.float32, torch.float64}:
         raise ValueError(f"the network's parameters are {sorted(map(str, dtypes))}; train() runs float32 or float64 "
@@ -495,8 +521,6 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if getattr(s, "batch", None) is not None:
             run.local(s.batch, f"{type(s).__name__}(batch)")
     if time_limit is not None:
-        if not time_limit > 0:
-            raise ValueError(f"time_limit must be > 0 seconds, got {time_limit}.")
         if ctx.world_size > 1:
             raise ValueError("time_limit is a per-process wall clock and the ranks would stop at different "
                              "steps; give a step budget for distributed runs.")
@@ -582,7 +606,11 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         row.update(res.extra)
         row["time"] = elapsed()
         if reference is not None and evaluate_now and ctx.is_main:
-            errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
+            try:
+                errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
+            except NonFinitePrediction as err:  # a finite loss, but nan or inf on the grid
+                raise TrainingDiverged(f"non-finite prediction at step {row['step']} ({stage.name}): {err}",
+                                       row["step"]) from None
             row["rel_l2"] = errors["rel_l2"]
             if exact is not None:
                 row["rel_l2_exact"] = errors["rel_l2_exact"]

@@ -17,6 +17,7 @@ checkpoint); :meth:`~TermWeighting.log` gives the history columns ``w_<term>``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Mapping
 
 import torch
@@ -119,11 +120,11 @@ class GradNormWeights(TermWeighting):
     """
 
     def __init__(self, update_every: int = 1000, alpha: float = 0.9, *, initial: Mapping[str, float] | None = None):
-        if not (isinstance(update_every, int) and update_every >= 1):
+        if isinstance(update_every, bool) or not (isinstance(update_every, numbers.Integral) and update_every >= 1):
             raise ValueError(f"update_every must be an integer >= 1, got {update_every!r}; use e.g. 1000.")
-        if not (0 <= float(alpha) < 1):
+        if isinstance(alpha, (bool, str)) or not isinstance(alpha, numbers.Real) or not 0 <= alpha < 1:
             raise ValueError(f"alpha must be in [0, 1), got {alpha!r}; use e.g. 0.9 (the moving-average factor).")
-        self.update_every = update_every
+        self.update_every = int(update_every)
         self.alpha = float(alpha)
         self.initial = _check_weights(initial or {}, "initial")
         self.current: dict[str, float] = {}
@@ -207,9 +208,9 @@ class CausalWeights:
 
     def __init__(self, eps: float = 1.0, chunks: int = 32, *, term: str = "pde", time: str = "t"):
         self.eps = positive("eps", eps, "use e.g. eps=1.0 (larger enforces causality more strictly).")
-        if not (isinstance(chunks, int) and chunks >= 2):
+        if isinstance(chunks, bool) or not (isinstance(chunks, numbers.Integral) and 2 <= chunks < 2**31):
             raise ValueError(f"chunks must be an integer >= 2, got {chunks!r}; use e.g. chunks=32.")
-        self.chunks = chunks
+        self.chunks = int(chunks)
         self.term = term
         self.time = time
         self.last_weights: list[float] = [1.0] * chunks

@@ -276,7 +276,8 @@ def test_solve_resume_from_folder_continues(tmp_path, capsys):
     assert "resumed from step 4" in capsys.readouterr().out
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 7
     assert read_config(run)["options"]["width"] == 8
-    with pytest.raises(SystemExit, match=r"--resume: checkpoint .*network width: checkpoint 8, this run 16"):
+    with pytest.raises(SystemExit, match=r"--resume .*run: these options cannot change when a run resumes: "
+                                         r"--width 16 \(the run has 8\)"):
         main(["solve", "--resume", str(run), "--width", "16"])
     assert read_config(run)["options"]["width"] == 8  # a refused resume leaves the config alone
 

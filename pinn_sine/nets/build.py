@@ -34,6 +34,10 @@ def build_net(problem, activation: str = "siren", *, width: int = 128, depth: in
         ValueError: an unknown name (the valid ones listed), or an option the
             activation does not take.
     """
+    dims = [getattr(problem, k, None) for k in ("in_dim", "out_dim")]
+    if isinstance(problem, str) or not all(isinstance(d, int) for d in dims):
+        raise TypeError(f"problem must be a Problem instance (anything with in_dim and out_dim), got {problem!r}; "
+                        "e.g. build_net(Poisson2D(), \"siren\").")
     if activation == "fourier-tanh":
         act: Activation = Tanh()
         fourier = FourierFeatures(64, 1.0) if fourier is None else fourier

@@ -22,11 +22,14 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, n_features: int = 64, scale: float = 1.0):
         super().__init__()
-        if isinstance(n_features, bool) or not (isinstance(n_features, int) and n_features >= 1):
+        if isinstance(n_features, bool) or not (isinstance(n_features, numbers.Integral) and n_features >= 1):
             raise ValueError(f"n_features must be an integer >= 1, got {n_features!r}.")
+        if n_features >= 2**31:
+            raise ValueError(f"n_features must be an integer >= 1 and < 2**31 (a torch size), got {n_features!r}; "
+                             "use e.g. 64.")
         if isinstance(scale, bool) or not (isinstance(scale, numbers.Real) and math.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a finite number > 0, got scale={scale!r}; use e.g. 1.0.")
-        self.n_features = n_features
+        self.n_features = int(n_features)
         self.scale = float(scale)
         self.in_dim = 0
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -55,17 +56,27 @@ class MetaSin(Activation):
     def __init__(self, K: int = 10, freq_init: str = "linear", freq_range: tuple[float, float] = (1.0, 35.0),
                  relu_start: bool = False):
         super().__init__()
-        if not (isinstance(K, int) and K >= 1):
+        if isinstance(K, bool) or not (isinstance(K, numbers.Integral) and K >= 1):
             raise ValueError(f"K must be an integer >= 1, got K={K!r}; use e.g. MetaSin(K=10).")
-        if freq_init not in FREQ_INITS:
+        if K >= 2**31:
+            raise ValueError(f"K must be an integer >= 1 and < 2**31 (a torch size), got K={K!r}; use e.g. "
+                             "MetaSin(K=10).")
+        if not isinstance(freq_init, str) or freq_init not in FREQ_INITS:
             raise ValueError(f'Invalid freq_init "{freq_init}". Must be one of {list(FREQ_INITS)}.')
-        lo, hi = freq_range
-        if not (0 < lo <= hi):
-            raise ValueError(f"freq_range must satisfy 0 < lo <= hi, got {freq_range!r}; use e.g. (1.0, 35.0).")
-        self.K = K
+        try:
+            lo, hi = freq_range
+        except (TypeError, ValueError):
+            lo = hi = None
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)) \
+                or not 0 < lo <= hi:
+            raise ValueError(f"freq_range must be a pair (lo, hi) of finite numbers with 0 < lo <= hi, got "
+                             f"freq_range={freq_range!r}; use e.g. (1.0, 35.0).")
+        if not isinstance(relu_start, bool):
+            raise ValueError(f"relu_start must be True or False, got relu_start={relu_start!r}.")
+        self.K = int(K)
         self.freq_init = freq_init
         self.freq_range = (float(lo), float(hi))
-        self.relu_start = bool(relu_start)
+        self.relu_start = relu_start
         self.channels = 0  # set by for_layer; the template itself holds no parameters
 
     def for_layer(self, channels, *, first, omega, generator):

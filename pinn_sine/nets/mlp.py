@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import os
 
 import torch
 from torch import Tensor, nn
@@ -10,6 +11,30 @@ from torch import Tensor, nn
 from .base import Activation
 from .fourier import FourierFeatures
 from .sine import Sine
+
+
+#: sizes (width, depth, components, features) must stay below this (torch's int32 sizes)
+MAX_SIZE = 2**31
+#: seeds are integers in [0, MAX_SEED): torch's generators take 64 bits, and a stage's
+#: generator adds its index to the run's seed
+MAX_SEED = 2**63
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """``seed`` as an int, or a ValueError unless it is an integer in [0, 2**63)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {name}={seed!r}.")
+    if not 0 <= seed < MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {name}={seed!r}.")
+    return int(seed)
+
+
+def _physical_memory() -> int | None:
+    """Bytes of physical memory, where the OS says (None elsewhere)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def activation_args(activation: Activation) -> dict:
@@ -53,14 +78,26 @@ class MLP(nn.Module):
                  seed: int = 0):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+            if isinstance(value, bool) or not (isinstance(value, numbers.Integral) and value >= 1):
                 raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}.")
+            if value >= MAX_SIZE:
+                raise ValueError(f"{name} must be an integer >= 1 and < 2**31 (a torch size), got {name}={value!r}.")
+        in_dim, out_dim, width, depth = int(in_dim), int(out_dim), int(width), int(depth)
         activation = Sine() if activation is None else activation
         if not isinstance(activation, Activation):
             raise TypeError(f"activation must be an Activation instance such as Sine(30.0), got {activation!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise ValueError(f"seed must be an integer, got seed={seed!r}.")
-        generator = torch.Generator().manual_seed(int(seed))
+        if fourier is not None and not isinstance(fourier, FourierFeatures):
+            raise TypeError(f"fourier must be a FourierFeatures(n_features, scale) or None, got {fourier!r}; "
+                            "e.g. fourier=FourierFeatures(64, 1.0).")
+        seed = check_seed(seed)
+        n_in = 2 * fourier.n_features if fourier is not None else in_dim
+        params = (n_in + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * out_dim
+        memory = _physical_memory()
+        if memory is not None and 4 * params > memory:
+            raise ValueError(f"MLP(width={width}, depth={depth}): the network's {params:.3g} parameters cannot be "
+                             f"allocated ({4 * params / 2**30:.3g} GiB in float32; this machine has "
+                             f"{memory / 2**30:.3g} GiB); use a smaller width or depth.")
+        generator = torch.Generator().manual_seed(seed)
         self.in_dim, self.out_dim, self.width, self.depth = in_dim, out_dim, width, depth
         self.encoding = fourier.build(in_dim, generator) if fourier is not None else None
         n_in = self.encoding.out_dim if self.encoding is not None else in_dim
@@ -69,15 +106,22 @@ class MLP(nn.Module):
         first_is_input = self.encoding is None
         self.linears = nn.ModuleList()
         self.activations = nn.ModuleList()
-        for i in range(depth):
-            first = i == 0
-            act = activation.for_layer(width, first=first,
-                                       omega=first_omega if first else hidden_omega, generator=generator)
-            layer = nn.Linear(n_in if first else width, width)
-            act.init_linear(layer, first=first and first_is_input, generator=generator)
-            self.linears.append(layer)
-            self.activations.append(act)
-        out = nn.Linear(width, out_dim)
+        try:
+            for i in range(depth):
+                first = i == 0
+                act = activation.for_layer(width, first=first,
+                                           omega=first_omega if first else hidden_omega, generator=generator)
+                layer = nn.Linear(n_in if first else width, width)
+                act.init_linear(layer, first=first and first_is_input, generator=generator)
+                self.linears.append(layer)
+                self.activations.append(act)
+            out = nn.Linear(width, out_dim)
+        except RuntimeError as err:  # an activation's own parameters (MetaSin's K per channel) too many
+            if "allocate" not in str(err):
+                raise
+            raise ValueError(f"MLP(width={width}, depth={depth}, activation={activation!r}): the network cannot be "
+                             f"allocated ({str(err).splitlines()[0]}); use a smaller width, depth or "
+                             "activation.") from None
         self.activations[-1].init_linear(out, first=False, generator=generator)
         self.linears.append(out)
         self.activation_name = activation.name

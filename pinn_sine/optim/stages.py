@@ -63,10 +63,16 @@ def check_steps(steps, stage: str) -> int:
 def check_batch(batch, stage: str) -> int | None:
     if batch is None:
         return None
-    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or batch < 1:
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch < 2**31:
+        too_big = isinstance(batch, numbers.Integral) and not isinstance(batch, bool) and batch >= 2**31
         raise ValueError(f"{stage}: batch must be an integer >= 1 (interior points) or None (the run's batch), "
-                         f"got batch={batch!r}.")
+                         f"got batch={batch!r}" + (" (a torch size: < 2**31)." if too_big else "."))
     return int(batch)
+
+
+def _real(value) -> bool:
+    """Whether ``value`` is a real number (not a bool or a string)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_every(value, name: str, stage: str, allow_fixed: bool = False):
@@ -160,21 +166,23 @@ class Adam(Stage):
                  resample_every: int | str = 1):
         self.steps = check_steps(steps, "Adam")
         if lr is not None:
-            try:
-                ok = float(lr) > 0 and math.isfinite(float(lr))
-            except (TypeError, ValueError):
-                ok = False
-            if isinstance(lr, bool) or not ok:
-                raise ValueError(f"Adam: lr must be > 0 (or None for the problem's default_lr), got lr={lr!r}.")
+            if not (_real(lr) and math.isfinite(lr) and lr > 0):
+                raise ValueError(f"Adam: lr must be > 0 (or None for the problem's default_lr), got lr={lr!r}; give a "
+                                 "finite number, e.g. 1e-3.")
             lr = float(lr)
-        if schedule not in SCHEDULES:
+        if not isinstance(schedule, str) or schedule not in SCHEDULES:
             raise ValueError(f'Invalid schedule "{schedule}". Must be one of {list(SCHEDULES)}.')
-        if not (0 < final_lr_factor <= 1):
-            raise ValueError(f"Adam: final_lr_factor must be in (0, 1], got {final_lr_factor}.")
+        if not (_real(final_lr_factor) and 0 < final_lr_factor <= 1):
+            raise ValueError(f"Adam: final_lr_factor must be in (0, 1], got final_lr_factor={final_lr_factor!r}; use "
+                             "e.g. 0.01.")
         try:
-            b1, b2 = (float(b) for b in betas)
+            b1, b2 = betas
         except (TypeError, ValueError):
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}.") from None
+        if not (_real(b1) and _real(b2)):
+            raise ValueError(f"Adam: betas must be a pair (beta1, beta2) of numbers, got {betas!r}; use e.g. "
+                             "(0.9, 0.999).")
+        b1, b2 = float(b1), float(b2)
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must each be in [0, 1), got {betas!r}; use e.g. (0.9, 0.999).")
         self.lr, self.schedule, self.final_lr_factor, self.betas = lr, schedule, float(final_lr_factor), (b1, b2)

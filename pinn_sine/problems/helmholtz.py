@@ -17,6 +17,7 @@ natural size of a unit point source's field (mean over the physical region).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -33,6 +34,7 @@ from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_s
 from ..validation.reference import ReferenceField
 from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
                    manufactured_boundary_target)
+from .callables import check_solution
 from .velocity import DEFAULT_EDGE, VelocityModel, clip, grid_points, parse_center
 
 #: the least grid points per source width the point-source reference accepts
@@ -134,16 +136,13 @@ class Helmholtz2D(Problem):
 
             self.u_fn = default_solution
         else:
-            if not callable(u):
-                raise ValueError(f"u must be a callable u(x, y) on tensors, got {u!r}.")
+            check_solution(u, "u", self.bounds)
             self.a1 = self.a2 = None
             self.u_fn = u
         if sampler not in sampling.METHODS:
             raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
-        if not boundary_fraction > 0:
-            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
         self.sampler = sampler
-        self.boundary_fraction = float(boundary_fraction)
+        self.boundary_fraction = positive("boundary_fraction", boundary_fraction, "use e.g. boundary_fraction=0.25.")
         self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y")), "boundary": DerivativeSpec()}
         self._set_constraint(constraint, ("boundary", "g"))
         # Scales from the exact solution on fixed points of the domain.
@@ -339,13 +338,12 @@ class HelmholtzPointSource(Problem):
         if sampler not in sampling.METHODS:
             raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
         self.sampler = sampler
-        if not boundary_fraction > 0:
-            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction!r}; the outer wall u = 0 "
-                             "needs points, use e.g. 0.25.")
-        self.boundary_fraction = float(boundary_fraction)
-        if not 0 <= source_fraction < 1:
-            raise ValueError(f"source_fraction must be in [0, 1) (the share of interior points near the source), "
-                             f"got {source_fraction!r}; use e.g. 0.2.")
+        self.boundary_fraction = positive("boundary_fraction", boundary_fraction,
+                                          "the outer wall u = 0 needs points, use e.g. 0.25.")
+        if isinstance(source_fraction, (bool, str)) or not isinstance(source_fraction, numbers.Real) \
+                or not 0 <= source_fraction < 1:
+            raise ValueError(f"source_fraction must be in [0, 1) (a number: the share of interior points near the "
+                             f"source), got source_fraction={source_fraction!r}; use e.g. 0.2.")
         self.source_fraction = float(source_fraction)
         self.source_radius = positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
         self._init_velocity(velocity, velocity_edge)

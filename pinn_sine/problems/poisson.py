@@ -9,12 +9,14 @@ import torch
 from torch import Tensor
 
 from .. import sampling
+from .._checks import positive
 from ..constraints import HardConstraint, SineFactor
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
 from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
                    manufactured_boundary_target)
+from .callables import check_solution
 
 SUPERVISIONS = ("laplacian", "gradient")
 
@@ -76,14 +78,11 @@ class Poisson2D(Problem):
             raise ValueError(f"Poisson2D needs two (lo, hi) bounds, got {len(self.bounds)}.")
         if sampler not in sampling.METHODS:
             raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
-        if not boundary_fraction > 0:
-            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
-        if u is not None and not callable(u):
-            raise ValueError(f"u must be a callable u(x, y) of tensors (the manufactured solution) or None, got "
-                             f"u={u!r}; e.g. u=lambda x, y: torch.sin(x) * y.")
+        self.boundary_fraction = positive("boundary_fraction", boundary_fraction, "use e.g. boundary_fraction=0.25.")
+        if u is not None:
+            check_solution(u, "u", self.bounds)
         self.u_fn = two_mode_solution if u is None else u
         self.sampler = sampler
-        self.boundary_fraction = float(boundary_fraction)
         self.derivatives = {"interior": DerivativeSpec.laplacian(("x", "y")), "boundary": DerivativeSpec()}
         self._set_constraint(constraint, ("boundary", "g"))
         self._f_scale()
@@ -189,9 +188,7 @@ class Poisson2DImage(Problem):
                  boundary_fraction: float = 0.25):
         if supervise not in SUPERVISIONS:
             raise ValueError(f'Invalid supervise "{supervise}". Must be one of {list(SUPERVISIONS)}.')
-        if not boundary_fraction > 0:
-            raise ValueError(f"boundary_fraction must be > 0, got {boundary_fraction}; use e.g. 0.25.")
-        self.boundary_fraction = float(boundary_fraction)
+        self.boundary_fraction = positive("boundary_fraction", boundary_fraction, "use e.g. boundary_fraction=0.25.")
         self.image_spec = image if isinstance(image, str) else "<array>"
         self.image = img = load_image(image, size=size, grey=True)
         self.supervise = supervise

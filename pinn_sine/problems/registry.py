@@ -7,6 +7,7 @@ up and, for an unknown one, lists the valid names.
 from __future__ import annotations
 
 import difflib
+import re
 from types import MappingProxyType
 
 from .base import Problem, _check_class
@@ -14,18 +15,26 @@ from .base import Problem, _check_class
 _REGISTRY: dict[str, type[Problem]] = {}
 #: name -> problem class, read-only (register with :func:`register_problem`)
 PROBLEMS = MappingProxyType(_REGISTRY)
+#: the names a problem may be registered under: safe file names (no "/", spaces or a
+#: leading dot), since the reference cache names its files after them
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def register_problem(cls: type[Problem], *, replace: bool = False) -> type[Problem]:
     """Register ``cls`` under ``cls.name`` for the CLI and ``compare`` and return it.
 
     Checks what can be checked on the class (a :class:`Problem` subclass with a
-    ``name``, ``sample`` taking ``progress``); a name already taken by another class
-    raises unless ``replace=True``. Use as ``@register_problem`` above the class.
+    ``name`` that is a safe file name, :data:`SAFE_NAME`; ``sample`` taking
+    ``progress``); a name already taken by another class raises unless ``replace=True``.
+    Use as ``@register_problem`` above the class.
     """
     if not (isinstance(cls, type) and issubclass(cls, Problem)):
         raise TypeError(f"register_problem needs a Problem subclass, got {cls!r}.")
     _check_class(cls)
+    if not SAFE_NAME.fullmatch(cls.name):
+        raise ValueError(f'the problem name "{cls.name}" is not a safe file name: the CLI takes it as an argument and '
+                         f"the reference cache names its files after it; use letters, digits, '_', '.' and '-', "
+                         f"starting with a letter or digit (regex {SAFE_NAME.pattern}), e.g. \"heat1d\".")
     held = _REGISTRY.get(cls.name)
     if held is not None and held is not cls and not replace:
         raise ValueError(f'the problem name "{cls.name}" is taken by {held.__module__}.{held.__qualname__}; '

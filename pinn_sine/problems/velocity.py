@@ -19,6 +19,7 @@ from torch import Tensor
 
 from .._checks import non_negative, positive
 from .base import describe_callable
+from .callables import call_xy
 
 #: the named velocity models of the SIREN code (dataio.SingleHelmholtzSource)
 VELOCITIES = ("uniform", "square", "circle")
@@ -85,6 +86,8 @@ class VelocityModel:
             if velocity == "uniform":
                 self.c = 1.0
         elif callable(velocity):
+            pts = grid_points(DOMAIN)
+            call_xy(velocity, label, pts[:, 0], pts[:, 1], scalar=True)  # arity, library, shape, named
             self.c_fn = velocity
         elif arrays and not isinstance(velocity, (str, bool, int, float)):
             arr = np.asarray(velocity.detach().cpu() if isinstance(velocity, Tensor) else velocity, dtype=np.float64)
@@ -131,7 +134,7 @@ class VelocityModel:
             return 1.0 + (INCLUSION_C - 1.0) * inside
         if self.c_fn is not None:
             v = torch.as_tensor(self.c_fn(xs.reshape(-1), ys.reshape(-1)), dtype=x.dtype, device=x.device)
-            return v.expand(xs.numel()).reshape(xs.shape)
+            return v.reshape(xs.shape) if v.numel() == xs.numel() else v.expand(xs.numel()).reshape(xs.shape)
         return self._interpolate(x)
 
     def __call__(self, x: Tensor, y: Tensor) -> Tensor | float:

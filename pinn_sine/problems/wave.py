@@ -19,6 +19,7 @@ of a width-0.05 pulse ~1000). Inputs are used raw (no rescaling).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Sequence
 
 import numpy as np
@@ -40,10 +41,25 @@ DEFAULT_MODES = ((1, 1.0), (4, 0.5))
 
 
 def _fraction(name: str, value) -> float:
-    v = float(value)
-    if not (math.isfinite(v) and v >= 0):
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number >= 0, got {name}={value!r}; use e.g. {name}=0.25 "
+                         "(0 turns the set off).")
+    if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {name}={value!r}; use e.g. {name}=0.25 (0 turns the set off).")
-    return v
+    return float(value)
+
+
+def _integer(name: str, value, lo: int, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}; use e.g. {example}.")
+    return int(value)
+
+
+def _unit_fraction(name: str, value, what: str, example: str):
+    """``value`` in (0, 1] as a float, else a ValueError naming it."""
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be in (0, 1] ({what}), got {value!r}; use e.g. {example}.")
+    return float(value)
 
 
 class _WaveProblem(Problem):
@@ -61,14 +77,11 @@ class _WaveProblem(Problem):
         self.boundary_fraction = _fraction("boundary_fraction", boundary_fraction)
         if self.initial_fraction == 0:
             raise ValueError("initial_fraction must be > 0: the initial condition needs points; use e.g. 0.25.")
-        if curriculum_end is not None and not (0 < curriculum_end <= 1):
-            raise ValueError(f"curriculum_end must be in (0, 1] (the fraction of training after which the whole "
-                             f"time interval is sampled), got {curriculum_end!r}; use e.g. 0.5, or None for off.")
-        if not (0 < curriculum_t0 <= 1):
-            raise ValueError(f"curriculum_t0 must be in (0, 1] (the fraction of [0, t_max] sampled at the start), "
-                             f"got {curriculum_t0!r}; use e.g. 0.1.")
-        self.curriculum_end = None if curriculum_end is None else float(curriculum_end)
-        self.curriculum_t0 = float(curriculum_t0)
+        self.curriculum_end = None if curriculum_end is None else _unit_fraction(
+            "curriculum_end", curriculum_end, "the fraction of training after which the whole time interval is "
+            "sampled", "0.5, or None for off")
+        self.curriculum_t0 = _unit_fraction("curriculum_t0", curriculum_t0,
+                                            "the fraction of [0, t_max] sampled at the start", "0.1")
 
     def time_window(self, progress: float) -> float:
         """The largest sampled time at training ``progress`` in [0, 1]:
@@ -182,12 +195,8 @@ class Wave1D(_WaveProblem):
         self.length = positive("length", length, "use e.g. length=1.0.")
         self.t_max = positive("t_max", t_max, "use e.g. t_max=1.0.")
         self.modes = self._check_modes(modes)
-        if not (isinstance(time_resolution, int) and time_resolution >= 2):
-            raise ValueError(f"time_resolution must be an integer >= 2, got {time_resolution!r}; use e.g. 201.")
-        if not (isinstance(fd_refine, int) and fd_refine >= 1):
-            raise ValueError(f"fd_refine must be an integer >= 1, got {fd_refine!r}; use e.g. 4.")
-        self.time_resolution = time_resolution
-        self.fd_refine = fd_refine
+        self.time_resolution = _integer("time_resolution", time_resolution, 2, 201)
+        self.fd_refine = _integer("fd_refine", fd_refine, 1, 4)
         self.spatial_bounds = ((0.0, self.length),)
         self.bounds = ((0.0, self.t_max), (0.0, self.length))
         self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
@@ -213,10 +222,11 @@ class Wave1D(_WaveProblem):
             except (TypeError, ValueError):
                 raise ValueError(f"modes must be (k, amplitude) pairs, got {m!r}; e.g. modes=((1, 1.0), (4, 0.5)).") \
                     from None
-            if isinstance(k, bool) or int(k) != k or k < 1:
+            if isinstance(k, (bool, str)) or not isinstance(k, numbers.Real) or not math.isfinite(k) \
+                    or int(k) != k or k < 1:
                 raise ValueError(f"mode number k must be an integer >= 1 (so that u = 0 at both ends), got k={k!r}.")
-            if not math.isfinite(float(a)):
-                raise ValueError(f"mode amplitude must be finite, got {a!r} for k={k}.")
+            if isinstance(a, (bool, str)) or not isinstance(a, numbers.Real) or not math.isfinite(a):
+                raise ValueError(f"mode amplitude must be a finite number, got {a!r} for k={k}.")
             out.append((int(k), float(a)))
         if not out or all(a == 0 for _, a in out):
             raise ValueError(f"modes {modes!r} give u0 = 0; give at least one (k, a) with a != 0.")
@@ -425,9 +435,7 @@ class Wave2D(_WaveProblem):
         self.snapshot_times = self._check_times(times, "snapshot_times")
         if fd_refine is None:
             fd_refine = 8 if self.c_fn is None and boundary == "reflecting" else 4
-        if not (isinstance(fd_refine, int) and fd_refine >= 1):
-            raise ValueError(f"fd_refine must be an integer >= 1, got {fd_refine!r}; use e.g. 4.")
-        self.fd_refine = fd_refine
+        self.fd_refine = _integer("fd_refine", fd_refine, 1, 4)
         self.pulse_fraction = _fraction("pulse_fraction", pulse_fraction)
         self.pulse_radius = positive("pulse_radius", pulse_radius, "use e.g. pulse_radius=3.0 (in widths).")
         self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)

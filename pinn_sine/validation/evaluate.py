@@ -17,7 +17,13 @@ def predict(net, ref: ReferenceField, *, batch_size: int = 65536) -> dict[str, n
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
     pts = torch.as_tensor(ref.points(), dtype=dtype)
-    chunks = [net(pts[i:i + batch_size].to(device)).double().cpu() for i in range(0, len(pts), batch_size)]
+    try:
+        chunks = [net(pts[i:i + batch_size].to(device)).double().cpu() for i in range(0, len(pts), batch_size)]
+    except RuntimeError as err:  # a network of other input size, device or dtype
+        raise ValueError(f"the network failed on the {len(pts)} points {tuple(pts.shape)} of the reference grid of "
+                         f"{ref.problem!r} ({type(err).__name__}: {str(err).splitlines()[0]}); evaluate a network "
+                         f"of that problem ({len(ref.coords)} inputs {tuple(ref.coords)}, {ref.out_dim} "
+                         "outputs).") from None
     return _split_columns(torch.cat(chunks).numpy(), ref, "the network")
 
 
@@ -47,6 +53,56 @@ def exact_on_grid(exact: Callable[[torch.Tensor], torch.Tensor], ref: ReferenceF
     return _split_columns(torch.cat(chunks).numpy(), ref, "the exact solution")
 
 
+class NonFinitePrediction(ValueError):
+    """A prediction (or exact solution) with nan or inf where errors are measured: its
+    errors would be nan. ``train`` turns one of its network into TrainingDiverged."""
+
+
+def check_mask(ref: ReferenceField) -> None:
+    """Raise ValueError unless ``ref.mask`` is None or a boolean array of the grid's shape
+    that selects at least one point (the region every error is measured over)."""
+    mask = ref.mask
+    if mask is None:
+        return
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
+        what = f"dtype {mask.dtype}" if isinstance(mask, np.ndarray) else f"type {type(mask).__name__}"
+        raise ValueError(f"the reference's mask has {what}; a mask must be boolean (True where errors are "
+                         "measured), e.g. mask=values > 0.5 or mask.astype(bool).")
+    if mask.shape != ref.grid_shape:
+        raise ValueError(f"the reference's mask has shape {mask.shape}, the grid {ref.grid_shape}.")
+    if not mask.any():
+        raise ValueError(f"the reference's mask selects no grid point of the {ref.grid_shape} grid: errors over an "
+                         "empty region are undefined; mark where errors are measured with True.")
+
+
+def _check_fields(fields, ref: ReferenceField, what: str) -> None:
+    """``fields`` (a prediction or exact solution on the grid) has the reference's fields,
+    shapes, and finite values over the region errors are measured on."""
+    if not isinstance(fields, dict) or set(fields) != set(ref.fields):
+        names = sorted(fields) if isinstance(fields, dict) else type(fields).__name__
+        raise ValueError(f"{what} has the fields {names}; the reference of {ref.problem!r} has {sorted(ref.fields)}"
+                         " (give a dict of arrays, e.g. problem.predict(net, ref)).")
+    bad = np.zeros(ref.grid_shape, dtype=bool)
+    for name, values in fields.items():
+        values = np.asarray(values)
+        if values.shape != ref.fields[name].shape:
+            raise ValueError(f"{what}[{name!r}] has shape {values.shape}; the reference's field has shape "
+                             f"{ref.fields[name].shape} (the grid {tuple(ref.coords)}).")
+        finite = np.isfinite(values)
+        bad |= ~(finite if finite.ndim == len(ref.grid_shape) else finite.all(axis=-1))
+    if ref.mask is not None:
+        bad &= ref.mask
+    count = int(bad.sum())
+    if count:
+        region = int(ref.mask.sum()) if ref.mask is not None else bad.size
+        fix = ("give a solution that is finite on the grid." if what == "the exact solution" else
+               "a network with non-finite outputs has diverged: retrain it (a lower learning rate or first omega).")
+        where = f"{count} of the {region} points of the reference grid" + (" (in its mask)" if ref.mask is not None
+                                                                            else "")
+        raise NonFinitePrediction(f"{what} has non-finite values (nan or inf) at {where}; its errors would be nan; "
+                                  + fix)
+
+
 def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | None = None,
              exact: Callable[[torch.Tensor], torch.Tensor] | dict[str, np.ndarray] | None = None) -> dict:
     """Errors of ``net`` against ``ref``, over ``ref.mask`` when it has one.
@@ -66,8 +122,14 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
 
     A network that :func:`~pinn_sine.train` trained (or :func:`~pinn_sine.load_net`
     loaded) knows its problem (``net.trained_for``); a reference of another problem is
-    refused with ValueError.
+    refused with ValueError; so are a prediction (or an exact solution) with non-finite
+    values where errors are measured, and a mask that is not boolean or selects nothing.
     """
+    if not isinstance(ref, ReferenceField):
+        raise TypeError(f"ref must be a ReferenceField (problem.reference(...) or load_reference(path)), got {ref!r}.")
+    if prediction is None and not isinstance(net, torch.nn.Module):
+        raise TypeError(f"net must be a torch module (the trained network), got {net!r}.")
+    check_mask(ref)
     trained_for = getattr(net, "trained_for", None)
     if trained_for is not None and trained_for != ref.problem:
         raise ValueError(f"the network was trained for {trained_for!r}, the reference is of {ref.problem!r}; "
@@ -77,6 +139,7 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
         raise ValueError(f"the network takes {in_dim} inputs, the reference of {ref.problem!r} is on a grid of "
                          f"{len(ref.coords)} {tuple(ref.coords)}; evaluate a network of that problem.")
     pred = predict(net, ref) if prediction is None else prediction
+    _check_fields(pred, ref, "the network's prediction" if prediction is None else "the prediction")
     mask = ref.mask
     names = list(ref.fields)
 
@@ -112,7 +175,9 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     if ref.error_estimate is not None:
         out["reference_error"] = ref.error_estimate
     if exact is not None:
-        e_all = stack(exact if isinstance(exact, dict) else exact_on_grid(exact, ref))
+        exact_fields = exact if isinstance(exact, dict) else exact_on_grid(exact, ref)
+        _check_fields(exact_fields, ref, "the exact solution")
+        e_all = stack(exact_fields)
         out["rel_l2_exact"] = rel_l2(p_all, e_all, mask)
         out["max_abs_exact"] = max_abs(p_all, e_all, mask)
     return out
