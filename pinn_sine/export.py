@@ -62,6 +62,26 @@ def _point_data(pred: dict, ref, index: tuple, n_points: int) -> dict[str, np.nd
     return data
 
 
+def _check_space(path: Path, pred: dict, ref) -> None:
+    """Refuse with :class:`~pinn_sine._io.WriteError` (ENOSPC) an export the disk cannot
+    hold, before meshio writes: its XDMF writer goes through h5py, which on a full disk
+    can crash the interpreter instead of raising. The estimate: the prediction, the
+    reference and their difference in float64, plus the grid's points, and a quarter
+    more for the format."""
+    import errno
+    import shutil
+
+    from ._io import WriteError
+
+    values = sum(np.asarray(v).size for v in pred.values()) + sum(np.asarray(v).size for v in ref.fields.values())
+    points = int(np.prod([len(v) for k, v in ref.coords.items() if k != "t"])) * 3
+    need = int(1.25 * 8 * (2 * values + values // 2 + points)) + (1 << 20)
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise WriteError(path, OSError(errno.ENOSPC, f"No space left on device ({free / 1e6:.1f} MB free, the "
+                                                     f"export needs about {need / 1e6:.1f} MB)"))
+
+
 def export_fields(pred: dict[str, np.ndarray], ref, path: str | os.PathLike, fmt: str) -> list[Path]:
     """Write ``pred`` (fields shaped like ``ref.fields``), ``ref`` and their difference to
     ``path`` in the format ``fmt`` ("vtk" or "xdmf"); returns the files written (an
@@ -71,6 +91,7 @@ def export_fields(pred: dict[str, np.ndarray], ref, path: str | os.PathLike, fmt
     meshio = _meshio()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_space(path, pred, ref)
     timed = ref.names[0] == "t"
     space = {k: v for k, v in ref.coords.items() if k != "t"}
     points, cells = grid_mesh(space)

@@ -415,3 +415,18 @@ def test_run_files_are_checked_against_their_digests(tmp_path, restore_threads):
     cli.main(["reference", "poisson2d", "--resolution", "33", "--out", str(a / "prediction.h5")])
     with pytest.raises(ValueError, match="is a reference file, not a network's prediction"):
         export_run(a)
+
+
+def test_an_export_the_disk_cannot_hold_is_refused_before_writing(tmp_path, monkeypatch, restore_threads):
+    """meshio's XDMF writer goes through h5py, which can crash on a full disk: export
+    checks the free space first and ends in one line."""
+    import shutil
+    from collections import namedtuple
+
+    pytest.importorskip("meshio")
+    out = tmp_path / "run"
+    assert cli.main(["solve", "poisson2d", "--steps", "1", *SMALL, "--out", str(out)]) == 0
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
+    assert cli.main(["export", str(out), "--format", "xdmf"]) == 1
+    assert not list(out.glob("*.xdmf")) and not list(out.glob("poisson2d_fields*"))
