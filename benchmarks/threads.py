@@ -2,10 +2,12 @@
 machine and beside a load: the measurement behind the CLI's default of one thread.
 
     OMP_NUM_THREADS=1 python benchmarks/threads.py                 # the table (about 4 minutes)
+    OMP_NUM_THREADS=1 python benchmarks/threads.py --net default --gn 0   # the CLI's default net
     python benchmarks/threads.py --quick                           # a smoke run (about 1 minute)
 
 Each cell runs in a fresh child process (``--child``) that builds the demo's network
-(``make demo``: Poisson2D, SIREN 24x2, float64, batch 800), sets its thread count
+(``--net demo``, ``make demo``: Poisson2D, SIREN 24x2, float64, batch 800) or the CLI's
+default one (``--net default``: SIREN 128x3, float32, the problem's batch), sets its thread count
 (``torch.set_num_threads`` and threadpoolctl for SciPy's BLAS, as ``pinn-sine
 --threads`` does), warms up, then times ``--adam`` Adam steps and ``--gn`` Gauss-Newton
 steps. "loaded" runs the same cell while another process keeps one core busy with a
@@ -22,10 +24,10 @@ import subprocess
 import sys
 import time
 
-WIDTH, DEPTH, BATCH = 24, 2, 800
+NETS = {"demo": (24, 2, 800, "float64"), "default": (128, 3, None, "float32")}
 
 
-def child(threads: int, adam: int, gn: int) -> dict:
+def child(threads: int, adam: int, gn: int, net_name: str) -> dict:
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -37,13 +39,16 @@ def child(threads: int, adam: int, gn: int) -> dict:
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads)
     problem = Poisson2D()
-    out = {}
-    for name, stages in (("adam", lambda: [Adam(adam)]),
-                         ("gauss_newton", lambda: [Adam(1), GaussNewton(gn, batch=BATCH)])):
-        net = build_net(problem, "siren", width=WIDTH, depth=DEPTH, seed=0).double()
-        train(problem, net, stages=[Adam(5)], batch=BATCH, progress=False)  # warm-up
+    width, depth, batch, dtype = NETS[net_name]
+    batch = batch or problem.default_batch
+    out = {"adam": float("nan"), "gauss_newton": float("nan")}
+    runs = [("adam", lambda: [Adam(adam)])] + ([("gauss_newton", lambda: [Adam(1), GaussNewton(gn, batch=batch)])]
+                                             if gn else [])
+    for name, stages in runs:
+        net = build_net(problem, "siren", width=width, depth=depth, seed=0).to(getattr(torch, dtype))
+        train(problem, net, stages=[Adam(5)], batch=batch, progress=False)  # warm-up
         t0 = time.perf_counter()
-        result = train(problem, net, stages=stages(), batch=BATCH, progress=False)
+        result = train(problem, net, stages=stages(), batch=batch, progress=False)
         wall = time.perf_counter() - t0
         steps = adam if name == "adam" else gn
         out[name] = steps / (result.timings[name] if name in result.timings else wall)
@@ -60,7 +65,7 @@ def burner() -> None:
         a = torch.tanh(a @ a / 512)
 
 
-def run_cell(threads: int, loaded: bool, adam: int, gn: int) -> dict:
+def run_cell(threads: int, loaded: bool, adam: int, gn: int, net: str) -> dict:
     load = None
     if loaded:
         load = subprocess.Popen([sys.executable, __file__, "--burn"], env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -68,7 +73,7 @@ def run_cell(threads: int, loaded: bool, adam: int, gn: int) -> dict:
     try:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         proc = subprocess.run([sys.executable, __file__, "--child", str(threads), "--adam", str(adam),
-                               "--gn", str(gn)], env=env, capture_output=True, text=True, check=True)
+                               "--gn", str(gn), "--net", net], env=env, capture_output=True, text=True, check=True)
         return json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
         if load is not None:
@@ -82,6 +87,7 @@ def main() -> None:
     ap.add_argument("--gn", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--net", choices=sorted(NETS), default="demo")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--burn", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -89,7 +95,7 @@ def main() -> None:
         burner()
         return
     if args.child is not None:
-        print(json.dumps(child(args.child, args.adam, args.gn)))
+        print(json.dumps(child(args.child, args.adam, args.gn, args.net)))
         return
     if args.quick:
         args.adam, args.gn, args.repeats = 60, 20, 1
@@ -97,8 +103,9 @@ def main() -> None:
     rates: dict = {c: [] for c in cells}
     for _ in range(args.repeats):
         for t, loaded in cells:
-            rates[(t, loaded)].append(run_cell(t, loaded, args.adam, args.gn))
-    print(f"Poisson2D, SIREN {WIDTH}x{DEPTH} float64, batch {BATCH}: steps per second, median of "
+            rates[(t, loaded)].append(run_cell(t, loaded, args.adam, args.gn, args.net))
+    width, depth, batch, dtype = NETS[args.net]
+    print(f"Poisson2D, SIREN {width}x{depth} {dtype}, batch {batch or 'default'}: steps per second, median of "
           f"{args.repeats} (os.cpu_count() = {os.cpu_count()})\n")
     print("| machine | threads | Adam steps/s | Gauss-Newton steps/s |")
     print("|---|---|---|---|")
