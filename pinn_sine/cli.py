@@ -610,7 +610,7 @@ def _solve(args, extra, cls) -> int:
     from .plots import field_comparison, loss_curves
     from .runs import CONFIG_NAME, RUN_FILES, json_text, run_config, versions
     from .train import TrainingDiverged, TrainingInterrupted, train
-    from .validation.evaluate import describe_errors, evaluate, reference_limit
+    from .validation.evaluate import describe_errors, evaluate, exact_on_grid, reference_limit
     from .validation.reference import ReferenceField
     from .validation.store import save_reference
     from ._io import write_text
@@ -708,7 +708,9 @@ def _solve(args, extra, cls) -> int:
     finally:
         distributed.shutdown()
     pred = problem.predict(net, ref)
-    metrics = evaluate(net, ref, prediction=pred, exact=problem.exact_solution)
+    exact = problem.exact_solution
+    exact_fields = None if exact is None else exact_on_grid(exact, ref)  # once: metrics and the figure
+    metrics = evaluate(net, ref, prediction=pred, exact=exact_fields)
     errors = list(metrics)
     metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
                     "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
@@ -754,7 +756,7 @@ def _solve(args, extra, cls) -> int:
         figures += custom
     elif len(ref.coords) == 2:
         figures.append(field_comparison(pred, ref, out / "field.png", title=heading,
-                                        **_exact_kw(field_comparison, problem, ref)))
+                                        exact=exact_fields))
     print(f"result: {describe_errors(metrics)}" + "".join(
         f", {k}={metrics[k]:.3e}" for k in errors
         if isinstance(metrics[k], float) and k not in ("rel_l2", "rel_l2_exact")))
@@ -785,17 +787,6 @@ def _auto_kernels(args, stages, device) -> dict:
                                      f"back a compile of ~{measured[2]:.0f} s")
     set_backend(backend)
     return {"backend": backend or "auto", "reason": reason}
-
-
-def _exact_kw(draw, problem, ref) -> dict:
-    """``exact=`` (the exact solution on the reference grid) for a figure function that
-    takes it, where the problem has one."""
-    from .validation.evaluate import exact_on_grid
-
-    exact = problem.exact_solution
-    if exact is None or "exact" not in inspect.signature(draw).parameters:
-        return {}
-    return {"exact": exact_on_grid(exact, ref)}
 
 
 def _stop_fields(result) -> dict:

@@ -346,7 +346,7 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int, say) 
 
     from .figures import problem_figures
     from .plots import field_comparison
-    from .validation.evaluate import describe_errors, evaluate
+    from .validation.evaluate import describe_errors, evaluate, exact_on_grid
 
     for p in dict.fromkeys(r["problem"] for r in rows):
         key, larger = _metric(p)
@@ -366,6 +366,8 @@ def _best_figures(rows: list[dict], root: Path, *, width: int, depth: int, say) 
             shutil.rmtree(target)
         target.mkdir(parents=True)
         if problem_figures(problem, net, ref, target, activation=label(best)) is None and len(ref.coords) == 2:
-            errors = evaluate(net, ref, exact=problem.exact_solution)
-            field_comparison(problem.predict(net, ref), ref, target / "field.png", exact=problem.exact_solution,
+            pred = problem.predict(net, ref)
+            exact = None if problem.exact_solution is None else exact_on_grid(problem.exact_solution, ref)
+            errors = evaluate(net, ref, prediction=pred, exact=exact)
+            field_comparison(pred, ref, target / "field.png", exact=exact,
                              title=f"{p} / {label(best)}: {describe_errors(errors)}")

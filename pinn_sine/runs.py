@@ -191,12 +191,7 @@ def read_config(path: str | os.PathLike, *, require_digest: bool = False) -> dic
         path = path / CONFIG_NAME
     if not path.exists():
         raise FileNotFoundError(f"run config {path} does not exist.")
-    try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"run config {path} is not valid JSON ({err}).") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"run config {path} is not a JSON object.")
+    config = _json_object(path, "run config ")
     missing = [k for k in ("config_version", "problem", "options", "net") if k not in config]
     if missing:
         raise ValueError(f"run config {path} lacks the keys {missing}; it is not a pinn-sine solve config.")
@@ -259,14 +254,20 @@ def read_metrics(path: str | os.PathLike) -> dict:
     Raises:
         ValueError: not JSON, or changed since it was written."""
     path = Path(path)
-    try:
-        metrics = json.loads(path.read_text())
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}).") from None
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{path} is not a JSON object.")
+    metrics = _json_object(path, "")
     check_digest(metrics, path, required=False)
     return metrics
+
+
+def _json_object(path: Path, label: str) -> dict:
+    """The JSON object in ``path``; a ValueError "<label><path> is not ..." otherwise."""
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{label}{path} is not valid JSON ({err}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{label}{path} is not a JSON object.")
+    return value
 
 
 @dataclass
