@@ -95,7 +95,7 @@ class RADSampler:
         if self.point_set not in problem.derivatives:
             raise ValueError(f"RADSampler(point_set={self.point_set!r}): {problem.name} has point sets "
                              f"{sorted(problem.derivatives)}.")
-        if type(problem).pointwise_residual is Problem.pointwise_residual:
+        if not problem.has_pointwise:
             problem.pointwise_residual({}, {})  # raises the explanation
 
     def due(self, step: int) -> bool:

@@ -482,7 +482,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if not isinstance(causal, CausalWeights):
             raise TypeError(f"causal must be a CausalWeights, got {causal!r}.")
         causal.bind(problem)
-        if type(problem).pointwise_residual is Problem.pointwise_residual:
+        if not problem.has_pointwise:
             problem.pointwise_residual({}, {})  # raises, saying what to implement
     if adaptive is not None:
         if not isinstance(adaptive, RADSampler):

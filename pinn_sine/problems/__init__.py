@@ -6,7 +6,7 @@ the :class:`~pinn_sine.derivatives.Jet`, draw points with :mod:`pinn_sine.sampli
 check the class with :func:`check_problem` and make it known to the CLI and
 ``compare`` with :func:`register_problem`.
 """
-from .base import FunctionNet, Problem
+from .base import TERM_KINDS, FunctionNet, Problem, Term
 from .conformance import ConformanceError, check_problem
 from .helmholtz import Helmholtz2D, HelmholtzPointSource
 from .inpainting import Inpainting
@@ -18,6 +18,6 @@ for _cls in (Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D, Inpai
     register_problem(_cls)
 del _cls
 
-__all__ = ["Problem", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Helmholtz2D",
+__all__ = ["Problem", "Term", "TERM_KINDS", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Helmholtz2D",
            "HelmholtzPointSource", "PROBLEMS", "register_problem", "unregister_problem", "problem_class",
            "check_problem", "ConformanceError"]

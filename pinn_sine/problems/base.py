@@ -31,6 +31,51 @@ from ..validation.reference import ReferenceField
 #: how boundary and initial data are imposed: as loss terms, or built into the network
 CONSTRAINTS = ("soft", "hard")
 
+#: what a loss term imposes (:class:`Term`)
+TERM_KINDS = ("pde", "boundary", "initial", "data")
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One least-squares loss term of a problem, as :meth:`Problem.terms` declares it.
+
+    The term's loss is L_k = (1 / n_k) sum_i sum_c r_{k,i,c}^2 with the residual
+    r_k = ``residual(jets, batch)``, shape (n_k, c_k). Row i reads point i of each of the
+    point sets ``sets`` and of nothing else: one set for an ordinary term; several
+    aligned sets of equal size for a term that ties points together (row i of a
+    periodicity term u(x_i) - u(x_i + L) reads point i of "left" and of "right"). This
+    row-locality is what lets the Gauss-Newton stages build the Jacobian of the residual
+    from one forward jet pass (:class:`~pinn_sine.derivatives.Linearization`).
+
+    Attributes:
+        name: the loss term's name ("pde", "boundary", ...), unique within the problem.
+        sets: the point sets (keys of :attr:`Problem.derivatives`) its rows read.
+        kind: one of :data:`TERM_KINDS`: "pde" (the equation), "boundary", "initial"
+            (data imposed on the boundary or at t0), "data" (observations).
+        residual: ``(jets, batch) -> Tensor (n_k, c_k)``.
+    """
+
+    name: str
+    sets: tuple[str, ...]
+    kind: str
+    residual: object
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Term: name must be a non-empty string, got {self.name!r}.")
+        sets = (self.sets,) if isinstance(self.sets, str) else self.sets
+        if (not isinstance(sets, (tuple, list)) or not sets
+                or not all(isinstance(k, str) and k for k in sets) or len(set(sets)) != len(sets)):
+            raise ValueError(f"Term {self.name!r}: sets must name the point sets its rows read, e.g. "
+                             f"(\"interior\",), each once; got {self.sets!r}.")
+        object.__setattr__(self, "sets", tuple(sets))
+        if self.kind not in TERM_KINDS:
+            raise ValueError(f"Term {self.name!r}: kind must be one of {list(TERM_KINDS)}, got {self.kind!r}.")
+        if not callable(self.residual):
+            raise ValueError(f"Term {self.name!r}: residual must be a callable (jets, batch) -> (n, c) tensor, "
+                             f"got {type(self.residual).__name__}.")
+
+
 
 class Problem:
     """A PDE with its domain, samplers, residual terms and reference solver.
@@ -45,10 +90,13 @@ class Problem:
             point set is named here (``DerivativeSpec()`` for values only); other
             entries of a batch are data (targets computed at sampling time, e.g. a
             source term), passed to :meth:`losses` untouched.
-    and implement :meth:`sample` (with the keyword ``progress``), :meth:`residuals`
-    (or :meth:`losses` for terms that are not mean squares), :meth:`params` and
-    :meth:`compute_reference`; :meth:`exact` where an exact solution is known and
-    :meth:`pointwise_residual` for causal weighting and RAD sampling.
+    and implement :meth:`sample` (with the keyword ``progress``), :meth:`terms` (the
+    least-squares loss terms, each a :class:`Term` naming the point sets its rows read;
+    :meth:`residuals`, :meth:`losses` and :meth:`pointwise_residual` derive from them),
+    :meth:`params` and :meth:`compute_reference`; :meth:`exact` where an exact solution
+    is known. A problem may instead write :meth:`residuals` itself (the form before
+    :meth:`terms`; it keeps working, with the point sets of each term found from the
+    Jacobian's bookkeeping) or, for terms that are not mean squares, :meth:`losses`.
 
     Checked when an instance is made: ``name`` is set and ``sample`` takes
     ``progress``; at first use: a residual that reads a point set ``derivatives`` does
@@ -110,6 +158,20 @@ class Problem:
         """
         raise NotImplementedError
 
+    def terms(self) -> tuple[Term, ...]:
+        """The least-squares loss terms, each a :class:`Term`: its name, the point sets
+        its rows read, its kind and its residual function. Declaring them is the
+        preferred form of a problem: :meth:`residuals`, :meth:`losses` and
+        :meth:`pointwise_residual` derive from it, and
+        :func:`~pinn_sine.problems.check_problem` checks the declarations."""
+        raise NotImplementedError(f"{type(self).__name__} does not declare terms(); return its loss terms as "
+                                  "pinn_sine.problems.Term(name, sets, kind, residual).")
+
+    @property
+    def has_terms(self) -> bool:
+        """Whether the problem declares its loss terms (:meth:`terms`)."""
+        return type(self).terms is not Problem.terms
+
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The residual of each loss term at each of its points, normalised: a dict
         term -> (n_k, c_k) with row i the residual at point i of the term's point set,
@@ -120,7 +182,11 @@ class Problem:
         the Gauss-Newton stage build the residual Jacobian from one forward pass
         (:mod:`pinn_sine.optim`). Problems whose terms are not mean squares override
         :meth:`losses` instead and leave this unimplemented.
+
+        Derived from :meth:`terms` where the problem declares them.
         """
+        if self.has_terms:
+            return {t.name: t.residual(jets, batch) for t in self.terms()}
         raise NotImplementedError(
             f"{type(self).__name__} does not define residuals(jets, batch): Gauss-Newton needs each loss term "
             "as per-point residuals r_k (n_k, c_k) with L_k = mean_i sum_c r_k[i, c]^2.")
@@ -136,8 +202,15 @@ class Problem:
 
         It reads only ``jets["interior"]``, ``batch["interior"]`` and the data entries
         aligned with it. Causal weighting (chunks of it by time) and residual-based
-        adaptive sampling (pool points drawn by it) need it.
+        adaptive sampling (pool points drawn by it) need it. Derived from the term
+        :attr:`pointwise_term` of :meth:`terms` where the problem declares them.
         """
+        if self.has_terms:
+            for t in self.terms():
+                if t.name == self.pointwise_term:
+                    return (t.residual(jets, batch) ** 2).sum(1)
+            raise NotImplementedError(f"{type(self).__name__}.terms() has no term {self.pointwise_term!r} "
+                                      "(pointwise_term), which pointwise_residual returns.")
         raise NotImplementedError(
             f"{type(self).__name__} does not define pointwise_residual(jets, batch), which causal weighting "
             "and RAD sampling need: return the squared residual at each interior point, shape (n,), "
@@ -192,7 +265,23 @@ class Problem:
     @property
     def has_residuals(self) -> bool:
         """Whether the loss terms are given as per-point residuals (Gauss-Newton needs them)."""
-        return type(self).residuals is not Problem.residuals
+        return self.has_terms or type(self).residuals is not Problem.residuals
+
+    @property
+    def has_pointwise(self) -> bool:
+        """Whether :meth:`pointwise_residual` is available (written, or derived from a
+        declared :attr:`pointwise_term`)."""
+        if type(self).pointwise_residual is not Problem.pointwise_residual:
+            return True
+        return self.has_terms and any(t.name == self.pointwise_term for t in self.terms())
+
+    def coefficients(self) -> dict[str, Tensor]:
+        """The problem's trainable coefficients (name -> tensor with requires_grad),
+        fitted together with the network by every stage: the columns after the
+        network's in the Jacobian (:class:`~pinn_sine.derivatives.Linearization`) and
+        extra parameters for Adam and L-BFGS. Default: none. An inverse problem returns
+        its unknowns here and reads them in its residuals."""
+        return {}
 
     @property
     def has_exact(self) -> bool:

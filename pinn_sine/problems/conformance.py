@@ -97,7 +97,7 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
                f"{problem.name}: loss term {k!r} from the jet engine differs from autograd's")
     done.append("engines")
 
-    if type(problem).pointwise_residual is not Problem.pointwise_residual:
+    if problem.has_pointwise:
         check_pointwise(problem, net, batch)
         done.append("pointwise")
 
