@@ -9,6 +9,7 @@ from .autograd import autograd_jet
 from .forward import JetLayers, forward_jet
 from .func import func_jet
 from .jet import DerivativeSpec, Jet
+from .linearization import Linearization, fitted_parameters, linearize
 
 ENGINES = {"jet": forward_jet, "autograd": autograd_jet, "func": func_jet}
 
@@ -25,4 +26,5 @@ def compute_jet(net, x, names, spec: DerivativeSpec, engine: str = "jet") -> Jet
     return get_engine(engine)(net, x, names, spec)
 
 
-__all__ = ["DerivativeSpec", "Jet", "JetLayers", "autograd_jet", "forward_jet", "func_jet", "get_engine", "compute_jet", "ENGINES"]
+__all__ = ["DerivativeSpec", "Jet", "JetLayers", "autograd_jet", "forward_jet", "func_jet", "get_engine", "compute_jet", "ENGINES",
+           "Linearization", "linearize", "fitted_parameters"]

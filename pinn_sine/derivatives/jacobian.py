@@ -21,14 +21,13 @@ through G (the backward pass runs through the product rule of the combined jet).
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from ..constraints import unconstrained
-from .forward import JetLayers, forward_jet
+from .forward import JetLayers
 
 
 def jacobian_parameters(net: nn.Module) -> list[Tensor]:
@@ -76,69 +75,11 @@ def residual_jacobian(problem, net: nn.Module, batch: Mapping[str, Tensor],
     Entry (k, i, c) of r is sqrt(w_k / n_k) r_{k,i,c} over the problem's
     :meth:`~pinn_sine.problems.Problem.residuals`, so that ||r||^2 is the training loss
     sum_k w_k L_k (``weights``: a dict, missing terms 1, or a function of the list of
-    term names returning one). Columns follow :func:`jacobian_parameters`. Returns also the slice of
-    rows of each term.
+    term names returning one). Columns follow :func:`jacobian_parameters` (then the
+    problem's coefficients). Returns also the slice of rows of each term. The dense form
+    of :func:`~pinn_sine.derivatives.linearization.linearize` (``.materialize()``).
     """
-    params = jacobian_parameters(net)
-    if not problem.has_residuals:
-        problem.residuals({}, {})  # raises, saying what to implement
-    traces: dict[str, list] = {}
-    jets = {}
-    dirs: dict[str, tuple[int, ...]] = {}
-    for key, spec in problem.derivatives.items():
-        if key in batch:
-            traces[key] = []
-            jets[key] = forward_jet(net, batch[key], problem.input_names, spec, trace=traces[key])
-            dirs[key] = tuple(problem.input_names.index(n) for n in spec.directions())
-    residuals = problem.residuals(jets, batch)
-    if callable(weights):
-        weights = weights(list(residuals))
-    keys = list(traces)
-    flat_Z = [Z for key in keys for _, Z in traces[key]]
-    depth = len(unconstrained(net).linears)
-    p = sum(q.numel() for q in params)
-    total = sum(r.shape[0] * r.shape[1] for r in residuals.values())
-    first = next(iter(residuals.values()))
-    r_out = first.new_empty(total)
-    J = first.new_zeros((total, p))  # rows stay zero where a residual is constant in the weights
-    slices, start = {}, 0
-    for term, r in residuals.items():
-        if r.ndim != 2:
-            raise ValueError(f"{type(problem).__name__}.residuals()[{term!r}] has shape {tuple(r.shape)}; "
-                             "expected (n, c): one row per point.")
-        scale = math.sqrt(float(weights.get(term, 1.0)) / max(r.shape[0], 1))  # an empty set has no rows
-        n_rows = r.shape[0]
-        for c in range(r.shape[1]):
-            rows = slice(start + c * n_rows, start + (c + 1) * n_rows)
-            r_out[rows] = r[:, c].detach() * scale
-            grads = torch.autograd.grad(r[:, c].sum(), flat_Z, retain_graph=True, allow_unused=True)
-            used = [key for j, key in enumerate(keys) if any(g is not None for g in grads[j * depth:(j + 1) * depth])]
-            if len(used) > 1:
-                raise ValueError(f"the residual term {term!r} depends on the point sets {used}; a per-point "
-                                 "Jacobian needs each term's rows to come from one point set.")
-            if used:
-                key = used[0]
-                j = keys.index(key)
-                if batch[key].shape[0] != n_rows:
-                    raise ValueError(f"the residual term {term!r} has {n_rows} rows but its point set {key!r} "
-                                     f"has {batch[key].shape[0]} points; give one residual row per point.")
-                _fill_rows(J[rows], traces[key], grads[j * depth:(j + 1) * depth], batch[key], dirs[key], scale)
-        slices[term] = slice(start, start + n_rows * r.shape[1])
-        start = slices[term].stop
-    return r_out, J, slices
+    from .linearization import linearize
 
-
-def _fill_rows(out: Tensor, trace: list, grads, x: Tensor, dirs: tuple[int, ...], scale: float) -> None:
-    """Write the per-point gradient rows (n, p) of one residual column, times ``scale``,
-    into ``out`` from its layer traces."""
-    col = 0
-    for (H, Z), G in zip(trace, grads):
-        if G is None:
-            G = torch.zeros_like(Z)
-        H = first_layer_streams(x.to(Z.dtype), dirs, Z.shape[0]) if H is None else H.detach()
-        n_out, n_in = Z.shape[2], H.shape[2]
-        block = out[:, col:col + n_out * n_in].view(-1, n_out, n_in)
-        block.copy_(torch.einsum("sio,sij->ioj", G, H)).mul_(scale)
-        col += n_out * n_in
-        out[:, col:col + n_out] = G[0] * scale
-        col += n_out
+    lin = linearize(problem, net, batch, weights)
+    return lin.r, lin.materialize(), lin.slices
