@@ -17,7 +17,7 @@ import torch
 
 from pinn_sine import sampling
 from pinn_sine.derivatives import DerivativeSpec
-from pinn_sine.problems import PROBLEMS, Problem, register_problem
+from pinn_sine.problems import PROBLEMS, Problem, Term, register_problem
 from pinn_sine.validation import fd
 
 K, PHASE = (0.5, -0.5), (0.25, 0.5)
@@ -79,15 +79,20 @@ class AdvectionDiffusion2D(Problem):
         return {"interior": sampling.box(n, self.bounds, generator),
                 "boundary": sampling.box_boundary(n // 4, self.bounds, generator)}
 
-    def residuals(self, jets, batch):
-        ji, jb = jets["interior"], jets["boundary"]
-        s = self.source(batch["interior"].detach().double()).to(ji.u.dtype)
-        g = self.exact(batch["boundary"].detach().double()).to(jb.u.dtype)
-        pde = -self.nu * ji.laplacian(("x", "y")) + self.beta[0] * ji.d("x") + self.beta[1] * ji.d("y") - s
-        return {"pde": pde / self.s_scale, "boundary": (jb.u - g) / self.g_scale}
+    def terms(self):
+        return (Term("pde", ("interior",), "pde", self.pde_residual),
+                Term("boundary", ("boundary",), "boundary", self.boundary_residual))
 
-    def pointwise_residual(self, jets, batch):
-        return (self.residuals(jets, batch)["pde"] ** 2).sum(1)
+    def pde_residual(self, jets, batch):
+        ji = jets["interior"]
+        s = self.source(batch["interior"].detach().double()).to(ji.u.dtype)
+        pde = -self.nu * ji.laplacian(("x", "y")) + self.beta[0] * ji.d("x") + self.beta[1] * ji.d("y") - s
+        return pde / self.s_scale
+
+    def boundary_residual(self, jets, batch):
+        jb = jets["boundary"]
+        g = self.exact(batch["boundary"].detach().double()).to(jb.u.dtype)
+        return (jb.u - g) / self.g_scale
 
     def params(self):
         return {"nu": self.nu, "beta": list(self.beta)}

@@ -14,7 +14,7 @@ import torch
 
 from pinn_sine import sampling, train
 from pinn_sine.derivatives import DerivativeSpec
-from pinn_sine.problems import Problem
+from pinn_sine.problems import Problem, Term
 from pinn_sine.validation import fd
 
 
@@ -41,13 +41,19 @@ class Heat1D(Problem):
         return {"interior": interior, "initial": initial,
                 "boundary": sampling.box_boundary(n // 4, self.bounds, generator, dims=(1,))}
 
-    def residuals(self, jets, batch):
-        ji, x0 = jets["interior"], batch["initial"][:, 1:]
-        return {"pde": (ji.d("t") - self.nu * ji.d2("x", "x")) / (self.nu * math.pi ** 2),
-                "initial": jets["initial"].u - torch.sin(math.pi * x0).to(x0.dtype), "boundary": jets["boundary"].u}
+    def terms(self):
+        # Each term names the point sets its rows read; row i is the residual at point i.
+        return (Term("pde", ("interior",), "pde", self.heat_residual),
+                Term("initial", ("initial",), "initial", self.initial_residual),
+                Term("boundary", ("boundary",), "boundary", lambda jets, batch: jets["boundary"].u))
 
-    def pointwise_residual(self, jets, batch):
-        return (self.residuals(jets, batch)["pde"] ** 2).sum(1)
+    def heat_residual(self, jets, batch):
+        ji = jets["interior"]
+        return (ji.d("t") - self.nu * ji.d2("x", "x")) / (self.nu * math.pi ** 2)
+
+    def initial_residual(self, jets, batch):
+        x0 = batch["initial"][:, 1:]
+        return jets["initial"].u - torch.sin(math.pi * x0).to(x0.dtype)
 
     def params(self):
         return {"nu": self.nu, "t_max": self.t_max}

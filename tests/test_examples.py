@@ -19,7 +19,7 @@ def heat1d():
 
 def test_heat1d_conforms_and_its_reference_converges(heat1d):
     problem = heat1d.Heat1D()
-    assert check_problem(problem) == ["contract", "exact", "engines", "pointwise", "params", "reference",
+    assert check_problem(problem) == ["contract", "terms", "exact", "engines", "pointwise", "params", "reference",
                                       "bad_params"]
     # Crank-Nicolson is second order in h and dt together: the error falls ~4x per halving
     errors = [problem.reference(n, cache=False).error_estimate for n in (17, 33, 65)]
@@ -56,7 +56,7 @@ def advdiff2d():
 
 def test_advdiff2d_conforms_and_registers(advdiff2d):
     problem = advdiff2d.AdvectionDiffusion2D()
-    assert check_problem(problem) == ["contract", "exact", "engines", "pointwise", "params", "reference",
+    assert check_problem(problem) == ["contract", "terms", "exact", "engines", "pointwise", "params", "reference",
                                       "bad_params"]
     held = PROBLEMS["advdiff2d"]
     assert held.__qualname__ == "AdvectionDiffusion2D"

@@ -14,12 +14,15 @@ from torch import nn
 
 from ..derivatives import DerivativeSpec, Jet, autograd_jet, forward_jet
 from ..validation.reference import params_hash
-from .base import FunctionNet, Problem, _check_class
+from .base import FunctionNet, Problem, Term, _check_class
 
 #: float64 tolerances: the squared, normalised residual terms of the exact solution and
 #: the relative difference between two engines or two ways to the same number
 EXACT_TOL = 1e-12
 ENGINE_TOL = 1e-9
+#: float64 tolerance of "unchanged" in the row-locality test of the terms (rows are
+#: computed independently, so they come out equal to the last bit in practice)
+LOCAL_TOL = 1e-12
 
 
 class ConformanceError(AssertionError):
@@ -37,13 +40,20 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
         "contract": ``name`` set, ``sample(n, generator, progress=)`` returns tensors,
             every set in ``derivatives`` is a DerivativeSpec and is drawn, each point
             set is (n_k, in_dim);
+        "terms": where the problem declares :meth:`~Problem.terms`: the names are
+            unique; every set a term names is in ``derivatives`` and drawn by
+            ``sample``; a term's sets have equal sizes n_k and its residual is
+            (n_k, c_k); ``residuals()`` is the terms, in order; and each residual is
+            row-local: moving point i of a set it names changes row i alone, moving
+            the points of a set it does not name changes nothing;
         "exact": where an exact solution exists, every loss term of it is ~0 through
             the same loss code (:meth:`Problem.compute_losses`, autograd engine);
         "engines": the jet engine equals autograd on every requested term (value,
             first and second derivatives, Laplacians) of every point set, and on
             every loss term;
-        "pointwise": where defined, the mean of ``pointwise_residual`` equals the
-            ``pointwise_term`` loss term;
+        "pointwise": where defined (written, or derived from a declared
+            ``pointwise_term``), the mean of ``pointwise_residual`` equals the
+            ``pointwise_term`` loss term; skipped when neither;
         "params": ``params()`` is JSON-serialisable, survives a JSON round trip and
             hashes the same on every call;
         "reference": ``reference(resolution, cache=False)`` carries the problem's name
@@ -65,6 +75,13 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     _check_contract(problem, n, seed)
     done.append("contract")
     batch = {k: v.double() for k, v in problem.sample(n, torch.Generator().manual_seed(seed), progress=1.0).items()}
+    if net is None:
+        net = MLP(problem.in_dim, problem.out_dim, width=16, depth=2, activation=Sine(), first_omega=2.0, seed=seed)
+    net = problem.constrain(net).double()
+
+    if problem.has_terms:  # the declarations first: a wrong one would fail the loss code below less clearly
+        check_terms(problem, net, batch)
+        done.append("terms")
 
     exact = problem.exact_solution
     if exact is not None:
@@ -75,9 +92,6 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
                                    "in float64): exact(), the residuals and the data drawn in sample() disagree.")
         done.append("exact")
 
-    if net is None:
-        net = MLP(problem.in_dim, problem.out_dim, width=16, depth=2, activation=Sine(), first_omega=2.0, seed=seed)
-    net = problem.constrain(net).double()
     jets = {}
     for key, spec in problem.derivatives.items():
         if key not in batch:
@@ -131,6 +145,109 @@ def check_pointwise(problem: Problem, net: nn.Module, batch: dict) -> None:
                                f"({n},): one squared residual per interior point.")
     _close(values.mean(), losses[term], f"{problem.name}: the mean of pointwise_residual differs from the "
            f"{term!r} loss term (they must be the same quantity)", tol=max(ENGINE_TOL, _eps(values) * 100))
+
+
+def check_terms(problem: Problem, net: nn.Module, batch: dict) -> None:
+    """Raise :class:`ConformanceError` unless the :class:`~pinn_sine.problems.Term` s of
+    ``problem.terms()`` are declared as they behave on ``batch`` (float64 wanted for the
+    row-locality test): unique names, sets that ``derivatives`` names and ``sample`` drew,
+    aligned sets, residuals (n_k, c_k), ``residuals()`` the terms in order, and each
+    residual row-local in the sets it names and blind to the others."""
+    name = problem.name
+    terms = problem.terms()
+    if not isinstance(terms, (tuple, list)) or not all(isinstance(t, Term) for t in terms):
+        raise ConformanceError(f"{name}.terms() returned {terms!r}; return a tuple of "
+                               "pinn_sine.problems.Term(name, sets, kind, residual).")
+    names = [t.name for t in terms]
+    repeated = sorted({k for k in names if names.count(k) > 1})
+    if repeated:
+        raise ConformanceError(f"{name}.terms() declares the term names {repeated} more than once ({names}); give "
+                               "each term its own name (it keys the loss and the history).")
+    points = {k for k in problem.derivatives if k in batch}
+    for t in terms:
+        unnamed = [k for k in t.sets if k not in problem.derivatives]
+        if unnamed:
+            raise ConformanceError(f"{name}: term {t.name!r} reads the point sets {unnamed}, which derivatives does "
+                                   f"not name ({sorted(problem.derivatives)}); add them to derivatives "
+                                   "(DerivativeSpec() for values only) or fix the term's sets.")
+        undrawn = [k for k in t.sets if k not in batch]
+        if undrawn:
+            raise ConformanceError(f"{name}: term {t.name!r} reads the point sets {undrawn}, which sample() does not "
+                                   f"draw ({sorted(batch)}); draw them, or do not declare the term (as a hard "
+                                   "constraint drops the terms it makes exact).")
+        sizes = {k: batch[k].shape[0] for k in t.sets}
+        if len(set(sizes.values())) > 1:
+            raise ConformanceError(f"{name}: term {t.name!r} reads the sets {sizes} (sizes), which are not aligned: "
+                                   "row i reads point i of each, so draw them with equal sizes.")
+    jets = problem.jets(net, batch)
+    values = {}
+    for t in terms:
+        r = t.residual(jets, batch)
+        n_k = batch[t.sets[0]].shape[0]
+        if not isinstance(r, torch.Tensor) or r.ndim != 2 or r.shape[0] != n_k:
+            shape = tuple(r.shape) if isinstance(r, torch.Tensor) else type(r).__name__
+            raise ConformanceError(f"{name}: term {t.name!r} returned {shape}, expected ({n_k}, c): one row per point "
+                                   f"of {list(t.sets)} (reshape a per-point vector with .reshape(-1, 1)).")
+        values[t.name] = r.detach()
+    residuals = problem.residuals(jets, batch)
+    if list(residuals) != names:
+        raise ConformanceError(f"{name}.residuals() has the terms {list(residuals)}, terms() declares {names}; "
+                               "let residuals() derive from terms() (do not override it).")
+    for k, r in residuals.items():
+        _close(r, values[k], f"{name}.residuals()[{k!r}] differs from its term's residual (let residuals() derive "
+                             "from terms())", tol=LOCAL_TOL)
+    for t in terms:
+        for key in t.sets:
+            if batch[key].shape[0] == 0:
+                continue
+            i, moved = _move_one(problem, batch[key])
+            moved = {**batch, key: moved}
+            r = t.residual(problem.jets(net, moved), moved).detach()
+            other = torch.ones(r.shape[0], dtype=torch.bool)
+            other[i] = False
+            if not _same(r[other], values[t.name][other]):
+                changed = ((r - values[t.name]).abs() > LOCAL_TOL * _scale(values[t.name])).any(1) & other
+                raise ConformanceError(
+                    f"{name}: term {t.name!r} is not row-local: moving point {i} of {key!r} changed rows "
+                    f"{torch.nonzero(changed).flatten().tolist()[:8]} of its residual, not row {i} alone. Row i must "
+                    "read point i of its sets only (no mean, sum, sort or normalisation over the points: compute "
+                    "such scales once, from fixed points, in __init__).")
+        for key in sorted(points - set(t.sets)):
+            if batch[key].shape[0] == 0:
+                continue
+            moved = {**batch, key: _move_all(problem, batch[key])}
+            r = t.residual(problem.jets(net, moved), moved).detach()
+            if not _same(r, values[t.name]):
+                raise ConformanceError(f"{name}: term {t.name!r} changes when the points of {key!r} move, but its "
+                                       f"sets are {list(t.sets)}; add {key!r} to the term's sets (aligned, equal "
+                                       "sizes) or stop reading it.")
+
+
+def _scale(r) -> float:
+    return max(float(r.abs().max()) if r.numel() else 0.0, 1.0)
+
+
+def _same(a, b) -> bool:
+    return a.shape == b.shape and (a.numel() == 0 or float((a - b).abs().max()) <= LOCAL_TOL * _scale(b))
+
+
+def _centre(problem: Problem, like) -> torch.Tensor:
+    return torch.tensor([(lo + hi) / 2 for lo, hi in problem.bounds], dtype=like.dtype)
+
+
+def _move_one(problem: Problem, x):
+    """The point of ``x`` farthest from the domain's centre, and ``x`` with that point
+    moved a tenth of the way to the centre (it stays in the domain)."""
+    c = _centre(problem, x)
+    i = int(((x - c) ** 2).sum(1).argmax())
+    moved = x.clone()
+    moved[i] = x[i] + 0.1 * (c - x[i])
+    return i, moved
+
+
+def _move_all(problem: Problem, x):
+    """Every point of ``x`` moved a tenth of the way to the domain's centre."""
+    return x + 0.1 * (_centre(problem, x) - x)
 
 
 def _eps(t) -> float:

@@ -32,8 +32,8 @@ from ..validation import fd
 from ..validation.fd.helmholtz import ResolutionError
 from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
-from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
-                   manufactured_boundary_target)
+from .base import (Problem, Term, describe_callable, exact_laplacian, manufactured_box_batch,
+                   manufactured_box_constraint, manufactured_boundary_target)
 from .callables import check_solution
 from .velocity import DEFAULT_EDGE, VelocityModel, clip, grid_points, parse_center
 
@@ -173,17 +173,17 @@ class Helmholtz2D(Problem):
         f = batch["f"].to(dtype) if "f" in batch else self.source(batch["interior"].double()).to(dtype)
         return (ji.laplacian(("x", "y")) + self.k ** 2 * ji.u - f) / math.sqrt(self._pde_scale)
 
-    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" term at each interior point (n,); its mean is that term of :meth:`losses`."""
-        return (self._interior_residual(jets, batch) ** 2).sum(1)
-
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" at the interior points and "boundary" (u - g) / sqrt(<u^2>) (not under the
-        hard constraint)."""
-        if self.constraint == "hard":
-            return {"pde": self._interior_residual(jets, batch)}
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(u - g) / sqrt(<u^2>) at the boundary points (n_b, 1)."""
         g = manufactured_boundary_target(self, jets, batch)
-        return {"pde": self._interior_residual(jets, batch), "boundary": (jets["boundary"].u - g) / math.sqrt(self._u2)}
+        return (jets["boundary"].u - g) / math.sqrt(self._u2)
+
+    def terms(self) -> tuple[Term, ...]:
+        """"pde" at the interior points and "boundary" (not under the hard constraint)."""
+        pde = Term("pde", ("interior",), "pde", self._interior_residual)
+        if self.constraint == "hard":
+            return (pde,)
+        return pde, Term("boundary", ("boundary",), "boundary", self._boundary_residual)
 
     def hard_constraint(self) -> HardConstraint:
         """u = g + d N: d the bubble over the rectangle, g the transfinite interpolation of
@@ -410,13 +410,21 @@ class HelmholtzPointSource(Problem):
         n_b = max(1, int(round(self.boundary_fraction * n)))
         return {"interior": torch.cat([xu, xs]), "boundary": sampling.box_boundary(n_b, self.domain, generator)}
 
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde": (Re, Im) of the stretched residual / sqrt(<f^2>) at the interior
-        points (n, 2); "boundary": (u_re, u_im) / sqrt(<|u|^2>) (the field vanishes on
-        the outer wall of the layer)."""
-        ji, jb = jets["interior"], jets["boundary"]
+    def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(Re, Im) of the stretched residual / sqrt(<f^2>) at the interior points (n, 2)."""
+        ji = jets["interior"]
         re, im = self.residual(ji, batch["interior"].to(ji.u.dtype))
-        return {"pde": torch.cat([re, im], dim=1) / math.sqrt(self._f2), "boundary": jb.u / math.sqrt(self._u2)}
+        return torch.cat([re, im], dim=1) / math.sqrt(self._f2)
+
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(u_re, u_im) / sqrt(<|G|^2>) at the outer-wall points (n_b, 2): the field
+        vanishes on the outer wall of the layer."""
+        return jets["boundary"].u / math.sqrt(self._u2)
+
+    def terms(self) -> tuple[Term, ...]:
+        """"pde" at the interior points and "boundary" on the outer wall."""
+        return (Term("pde", ("interior",), "pde", self._interior_residual),
+                Term("boundary", ("boundary",), "boundary", self._boundary_residual))
 
     def _source_scale(self) -> float:
         """E[f^2] over the interior sampler (65536 points, fixed seed)."""

@@ -14,8 +14,8 @@ from ..constraints import HardConstraint, SineFactor
 from ..derivatives import DerivativeSpec, Jet
 from ..images import image_digest, load_image
 from ..validation.reference import ReferenceField
-from .base import (Problem, describe_callable, exact_laplacian, manufactured_box_batch, manufactured_box_constraint,
-                   manufactured_boundary_target)
+from .base import (Problem, Term, describe_callable, exact_laplacian, manufactured_box_batch,
+                   manufactured_box_constraint, manufactured_boundary_target)
 from .callables import check_solution
 
 SUPERVISIONS = ("laplacian", "gradient")
@@ -111,16 +111,16 @@ class Poisson2D(Problem):
         f = batch["f"].to(ji.u.dtype) if "f" in batch else self.source(xi.double()).to(ji.u.dtype)
         return (ji.laplacian(("x", "y")) - f) / math.sqrt(self._f_scale_value)
 
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" at the interior points and "boundary" u - g (not under the hard constraint)."""
-        if self.constraint == "hard":
-            return {"pde": self._interior_residual(jets, batch)}
-        g = manufactured_boundary_target(self, jets, batch)
-        return {"pde": self._interior_residual(jets, batch), "boundary": jets["boundary"].u - g}
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u - g at the boundary points (n_b, 1)."""
+        return jets["boundary"].u - manufactured_boundary_target(self, jets, batch)
 
-    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" term at each interior point (n,); its mean is that term of :meth:`losses`."""
-        return (self._interior_residual(jets, batch) ** 2).sum(1)
+    def terms(self) -> tuple[Term, ...]:
+        """"pde" at the interior points and "boundary" u - g (not under the hard constraint)."""
+        pde = Term("pde", ("interior",), "pde", self._interior_residual)
+        if self.constraint == "hard":
+            return (pde,)
+        return pde, Term("boundary", ("boundary",), "boundary", self._boundary_residual)
 
     def _f_scale(self) -> float:
         """mean(f^2) over the domain (4096 fixed points), the PDE term's normaliser."""
@@ -234,16 +234,18 @@ class Poisson2DImage(Problem):
         grad = torch.cat([ji.d("x"), ji.d("y")], dim=1)
         return (grad - self._grad[i, j].to(dtype)) / math.sqrt(float((self._grad**2).sum(-1).mean()))
 
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde" (or "gradient") at the interior points and "boundary" u - image."""
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u - image at the boundary points (n_b, 1)."""
         jb = jets["boundary"]
         bi, bj = self._node_index(batch["boundary"])
-        g = self._img[bi, bj].to(jb.u.dtype).reshape(-1, 1)
-        return {self.pointwise_term: self._interior_residual(jets, batch), "boundary": jb.u - g}
+        return jb.u - self._img[bi, bj].to(jb.u.dtype).reshape(-1, 1)
 
-    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" (or "gradient") term at each interior point (n,)."""
-        return (self._interior_residual(jets, batch) ** 2).sum(1)
+    def terms(self) -> tuple[Term, ...]:
+        """"pde" (or "gradient", observed derivatives: kind "data") at the interior points
+        and "boundary" u - image."""
+        kind = "data" if self.supervise == "gradient" else "pde"
+        return (Term(self.pointwise_term, ("interior",), kind, self._interior_residual),
+                Term("boundary", ("boundary",), "boundary", self._boundary_residual))
 
     def hard_constraint(self) -> HardConstraint:
         raise ValueError("the image case has no hard constraint: its boundary data are pixel values, with no "

@@ -32,7 +32,7 @@ from ..constraints import GaussianFactor, HardConstraint, RampFactor, SeparableF
 from ..derivatives import DerivativeSpec, Jet
 from ..validation import fd
 from ..validation.reference import ReferenceField
-from .base import Problem
+from .base import Problem, Term
 from .velocity import VelocityModel, clip, parse_center
 
 BOUNDARIES = ("reflecting", "absorbing")
@@ -98,7 +98,8 @@ class _WaveProblem(Problem):
     def _base_sets(self, n: int, generator: torch.Generator, progress: float) -> dict[str, Tensor]:
         t_hi = self.time_window(progress)
         n_i = max(1, int(round(self.initial_fraction * n)))
-        n_b = int(round(self.boundary_fraction * n))
+        # at least one wall point when walls are sampled: the "boundary" term is declared then
+        n_b = max(1, int(round(self.boundary_fraction * n))) if self.boundary_fraction else 0
         initial = sampling.box(n_i, self.spatial_bounds, generator, self.sampler)
         out = {"interior": self._space_time(n, t_hi, generator, self.sampler),
                "initial": torch.cat([torch.zeros(n_i, 1), initial], dim=1)}
@@ -107,6 +108,19 @@ class _WaveProblem(Problem):
             out["boundary"] = sampling.box_boundary(n_b, ((0.0, t_hi),) + self.spatial_bounds, generator,
                                                     dims=tuple(range(1, d + 1)))
         return out
+
+    def _drop_unsampled_walls(self) -> None:
+        """Without wall points (``boundary_fraction=0``) the "boundary" set is not drawn:
+        not a point set then, and no "boundary" term."""
+        if not self.boundary_fraction:
+            del self.derivatives["boundary"]
+
+    def _boundary_terms(self) -> tuple[Term, ...]:
+        """The "boundary" term where wall points are drawn (``boundary_fraction > 0`` and
+        the set not made exact by the hard constraint), else none."""
+        if "boundary" not in self.derivatives:
+            return ()
+        return (Term("boundary", ("boundary",), "boundary", self._boundary_residual),)
 
     def _check_times(self, times, name: str) -> np.ndarray:
         t = np.asarray(times, dtype=np.float64)
@@ -203,6 +217,7 @@ class Wave1D(_WaveProblem):
         self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"), ("x", "x"))),
                             "initial": DerivativeSpec(first=("t",)),
                             "boundary": DerivativeSpec()}
+        self._drop_unsampled_walls()
         self._set_constraint(constraint, ("initial", "boundary"))
         # Spatial means of u0^2, u0_x^2, u0_xx^2 (the modes are orthogonal on [0, L]).
         kk = [(k * math.pi / self.length, a) for k, a in self.modes]
@@ -254,24 +269,28 @@ class Wave1D(_WaveProblem):
         ji = jets["interior"]
         return (ji.d2("t", "t") - self.c ** 2 * ji.d2("x", "x")) / (self.c ** 2 * math.sqrt(self._l2))
 
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde", "initial" (u - u0) / sqrt(<u0^2>), "initial_velocity" u_t / (c sqrt(<u0_x^2>))
-        and, with boundary points, "boundary" u / sqrt(<u0^2>); "pde" alone under the hard
-        constraint."""
-        if self.constraint == "hard":
-            return {"pde": self._interior_residual(jets, batch)}
+    def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
         j0 = jets["initial"]
         u0 = self.initial_displacement(batch["initial"][:, 1:2].to(j0.u.dtype))
-        out = {"pde": self._interior_residual(jets, batch),
-               "initial": (j0.u - u0) / math.sqrt(self._u2),
-               "initial_velocity": j0.d("t") / (self.c * math.sqrt(self._g2))}
-        if "boundary" in jets:
-            out["boundary"] = jets["boundary"].u / math.sqrt(self._u2)
-        return out
+        return (j0.u - u0) / math.sqrt(self._u2)
 
-    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" term at each interior point (n,); its mean is ``losses()["pde"]``."""
-        return (self._interior_residual(jets, batch) ** 2).sum(1)
+    def _velocity_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u_t / (c sqrt(<u0_x^2>)) at the t = 0 points (n_0, 1)."""
+        return jets["initial"].d("t") / (self.c * math.sqrt(self._g2))
+
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u / sqrt(<u0^2>) at the wall points (n_b, 1)."""
+        return jets["boundary"].u / math.sqrt(self._u2)
+
+    def terms(self) -> tuple[Term, ...]:
+        """"pde", "initial", "initial_velocity" and, with boundary points
+        (``boundary_fraction > 0``), "boundary"; "pde" alone under the hard constraint."""
+        pde = Term("pde", ("interior",), "pde", self._interior_residual)
+        if self.constraint == "hard":
+            return (pde,)
+        return (pde, Term("initial", ("initial",), "initial", self._initial_residual),
+                Term("initial_velocity", ("initial",), "initial", self._velocity_residual)) + self._boundary_terms()
 
     def time_scale(self) -> float:
         """tau = 1 / sqrt(omega_min omega_max), omega_k = k pi c / L the modes' angular
@@ -443,6 +462,7 @@ class Wave2D(_WaveProblem):
         self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"),), laplacians=(("x", "y"),)),
                             "initial": DerivativeSpec(first=("t",)),
                             "boundary": boundary_spec}
+        self._drop_unsampled_walls()
         self._set_constraint(constraint, ("initial", "boundary") if boundary == "reflecting" else ("initial",))
         area = math.prod(hi - lo for lo, hi in self.domain)
         w2 = self.width ** 2
@@ -476,31 +496,35 @@ class Wave2D(_WaveProblem):
         c = self.speed(xi[:, 1:2], xi[:, 2:3])
         return (ji.d2("t", "t") - c ** 2 * ji.laplacian(("x", "y"))) / (self.c_ref ** 2 * math.sqrt(self._l2))
 
-    def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """"pde", "initial" (u - u0) / sqrt(<u0^2>), "initial_velocity"
-        u_t / (c_ref sqrt(<|grad u0|^2>)) and, with boundary points, "boundary": u / sqrt(<u0^2>)
-        on reflecting walls, (u_t + c du/dn) / (c_ref sqrt(<|grad u0|^2>)) on absorbing ones.
-        Under the hard constraint: "pde", and "boundary" on absorbing walls."""
-        g = self.c_ref * math.sqrt(self._g2)
-        out = {"pde": self._interior_residual(jets, batch)}
-        if "initial" in self.derivatives:
-            j0 = jets["initial"]
-            x0 = batch["initial"].to(j0.u.dtype)
-            u0 = self.initial_displacement(x0[:, 1:2], x0[:, 2:3])
-            out["initial"] = (j0.u - u0) / math.sqrt(self._u2)
-            out["initial_velocity"] = j0.d("t") / g
-        if "boundary" in jets:
-            jb = jets["boundary"]
-            if self.boundary == "reflecting":
-                out["boundary"] = jb.u / math.sqrt(self._u2)
-            else:
-                xb = batch["boundary"].to(jb.u.dtype)
-                out["boundary"] = (jb.d("t") + self.speed(xb[:, 1:2], xb[:, 2:3]) * self._normal_derivative(jb, xb)) / g
-        return out
+    def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
+        j0 = jets["initial"]
+        x0 = batch["initial"].to(j0.u.dtype)
+        return (j0.u - self.initial_displacement(x0[:, 1:2], x0[:, 2:3])) / math.sqrt(self._u2)
 
-    def pointwise_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """The "pde" term at each interior point (n,); its mean is ``losses()["pde"]``."""
-        return (self._interior_residual(jets, batch) ** 2).sum(1)
+    def _velocity_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u_t / (c_ref sqrt(<|grad u0|^2>)) at the t = 0 points (n_0, 1)."""
+        return jets["initial"].d("t") / (self.c_ref * math.sqrt(self._g2))
+
+    def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
+        """u / sqrt(<u0^2>) on reflecting walls, (u_t + c du/dn) / (c_ref sqrt(<|grad u0|^2>))
+        on absorbing ones, at the wall points (n_b, 1)."""
+        jb = jets["boundary"]
+        if self.boundary == "reflecting":
+            return jb.u / math.sqrt(self._u2)
+        xb = batch["boundary"].to(jb.u.dtype)
+        return ((jb.d("t") + self.speed(xb[:, 1:2], xb[:, 2:3]) * self._normal_derivative(jb, xb))
+                / (self.c_ref * math.sqrt(self._g2)))
+
+    def terms(self) -> tuple[Term, ...]:
+        """"pde", "initial", "initial_velocity" and, with boundary points
+        (``boundary_fraction > 0``), "boundary". Under the hard constraint: "pde", and
+        "boundary" on absorbing walls."""
+        out = (Term("pde", ("interior",), "pde", self._interior_residual),)
+        if "initial" in self.derivatives:
+            out += (Term("initial", ("initial",), "initial", self._initial_residual),
+                    Term("initial_velocity", ("initial",), "initial", self._velocity_residual))
+        return out + self._boundary_terms()
 
     def _normal_derivative(self, jet: Jet, x: Tensor) -> Tensor:
         """du/dn on the nearest wall of each boundary point x (n, 3) -> (n, 1)."""
