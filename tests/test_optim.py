@@ -14,6 +14,7 @@ from pinn_sine.derivatives.jacobian import jacobian_parameters, residual_jacobia
 from pinn_sine.nets import MLP, FourierFeatures, MetaSin, Sine, Tanh
 from pinn_sine.optim import LBFGS, Adam, GaussNewton
 from pinn_sine.optim.gauss_newton import _damped_solve_lapack, _damped_solve_torch
+from pinn_sine.optim.solvers import CG, Cholesky
 from pinn_sine.problems import Helmholtz2D, HelmholtzPointSource, Inpainting, Poisson2D, Wave1D, Wave2D
 from pinn_sine.train import load_checkpoint
 
@@ -148,10 +149,12 @@ def test_dual_form_equals_primal_form_on_both_backends():
         J = torch.randn(n, p, dtype=torch.float64)
         r = torch.randn(n, dtype=torch.float64)
         expected = -torch.linalg.solve(J.T @ J + 0.3 * torch.eye(p, dtype=J.dtype), J.T @ r)
-        d, Jd, lam = GaussNewton._solve(J, r, 0.3)  # the CPU path: SciPy's syrk and Cholesky
-        assert lam == 0.3
-        torch.testing.assert_close(d, expected, rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(Jd, J @ expected, rtol=1e-10, atol=1e-12)
+        for form in ("auto", "primal", "dual"):
+            for backend in ("lapack", "torch"):
+                d = Cholesky(backend).damped(J, r, 0.3, form)
+                torch.testing.assert_close(d, expected, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(CG(rtol=1e-14, max_iter=100).damped(J, r, 0.3, form), expected,
+                                       rtol=1e-9, atol=1e-11)
         torch.testing.assert_close(_damped_solve_torch(J, r, 0.3), expected, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(_damped_solve_lapack(J, r, 0.3), expected, rtol=1e-10, atol=1e-12)
 
@@ -308,7 +311,7 @@ def test_train_rejects_mixed_and_bad_stage_lists():
         train(problem, _net(problem), stages=[stage, stage], progress=False)
     with pytest.raises(ValueError, match=r"train\(\) needs stages="):
         train(problem, _net(problem), progress=False)
-    with pytest.raises(MemoryError, match=r"GaussNewton: about \d+ residuals x \d+ parameters.*max_memory"):
+    with pytest.raises(MemoryError, match=r"GaussNewton \(dense descent\): about \d+ residuals x \d+ parameters.*max_memory"):
         train(problem, _net(problem, width=32), stages=[GaussNewton(1, batch=256, max_memory=1e5)], progress=False)
 
 

@@ -23,6 +23,28 @@ factor nu that doubles after each consecutive rejection.
 
 Use float64 (``net.double()``): in float32 the normal equations lose about half the
 digits and the stage stalls near 1e-4 relative error.
+
+The stage is composed of three parts, each a small class chosen by name or given as an
+object (``GaussNewton(300, descent="cg")``, ``descent={"name": "cg", "rank": 100}`` or
+``descent=NormalCG(rank=100)``):
+
+* a **search** (:mod:`~pinn_sine.optim.searches`): the damping and whether and how far
+  the step is taken: "nielsen" (the rule above, the default), "trust_region",
+  "backtracking";
+* a **descent** (:mod:`~pinn_sine.optim.descents`): the step from the
+  :class:`~pinn_sine.derivatives.Linearization` (r and J as an operator): "dense" (J
+  formed, the system above, the default), "cg" (matrix-free, preconditioned conjugate
+  gradients), "dual" (J J^T from the factors; SPRING momentum), "sketched" (rows and
+  columns sampled);
+* a **linear solver** (:mod:`~pinn_sine.optim.solvers`): "cholesky" (LAPACK on the CPU,
+  torch elsewhere, chosen once when the stage starts) or "cg"; "auto" takes the
+  descent's own.
+
+``GaussNewton(steps)`` is the dense Levenberg-Marquardt stage it always was. Writing a
+part: subclass the part's base class, implement its few methods (each module's
+docstring lists them) and pass an instance; its ``describe()`` names it in the
+checkpoint and config.json, and registering the class in ``SEARCHES``/``DESCENTS``/
+``SOLVERS`` makes the name usable on the command line.
 """
 from __future__ import annotations
 
@@ -33,47 +55,103 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..constraints import unconstrained
-from ..derivatives.jacobian import jacobian_parameters, residual_jacobian
+from ..derivatives.linearization import fitted_parameters, linearize
+from .descents import DESCENTS, Dense, Descent
+from .searches import SEARCHES, Nielsen, Search
+from .solvers import SOLVERS, LinearSolver, damped_solve_lapack, damped_solve_torch
 from .stages import Stage, StepResult, check_batch, check_every, check_positive_float, check_steps
 
-_MU_MIN, _MU_MAX = 1e-15, 1e12
+# the dense solves under their former names (tests and benchmarks import them from here)
+_damped_solve_lapack, _damped_solve_torch = damped_solve_lapack, damped_solve_torch
+
+
+def make_part(kind: str, value, registry: dict, base: type):
+    """A search, descent or solver from a name, a dict {"name": ..., option: value} (its
+    ``describe()``) or an instance of ``base``."""
+    if isinstance(value, base):
+        return value
+    if isinstance(value, str):
+        name, options = value, {}
+    elif isinstance(value, dict) and isinstance(value.get("name"), str):
+        name, options = value["name"], {k: v for k, v in value.items() if k != "name"}
+    else:
+        raise ValueError(f"GaussNewton: {kind} must be one of {sorted(registry)}, a dict with a \"name\" among them "
+                         f"and its options, or a {base.__name__}; got {value!r}.")
+    if name not in registry:
+        raise ValueError(f'GaussNewton: unknown {kind} "{name}". Must be one of {sorted(registry)}.')
+    cls = registry[name]
+    try:
+        return cls(**options)
+    except TypeError as err:
+        import inspect
+
+        accepted = [p for p in inspect.signature(cls).parameters]
+        raise ValueError(f"GaussNewton: {kind} {name!r} takes the options {accepted}; got {sorted(options)} "
+                         f"({err}).") from None
 
 
 class GaussNewton(Stage):
-    """Levenberg-Marquardt steps on a fixed batch, with the residual Jacobian built by
-    the jet engine (one forward pass and one backward pass per residual column).
+    """Gauss-Newton (Levenberg-Marquardt by default) steps on a fixed batch, composed of
+    a search, a descent and a linear solver (module docstring).
 
     Args:
         steps: Gauss-Newton steps (>= 0); a rejected step counts as a step.
         batch: interior points of the batch (None: the run's batch). The other point
             sets are sized from it by the problem, as for every stage.
-        damping: the initial relative damping mu (> 0), lambda = mu ||J||_F^2 / p.
-        line_search: after a rejected step, try d/2, d/4, ... (at most 8 halvings) and
-            accept the first that lowers the loss.
+        damping: shorthand for the search's initial relative damping (the Nielsen
+            search's mu, default 1e-3).
+        line_search: shorthand for ``Nielsen(line_search=...)``: after a rejected step,
+            try d/2, d/4, ... (at most 8 halvings) and accept the first that lowers the loss.
         resample_every: draw a fresh batch every this many steps (None: one batch).
-        max_memory: bytes the Jacobian and the linear system may take (default 4 GiB);
-            beyond it the stage refuses to start and says what to change.
+        max_memory: bytes a step may take (default 4 GiB): the descent's estimate (J and
+            the system for "dense"; the Jacobian factors and its vectors for the others)
+            is checked before the stage starts, which refuses and says what to change.
+        search: "nielsen" (default), "trust_region", "backtracking", a dict or a Search.
+        descent: "dense" (default), "cg", "dual", "sketched", a dict or a Descent.
+        solver: "auto" (the descent's), "cholesky", "cg", a dict or a LinearSolver.
     """
 
     name = "gauss_newton"
     evaluate_each_log = True
 
-    def __init__(self, steps: int, *, batch: int | None = None, damping: float = 1e-3, line_search: bool = False,
-                 resample_every: int | None = None, max_memory: float = 4 * 2**30):
+    def __init__(self, steps: int, *, batch: int | None = None, damping: float | None = None,
+                 line_search: bool | None = None, resample_every: int | None = None,
+                 max_memory: float = 4 * 2**30, search="nielsen", descent="dense", solver="auto"):
         self.steps = check_steps(steps, "GaussNewton")
         self.batch = check_batch(batch, "GaussNewton")
-        self.damping = check_positive_float(damping, "damping", "GaussNewton")
-        if not isinstance(line_search, bool):
-            raise ValueError(f"GaussNewton: line_search must be True or False, got {line_search!r}.")
-        self.line_search = line_search
         self.resample_every = None if resample_every is None else check_every(resample_every, "resample_every",
                                                                                 "GaussNewton")
         self.max_memory = check_positive_float(max_memory, "max_memory", "GaussNewton")
-        self.mu, self.nu = self.damping, 2.0
+        if damping is not None:
+            damping = check_positive_float(damping, "damping", "GaussNewton")
+        if line_search is not None and not isinstance(line_search, bool):
+            raise ValueError(f"GaussNewton: line_search must be True or False, got {line_search!r}.")
+        if isinstance(search, str) and (damping is not None or line_search is not None):
+            options = {} if damping is None else {"damping": damping}
+            if line_search is not None:
+                if search != "nielsen":
+                    raise ValueError(f"GaussNewton: line_search is an option of the nielsen search, not of {search!r}.")
+                options["line_search"] = line_search
+            search = {"name": search, **options}
+        elif damping is not None or line_search is not None:
+            raise ValueError("GaussNewton: give damping/line_search inside the search (search={\"name\": ..., "
+                             "\"damping\": ...}), not beside a configured search.")
+        self.search: Search = make_part("search", search, SEARCHES, Search)
+        self.descent: Descent = make_part("descent", descent, DESCENTS, Descent)
+        solver = self.descent.default_solver if solver == "auto" else solver
+        self.solver: LinearSolver = make_part("solver", solver, SOLVERS, LinearSolver)
+        if self.solver.name not in self.descent.solvers:
+            raise ValueError(f"GaussNewton: the {self.descent.name} descent works with the solvers "
+                             f"{list(self.descent.solvers)}, not {self.solver.name!r}"
+                             + (" (it never forms a matrix to factor)." if self.descent.solvers == ("cg",) else "."))
         self.points = None
         self.generator = None
         self.params: list[Tensor] = []
+
+    @property
+    def damping(self) -> float:
+        """The search's initial relative damping."""
+        return self.search.damping0
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, run, index: int) -> None:
@@ -87,87 +165,76 @@ class GaussNewton(Stage):
             raise ValueError(f"GaussNewton needs the loss terms as per-point residuals; "
                              f"{type(run.problem).__name__} does not define residuals() (its loss is not a plain "
                              "least-squares sum). Use Adam / L-BFGS for it.")
-        self.params = jacobian_parameters(run.net)
+        self.params = fitted_parameters(run.problem, run.net)
         if self.params[0].dtype != torch.float64:
             warnings.warn("GaussNewton in float32 stalls near 1e-4 relative error (the normal equations square the "
                           "condition number); train a float64 network: net.double() in Python, --dtype float64 on the "
                           "command line.", RuntimeWarning, stacklevel=3)
         self.generator = run.stage_generator(index)
         self.points = run.fixed_batch(self.batch, index, generator=self.generator)
+        self.solver.prepare(self.params[0].device)
+        self.descent.start(self.generator)
         self._check_memory(run)
 
     def _check_memory(self, run) -> None:
+        from ..constraints import unconstrained
+
         p = sum(q.numel() for q in self.params)
-        n = sum(v.shape[0] for k, v in self.points.items() if k in run.problem.derivatives)
-        rows = n * max(run.problem.out_dim, 1)
-        width = max(layer.weight.shape[0] * layer.weight.shape[1] for layer in unconstrained(run.net).linears)
+        problem = run.problem
+        n = sum(v.shape[0] for k, v in self.points.items() if k in problem.derivatives)
+        rows = n * max(problem.out_dim, 1)
+        layers = unconstrained(run.net).linears
+        width = max(layer.weight.shape[0] * layer.weight.shape[1] for layer in layers)
+        streams = max((1 + len(s.directions()) + len(s.pairs()) + len(s.laplacian_groups())
+                       for s in problem.derivatives.values()), default=1)
         item = self.params[0].element_size()
-        # J, one layer's per-point weight gradients, and the smaller normal-equation matrix.
-        need = item * (rows * p + n * width + min(rows, p) ** 2)
+        factors = item * rows * streams * sum(l.weight.shape[0] + l.weight.shape[1] + 1 for l in layers)
+        # the step's own memory, and one layer's per-point weight gradients
+        need = self.descent.memory(rows, p, factors, item) + item * n * width
         if need > self.max_memory:
             raise MemoryError(
-                f"GaussNewton: about {rows} residuals x {p} parameters; the Jacobian and the "
-                f"{min(rows, p)}^2 system need about {need / 2**30:.2f} GiB, over max_memory="
-                f"{self.max_memory / 2**30:.2f} GiB. Use a smaller batch (GaussNewton(batch=...)) or a smaller "
-                "network, or raise max_memory.")
+                f"GaussNewton ({self.descent.name} descent): about {rows} residuals x {p} parameters need about "
+                f"{need / 2**30:.2f} GiB, over max_memory={self.max_memory / 2**30:.2f} GiB. Use a smaller batch "
+                "(GaussNewton(batch=...)) or a smaller network, a matrix-free descent (descent=\"cg\"), or raise "
+                "max_memory.")
 
     # ----- one step -------------------------------------------------------------------
     def step(self, run, done: int) -> StepResult:
         t0 = time.perf_counter()
         if self.resample_every is not None and done and done % self.resample_every == 0:
             self.points = run.fixed_batch(self.batch, None, generator=self.generator)
-        r, J, _ = residual_jacobian(run.problem, run.net, self.points, run.term_weights)
-        loss = float(r @ r)
+        lin = linearize(run.problem, run.net, self.points, run.term_weights)
+        loss = float(lin.r @ lin.r)
         if not math.isfinite(loss):
             total, terms, _ = run.weighted(self.points, None, evaluation=True)
             run.check_finite(run.offset + done, self.name, total, terms)
-        scale = float((J * J).sum()) / J.shape[1]
-        lam = self.mu * max(scale, 1e-300)
-        d, Jd, lam = self._solve(J, r, lam)
-        predicted = -(2 * float(r @ Jd) + float(Jd @ Jd))
+        scale = self.descent.frobenius2(lin) / lin.n_cols
+        direction = self.descent.direction(lin, self.search.damping(scale), self.solver)
+        d = direction.d
         before = [q.detach().clone() for q in self.params]
-        gain, accepted, alpha = float("nan"), False, 1.0
-        for attempt in range(9 if self.line_search else 1):
-            alpha = 0.5 ** attempt
+        last = {}
+
+        def trial(alpha: float) -> float:
             self._set(before, d, alpha)
             with torch.no_grad():
-                total, terms, loss_terms = run.weighted(self.points, None, evaluation=True)
-            new = float(total)
-            if attempt == 0:
-                gain = (loss - new) / predicted if predicted > 0 else float("-inf")
-                accepted = math.isfinite(new) and gain > 0
-            else:
-                accepted = math.isfinite(new) and new < loss
-            if accepted:
-                break
-        if gain > 0 and alpha == 1.0:
-            self.mu = max(_MU_MIN, self.mu * max(1 / 3, 1 - (2 * gain - 1) ** 3))
-            self.nu = 2.0
-        else:
-            self.mu = min(_MU_MAX, self.mu * self.nu)
-            self.nu *= 2.0
-        if not accepted:
+                last["eval"] = run.weighted(self.points, None, evaluation=True)
+            return float(last["eval"][0])
+
+        result = self.search.run(trial, loss, lin.r, d, direction.Jd)
+        if not result.accepted:
             self._set(before, None, 0.0)
             with torch.no_grad():
-                total, terms, loss_terms = run.weighted(self.points, None, evaluation=True)
+                last["eval"] = run.weighted(self.points, None, evaluation=True)
+        self.descent.update(result.accepted, result.alpha)
+        total, terms, loss_terms = last["eval"]
         run.check_finite(run.offset + done + 1, self.name, total, terms)
-        # lambda: the damping this step used; mu: the relative damping for the next one.
-        extra = {"lambda": lam, "mu": self.mu, "gain": gain, "accepted": int(accepted),
+        # lambda: the damping this step used; mu / radius: the search's state for the next one.
+        extra = {"lambda": direction.lam, **{k: v for k, v in result.extra.items() if k != "alpha"},
+                 "gain": result.gain, "accepted": int(result.accepted), **direction.info,
                  "step_time": time.perf_counter() - t0}
-        if self.line_search:
-            extra["alpha"] = alpha if accepted else 0.0
+        if "alpha" in result.extra:
+            extra["alpha"] = result.extra["alpha"]
         return StepResult(1, total, terms, loss_terms, extra)
-
-    @staticmethod
-    def _solve(J: Tensor, r: Tensor, lam: float) -> tuple[Tensor, Tensor, float]:
-        """d solving (J^T J + lam I) d = -J^T r (or its dual form), J d, and the lam used
-        (raised tenfold until the matrix factors in this precision)."""
-        solve = _damped_solve_lapack if J.device.type == "cpu" else _damped_solve_torch
-        while True:
-            d = solve(J, r, lam)
-            if d is not None:
-                return d, J @ d, lam
-            lam = max(lam * 10, 1e-300)  # not positive definite in this precision: damp more
 
     @torch.no_grad()
     def _set(self, base: list[Tensor], d: Tensor | None, alpha: float) -> None:
@@ -179,54 +246,20 @@ class GaussNewton(Stage):
 
     # ----- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"mu": self.mu, "nu": self.nu, "generator": self.generator.get_state(),
-                "points": {k: v.detach().cpu() for k, v in self.points.items()}}
+        return {**self.search.state_dict(), "generator": self.generator.get_state(),
+                "points": {k: v.detach().cpu() for k, v in self.points.items()},
+                "descent": self.descent.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mu, self.nu = float(state["mu"]), float(state["nu"])
+        self.search.load_state_dict(state)
         self.generator.set_state(state["generator"])
         dtype, device = self.params[0].dtype, self.params[0].device
         self.points = {k: v.to(device=device, dtype=dtype) for k, v in state["points"].items()}
+        self.descent.load_state_dict({k: (v.to(device=device, dtype=dtype) if isinstance(v, Tensor) else v)
+                                      for k, v in state.get("descent", {}).items()})
 
     def describe(self) -> dict:
-        return {"stage": self.name, "steps": self.steps, "batch": self.batch, "damping": self.damping,
-                "line_search": self.line_search, "resample_every": self.resample_every,
-                "max_memory": self.max_memory}
+        return {"stage": self.name, "steps": self.steps, "batch": self.batch, "resample_every": self.resample_every,
+                "max_memory": self.max_memory, "search": self.search.describe(),
+                "descent": self.descent.describe(), "solver": self.solver.describe()}
 
-
-def _damped_solve_torch(J: Tensor, r: Tensor, lam: float) -> Tensor | None:
-    """The damped Gauss-Newton step by torch.linalg (any device); None if the matrix
-    does not factor."""
-    n, p = J.shape
-    A = J.T @ J if n >= p else J @ J.T
-    A.diagonal().add_(lam)
-    L, info = torch.linalg.cholesky_ex(A)
-    if int(info):
-        return None
-    if n >= p:
-        return -torch.cholesky_solve((J.T @ r).unsqueeze(1), L).squeeze(1)
-    return -(J.T @ torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1))
-
-
-def _damped_solve_lapack(J: Tensor, r: Tensor, lam: float) -> Tensor | None:
-    """The same step on the CPU through SciPy's BLAS/LAPACK: a symmetric rank-k update
-    (syrk, half the flops of J^T J) and Cholesky (potrf/potrs), used because torch's
-    CPU matmul and Cholesky were the slower path where it was tuned (benchmarks/optimizers.py
-    times the stage)."""
-    import numpy as np
-    from scipy.linalg import blas, lapack
-
-    Jn, rn = J.detach().numpy(), r.detach().numpy()
-    n, p = Jn.shape
-    syrk = blas.get_blas_funcs("syrk", (Jn,))
-    A = syrk(1.0, Jn, trans=1 if n >= p else 0, lower=1)  # the lower triangle of J^T J or J J^T
-    A[np.diag_indices_from(A)] += lam
-    potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (A,))
-    L, info = potrf(A, lower=1, overwrite_a=1, clean=0)
-    if info:
-        return None
-    if n >= p:
-        x, info = potrs(L, Jn.T @ rn, lower=1)
-        return torch.from_numpy(-x)
-    y, info = potrs(L, rn, lower=1)
-    return torch.from_numpy(-(Jn.T @ y))

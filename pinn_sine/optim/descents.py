@@ -1,0 +1,336 @@
+"""Descents of the Gauss-Newton stage (:class:`~pinn_sine.optim.GaussNewton`'s
+``descent=``): how the step d is computed from the linearization (r, J) and the damping
+lambda. Each solves, exactly or approximately, the damped Gauss-Newton problem
+
+    min_d ||r + J d||^2 + lambda ||d||^2,   i.e.   (J^T J + lambda I) d = -J^T r.
+
+* :class:`Dense` ("dense"): J formed, the primal (p x p) or dual (N x N) normal
+  equations factored; N p^2 per step. The stage's default, as before the descents.
+* :class:`NormalCG` ("cg"): matrix-free conjugate gradients on the primal normal
+  equations, each iteration one J v and one J^T u (a forward and a backward pass of the
+  network on the batch), preconditioned by diag(J^T J) + lambda or by a randomized
+  Nystrom approximation of J^T J (Frangella, Tropp & Udell 2023; for PINNs, Jnini,
+  Vella & Zeinhofer 2024, Bioli, Marcati & Sangalli 2025).
+* :class:`Dual` ("dual"): d = -J^T (J J^T + lambda I)^{-1} r with J J^T formed from the
+  factors, never J (the Woodbury form, for N << p); with ``momentum`` > 0 the SPRING
+  step (Goldshlager, Abrahamsen & Lin 2024; Guzman-Cordero, Dangel et al. 2025):
+  d_k = mu d_{k-1} + J^T (J J^T + lambda I)^{-1} (-r - mu J d_{k-1}).
+* :class:`Sketched` ("sketched"): a step in a random subspace of ``cols`` parameters
+  from a random subset of ``rows`` residuals, both rescaled so the sketched normal
+  equations are unbiased (the doubly sketched Gauss-Newton of Webb, Jerad & Cartis
+  2026); the small system is factored.
+
+A descent is a small class (module :mod:`pinn_sine.optim.gauss_newton`, "Writing a
+part"): ``direction(lin, lam, solver) -> Direction``, ``frobenius2(lin)`` (||J||_F^2,
+the damping's scale), ``memory(...)``, ``update(accepted, alpha)`` after the search,
+``state_dict``/``load_state_dict``, ``describe``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .solvers import FORMS, LinearSolver
+from .stages import check_every
+
+PRECONDITIONERS = ("nystrom", "diagonal", "none")
+
+
+@dataclass
+class Direction:
+    """A descent's step: d (p,), J d (N,), the damping lambda it used (raised where the
+    system did not factor) and values for the history (e.g. CG iterations)."""
+
+    d: Tensor
+    Jd: Tensor
+    lam: float
+    info: dict = field(default_factory=dict)
+
+
+class Descent:
+    """Base class of the descents (module docstring)."""
+
+    name = "descent"
+    #: the solver "auto" picks
+    default_solver = "cholesky"
+    #: solvers the descent works with
+    solvers = ("cholesky", "cg")
+
+    def start(self, generator: torch.Generator) -> None:
+        """Called when the stage starts; ``generator`` draws the descent's sketches (its
+        state is checkpointed with the stage's)."""
+        self.generator = generator
+
+    def frobenius2(self, lin) -> float:
+        """||J||_F^2 (the damping is relative to ||J||_F^2 / p)."""
+        return float(lin.normal_diagonal().sum())
+
+    def direction(self, lin, lam: float, solver: LinearSolver) -> Direction:
+        raise NotImplementedError
+
+    def update(self, accepted: bool, alpha: float) -> None:
+        """Called after the search with what it did with the last direction."""
+
+    def memory(self, rows: int, p: int, factor_bytes: int, item: int) -> int:
+        """Bytes a step needs beyond the network: the estimate the stage checks against
+        its ``max_memory`` before starting."""
+        return factor_bytes + 8 * p * item
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
+        return f"{type(self).__name__}({body})"
+
+
+def _retry(solve, lam: float):
+    """``solve(lam)`` with lambda raised tenfold until the system factors in this
+    precision; returns (result, lam)."""
+    while True:
+        out = solve(lam)
+        if out is not None:
+            return out, lam
+        lam = max(lam * 10, 1e-300)
+
+
+class Dense(Descent):
+    """J formed and the damped normal equations solved by the solver (Cholesky: the
+    smaller of the primal p x p and dual N x N systems).
+
+    Args:
+        form: "auto" (the smaller system), "primal" or "dual".
+    """
+
+    name = "dense"
+
+    def __init__(self, form: str = "auto"):
+        if form not in FORMS:
+            raise ValueError(f'Dense: invalid form "{form}". Must be one of {list(FORMS)}.')
+        self.form = form
+
+    def _J(self, lin) -> Tensor:
+        if getattr(lin, "_dense", None) is None:
+            lin._dense = lin.materialize()
+        return lin._dense
+
+    def frobenius2(self, lin) -> float:
+        J = self._J(lin)
+        return float((J * J).sum())
+
+    def direction(self, lin, lam, solver):
+        J = self._J(lin)
+        d, lam = _retry(lambda l: solver.damped(J, lin.r, l, self.form), lam)
+        return Direction(d, J @ d, lam)
+
+    def memory(self, rows, p, factor_bytes, item):
+        return item * (rows * p + min(rows, p) ** 2)
+
+    def describe(self):
+        return {"name": self.name, "form": self.form}
+
+
+class NormalCG(Descent):
+    """Matrix-free (preconditioned) conjugate gradients on (J^T J + lambda I) d = -J^T r.
+
+    Preconditioners of J^T J + lambda I:
+        "nystrom": P = U (L + lambda) U^T / (l_min + lambda) + (I - U U^T) from the
+            randomized Nystrom approximation U L U^T of J^T J of rank ``rank`` (one J V
+            and one J^T U with ``rank`` columns per step), applied as
+            P^{-1} x = (l_min + lambda) U (L + lambda)^{-1} U^T x + x - U U^T x;
+        "diagonal": diag(J^T J) + lambda (Jacobi);
+        "none".
+
+    Args:
+        preconditioner: one of :data:`PRECONDITIONERS`.
+        rank: the Nystrom sketch's rank (>= 1).
+    """
+
+    name = "cg"
+    default_solver = "cg"
+    solvers = ("cg",)
+
+    def __init__(self, preconditioner: str = "nystrom", rank: int = 50):
+        if preconditioner not in PRECONDITIONERS:
+            raise ValueError(f'NormalCG: invalid preconditioner "{preconditioner}". Must be one of '
+                             f"{list(PRECONDITIONERS)}.")
+        self.preconditioner = preconditioner
+        self.rank = check_every(rank, "rank", "NormalCG")
+
+    def frobenius2(self, lin) -> float:
+        if getattr(lin, "_diag", None) is None:
+            lin._diag = lin.normal_diagonal()
+        return float(lin._diag.sum())
+
+    def direction(self, lin, lam, solver):
+        b = -lin.rmv(lin.r)
+        P = None
+        if self.preconditioner == "diagonal":
+            if getattr(lin, "_diag", None) is None:
+                lin._diag = lin.normal_diagonal()
+            inv = 1.0 / (lin._diag + lam)
+            P = lambda x: inv * x  # noqa: E731
+        elif self.preconditioner == "nystrom":
+            P = nystrom_preconditioner(lin, lam, min(self.rank, lin.n_cols), self.generator)
+        d, info = solver.solve(lambda v: lin.rmv(lin.mv(v)) + lam * v, b, preconditioner=P)
+        return Direction(d, lin.mv(d), lam, {"cg_iterations": info.get("iterations", 0),
+                                             "cg_residual": info.get("relative_residual", float("nan"))})
+
+    def memory(self, rows, p, factor_bytes, item):
+        k = self.rank if self.preconditioner == "nystrom" else 0
+        return factor_bytes + item * (8 * p + 3 * p * k + 2 * rows * k)
+
+    def describe(self):
+        return {"name": self.name, "preconditioner": self.preconditioner, "rank": self.rank}
+
+
+def nystrom_preconditioner(lin, lam: float, rank: int, generator: torch.Generator):
+    """The inverse of the randomized Nystrom preconditioner of J^T J + lam I (Frangella,
+    Tropp & Udell 2023, Algorithm 2.1 with the shift nu for stability), as a function."""
+    p = lin.n_cols
+    Omega = torch.randn(p, rank, generator=generator, dtype=torch.float64).to(lin.device, lin.dtype)
+    Omega, _ = torch.linalg.qr(Omega)
+    Y = lin.rmv(lin.mv(Omega))
+    nu = math.sqrt(p) * torch.finfo(Y.dtype).eps * float(Y.norm())
+    Y = Y + nu * Omega
+    M = Omega.T @ Y
+    C, info = torch.linalg.cholesky_ex((M + M.T) / 2)
+    if int(info):
+        return None  # J^T J numerically zero on the sketch: plain CG
+    B = torch.linalg.solve_triangular(C, Y.T, upper=False).T
+    U, S, _ = torch.linalg.svd(B, full_matrices=False)
+    L = (S * S - nu).clamp_min(0.0)
+    low = float(L[-1]) + lam
+    scale = low / (L + lam)
+
+    def apply(x: Tensor) -> Tensor:
+        Ux = U.T @ x
+        return U @ (scale * Ux) + x - U @ Ux
+
+    return apply
+
+
+class Dual(Descent):
+    """The Woodbury (dual) step d = -J^T (J J^T + lambda I)^{-1} r, J J^T from the factors
+    (never J): N x N, for batches much smaller than the network. ``momentum`` mu > 0 gives
+    SPRING: d = mu d_prev + J^T (J J^T + lambda I)^{-1} (-r - mu J d_prev), d_prev the
+    last applied step (kept in the checkpoint).
+
+    Args:
+        momentum: mu in [0, 1).
+    """
+
+    name = "dual"
+
+    def __init__(self, momentum: float = 0.0):
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            raise ValueError(f"Dual: momentum must be a number in [0, 1), got momentum={momentum!r}.")
+        self.momentum = float(momentum)
+        self.phi = None
+        self._last = None
+
+    def frobenius2(self, lin) -> float:
+        K = self._gram(lin)
+        return float(K.diagonal().sum())
+
+    def _gram(self, lin) -> Tensor:
+        if getattr(lin, "_gram", None) is None:
+            lin._gram = lin.gram()
+        return lin._gram
+
+    def direction(self, lin, lam, solver):
+        K = self._gram(lin)
+        rhs = -lin.r
+        phi = self.phi if self.momentum > 0 and self.phi is not None else None
+        if phi is not None:
+            rhs = rhs - self.momentum * lin.mv(phi)
+
+        def solve(l):
+            A = K.clone()
+            A.diagonal().add_(l)
+            y, _ = solver.solve(lambda u: K @ u + l * u, rhs, matrix=A)
+            return y
+
+        y, lam = _retry(solve, lam)
+        d = lin.rmv(y)
+        if phi is not None:
+            d = d + self.momentum * phi
+        self._last = d
+        return Direction(d, lin.mv(d), lam)
+
+    def update(self, accepted, alpha):
+        if accepted and self.momentum > 0:
+            self.phi = alpha * self._last
+
+    def memory(self, rows, p, factor_bytes, item):
+        return factor_bytes + item * (2 * rows * rows + 4 * p)
+
+    def state_dict(self):
+        return {"phi": None if self.phi is None else self.phi.detach().cpu()}
+
+    def load_state_dict(self, state):
+        phi = state.get("phi")
+        self.phi = None if phi is None else phi
+
+    def describe(self):
+        return {"name": self.name, "momentum": self.momentum}
+
+
+class Sketched(Descent):
+    """A doubly sketched step: ``rows`` residuals drawn uniformly without replacement
+    (scaled by sqrt(N / rows), so A^T A and A^T r are unbiased estimates of J^T J and
+    J^T r) and a random subspace of ``cols`` parameters (the step is zero elsewhere);
+    the small damped system (A^T A + lambda I) z = -A^T r_S is solved by the solver
+    (Cholesky: the smaller of its two forms), and d = P z. A fresh sketch every step.
+
+    Args:
+        rows: residuals sampled (None: all).
+        cols: parameters the step moves (None: all).
+    """
+
+    name = "sketched"
+
+    def __init__(self, rows: int | None = 4096, cols: int | None = 1024):
+        self.rows = None if rows is None else check_every(rows, "rows", "Sketched")
+        self.cols = None if cols is None else check_every(cols, "cols", "Sketched")
+
+    def direction(self, lin, lam, solver):
+        N, p = lin.n_rows, lin.n_cols
+        rows = cols = None
+        m, k = N, p
+        if self.rows is not None and self.rows < N:
+            rows = torch.randperm(N, generator=self.generator)[: self.rows].sort().values.to(lin.device)
+            m = self.rows
+        if self.cols is not None and self.cols < p:
+            cols = torch.randperm(p, generator=self.generator)[: self.cols].sort().values.to(lin.device)
+            k = self.cols
+        s = math.sqrt(N / m)
+        A = lin.submatrix(rows, cols) * s
+        rs = (lin.r if rows is None else lin.r[rows]) * s
+        z, lam = _retry(lambda l: solver.damped(A, rs, l, "auto"), lam)
+        if cols is None:
+            d = z
+        else:
+            d = lin.r.new_zeros(p)
+            d[cols] = z
+        return Direction(d, lin.mv(d), lam)
+
+    def memory(self, rows, p, factor_bytes, item):
+        m = rows if self.rows is None else min(rows, self.rows)
+        k = p if self.cols is None else min(p, self.cols)
+        return factor_bytes + item * (m * k + min(m, k) ** 2 + 4 * p)
+
+    def describe(self):
+        return {"name": self.name, "rows": self.rows, "cols": self.cols}
+
+
+DESCENTS = {"dense": Dense, "cg": NormalCG, "dual": Dual, "sketched": Sketched}

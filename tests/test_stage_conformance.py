@@ -1,0 +1,98 @@
+"""The stage conformance suite (pinn_sine.optim.conformance) over every stage and every
+Gauss-Newton search x descent x solver combination, the suite's own failure messages,
+and the errors of composing a Gauss-Newton stage from parts."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pinn_sine.optim import GaussNewton
+from pinn_sine.optim.conformance import STAGE_CASES, StageConformanceError, check_descent, check_stage
+from pinn_sine.optim.descents import Dense, Descent, Direction, NormalCG
+from pinn_sine.optim.searches import Nielsen
+from pinn_sine.optim.solvers import CG, Cholesky
+from pinn_sine.optim.stages import Adam
+
+
+@pytest.mark.parametrize("case", list(STAGE_CASES))
+def test_every_stage_conforms(case):
+    checks = check_stage(STAGE_CASES[case])
+    expected = ["describe", "state", "resume", "descent"] + (["dense"] if case.startswith("gn") else [])
+    assert checks == expected
+
+
+class _UnseededAdam(Adam):
+    """Adam whose step adds noise from the global generator: a resume cannot repeat it."""
+
+    def step(self, run, done):
+        out = super().step(run, done)
+        with torch.no_grad():
+            for p in run.params:
+                p.add_(1e-6 * torch.randn(p.shape, dtype=p.dtype))
+        return out
+
+
+class _ObjectState(Adam):
+    def state_dict(self):
+        return {**super().state_dict(), "odd": object()}
+
+
+class _BadDescribe(Adam):
+    def describe(self):
+        return {**super().describe(), "betas": (0.9, 0.999)}  # a tuple comes back as a list
+
+
+class _WrongDescent(Dense):
+    """Returns half the dense step: not the damped solve."""
+
+    def direction(self, lin, lam, solver):
+        step = super().direction(lin, lam, solver)
+        return Direction(step.d / 2, step.Jd / 2, step.lam)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: _UnseededAdam(12, lr=1e-2), "the resumed run ends with other weights"),
+    (lambda: _ObjectState(12), r"state_dict\(\) does not load with weights_only=True"),
+    (lambda: _BadDescribe(12), r"describe\(\) changes in a JSON round trip"),
+])
+def test_the_suite_catches_broken_stages(make, match):
+    with pytest.raises(StageConformanceError, match=match):
+        check_stage(make)
+
+
+def test_the_suite_catches_a_wrong_descent():
+    with pytest.raises(StageConformanceError, match="differs from the dense damped solve"):
+        check_descent(_WrongDescent(), Cholesky())
+    with pytest.raises(StageConformanceError, match="relative residual .* in the damped normal equations"):
+        check_descent(NormalCG(preconditioner="none"), CG(rtol=1e-8, max_iter=2))
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(descent="newton"), r'unknown descent "newton". Must be one of \[\'cg\', \'dense\', \'dual\', \'sketched\'\]'),
+    (dict(search={"damping": 1.0}), r"search must be one of .* a dict with a \"name\""),
+    (dict(descent={"name": "cg", "rank": 0}), "NormalCG: rank must be an integer >= 1"),
+    (dict(descent={"name": "cg", "ranks": 5}), r"descent 'cg' takes the options \['preconditioner', 'rank'\]"),
+    (dict(descent="cg", solver="cholesky"), r"the cg descent works with the solvers \['cg'\], not 'cholesky'"),
+    (dict(search="trust_region", line_search=True), "line_search is an option of the nielsen search"),
+    (dict(search=Nielsen(), damping=1.0), "give damping/line_search inside the search"),
+    (dict(solver={"name": "cholesky", "backend": "magma"}), r'Cholesky: invalid backend "magma"'),
+    (dict(descent={"name": "dual", "momentum": 1.0}), r"Dual: momentum must be a number in \[0, 1\)"),
+    (dict(descent={"name": "cg", "preconditioner": "ilu"}), r'NormalCG: invalid preconditioner "ilu"'),
+    (dict(search={"name": "trust_region", "eta": 0.5}), r"TrustRegion: eta must be a number in \[0, 0.25\)"),
+    (dict(search={"name": "backtracking", "c": 0.7}), r"Backtracking: c must be a number in \(0, 0.5\)"),
+])
+def test_composition_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GaussNewton(5, **kw)
+
+
+def test_parts_by_name_dict_or_object_are_the_same_stage():
+    a = GaussNewton(5, search="trust_region", descent={"name": "cg", "rank": 30})
+    b = GaussNewton(5, search={"name": "trust_region"}, descent=NormalCG(rank=30), solver=CG())
+    assert a.describe() == b.describe()
+    assert GaussNewton(5, damping=0.1, line_search=True).describe()["search"] == \
+        {"name": "nielsen", "damping": 0.1, "line_search": True}
+    default = GaussNewton(5).describe()
+    assert default["descent"] == {"name": "dense", "form": "auto"}
+    assert default["solver"] == {"name": "cholesky", "backend": "auto"}
+    assert isinstance(GaussNewton(5, descent="dual").descent, Descent)
