@@ -153,6 +153,18 @@ def _name_list(what: str, valid):
     return parse
 
 
+def _stage_spec(text: str) -> str:
+    """An argparse type: a stage spec ``NAME[:key=value,...]`` (checked by
+    :func:`pinn_sine.optim.parse_stage_spec`, kept as written: config.json records it)."""
+    from .optim import parse_stage_spec
+
+    try:
+        parse_stage_spec(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 class _Parser(argparse.ArgumentParser):
     """An error is one line naming the option at fault (no usage block), exit status 2."""
 
@@ -332,9 +344,45 @@ def build_training(args) -> dict:
     return {"weights": weights, "causal": causal, "adaptive": adaptive}
 
 
+#: the options ``--stage`` replaces: the shorthand of the Adam, L-BFGS and Gauss-Newton stages
+STAGE_SHORTHAND = ("steps", "lr", "resample_every", "lbfgs_steps", "lbfgs_batch", "gn_steps", "gn_batch",
+                   "gn_damping")
+
+
 def build_stages(args) -> list:
-    """The optimizer stages of ``solve``: Adam (``--steps``), then L-BFGS
-    (``--lbfgs-steps``), then Gauss-Newton (``--gn-steps``), each only when asked for."""
+    """The optimizer stages of ``solve``.
+
+    With ``--stage`` (repeatable), the stages it lists, in order; on ``--resume`` the
+    k-th ``--stage`` updates the run's k-th stage, which only its steps may change (a
+    name alone keeps it), the run's later stages stay, and further ``--stage`` add
+    stages. Without it, a run made with ``--stage`` (``--resume``, ``--config``) gets its
+    stages back from config.json's ``"stages"``; any other run gets the shorthand: Adam
+    (``--steps``), then L-BFGS (``--lbfgs-steps``), then Gauss-Newton (``--gn-steps``),
+    each only when asked for. ``--stage`` and the shorthand options are not mixed."""
+    stored = getattr(args, "stored", None)
+    stored_specs = (stored or {}).get("options", {}).get("stage") or []
+    if args.stage or stored_specs:
+        given = _given_options(args, STAGE_SHORTHAND)
+        if given:
+            flags = ", ".join(_flag(k) for k in given)
+            why = ("--stage gives the stages" if args.stage
+                   else "this run's stages were given with --stage (config.json's \"stages\")")
+            raise SystemExit(f"{flags}: {why}; {flags} {'is' if len(given) == 1 else 'are'} the shorthand for the "
+                             "default stages and cannot be mixed with it. Put the settings into --stage, e.g. "
+                             "--stage adam:steps=2000,lr=1e-3 --stage lbfgs:steps=500,batch=4096.")
+    if args.stage:
+        resuming = stored is not None and args.resume is not None and args.config is None
+        return _stages_from_specs(args, stored["stages"] if resuming and stored.get("stages") else [])
+    if stored_specs:
+        args.stage = list(stored_specs)  # recorded again: the run is still described by its stages
+        source = f"--config {args.config}" if args.config is not None else f"--resume {args.resume}"
+        if not stored.get("stages"):  # a hand-written config with only the specs
+            return _stages_from_specs(args, [], specs=stored_specs, source=source)
+        return [_described_stage(desc, k, source) for k, desc in enumerate(stored["stages"])]
+    return _shorthand_stages(args)
+
+
+def _shorthand_stages(args) -> list:
     from .optim import LBFGS, Adam, GaussNewton
 
     resample = build_resample(args.resample_every)
@@ -352,6 +400,84 @@ def build_stages(args) -> list:
         except ValueError as err:
             raise SystemExit(f"{options}: {err}") from None
     return stages
+
+
+def _given_options(args, keys) -> list[str]:
+    """Which of the solve options ``keys`` the command line gives (not their defaults,
+    which a stored config may have set)."""
+    unset = object()
+    argv = getattr(args, "argv", None)
+    argv = sys.argv[1:] if argv is None else argv
+    probe, _ = make_parser(solve_defaults=dict.fromkeys(keys, unset)).parse_known_args(argv)
+    return [k for k in keys if getattr(probe, k, unset) is not unset]
+
+
+def _described_stage(desc, k: int, source: str):
+    """Stage ``k`` of a stored config's ``"stages"``, rebuilt."""
+    from .optim import stage_from_description
+
+    try:
+        return stage_from_description(desc)
+    except ValueError as err:
+        raise SystemExit(f"{source}: config.json's stage {k + 1}: {err}") from None
+
+
+def _merged(stored: dict, spec: dict) -> dict:
+    """A stored stage description with a spec's settings over it; a part given as
+    ``part.option=...`` without a new name updates the stored part's options."""
+    out = dict(stored)
+    for key, value in spec.items():
+        was = out.get(key)
+        if isinstance(value, dict) and "name" not in value and was is not None:
+            out[key] = {**(was if isinstance(was, dict) else {"name": was}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def _stages_from_specs(args, stored: list[dict], *, specs=None, source: str = "--stage") -> list:
+    """The stages of ``--stage`` (or ``specs``), each over the stored stage at its
+    position (``stored``: a resumed run's config.json "stages"; later stored stages are
+    kept). A resumed stage whose settings other than steps change is refused, listing
+    each change with the run's value."""
+    from .optim import parse_stage_spec, stage_from_description
+    from .optim.spec import stage_name
+
+    specs = args.stage if specs is None else specs
+    stages, changed = [], []
+    for k, text in enumerate(specs):
+        where = f"{source} {text}" if source == "--stage" else f"{source}: its stage {text!r}"
+        try:
+            spec = parse_stage_spec(text)
+            if k < len(stored):
+                was = stored[k]
+                if stage_name(was.get("stage")) != spec["stage"]:
+                    raise SystemExit(f"--resume {args.resume}: --stage {text} is stage {k + 1}, which in the run is "
+                                     f"{was.get('stage')}; a resumed run keeps its stages in order: give "
+                                     f"--stage {was.get('stage')}:steps=N to extend it (later stages may be added).")
+                stage = stage_from_description(_merged(was, spec))
+                now, before = _canon_stage(stage.describe()), _canon_stage(was)
+                changed += [(k, text, key, now.get(key), before.get(key)) for key in sorted(set(now) | set(before))
+                            if now.get(key) != before.get(key)]
+            else:
+                stage = stage_from_description(spec)
+        except ValueError as err:
+            raise SystemExit(f"{where}: {err}") from None
+        stages.append(stage)
+    if changed:
+        listed = "; ".join(f"--stage {text}: {key}={now!r} (the run's stage {k + 1} has {was!r})"
+                           for k, text, key, now, was in changed)
+        raise SystemExit(f"--resume {args.resume}: a stage's settings cannot change when a run resumes, only its "
+                         f"steps: {listed}. Start a new run (another --out) to change them.")
+    for k in range(len(specs), len(stored)):
+        stages.append(_described_stage(stored[k], k, f"--resume {args.resume}"))
+    return stages
+
+
+def _canon_stage(desc: dict) -> dict:
+    """A stage description as JSON stores it, without what a resume may change (steps,
+    and the state that follows from them)."""
+    return {k: v for k, v in _canonical(desc).items() if k not in ("steps", "schedule_steps")}
 
 
 def build_resample(value: str):
@@ -463,8 +589,14 @@ def _stored_value(action: argparse.Action, key: str, value, source: str):
             raise SystemExit(f"{where}: must be true or false.")
         return value
     if isinstance(action, argparse._AppendAction):
+        example = '["adam:steps=500", "lbfgs:steps=100"]' if key == "stage" else '["boundary=10"]'
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise SystemExit(f"{where}: must be a list of TERM=VALUE strings, e.g. [\"boundary=10\"].")
+            raise SystemExit(f"{where}: must be a list of {action.metavar} strings, e.g. {example}.")
+        for item in value if action.type is not None else ():
+            try:
+                action.type(item)
+            except argparse.ArgumentTypeError as err:
+                raise SystemExit(f"{source}: {key}: {err}") from None
         return value
     if value is None:
         if action.default is not None:
@@ -511,7 +643,8 @@ def check_resume_options(args, extra: list[str], stored: dict) -> None:
     added = {k for steps, settings in _STAGE_SETTINGS.items() if not options.get(steps) for k in settings}
     changed = []
     for key, was in options.items():
-        if key in RESUME_MAY_CHANGE or key in COMMAND_LINE_ONLY or key in added:
+        if key in RESUME_MAY_CHANGE or key in COMMAND_LINE_ONLY or key in added or key == "stage":
+            # --stage: build_stages checks the stages themselves
             continue
         now = getattr(args, key, was)
         if now != was:
@@ -712,9 +845,11 @@ def _solve(args, extra, cls) -> int:
     exact_fields = None if exact is None else exact_on_grid(exact, ref)  # once: metrics and the figure
     metrics = evaluate(net, ref, prediction=pred, exact=exact_fields)
     errors = list(metrics)
-    metrics.update({"problem": problem.name, "activation": args.activation, "steps": args.steps,
-                    "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch, "gn_steps": args.gn_steps,
-                    "gn_batch": args.gn_batch, "stages": [s.describe() for s in stages], "engine": args.engine,
+    summary = _stage_summary(args, stages, problem)
+    metrics.update({"problem": problem.name, "activation": args.activation, "steps": summary["steps"],
+                    "lbfgs_steps": summary["lbfgs_steps"], "lbfgs_batch": summary["lbfgs_batch"],
+                    "gn_steps": summary["gn_steps"], "gn_batch": summary["gn_batch"],
+                    "stages": [s.describe() for s in stages], "engine": args.engine,
                     **_stop_fields(result),
                     "constraint": problem.constraint,
                     "seed": args.seed, "timings": result.timings,
@@ -723,9 +858,9 @@ def _solve(args, extra, cls) -> int:
                     "weighting": options["weights"].describe(),
                     "causal": None if options["causal"] is None else options["causal"].describe(),
                     "adaptive": None if options["adaptive"] is None else options["adaptive"].describe(),
-                    "resample_every": stages[0].resample_every,
+                    "resample_every": summary["resample_every"],
                     "final_losses": result.final_losses, "problem_params": problem.params(),
-                    "net": getattr(net, "config", {}), "lr": problem.default_lr if args.lr is None else args.lr,
+                    "net": getattr(net, "config", {}), "lr": summary["lr"],
                     "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
                     "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
                     "command": config["command"], "config": CONFIG_NAME, "run_id": config["run_id"]})
@@ -737,7 +872,8 @@ def _solve(args, extra, cls) -> int:
     # A prediction file describes the network, not the reference: its own parameters (so
     # its hash is not the reference's) and none of the reference's error estimate.
     net_params = {"reference_hash": ref.hash, "activation": args.activation, "width": args.width,
-                  "depth": args.depth, "steps": args.steps, "lbfgs_steps": args.lbfgs_steps, "gn_steps": args.gn_steps,
+                  "depth": args.depth, "steps": summary["steps"], "lbfgs_steps": summary["lbfgs_steps"],
+                  "gn_steps": summary["gn_steps"],
                   "seed": args.seed, "constraint": problem.constraint, "run_id": config["run_id"]}
     predicted = ReferenceField(problem=ref.problem, params=net_params, coords=ref.coords, fields=pred,
                                solver=f"pinn-{args.activation}", order=0, spacing=ref.spacing, mask=ref.mask,
@@ -765,6 +901,28 @@ def _solve(args, extra, cls) -> int:
     print(f"stopped: {result.stop_message}; time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, "
           "history.csv, prediction.h5, " + ", ".join(p.name for p in figures))
     return 0
+
+
+def _stage_summary(args, stages, problem) -> dict:
+    """metrics.json's one-line account of the stages (beside their full ``"stages"``):
+    the shorthand options' values, or for a run given by ``--stage`` the steps of its
+    stages of each kind added up, and the first Adam / L-BFGS / Gauss-Newton stage's
+    rate, resampling and batch (None where the run has no such stage)."""
+    if not args.stage:
+        return {"steps": args.steps, "lbfgs_steps": args.lbfgs_steps, "lbfgs_batch": args.lbfgs_batch,
+                "gn_steps": args.gn_steps, "gn_batch": args.gn_batch,
+                "lr": problem.default_lr if args.lr is None else args.lr,
+                "resample_every": stages[0].resample_every}
+
+    def first(name):
+        return next((s for s in stages if s.name == name), None)
+
+    adam, lbfgs, gn = first("adam"), first("lbfgs"), first("gauss_newton")
+    return {**{key: sum(s.steps for s in stages if s.name == name)
+               for key, name in (("steps", "adam"), ("lbfgs_steps", "lbfgs"), ("gn_steps", "gauss_newton"))},
+            "lbfgs_batch": getattr(lbfgs, "batch", None), "gn_batch": getattr(gn, "batch", None),
+            "lr": None if adam is None else problem.default_lr if adam.lr is None else adam.lr,
+            "resample_every": getattr(adam, "resample_every", None)}
 
 
 def _auto_kernels(args, stages, device) -> dict:
@@ -966,6 +1124,13 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                        help="interior points of the fixed Gauss-Newton batch (default: --batch)")
     solve.add_argument("--gn-damping", type=_positive_float, default=1e-3,
                        help="initial relative Gauss-Newton damping")
+    solve.add_argument("--stage", action="append", type=_stage_spec, default=[], metavar="NAME[:KEY=VALUE,...]",
+                       help="an optimizer stage with its settings (the constructor's keywords), repeatable, in order, "
+                            "instead of --steps/--lbfgs-steps/--gn-steps and their options: e.g. --stage "
+                            "adam:steps=500,lr=1e-3 --stage gauss_newton:steps=300,batch=1000; stages: adam, lbfgs "
+                            "(l-bfgs), gauss_newton (gn); values: numbers, true/false, none, pairs 0.9/0.999; "
+                            "part.option=value sets an option of a part. On --resume the k-th --stage extends the "
+                            "run's k-th stage (only steps may change) and more --stage add stages")
     solve.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: the problem's)")
     solve.add_argument("--batch", type=size, default=None, help="interior points per draw (default: the problem's)")
     solve.add_argument("--seed", type=_integer(0, SEED_LIMIT), default=0, help="seed of the init and the sampling")
@@ -1013,7 +1178,9 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.set_defaults(func=cmd_solve)
     parser.solve_actions = {a.dest: a for a in solve._actions if a.dest != "help"}
     if solve_defaults:
-        solve.set_defaults(**{k: v for k, v in solve_defaults.items() if k in parser.solve_actions})
+        # --stage appends: the stored specs as its default would have the command line's added to them
+        solve.set_defaults(**{k: v for k, v in solve_defaults.items()
+                              if k in parser.solve_actions and k != "stage"})
 
     ref = sub.add_parser("reference", help="compute (or load from cache) a problem's FD reference", **kw)
     ref.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")

@@ -275,7 +275,7 @@ class LoadedRun:
     """What :func:`load_run` returns: ``problem`` (rebuilt from the config), ``net`` (the
     trained network, constrained where the run was), ``config`` (config.json),
     ``metrics`` (metrics.json, None for an unfinished run), ``step`` (the checkpoint's
-    global step) and the ``checkpoint`` path."""
+    global step) and the ``checkpoint`` path; :meth:`stages` rebuilds its stages."""
 
     problem: object
     net: nn.Module
@@ -283,6 +283,19 @@ class LoadedRun:
     metrics: dict | None
     step: int
     checkpoint: Path
+
+    def stages(self) -> list:
+        """The run's optimizer stages, new objects rebuilt from config.json's
+        ``"stages"`` (:func:`pinn_sine.optim.stage_from_description`).
+
+        Raises:
+            ValueError: the config has no stages, or one cannot be rebuilt."""
+        from .optim import stage_from_description
+
+        described = self.config.get("stages")
+        if not isinstance(described, list) or not described:
+            raise ValueError("the run's config.json lists no stages.")
+        return [stage_from_description(desc) for desc in described]
 
 
 def build_problem(config: dict):
