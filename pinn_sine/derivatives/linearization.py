@@ -151,11 +151,13 @@ class Linearization:
         out = self.r.new_zeros((self.n_rows, k))
         for (G, H), W in zip(self._stacked(), blocks):
             S, N, c_out = G.shape
+            Hf = H.reshape(S * N, -1)
             step = max(1, _CHUNK_ELEMENTS // max(S * N * c_out, 1))
             for a in range(0, k, step):
                 Wk = W[a:a + step]  # (kk, C_out, C_in + 1)
-                HW = torch.einsum("sij,koj->ksio", H, Wk)
-                out[:, a:a + step] += torch.einsum("ksio,sio->ik", HW, G)
+                kk = Wk.shape[0]
+                HW = (Hf @ Wk.permute(2, 0, 1).reshape(Hf.shape[1], kk * c_out)).view(S, N, kk, c_out)
+                out[:, a:a + step] += (HW * G.unsqueeze(2)).sum(3).sum(0)
         out *= self._row_scale[:, None]
         if self._Jc is not None:
             out += self._Jc @ vc
@@ -206,18 +208,22 @@ class Linearization:
             K += self._Jc @ self._Jc.T
         return K
 
-    def normal_diagonal(self, chunk: int = 2048) -> Tensor:
-        """diag(J^T J) (p,): the squared column norms (the Jacobi preconditioner), in
-        row chunks of J's layer blocks."""
+    def normal_diagonal(self) -> Tensor:
+        """diag(J^T J) (p,): the squared column norms (the Jacobi preconditioner and
+        ||J||_F^2), without J: for a layer,
+
+            sum_i (sum_s G[s, i, o] H~[s, i, j])^2 = sum_{s, t} ((G_s * G_t)^T (H~_s * H~_t))[o, j]
+
+        (S (S + 1) / 2 products of the cost of one J^T u)."""
         pieces = []
-        scale = self._scale()
+        scale2 = self._scale() ** 2
         for G, H in self._stacked():
-            c_out, c_in1 = G.shape[2], H.shape[2]
-            acc = G.new_zeros((c_out, c_in1))
-            for a in range(0, self.n_rows, chunk):
-                rows = slice(a, a + chunk)
-                J = torch.einsum("sio,sij->ioj", G[:, rows], H[:, rows]) * scale[rows, None, None]
-                acc += (J * J).sum(0)
+            S = G.shape[0]
+            acc = G.new_zeros((G.shape[2], H.shape[2]))
+            for s in range(S):
+                for t in range(s, S):
+                    M = (G[s] * G[t] * scale2[:, None]).T @ (H[s] * H[t])
+                    acc += M if t == s else 2 * M
             pieces.append(acc[:, :-1].reshape(-1))
             pieces.append(acc[:, -1])
         if self._Jc is not None:

@@ -57,7 +57,7 @@ from torch import Tensor
 
 from ..derivatives.linearization import fitted_parameters, linearize
 from .descents import DESCENTS, Dense, Descent
-from .searches import SEARCHES, Nielsen, Search
+from .searches import SEARCHES, Model, Search
 from .solvers import SOLVERS, LinearSolver, damped_solve_lapack, damped_solve_torch
 from .stages import Stage, StepResult, check_batch, check_every, check_positive_float, check_steps
 
@@ -220,7 +220,9 @@ class GaussNewton(Stage):
                 last["eval"] = run.weighted(self.points, None, evaluation=True)
             return float(last["eval"][0])
 
-        result = self.search.run(trial, loss, lin.r, d, direction.Jd)
+        Jd = direction.Jd
+        model = Model(float(lin.r @ Jd), float(Jd @ Jd), float(d.norm()))
+        result = self.search.run(trial, loss, model)
         if not result.accepted:
             self._set(before, None, 0.0)
             with torch.no_grad():

@@ -21,9 +21,9 @@ linear model ||r + alpha J d||^2 predicts,
   damping shrunk after a full step and grown after a shortened or failed one.
 
 A search is a small class: ``damping(scale)`` -> lambda for ``scale`` = ||J||_F^2 / p,
-``run(trial, loss, r, d, Jd) -> SearchResult`` (``trial(alpha)`` sets the parameters to
-theta + alpha d and returns the loss there), ``state_dict``/``load_state_dict``,
-``describe``.
+``run(trial, loss, model) -> SearchResult`` (``trial(alpha)`` sets the parameters to
+theta + alpha d and returns the loss there; ``model`` holds r.Jd, ||Jd||^2 and ||d||, summed
+over all processes under torchrun), ``state_dict``/``load_state_dict``, ``describe``.
 """
 from __future__ import annotations
 
@@ -46,9 +46,17 @@ class SearchResult:
     extra: dict = field(default_factory=dict)
 
 
-def predicted(r, Jd, alpha: float = 1.0) -> float:
-    """The model's decrease -(2 alpha r.Jd + alpha^2 ||Jd||^2)."""
-    return -(2 * alpha * float(r @ Jd) + alpha * alpha * float(Jd @ Jd))
+@dataclass(frozen=True)
+class Model:
+    """The linear model of a step d: r.Jd, ||Jd||^2 and ||d|| (global sums)."""
+
+    rJd: float
+    JdJd: float
+    dnorm: float
+
+    def predicted(self, alpha: float = 1.0) -> float:
+        """The model's decrease -(2 alpha r.Jd + alpha^2 ||Jd||^2)."""
+        return -(2 * alpha * self.rJd + alpha * alpha * self.JdJd)
 
 
 class Search:
@@ -59,7 +67,7 @@ class Search:
     def damping(self, scale: float) -> float:
         raise NotImplementedError
 
-    def run(self, trial, loss: float, r, d, Jd) -> SearchResult:
+    def run(self, trial, loss: float, model: Model) -> SearchResult:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
@@ -97,8 +105,8 @@ class Nielsen(Search):
     def damping(self, scale):
         return self.mu * max(scale, 1e-300)
 
-    def run(self, trial, loss, r, d, Jd):
-        pred = predicted(r, Jd)
+    def run(self, trial, loss, model):
+        pred = model.predicted()
         gain, accepted, alpha = float("nan"), False, 1.0
         for attempt in range(9 if self.line_search else 1):
             alpha = 0.5 ** attempt
@@ -157,12 +165,12 @@ class TrustRegion(Search):
     def damping(self, scale):
         return self.damping0 * max(scale, 1e-300)
 
-    def run(self, trial, loss, r, d, Jd):
-        norm = float(d.norm())
+    def run(self, trial, loss, model):
+        norm = model.dnorm
         if self.radius is None:
             self.radius = min(norm, self.max_radius) if norm > 0 else self.max_radius
         alpha = min(1.0, self.radius / norm) if norm > 0 else 1.0
-        pred = predicted(r, Jd, alpha)
+        pred = model.predicted(alpha)
         new = trial(alpha)
         gain = (loss - new) / pred if pred > 0 else float("-inf")
         accepted = math.isfinite(new) and gain > self.eta
@@ -207,9 +215,9 @@ class Backtracking(Search):
     def damping(self, scale):
         return self.mu * max(scale, 1e-300)
 
-    def run(self, trial, loss, r, d, Jd):
-        slope = 2 * float(r @ Jd)  # grad L . d
-        pred = predicted(r, Jd)
+    def run(self, trial, loss, model):
+        slope = 2 * model.rJd  # grad L . d
+        pred = model.predicted()
         gain, accepted, alpha = float("nan"), False, 1.0
         if slope < 0:
             for attempt in range(self.max_halvings + 1):
