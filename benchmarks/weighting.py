@@ -69,7 +69,7 @@ def build(method: str, problem: Problem, args) -> dict | str:
     bad = [p for p in parts if p not in PARTS]
     if bad:
         raise SystemExit(f"unknown method parts {bad}; valid: {list(PARTS)} joined by '+'.")
-    has_hook = type(problem).pointwise_residual is not Problem.pointwise_residual
+    has_hook = problem.has_pointwise
     kw: dict = {}
     if "gradnorm" in parts:
         initial = raw_weights(problem) if "raw" in parts else None
