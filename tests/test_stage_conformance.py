@@ -96,3 +96,26 @@ def test_parts_by_name_dict_or_object_are_the_same_stage():
     assert default["descent"] == {"name": "dense", "form": "auto"}
     assert default["solver"] == {"name": "cholesky", "backend": "auto"}
     assert isinstance(GaussNewton(5, descent="dual").descent, Descent)
+
+
+class _Gradient(Descent):
+    """docs/design.md's worked example: steepest descent scaled by the Gauss-Newton model."""
+
+    name = "gradient"
+    solves_damped_system = False
+
+    def direction(self, lin, lam, solver):
+        g = lin.rmv(lin.r)
+        Jg = lin.mv(g)
+        t = float(g @ g) / (float(Jg @ Jg) + lam * float(g @ g))
+        return Direction(-t * g, -t * Jg, lam)
+
+
+def test_a_new_descent_is_a_small_class_that_conforms(monkeypatch):
+    from pinn_sine.optim import DESCENTS, parse_stage_spec, stage_from_description
+
+    assert check_stage(lambda: GaussNewton(6, batch=32, descent=_Gradient(), search="backtracking")) == \
+        ["describe", "state", "resume", "descent", "dense"]
+    monkeypatch.setitem(DESCENTS, "gradient", _Gradient)
+    stage = stage_from_description(parse_stage_spec("gauss_newton:steps=4,descent=gradient"))
+    assert isinstance(stage.descent, _Gradient) and stage.steps == 4

@@ -58,6 +58,9 @@ class Descent:
     default_solver = "cholesky"
     #: solvers the descent works with
     solvers = ("cholesky", "cg")
+    #: whether the step solves the damped system (the stage conformance suite compares
+    #: it with the dense solve; otherwise it checks a descent direction only)
+    solves_damped_system = True
 
     def start(self, generator: torch.Generator) -> None:
         """Called when the stage starts; ``generator`` draws the descent's sketches (its
@@ -302,6 +305,10 @@ class Sketched(Descent):
     def __init__(self, rows: int | None = 4096, cols: int | None = 1024):
         self.rows = None if rows is None else check_every(rows, "rows", "Sketched")
         self.cols = None if cols is None else check_every(cols, "cols", "Sketched")
+
+    @property
+    def solves_damped_system(self) -> bool:
+        return self.rows is None and self.cols is None
 
     def direction(self, lin, lam, solver):
         N, p = lin.n_rows, lin.n_cols
