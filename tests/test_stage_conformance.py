@@ -114,8 +114,8 @@ class _Gradient(Descent):
 def test_a_new_descent_is_a_small_class_that_conforms(monkeypatch):
     from pinn_sine.optim import DESCENTS, parse_stage_spec, stage_from_description
 
+    monkeypatch.setitem(DESCENTS, "gradient", _Gradient)  # registered: rebuilt from its describe() by name
     assert check_stage(lambda: GaussNewton(6, batch=32, descent=_Gradient(), search="backtracking")) == \
         ["describe", "state", "resume", "descent", "dense"]
-    monkeypatch.setitem(DESCENTS, "gradient", _Gradient)
     stage = stage_from_description(parse_stage_spec("gauss_newton:steps=4,descent=gradient"))
     assert isinstance(stage.descent, _Gradient) and stage.steps == 4
