@@ -143,7 +143,8 @@ class Run:
     sampling state, the weighted loss, the finite-loss guard. Stages receive it in
     :meth:`~pinn_sine.optim.Stage.start` and :meth:`~pinn_sine.optim.Stage.step`.
 
-    Attributes a stage reads: ``problem``, ``net``, ``params`` (trainable parameters),
+    Attributes a stage reads: ``problem``, ``net``, ``params`` (trainable parameters: the
+    network's, then the problem's :meth:`~pinn_sine.problems.Problem.coefficients`),
     ``ctx`` (the distributed context), ``causal``, ``offset`` (steps of the stages
     before the current one).
     """
@@ -161,6 +162,9 @@ class Run:
         self.generator = torch.Generator().manual_seed(distributed.rank_seed(seed, self.ctx.rank))
         self.points: dict[str, Tensor] | None = None
         self.params = [p for p in net.parameters() if p.requires_grad]
+        # the problem's trainable coefficients (Problem.coefficients(); none for a forward problem)
+        known = {id(p) for p in self.params}
+        self.params += [c for c in problem.coefficients().values() if id(c) not in known]
         self.offset = 0
         objective = _Objective(problem, net, engine, pointwise=causal is not None)
         self.train_terms = distributed.wrap(objective, self.device) if self.ctx.active else objective

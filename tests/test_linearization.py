@@ -202,3 +202,47 @@ def test_misaligned_sets_and_bad_coefficients_raise():
     lin = linearize(Poisson2D(), _net(Poisson2D()), _batch(Poisson2D()), {})
     with pytest.raises(ValueError, match=r"Linearization.mv: expected a vector \(\d+,\)"):
         lin.mv(torch.zeros(3, dtype=torch.float64))
+
+
+class _InverseSine(Problem):
+    """u_xx + k pi^2 sin(pi x) = 0 with u observed (data term) and k unknown (true 1): the
+    coefficient slot end to end."""
+
+    name = "test-inverse-sine"
+    input_names = ("x",)
+    bounds = ((0.0, 1.0),)
+    derivatives = {"interior": DerivativeSpec(second=(("x", "x"),)), "data": DerivativeSpec()}
+
+    def __init__(self):
+        self.k = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+
+    def sample(self, n, generator, *, progress=1.0):
+        return {"interior": torch.rand(n, 1, generator=generator), "data": torch.rand(n, 1, generator=generator)}
+
+    def coefficients(self):
+        return {"k": self.k}
+
+    def terms(self):
+        def pde(jets, batch):
+            return jets["interior"].d2("x", "x") + self.k * math.pi ** 2 * torch.sin(math.pi * batch["interior"])
+
+        def data(jets, batch):
+            return jets["data"].u - torch.sin(math.pi * batch["data"])
+
+        return (Term("pde", ("interior",), "pde", pde), Term("data", ("data",), "data", data))
+
+    def params(self):
+        return {}
+
+
+def test_a_trainable_coefficient_is_fitted_by_adam_and_gauss_newton():
+    from pinn_sine import train
+    from pinn_sine.optim import Adam, GaussNewton
+
+    problem = _InverseSine()
+    net = MLP(1, 1, 16, 2, seed=0, activation=Sine(2.0)).double()
+    train(problem, net, stages=[Adam(300, lr=1e-2)], batch=64, seed=0, progress=False)
+    after_adam = float(problem.k)
+    assert after_adam != 0.3  # Adam moves it: the coefficient is among the run's parameters
+    train(problem, net, stages=[GaussNewton(30)], batch=64, seed=0, progress=False)
+    assert abs(float(problem.k) - 1.0) < 1e-4, (after_adam, float(problem.k))
