@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 #: mixes the rank into the seed (the 64-bit golden-ratio constant); rank 0 keeps ``seed``
 _SEED_STRIDE = 0x9E3779B97F4A7C15
+#: mixed into the seed of generators shared by all ranks (:func:`shared_seed`)
+_SHARED_MIX = 0x5DEECE66D2B7E151
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ def rank_seed(seed: int, rank: int) -> int:
     """The seed of rank ``rank``'s point generator: ``seed`` itself on rank 0 (so one
     process reproduces a plain run), distinct 63-bit seeds on the others."""
     return seed if rank == 0 else (int(seed) + int(rank) * _SEED_STRIDE) % (2 ** 63)
+
+
+def shared_seed(seed: int) -> int:
+    """The seed of a generator every rank draws from alike (a random sketch that must be
+    the same on all ranks): ``seed`` mixed with another constant than :func:`rank_seed`'s,
+    so its draws are not those of rank 0's points."""
+    return (int(seed) ^ _SHARED_MIX) % (2 ** 63)
 
 
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:

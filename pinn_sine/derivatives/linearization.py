@@ -285,6 +285,87 @@ class Linearization:
         """Bytes the stacked factors take (what the matrix-free products keep)."""
         return sum(G.numel() + H.numel() for G, H in self._stacked()) * self.r.element_size()
 
+    def sum_over_ranks(self, t: Tensor) -> Tensor:
+        """``t``, a sum over this linearization's rows (r.Jd, ||J||_F^2, J^T J, ...),
+        completed over the processes that hold the other rows: here, one process, ``t``
+        itself (:class:`RankLinearization` sums over the ranks)."""
+        return t
+
+
+class RankLinearization:
+    """One process's rows of a linearization whose rows are split over the ranks of a
+    ``torchrun`` run (data parallelism): each rank linearizes its own points, the rows
+    of a single-process linearization on the union of the points.
+
+    With equal local batches the run's loss is the mean of the ranks' local losses, so
+    the local rows are built with the term weights divided by the number of ranks W
+    (:func:`linearize_ranks`): r_q = r_local / sqrt(W), J_q = J_local / sqrt(W) on rank
+    q, and then
+
+        ||r||^2 = sum_q ||r_q||^2,   J^T u = sum_q J_q^T u_q,   J^T J = sum_q J_q^T J_q,
+
+    the global loss and the products of the stacked r and J. Here J v (``mv``) and ``r``
+    are this rank's rows; J^T u (``rmv``), diag(J^T J) (``normal_diagonal``) and
+    :meth:`sum_over_ranks` are summed over the ranks (one all-reduce each; every rank
+    must call them together), so every vector of the parameter space is the same on all
+    ranks. J J^T and row samples span the ranks and are refused.
+
+    Args:
+        local: this rank's :class:`Linearization` (weights already divided by W).
+    """
+
+    def __init__(self, local: Linearization):
+        self.local = local
+        self.r, self.slices, self.params, self.kinds = local.r, local.slices, local.params, local.kinds
+        self.n_rows, self.n_cols, self.n_net = local.n_rows, local.n_cols, local.n_net
+        self.dtype, self.device = local.dtype, local.device
+
+    def mv(self, v: Tensor) -> Tensor:
+        """J v for this rank's rows (n_rows,), or (n_rows, k)."""
+        return self.local.mv(v)
+
+    def rmv(self, u: Tensor) -> Tensor:
+        """J^T u (p,) or (p, k) of the whole (all-rank) J, for u this rank's entries."""
+        return self.sum_over_ranks(self.local.rmv(u))
+
+    def normal_diagonal(self) -> Tensor:
+        """diag(J^T J) (p,) of the whole J."""
+        return self.sum_over_ranks(self.local.normal_diagonal())
+
+    def materialize(self) -> Tensor:
+        """This rank's rows of J (n_rows x p)."""
+        return self.local.materialize()
+
+    def gram(self) -> Tensor:
+        raise ValueError("RankLinearization.gram: J J^T couples the rows of every rank (N x N over all the points); "
+                         "it is not formed under torchrun. Work in the parameter space (J^T J, J^T u).")
+
+    def submatrix(self, rows: Tensor | None = None, cols: Tensor | None = None) -> Tensor:
+        raise ValueError("RankLinearization.submatrix: a row sample of J would be drawn from each rank's rows "
+                         "separately; it is not available under torchrun.")
+
+    def memory(self) -> int:
+        return self.local.memory()
+
+    def sum_over_ranks(self, t: Tensor) -> Tensor:
+        """The sum of ``t`` over the ranks (an all-reduce)."""
+        from ..distributed import all_reduce_sum
+
+        return all_reduce_sum(t)
+
+
+def linearize_ranks(problem, net: nn.Module, batch: Mapping[str, Tensor],
+                    weights: Mapping[str, float] | Callable[[list[str]], Mapping[str, float]],
+                    world_size: int) -> RankLinearization:
+    """This rank's :class:`RankLinearization` on its ``batch`` (every rank an equal
+    share): :func:`linearize` with the weights divided by ``world_size``."""
+
+    def shared(names: list[str]) -> dict[str, float]:
+        w = weights(names) if callable(weights) else weights
+        return {k: float(w.get(k, 1.0)) / world_size for k in names}
+
+    return RankLinearization(linearize(problem, net, batch, shared))
+
 
 def _fill_rows(out: Tensor, trace: list, grads, x: Tensor, dirs: tuple[int, ...], scale: float,
                accumulate: bool = False) -> None:

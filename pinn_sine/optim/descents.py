@@ -23,7 +23,17 @@ lambda. Each solves, exactly or approximately, the damped Gauss-Newton problem
 A descent is a small class (module :mod:`pinn_sine.optim.gauss_newton`, "Writing a
 part"): ``direction(lin, lam, solver) -> Direction``, ``frobenius2(lin)`` (||J||_F^2,
 the damping's scale), ``memory(...)``, ``update(accepted, alpha)`` after the search,
-``state_dict``/``load_state_dict``, ``describe``.
+``state_dict``/``load_state_dict``, ``describe``; ``split_rows()`` where it runs under
+``torchrun``.
+
+Under ``torchrun`` (rows split over the ranks) ``lin`` is a
+:class:`~pinn_sine.derivatives.linearization.RankLinearization`: r and J v are the rank's
+own rows, J^T u and diag(J^T J) are summed over the ranks, and ``lin.sum_over_ranks``
+completes any other sum over rows. "dense" then always solves the primal system with
+J^T J and J^T r summed over the ranks (p x p), and "cg" works unchanged (its vectors are
+p-vectors, the same on every rank; the Nystrom sketch is drawn from a generator seeded
+alike on all ranks); "dual" (J J^T spans the ranks) and "sketched" (a row sample per
+rank) refuse.
 """
 from __future__ import annotations
 
@@ -58,6 +68,8 @@ class Descent:
     default_solver = "cholesky"
     #: solvers the descent works with
     solvers = ("cholesky", "cg")
+    #: True once :meth:`split_rows` accepted rows split over ranks
+    split = False
     #: whether the step solves the damped system (the stage conformance suite compares
     #: it with the dense solve; otherwise it checks a descent direction only)
     solves_damped_system = True
@@ -66,6 +78,13 @@ class Descent:
         """Called when the stage starts; ``generator`` draws the descent's sketches (its
         state is checkpointed with the stage's)."""
         self.generator = generator
+
+    def split_rows(self) -> None:
+        """Called instead of nothing when the stage runs under ``torchrun``: the
+        linearization's rows are split over the ranks (module docstring). A descent that
+        works so sets ``split``; the default refuses with a ValueError saying why."""
+        raise ValueError(f"the {self.name} descent does not run with the rows split over processes (torchrun); "
+                         'use descent="dense" or "cg".')
 
     def frobenius2(self, lin) -> float:
         """||J||_F^2 (the damping is relative to ||J||_F^2 / p)."""
@@ -108,10 +127,13 @@ def _retry(solve, lam: float):
 
 class Dense(Descent):
     """J formed and the damped normal equations solved by the solver (Cholesky: the
-    smaller of the primal p x p and dual N x N systems).
+    smaller of the primal p x p and dual N x N systems). Under ``torchrun`` each rank
+    forms its own rows J_q and the primal system is solved with J^T J = sum_q J_q^T J_q
+    and J^T r = sum_q J_q^T r_q (all-reduced, p x p), whatever the batch size.
 
     Args:
-        form: "auto" (the smaller system), "primal" or "dual".
+        form: "auto" (the smaller system; the primal under torchrun), "primal" or "dual"
+            (refused under torchrun).
     """
 
     name = "dense"
@@ -126,16 +148,43 @@ class Dense(Descent):
             lin._dense = lin.materialize()
         return lin._dense
 
+    def split_rows(self):
+        if self.form == "dual":
+            raise ValueError("the dense descent with form=\"dual\" does not run under torchrun: J J^T (N x N) "
+                             "couples the points of every process. Use form=\"primal\" or \"auto\" (the primal "
+                             "p x p system, J^T J and J^T r summed over the ranks).")
+        self.split = True
+
     def frobenius2(self, lin) -> float:
         J = self._J(lin)
-        return float((J * J).sum())
+        return float(lin.sum_over_ranks((J * J).sum()))
 
     def direction(self, lin, lam, solver):
         J = self._J(lin)
+        if self.split:
+            return self._split_direction(lin, J, lam, solver)
         d, lam = _retry(lambda l: solver.damped(J, lin.r, l, self.form), lam)
         return Direction(d, J @ d, lam)
 
+    @staticmethod
+    def _split_direction(lin, J: Tensor, lam: float, solver: LinearSolver) -> Direction:
+        """The primal step from this rank's rows: J^T J and J^T r summed over the ranks."""
+        sums = lin.sum_over_ranks(torch.cat([J.T @ J, (J.T @ lin.r)[:, None]], 1))
+        A, g = sums[:, :-1], sums[:, -1]
+        A = (A + A.T) / 2  # the two triangles of J_q^T J_q can round apart
+
+        def solve(l):
+            M = A.clone()
+            M.diagonal().add_(l)
+            d, _ = solver.solve(lambda v: A @ v + l * v, -g, matrix=M)
+            return d
+
+        d, lam = _retry(solve, lam)
+        return Direction(d, J @ d, lam)
+
     def memory(self, rows, p, factor_bytes, item):
+        if self.split:
+            return item * (rows * p + 5 * p * (p + 1))  # J^T J, its sum over the ranks, the damped copy
         return item * (rows * p + min(rows, p) ** 2)
 
     def describe(self):
@@ -168,6 +217,9 @@ class NormalCG(Descent):
                              f"{list(PRECONDITIONERS)}.")
         self.preconditioner = preconditioner
         self.rank = check_every(rank, "rank", "NormalCG")
+
+    def split_rows(self):
+        self.split = True
 
     def frobenius2(self, lin) -> float:
         if getattr(lin, "_diag", None) is None:
@@ -241,6 +293,11 @@ class Dual(Descent):
         self.phi = None
         self._last = None
 
+    def split_rows(self):
+        raise ValueError("the dual descent does not run under torchrun: J J^T (N x N) couples the points of every "
+                         "process. Use descent=\"dense\" (the primal p x p system, J^T J and J^T r summed over the "
+                         "ranks) or \"cg\".")
+
     def frobenius2(self, lin) -> float:
         K = self._gram(lin)
         return float(K.diagonal().sum())
@@ -309,6 +366,10 @@ class Sketched(Descent):
     @property
     def solves_damped_system(self) -> bool:
         return self.rows is None and self.cols is None
+
+    def split_rows(self):
+        raise ValueError("the sketched descent does not run under torchrun: its row sample would be drawn from "
+                         "each process's residuals separately. Use descent=\"dense\" or \"cg\".")
 
     def direction(self, lin, lam, solver):
         N, p = lin.n_rows, lin.n_cols

@@ -40,6 +40,17 @@ object (``GaussNewton(300, descent="cg")``, ``descent={"name": "cg", "rank": 100
   torch elsewhere, chosen once when the stage starts) or "cg"; "auto" takes the
   descent's own.
 
+Under ``torchrun`` each process (rank) linearizes its own share of the batch (its rows
+of r and J, :class:`~pinn_sine.derivatives.linearization.RankLinearization`) and every
+rank takes the step a single process takes on the union of the points: with equal
+shares the loss is the mean of the ranks' losses, so each rank's rows are scaled by
+1/sqrt(W) (the term weights divided by the number of ranks W), and then ||r||^2, J^T J,
+J^T r and the search's r.Jd and ||Jd||^2 are sums over the ranks (all-reduced), the
+trial losses are the all-rank loss, and the step d, computed from these sums alike on
+every rank, is the same on all. The descents "dense" (always the primal p x p system
+there) and "cg" run so; "dual" and "sketched" refuse (their N x N Gram matrix or row
+sample spans the ranks).
+
 ``GaussNewton(steps)`` is the dense Levenberg-Marquardt stage it always was. Writing a
 part: subclass the part's base class, implement its few methods (each module's
 docstring lists them) and pass an instance; its ``describe()`` names it in the
@@ -55,7 +66,8 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..derivatives.linearization import fitted_parameters, linearize
+from .. import distributed
+from ..derivatives.linearization import fitted_parameters, linearize, linearize_ranks
 from .descents import DESCENTS, Dense, Descent
 from .searches import SEARCHES, Model, Search
 from .solvers import SOLVERS, LinearSolver, damped_solve_lapack, damped_solve_torch
@@ -107,8 +119,12 @@ class GaussNewton(Stage):
             the system for "dense"; the Jacobian factors and its vectors for the others)
             is checked before the stage starts, which refuses and says what to change.
         search: "nielsen" (default), "trust_region", "backtracking", a dict or a Search.
-        descent: "dense" (default), "cg", "dual", "sketched", a dict or a Descent.
+        descent: "dense" (default), "cg", "dual", "sketched", a dict or a Descent
+            (under torchrun: "dense" or "cg"; module docstring).
         solver: "auto" (the descent's), "cholesky", "cg", a dict or a LinearSolver.
+
+    Under torchrun ``batch`` is the global batch (each rank draws an equal share) and
+    ``max_memory`` bounds each process's share of the step (its own rows).
     """
 
     name = "gauss_newton"
@@ -146,6 +162,8 @@ class GaussNewton(Stage):
                              + (" (it never forms a matrix to factor)." if self.descent.solvers == ("cg",) else "."))
         self.points = None
         self.generator = None
+        self.sketch_generator = None
+        self.ctx = None
         self.params: list[Tensor] = []
 
     @property
@@ -155,9 +173,12 @@ class GaussNewton(Stage):
 
     # ----- set-up ---------------------------------------------------------------------
     def start(self, run, index: int) -> None:
+        self.ctx = run.ctx
         if run.ctx.active:
-            raise ValueError("GaussNewton runs in one process: its linear system is not split over ranks. Run it "
-                             "without torchrun, or use Adam / L-BFGS for distributed runs.")
+            try:
+                self.descent.split_rows()
+            except ValueError as err:
+                raise ValueError(f"GaussNewton under torchrun ({run.ctx.world_size} processes): {err}") from None
         if run.causal is not None:
             raise ValueError("GaussNewton minimises the plain weighted least-squares loss; causal weighting is not "
                              "a least-squares term. Train without causal=, or use Adam / L-BFGS with it.")
@@ -173,10 +194,15 @@ class GaussNewton(Stage):
         self.generator = run.stage_generator(index)
         self.points = run.fixed_batch(self.batch, index, generator=self.generator)
         self.solver.prepare(self.params[0].device)
-        self.descent.start(self.generator)
+        # the descent's sketches: from the stage's generator in one process (as ever); under
+        # torchrun, whose stage generators are seeded per rank, from one seeded alike on all
+        self.sketch_generator = (torch.Generator().manual_seed(distributed.shared_seed(run.seed + index))
+                                 if run.ctx.active else self.generator)
+        self.descent.start(self.sketch_generator)
         self._check_memory(run)
 
     def _check_memory(self, run) -> None:
+        """The descent's estimate for this process's rows (its share under torchrun)."""
         from ..constraints import unconstrained
 
         p = sum(q.numel() for q in self.params)
@@ -203,8 +229,11 @@ class GaussNewton(Stage):
         t0 = time.perf_counter()
         if self.resample_every is not None and done and done % self.resample_every == 0:
             self.points = run.fixed_batch(self.batch, None, generator=self.generator)
-        lin = linearize(run.problem, run.net, self.points, run.term_weights)
-        loss = float(lin.r @ lin.r)
+        if self.ctx.active:  # this rank's rows, scaled so that sums over ranks are the union's
+            lin = linearize_ranks(run.problem, run.net, self.points, run.term_weights, self.ctx.world_size)
+        else:
+            lin = linearize(run.problem, run.net, self.points, run.term_weights)
+        loss = float(lin.sum_over_ranks(lin.r @ lin.r))
         if not math.isfinite(loss):
             total, terms, _ = run.weighted(self.points, None, evaluation=True)
             run.check_finite(run.offset + done, self.name, total, terms)
@@ -218,10 +247,11 @@ class GaussNewton(Stage):
             self._set(before, d, alpha)
             with torch.no_grad():
                 last["eval"] = run.weighted(self.points, None, evaluation=True)
-            return float(last["eval"][0])
+            return float(run.global_total(last["eval"][0]))
 
         Jd = direction.Jd
-        model = Model(float(lin.r @ Jd), float(Jd @ Jd), float(d.norm()))
+        rJd, JdJd = lin.sum_over_ranks(torch.stack([lin.r @ Jd, Jd @ Jd])).tolist()
+        model = Model(rJd, JdJd, float(d.norm()))  # d is the same on every rank
         result = self.search.run(trial, loss, model)
         if not result.accepted:
             self._set(before, None, 0.0)
@@ -248,12 +278,27 @@ class GaussNewton(Stage):
 
     # ----- state ----------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {**self.search.state_dict(), "generator": self.generator.get_state(),
-                "points": {k: v.detach().cpu() for k, v in self.points.items()},
-                "descent": self.descent.state_dict()}
+        """The search's and the descent's state, the generator and the points; under
+        torchrun (a collective call: every rank calls it, as :func:`~pinn_sine.train.train`
+        does) each rank's generator and points under "ranks", and the shared sketch
+        generator."""
+        mine = {"generator": self.generator.get_state(),
+                "points": {k: v.detach().cpu() for k, v in self.points.items()}}
+        if self.ctx is not None and self.ctx.active:
+            mine = {"ranks": distributed.all_gather_objects(mine),
+                    "sketch_generator": self.sketch_generator.get_state()}
+        return {**self.search.state_dict(), **mine, "descent": self.descent.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.search.load_state_dict(state)
+        ranks = state.get("ranks")
+        world = self.ctx.world_size if self.ctx is not None else 1
+        if (ranks is not None and len(ranks) != world) or (ranks is None and world > 1):
+            raise ValueError(f"GaussNewton: the state was saved by {1 if ranks is None else len(ranks)} "
+                             f"process(es); this run has {world}. Resume with as many processes.")
+        if ranks is not None:
+            self.sketch_generator.set_state(state["sketch_generator"])
+            state = {**state, **ranks[self.ctx.rank]}
         self.generator.set_state(state["generator"])
         dtype, device = self.params[0].dtype, self.params[0].device
         self.points = {k: v.to(device=device, dtype=dtype) for k, v in state["points"].items()}
