@@ -4,10 +4,12 @@ Gauss-Newton on the same network, points, seed and machine (issue 18).
     OMP_NUM_THREADS=1 python benchmarks/optimizers.py --problems poisson2d,helmholtz2d --seconds 600 \\
         --seeds 0,1 --jobs 2 --out runs/optimizers
     OMP_NUM_THREADS=1 python benchmarks/optimizers.py --problems wave1d --seconds 1200 --seeds 0,1 --jobs 2
+    OMP_NUM_THREADS=1 python benchmarks/optimizers.py --problems poisson2d --seeds 0 --jobs 2 \\
+        --methods adam+gn,adam+gn-cg,adam+gn-sketched,adam+gn-tr --width-scalable 64
 
 Every run trains a float64 SIREN of the problem's configuration below (``CONFIG``) for
 ``--seconds`` of wall time on one thread; the runs of one invocation go ``--jobs`` at a
-time, so the methods of a seed run side by side on the same machine load. The three
+time, so the methods of a seed run side by side on the same machine load. The
 methods:
 
 * ``adam``: Adam alone, its cosine schedule sized to the budget from a short timing
@@ -15,7 +17,14 @@ methods:
 * ``adam+lbfgs``: ``CONFIG.adam`` Adam steps, then L-BFGS on one fixed batch of
   ``CONFIG.batch`` points until the budget is spent;
 * ``adam+gn``: the same Adam steps, then :class:`~pinn_sine.optim.GaussNewton` on the
-  same fixed batch until the budget is spent.
+  same fixed batch until the budget is spent;
+* ``adam+gn-cg``, ``adam+gn-sketched``, ``adam+gn-dual``, ``adam+gn-tr``: the same with
+  the Gauss-Newton stage composed of other parts (``GN_OPTIONS``: the matrix-free CG
+  descent with the Nystrom preconditioner, the doubly sketched descent, the dual
+  descent, the trust-region search on the dense descent); ``--gn-options`` overrides
+  their parts. The scalable descents (``SCALABLE``: cg, sketched, dual) may train a
+  wider network (``--width-scalable``/``--depth-scalable``): each row records its
+  parameter count.
 
 The error is the relative L2 error against the exact solution on a 101^d grid (the
 problem's FD reference where there is no exact solution), logged during training, so
@@ -26,6 +35,7 @@ writes ``results.csv``, ``results.md`` and ``errors_vs_time.png`` to ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -52,6 +62,16 @@ class Config:
     adam: int           # Adam steps before L-BFGS / Gauss-Newton
     resample: int | None = None  # Gauss-Newton: a fresh batch every this many steps (None: one batch)
     problem_kwargs: tuple = ()
+    problem: str | None = None  # the registry name (None: the CONFIG key)
+
+
+def multiscale_solution(x, y):
+    """Poisson2D's two modes plus sin(4 pi x) sin(8 pi y) and sin(12 pi x) sin(16 pi y): the
+    "poisson2d-multiscale" case (module-level, so the reference cache can key on it)."""
+    from pinn_sine.problems.poisson import two_mode_solution
+
+    return (two_mode_solution(x, y) + torch.sin(4 * math.pi * x) * torch.sin(8 * math.pi * y)
+            + torch.sin(12 * math.pi * x) * torch.sin(16 * math.pi * y))
 
 
 # Chosen by 400 s Gauss-Newton runs on this machine (one thread, seed 0): Poisson2D 32x2
@@ -64,14 +84,34 @@ CONFIG = {
     "wave1d": Config(32, 3, 5.0, 30.0, 2000, 1000, resample=50),
     "wave2d": Config(32, 3, 6.0, 30.0, 2000, 1000, resample=50),
     "helmholtz-point-source": Config(32, 3, 10.0, 30.0, 2000, 1000),
+    # not tuned: the top mode is 16 pi on [-1, 1] (first omega 16, as 4 for the default's
+    # 4 pi) and 4000 points give about 4 per half-wavelength of it
+    "poisson2d-multiscale": Config(48, 2, 16.0, 30.0, 4000, 1000, problem="poisson2d",
+                                   problem_kwargs=(("u", multiscale_solution),)),
 }
-METHODS = ("adam", "adam+lbfgs", "adam+gn")
+METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual", "adam+gn-tr")
+# The Gauss-Newton parts of each adam+gn* method (GaussNewton keywords; --gn-options
+# overrides them), from benchmarks/gn_step.py (p = 1k-10k, N = 16k): Nystrom-preconditioned
+# CG reached rtol 1e-6 in 49-83 iterations at p = 1k-2.5k (diagonal: 100 iterations to
+# 2e-3-7e-2), so 50 iterations is a mostly converged step; the sketched step with
+# sampled rows was often no descent direction (gain -inf), with all rows it is a step in
+# a random half of the parameters at p = 4.4k.
+GN_OPTIONS = {
+    "adam+gn": {},
+    "adam+gn-cg": {"descent": {"name": "cg", "preconditioner": "nystrom", "rank": 50},
+                   "solver": {"name": "cg", "max_iter": 50}},
+    "adam+gn-sketched": {"descent": {"name": "sketched", "rows": 4096, "cols": 2048}},
+    "adam+gn-dual": {"descent": {"name": "dual", "momentum": 0.0}},
+    "adam+gn-tr": {"search": "trust_region"},
+}
+# the methods whose descents scale past the dense one: --width-scalable/--depth-scalable
+SCALABLE = ("adam+gn-cg", "adam+gn-sketched", "adam+gn-dual")
 
 
 def make_problem(name: str):
     from pinn_sine.problems import PROBLEMS
 
-    return PROBLEMS[name](**dict(CONFIG[name].problem_kwargs))
+    return PROBLEMS[CONFIG[name].problem or name](**dict(CONFIG[name].problem_kwargs))
 
 
 def exact_reference(problem, n: int = 101):
@@ -99,7 +139,7 @@ def build_net(problem, cfg: Config, seed: int):
                first_omega=cfg.first_omega, seed=seed).double()
 
 
-def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float) -> list:
+def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float, gn_options: dict) -> list:
     from pinn_sine import train
     from pinn_sine.optim import LBFGS, Adam, GaussNewton
 
@@ -109,18 +149,18 @@ def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float) -> 
         steps = max(100, int(0.9 * seconds / t.timings["step_median"]))
         return [Adam(steps)]
     tail = (LBFGS(10**9, batch=cfg.batch) if method == "adam+lbfgs"
-            else GaussNewton(10**9, batch=cfg.batch, resample_every=cfg.resample))
+            else GaussNewton(10**9, batch=cfg.batch, resample_every=cfg.resample, **gn_options))
     return [Adam(cfg.adam), tail]
 
 
 def run_one(job: tuple) -> dict:
     """One (problem, method, seed) run on one thread; returns its row and curve."""
-    name, method, seed, seconds, overrides = job
+    name, method, seed, seconds, overrides, gn_options = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     cfg = replace(CONFIG[name], **overrides)
     ref, against = exact_reference(problem)
-    stages = stages_for(method, problem, cfg, seed, seconds)
+    stages = stages_for(method, problem, cfg, seed, seconds, gn_options)
     net = build_net(problem, cfg, seed)
     from pinn_sine import train
 
@@ -135,30 +175,43 @@ def run_one(job: tuple) -> dict:
     curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
     errors = [e for _, e in curve]
     return {"problem": name, "method": method, "seed": seed, "against": against, "status": status,
-            "config": f"{cfg.width}x{cfg.depth}, batch {cfg.batch}, {cfg.adam} Adam, GN resample {cfg.resample}",
+            "config": f"{cfg.width}x{cfg.depth}, batch {cfg.batch}, {cfg.adam} Adam, GN resample {cfg.resample}"
+                      + (f", GN {json.dumps(gn_options, sort_keys=True)}" if gn_options else ""),
             "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1),
             "steps": result.history[-1]["step"] if result and result.history else 0,
             "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
             "curve": curve}
 
 
+def short(method: str) -> str:
+    """adam+lbfgs -> lbfgs, adam+gn-cg -> gn-cg (the steps column's names)."""
+    return method.removeprefix("adam+")
+
+
 def markdown(rows: list[dict], seconds: float) -> str:
+    """One column per method (the three original ones always; the others where they ran);
+    a method whose network differs from the problem's first row says its parameter count."""
+    ran = {r["method"] for r in rows}
+    shown = [m for m in METHODS if m in METHODS[:3] or m in ran]
     lines = [f"Relative L2 error after {seconds:g} s (median over seeds; error against the exact solution, or "
              "the FD reference where marked)", "",
-             "| problem | params | adam | adam+lbfgs | adam+gn | best baseline / gn | steps (adam, lbfgs, gn) |",
-             "|---|---|---|---|---|---|---|"]
+             f"| problem | params | {' | '.join(shown)} | best baseline / gn | "
+             f"steps ({', '.join(short(m) for m in shown)}) |", "|---" * (len(shown) + 4) + "|"]
     for name in dict.fromkeys(r["problem"] for r in rows):
         mine = [r for r in rows if r["problem"] == name]
         med = {m: statistics.median([r["final"] for r in mine if r["method"] == m] or [float("nan")])
-               for m in METHODS}
-        steps = {m: statistics.median([r["steps"] for r in mine if r["method"] == m] or [0]) for m in METHODS}
-        ran = [med[m] for m in ("adam", "adam+lbfgs") if not math.isnan(med[m])]
-        base = min(ran) if ran else float("nan")  # the best baseline that ran
+               for m in shown}
+        steps = {m: statistics.median([r["steps"] for r in mine if r["method"] == m] or [0]) for m in shown}
+        params = {r["method"]: r["params"] for r in mine}
+        base_p = mine[0]["params"]
+        baselines = [med[m] for m in ("adam", "adam+lbfgs") if not math.isnan(med[m])]
+        base = min(baselines) if baselines else float("nan")  # the best baseline that ran
         ratio = base / med["adam+gn"] if med["adam+gn"] > 0 else float("nan")
         tag = "" if mine[0]["against"] == "exact" else " (vs FD ref)"
-        lines.append(f"| {name}{tag} | {mine[0]['params']} | {med['adam']:.2e} | {med['adam+lbfgs']:.2e} | "
-                     f"{med['adam+gn']:.2e} | {ratio:.0f}x | {steps['adam']:.0f}, {steps['adam+lbfgs']:.0f}, "
-                     f"{steps['adam+gn']:.0f} |")
+        cells = [f"{med[m]:.2e}" + (f" (p {params[m]})" if params.get(m, base_p) != base_p else "") for m in shown]
+        lines.append(f"| {name}{tag} | {base_p} | {' | '.join(cells)} | "
+                     f"{'-' if math.isnan(ratio) else f'{ratio:.0f}x'} | "
+                     f"{', '.join(f'{steps[m]:.0f}' for m in shown)} |")
     return "\n".join(lines)
 
 
@@ -170,12 +223,13 @@ def plot(rows: list[dict], path: Path) -> None:
 
     names = list(dict.fromkeys(r["problem"] for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
-    colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green"}
+    colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green", "adam+gn-cg": "tab:red",
+               "adam+gn-sketched": "tab:purple", "adam+gn-dual": "tab:brown", "adam+gn-tr": "tab:olive"}
     for ax, name in zip(axes[0], names):
         for r in (r for r in rows if r["problem"] == name and r["curve"]):
             t, e = zip(*r["curve"])
             ax.semilogy(t, e, color=colours[r["method"]], alpha=0.85, lw=1.3,
-                        label=f"{r['method']} (seed {r['seed']})")
+                        label=f"{r['method']}, p {r['params']} (seed {r['seed']})")
         ax.set_title(f"{name}: SIREN, float64, 1 thread")
         ax.set_xlabel("wall time [s]")
         ax.set_ylabel("relative L2 error vs exact" if rows[0]["against"] == "exact" else "relative L2 error")
@@ -201,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adam-steps", type=int, default=None, help="override CONFIG's Adam steps before L-BFGS/GN")
     parser.add_argument("--first-omega", type=float, default=None, help="override CONFIG's first-layer omega")
     parser.add_argument("--gn-resample", type=int, default=None, help="override CONFIG's Gauss-Newton resampling")
+    parser.add_argument("--width-scalable", type=int, default=None,
+                        help=f"the width of the scalable Gauss-Newton methods {list(SCALABLE)} (default: --width)")
+    parser.add_argument("--depth-scalable", type=int, default=None,
+                        help=f"the depth of {list(SCALABLE)} (default: --depth)")
+    parser.add_argument("--gn-options", default=None,
+                        help='JSON {method: {GaussNewton keyword: value}} replacing GN_OPTIONS\' keys, e.g. '
+                             '\'{"adam+gn-cg": {"solver": {"name": "cg", "max_iter": 100}}}\'')
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("batch", args.batch),
                                    ("adam", args.adam_steps), ("first_omega", args.first_omega),
@@ -216,7 +277,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.seconds > 0 or args.jobs < 1:
         parser.error("--seconds must be > 0 and --jobs >= 1.")
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(p, m, s, args.seconds, overrides) for p in problems for s in seeds for m in methods]
+    gn_options = {m: dict(o) for m, o in GN_OPTIONS.items()}
+    if args.gn_options is not None:
+        try:
+            given = json.loads(args.gn_options)
+        except json.JSONDecodeError as err:
+            parser.error(f"--gn-options is not JSON: {err}")
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            parser.error('--gn-options must be a JSON object {method: {keyword: value}}.')
+        for m, o in given.items():
+            if m not in GN_OPTIONS:
+                parser.error(f'--gn-options: invalid method "{m}". Must be one of {list(GN_OPTIONS)}.')
+            gn_options[m].update(o)
+    from pinn_sine.optim import GaussNewton
+
+    for m in methods:  # refuse a bad part now, not in a worker after the Adam stage
+        if m in gn_options:
+            try:
+                GaussNewton(1, **gn_options[m])
+            except (TypeError, ValueError) as err:
+                parser.error(f"{m}: {err}")
+    scalable = {k: v for k, v in (("width", args.width_scalable), ("depth", args.depth_scalable)) if v is not None}
+    jobs = [(p, m, s, args.seconds, {**overrides, **(scalable if m in SCALABLE else {})}, gn_options.get(m, {}))
+            for p in problems for s in seeds for m in methods]
     rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
         f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
         f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})"))
