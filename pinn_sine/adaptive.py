@@ -110,7 +110,7 @@ class RADSampler:
         if size < batch:
             raise ValueError(f"the RAD pool ({size} points) is smaller than the batch ({batch}); "
                              f"give pool >= {batch}.")
-        cand = problem.sample(size, generator, progress=progress)
+        cand = problem.draw(size, generator, progress=progress)
         keep = [self.point_set] + aligned_entries(problem, cand, self.point_set)
         self.pool = {k: cand[k] for k in keep}
         density = self.density(residuals(problem, net, engine, self.pool, self.point_set, self.slice_size,

@@ -191,7 +191,7 @@ class Run:
         none is held yet, then RAD's draw from its pool when the run has it."""
         drawn = False
         if self.points is None or resample:
-            self.points = self.to_dev(self.problem.sample(self.local(None, "batch"), self.generator,
+            self.points = self.to_dev(self.problem.draw(self.local(None, "batch"), self.generator,
                                                           progress=progress))
             drawn = True
         adaptive = self.adaptive
@@ -213,7 +213,7 @@ class Run:
         """A batch of ``batch`` interior points (None: the run's) drawn from ``generator``
         or from :meth:`stage_generator` of ``index``: the same in a resumed run."""
         gen = self.stage_generator(index) if generator is None else generator
-        return self.to_dev(self.problem.sample(self.local(batch, "batch"), gen))
+        return self.to_dev(self.problem.draw(self.local(batch, "batch"), gen))
 
     # ----- the loss ---------------------------------------------------------------------
     def term_weights(self, names) -> dict[str, float]:

@@ -172,6 +172,12 @@ class Problem:
         """Whether the problem declares its loss terms (:meth:`terms`)."""
         return type(self).terms is not Problem.terms
 
+    def draw(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        """The points a training step uses: :meth:`sample`'s draw. Every stage and the
+        trainer draw through this (not :meth:`sample` directly), so that what the problem
+        prescribes beyond its sampler applies to every stage."""
+        return self.sample(n, generator, progress=progress)
+
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The residual of each loss term at each of its points, normalised: a dict
         term -> (n_k, c_k) with row i the residual at point i of the term's point set,
