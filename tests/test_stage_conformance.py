@@ -68,7 +68,7 @@ def test_the_suite_catches_a_wrong_descent():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(descent="newton"), r'unknown descent "newton". Must be one of \[\'cg\', \'dense\', \'dual\', \'sketched\'\]'),
+    (dict(descent="newton"), r'unknown descent "newton". Must be one of \[\'cg\', \'dense\', \'dual\', \'mixed\', \'sketched\'\]'),
     (dict(search={"damping": 1.0}), r"search must be one of .* a dict with a \"name\""),
     (dict(descent={"name": "cg", "rank": 0}), "NormalCG: rank must be an integer >= 1"),
     (dict(descent={"name": "cg", "ranks": 5}), r"descent 'cg' takes the options \['preconditioner', 'rank'\]"),
@@ -119,3 +119,35 @@ def test_a_new_descent_is_a_small_class_that_conforms(monkeypatch):
         ["describe", "state", "resume", "descent", "dense"]
     stage = stage_from_description(parse_stage_spec("gauss_newton:steps=4,descent=gradient"))
     assert isinstance(stage.descent, _Gradient) and stage.steps == 4
+
+
+def test_mixed_precision_steps_in_float32_then_in_full_precision():
+    """A precision schedule: float32 directions (J d recomputed in float64) for the first
+    steps, then exactly the inner descent's."""
+    from pinn_sine.derivatives.linearization import linearize
+    from pinn_sine.nets import MLP, Sine
+    from pinn_sine.optim.descents import MixedPrecision
+    from pinn_sine.problems import Poisson2D
+
+    problem = Poisson2D()
+    net = MLP(2, 1, 8, 2, seed=0, activation=Sine(3.0)).double()
+    batch = {k: v.double() for k, v in problem.sample(40, torch.Generator().manual_seed(1)).items()}
+    lin = linearize(problem, net, batch, {})
+    low = lin.astype(torch.float32)
+    assert low.r.dtype == torch.float32 and lin.r.dtype == torch.float64
+    v = torch.randn(lin.n_cols, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(low.mv(v.float()).double(), lin.mv(v), rtol=1e-4, atol=1e-5 * float(lin.mv(v).abs().max()))
+    torch.testing.assert_close(low.materialize().double(), lin.materialize(), rtol=1e-4, atol=1e-6)
+    J = lin.materialize()
+    lam = 1e-2 * float((J * J).sum()) / J.shape[1]
+    mixed = MixedPrecision("dense", float32_steps=1)
+    mixed.start(torch.Generator().manual_seed(0))
+    first = mixed.direction(lin, lam, Cholesky())
+    dense = Dense().direction(lin, lam, Cholesky())
+    assert first.d.dtype == torch.float64 and first.info["float32"] == 1
+    assert float((first.d - dense.d).norm() / dense.d.norm()) < 1e-3
+    torch.testing.assert_close(first.Jd, lin.mv(first.d), rtol=1e-12, atol=1e-14)  # the model is exact
+    second = mixed.direction(lin, lam, Cholesky())
+    assert second.info["float32"] == 0 and torch.equal(second.d, dense.d)
+    with pytest.raises(ValueError, match="float32_steps must be an integer >= 0"):
+        MixedPrecision(float32_steps=-1)

@@ -39,6 +39,7 @@ one pass per coefficient) and enters every product.
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -281,6 +282,30 @@ class Linearization:
             raise ValueError(f"Linearization.{what}: expected a vector ({n},) or a matrix ({n}, k), got shape "
                              f"{tuple(v.shape)}.")
 
+    def astype(self, dtype: torch.dtype) -> "Linearization":
+        """This linearization with every factor, r and the cached products in ``dtype``
+        (a float32 copy for cheaper products in the early steps of a precision
+        schedule; :class:`~pinn_sine.optim.descents.MixedPrecision`)."""
+        if dtype == self.dtype:
+            return self
+
+        def cast(t):
+            return t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t
+
+        new = copy.copy(self)
+        new.r, new.dtype, new._Jc = cast(self.r), dtype, cast(self._Jc)
+        new._blocks = [_Block(b.term, b.column, b.rows, b.scale, [(k, [cast(g) for g in gs]) for k, gs in b.parts])
+                       for b in self._blocks]
+        new._traces = {k: [(cast(H), cast(Z)) for H, Z in trace] for k, trace in self._traces.items()}
+        new._inputs = {k: cast(v) for k, v in self._inputs.items()}
+        if self._stack is not None:
+            new._stack = [(cast(G), cast(H)) for G, H in self._stack]
+            new._row_scale = cast(self._row_scale)
+        for cached in ("_dense", "_diag", "_gram"):
+            if getattr(self, cached, None) is not None:
+                setattr(new, cached, cast(getattr(self, cached)))
+        return new
+
     def memory(self) -> int:
         """Bytes the stacked factors take (what the matrix-free products keep)."""
         return sum(G.numel() + H.numel() for G, H in self._stacked()) * self.r.element_size()
@@ -346,6 +371,10 @@ class RankLinearization:
 
     def memory(self) -> int:
         return self.local.memory()
+
+    def astype(self, dtype: torch.dtype) -> "RankLinearization":
+        """The same rows in ``dtype`` (:meth:`Linearization.astype`)."""
+        return self if dtype == self.dtype else RankLinearization(self.local.astype(dtype))
 
     def sum_over_ranks(self, t: Tensor) -> Tensor:
         """The sum of ``t`` over the ranks (an all-reduce)."""
