@@ -174,12 +174,19 @@ def run_one(job: tuple) -> dict:
     wall = time.perf_counter() - t0
     curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
     errors = [e for _, e in curve]
+    gn = [] if result is None else [r for r in result.history if r.get("phase") == "gauss_newton"]
+
+    def gn_median(key, reduce=statistics.median):  # over the logged Gauss-Newton steps (every 25th)
+        vals = [r[key] for r in gn if key in r]
+        return reduce(vals) if vals else float("nan")
     return {"problem": name, "method": method, "seed": seed, "against": against, "status": status,
             "config": f"{cfg.width}x{cfg.depth}, batch {cfg.batch}, {cfg.adam} Adam, GN resample {cfg.resample}"
                       + (f", GN {json.dumps(gn_options, sort_keys=True)}" if gn_options else ""),
             "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1),
             "steps": result.history[-1]["step"] if result and result.history else 0,
             "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
+            "gn_step_s": gn_median("step_time"), "gn_accepted": gn_median("accepted", statistics.fmean),
+            "cg_iterations": gn_median("cg_iterations"), "cg_residual": gn_median("cg_residual"),
             "curve": curve}
 
 
@@ -302,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             for p in problems for s in seeds for m in methods]
     rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
         f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
-        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']})"))
+        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']}); GN "
+        f"median step {row['gn_step_s']:.3g} s, accepted {row['gn_accepted']:.2g}, CG {row['cg_iterations']:.3g} "
+        f"iterations to {row['cg_residual']:.2g}"))
     out = Path(args.out)
     write_results(out, markdown(rows, args.seconds), rows)
     plot(rows, out / "errors_vs_time.png")
