@@ -8,7 +8,9 @@ each field ``u`` gives the point data ``prediction_u``, ``reference_u`` and
 ``error_u`` = prediction - reference (``mask`` too, where the reference has one). A
 time-dependent run is a time series: one XDMF file with a step per reference time,
 or for VTK one numbered file per time (``<stem>_0000.vtk`` ..., which ParaView opens
-as one series).
+as one series). A scattered reference (from data) is a point cloud: its points (the
+coordinates but ``t``, 1 to 3 of them) with one vertex cell each, and ``t`` as point
+data where the points have a time.
 """
 from __future__ import annotations
 
@@ -49,6 +51,19 @@ def grid_mesh(coords: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str
     return points, [("quad", np.stack([a, a + ny, a + ny + 1, a + 1], axis=1))]
 
 
+def point_cloud(coords: dict[str, np.ndarray]) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Points (n, 3) and vertex cells of scattered points whose coordinates (1 to 3 axes,
+    each of length n) are ``coords``."""
+    axes = list(coords.values())
+    if not 1 <= len(axes) <= 3:
+        raise ValueError(f"export writes scattered points of 1 to 3 spatial axes, got the axes {list(coords)}.")
+    n = len(axes[0])
+    points = np.zeros((n, 3))
+    for d, a in enumerate(axes):
+        points[:, d] = a
+    return points, [("vertex", np.arange(n).reshape(n, 1))]
+
+
 def _point_data(pred: dict, ref, index: tuple, n_points: int) -> dict[str, np.ndarray]:
     data = {}
     for name, r in ref.fields.items():
@@ -74,7 +89,8 @@ def _check_space(path: Path, pred: dict, ref) -> None:
     from ._io import WriteError
 
     values = sum(np.asarray(v).size for v in pred.values()) + sum(np.asarray(v).size for v in ref.fields.values())
-    points = int(np.prod([len(v) for k, v in ref.coords.items() if k != "t"])) * 3
+    points = (ref.grid_shape[0] if ref.scattered else
+              int(np.prod([len(v) for k, v in ref.coords.items() if k != "t"]))) * 3
     need = int(1.25 * 8 * (2 * values + values // 2 + points)) + (1 << 20)
     free = shutil.disk_usage(path.parent).free
     if free < need:
@@ -85,13 +101,21 @@ def _check_space(path: Path, pred: dict, ref) -> None:
 def export_fields(pred: dict[str, np.ndarray], ref, path: str | os.PathLike, fmt: str) -> list[Path]:
     """Write ``pred`` (fields shaped like ``ref.fields``), ``ref`` and their difference to
     ``path`` in the format ``fmt`` ("vtk" or "xdmf"); returns the files written (an
-    XDMF file's heavy data go to the ``.h5`` beside it)."""
+    XDMF file's heavy data go to the ``.h5`` beside it). A scattered ``ref`` is written
+    as a point cloud (:func:`point_cloud`), ``t`` (if any) as point data."""
     if fmt not in FORMATS:
         raise ValueError(f'Invalid format "{fmt}". Must be one of {sorted(FORMATS)}.')
     meshio = _meshio()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _check_space(path, pred, ref)
+    if ref.scattered:
+        points, cells = point_cloud({k: v for k, v in ref.coords.items() if k != "t"})
+        data = _point_data(pred, ref, (), len(points))
+        if "t" in ref.coords:
+            data["t"] = np.asarray(ref.coords["t"], dtype=float)
+        meshio.write(path, meshio.Mesh(points, cells, point_data=data), file_format=fmt)
+        return [path] + ([path.with_suffix(".h5")] if fmt == "xdmf" else [])
     timed = ref.names[0] == "t"
     space = {k: v for k, v in ref.coords.items() if k != "t"}
     points, cells = grid_mesh(space)
@@ -174,9 +198,10 @@ def export_run(folder: str | os.PathLike, fmt: str = "vtk", path: str | os.PathL
     if predicted.params.get("reference_hash") not in (None, ref.hash):
         raise ValueError(f"{prediction_path} was compared with another reference (hash "
                          f"{predicted.params.get('reference_hash')}) than {problem.name}'s ({ref.hash}).")
-    if ref.grid_shape != predicted.grid_shape:
-        raise ValueError(f"the reference of {problem.name} is on the grid {ref.grid_shape}, {prediction_path} on "
-                         f"{predicted.grid_shape}; the reference was recomputed differently since the run.")
+    if ref.grid_shape != predicted.grid_shape or ref.layout != predicted.layout:
+        raise ValueError(f"the reference of {problem.name} is on the {ref.layout} {ref.grid_shape}, {prediction_path} "
+                         f"on the {predicted.layout} {predicted.grid_shape}; the reference was recomputed differently "
+                         "since the run.")
     path = folder / f"{problem.name}_fields{FORMATS[fmt]}" if path is None else Path(path)
     if fmt == "xdmf" and path.with_suffix(".h5").resolve() == prediction_path.resolve():
         raise ValueError(f"{path}: its XDMF data file {path.with_suffix('.h5')} would replace the run's "

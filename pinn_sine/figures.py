@@ -1,6 +1,7 @@
 """The problems' own figures, one function per problem (beside :mod:`pinn_sine.plots`,
 the generic ones). :func:`problem_figures` picks the problem's function; a problem
-without one gets None, and its callers draw :func:`~pinn_sine.plots.field_comparison`.
+without one, or a scattered reference, gets None, and its callers draw
+:func:`~pinn_sine.plots.field_comparison`.
 
 The colour conventions are :mod:`pinn_sine.plots`'s: sequential colormaps for fields of
 one sign, diverging ones centred at 0 for signed fields, |error| on a log scale from
@@ -42,7 +43,11 @@ def problem_figures(problem, net: nn.Module, ref: ReferenceField, out_dir, *, ac
 def _problem_figures(problem, net: nn.Module, ref: ReferenceField, *, activation: str | None = None,
                      **options) -> Figures | None:
     """The figures :func:`problem_figures` writes, unsaved; None for a problem without
-    figures of its own."""
+    figures of its own, or for a scattered reference (from data: the problems' own
+    figures draw grids; :func:`~pinn_sine.plots.field_comparison` draws scattered
+    points)."""
+    if ref.scattered:
+        return None
     for cls, draw in BUILDERS.items():
         if isinstance(problem, cls):
             return draw(problem, net, ref, activation=activation, **options)

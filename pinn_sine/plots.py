@@ -110,8 +110,8 @@ def _fmt(e: float | None) -> str:
 
 
 def draw_comparison(fig: Figure, axs, pred: np.ndarray, ref: np.ndarray, *, exact: np.ndarray | None = None,
-                    name: str = "u", extent: tuple, xlabel: str, ylabel: str, aspect="equal",
-                    mask: np.ndarray | None = None) -> dict:
+                    name: str = "u", extent: tuple | None = None, xlabel: str, ylabel: str, aspect="equal",
+                    mask: np.ndarray | None = None, points: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Draw one 2-D field into the row of axes ``axs``: the prediction, the target and the
     |error| against it (log scale, :func:`error_norm`); with ``exact`` the target is the
     exact solution and a fourth panel shows the FD reference's own error |ref - exact|, on
@@ -121,13 +121,29 @@ def draw_comparison(fig: Figure, axs, pred: np.ndarray, ref: np.ndarray, *, exac
     ``pred``, ``ref``, ``exact``: (n_a, n_b) arrays, u[i, j] = u(a_i, b_j), drawn with the
     first axis horizontal; ``extent`` (a_0, a_end, b_0, b_end); ``mask`` (n_a, n_b) the
     region the scales and errors are set over. ``axs`` holds 3 axes, 4 with ``exact``.
+
+    Scattered points instead of a grid: ``points`` (a (n,), b (n,)) and ``pred``,
+    ``ref``, ``exact``, ``mask`` of shape (n,); each panel is a scatter plot of the
+    points coloured by the value (no ``extent``).
     Returns the images by role ("prediction", "target", "error", "reference_error")."""
+    if (points is None) == (extent is None):
+        raise ValueError("draw_comparison needs extent= (a grid) or points= (scattered points), not both or none.")
     target = ref if exact is None else exact
     cmap, norm = field_style(target if mask is None else target[mask])
-    kw = {"origin": "lower", "extent": extent, "aspect": aspect}
-    ims = {"prediction": axs[0].imshow(pred.T, cmap=cmap, norm=norm, **kw),
-           "target": axs[1].imshow(target.T, cmap=cmap, norm=norm, **kw)}
-    what = "exact solution" if exact is not None else "reference (FD)"
+    if points is None:
+        kw = {"origin": "lower", "extent": extent, "aspect": aspect}
+
+        def show(ax, data, **style):
+            return ax.imshow(np.asarray(data).T, **style, **kw)
+    else:
+        size = float(np.clip(4e4 / max(len(points[0]), 1), 2.0, 40.0))  # dense clouds get small dots
+
+        def show(ax, data, **style):
+            ax.set_aspect(aspect)
+            return ax.scatter(points[0], points[1], c=np.asarray(data), s=size, linewidths=0, **style)
+    ims = {"prediction": show(axs[0], pred, cmap=cmap, norm=norm),
+           "target": show(axs[1], target, cmap=cmap, norm=norm)}
+    what = "exact solution" if exact is not None else "reference (FD)" if points is None else "reference"
     axs[0].set_title(f"{name}: prediction")
     axs[1].set_title(f"{name}: {what}")
     fig.colorbar(ims["target"], ax=list(axs[:2]), shrink=0.85, label=name, extend=_extend(pred, norm))
@@ -139,14 +155,14 @@ def draw_comparison(fig: Figure, axs, pred: np.ndarray, ref: np.ndarray, *, exac
     shared = ref_err is not None and error_norm(ref_err, mask=mask).vmax > 10 * enorm.vmin
     if shared:
         enorm = error_norm(err, ref_err, mask=mask)
-    ims["error"] = axs[2].imshow(_floored(err, enorm).T, cmap=ERROR_CMAP, norm=enorm, **kw)
+    ims["error"] = show(axs[2], _floored(err, enorm), cmap=ERROR_CMAP, norm=enorm)
     if exact is None:
         axs[2].set_title(f"|{name} - {name}_ref|, rel L2 {_fmt(_rel_l2_or_none(pred, ref, mask))}")
         label = f"|{name} error| against reference"
     else:
         axs[2].set_title(f"network: |{name} - {name}_exact|\nrel L2 {_fmt(_rel_l2_or_none(pred, exact, mask))}")
         rnorm = enorm if shared else error_norm(ref_err, mask=mask)
-        ims["reference_error"] = axs[3].imshow(_floored(ref_err, rnorm).T, cmap=ERROR_CMAP, norm=rnorm, **kw)
+        ims["reference_error"] = show(axs[3], _floored(ref_err, rnorm), cmap=ERROR_CMAP, norm=rnorm)
         axs[3].set_title(f"FD reference: |{name}_ref - {name}_exact|\n"
                          f"rel L2 {_fmt(_rel_l2_or_none(ref, exact, mask))}")
         label = f"|{name} error| against exact"
@@ -176,6 +192,10 @@ def field_comparison(pred: dict[str, np.ndarray], ref: ReferenceField, path: str
     the exact solution and adds a fourth panel, the reference's own error |ref - exact|,
     on the error's scale. For a field with more than two grid axes, ``index`` selects
     the leading axes (e.g. a time index).
+
+    A scattered reference (from data, ``ref.scattered``) of two inputs is drawn as scatter
+    plots of its points coloured by each value (``index`` must be empty); one of other
+    inputs, or an image, is refused with ValueError.
     """
     return save_figure(_field_comparison_figure(pred, ref, index=index, exact=exact), path, title=title)
 
@@ -183,6 +203,8 @@ def field_comparison(pred: dict[str, np.ndarray], ref: ReferenceField, path: str
 def _field_comparison_figure(pred: dict[str, np.ndarray], ref: ReferenceField, *, index: tuple = (),
                              exact: Callable | dict[str, np.ndarray] | None = None) -> Figure:
     names = list(ref.fields)
+    if ref.scattered:
+        return _scattered_comparison_figure(pred, ref, index=index, exact=exact)
     axes_names = list(ref.coords)[len(index):]
     if len(axes_names) != 2:
         raise ValueError(f"field_comparison draws 2-D slices; the grid {list(ref.coords)} with index {index} "
@@ -205,6 +227,34 @@ def _field_comparison_figure(pred: dict[str, np.ndarray], ref: ReferenceField, *
         else:
             draw_comparison(fig, axs[row], p, r, exact=e, name=name, extent=(x[0], x[-1], y[0], y[-1]),
                             xlabel=axes_names[0], ylabel=axes_names[1], mask=mask)
+    return fig
+
+
+def _scattered_comparison_figure(pred: dict[str, np.ndarray], ref: ReferenceField, *, index: tuple = (),
+                                 exact: Callable | dict[str, np.ndarray] | None = None) -> Figure:
+    """:func:`field_comparison` of a scattered reference: scatter plots of its points."""
+    axes_names = list(ref.coords)
+    if index or len(axes_names) != 2 or ref.attrs.get("image"):
+        raise ValueError(f"field_comparison draws scattered points of two inputs (no index, no image), got the "
+                         f"inputs {axes_names}{f' with index {index}' if index else ''}; draw other scattered data "
+                         "yourself from ref.points() and problem.predict(net, ref).")
+    if callable(exact):
+        from .validation.evaluate import exact_on_grid
+
+        exact = exact_on_grid(exact, ref)
+    a, b = (np.asarray(ref.coords[n]) for n in axes_names)
+    mask = None if ref.mask is None else np.asarray(ref.mask)
+    names = list(ref.fields)
+    if any(np.asarray(ref.fields[n]).ndim != 1 for n in names):
+        raise ValueError("field_comparison draws scattered fields of one channel; a field with channels "
+                         f"{[n for n in names if np.asarray(ref.fields[n]).ndim != 1]} is not drawn.")
+    ncols = 3 if exact is None else 4
+    fig = Figure(figsize=(4.1 * ncols + 0.8, 3.7 * len(names)), layout="constrained")
+    axs = fig.subplots(len(names), ncols, squeeze=False)
+    for row, name in enumerate(names):
+        e = None if exact is None else np.asarray(exact[name])
+        draw_comparison(fig, axs[row], np.asarray(pred[name]), np.asarray(ref.fields[name]), exact=e, name=name,
+                        points=(a, b), xlabel=axes_names[0], ylabel=axes_names[1], mask=mask)
     return fig
 
 

@@ -255,6 +255,12 @@ class Problem:
         self._removed = removed if constraint == "hard" else ()
         self.derivatives = {k: v for k, v in self.derivatives.items() if k not in self._removed}
 
+    #: True when :meth:`compute_reference` reads the field from data
+    #: (``ReferenceField.from_file`` / ``from_arrays``) rather than solving on a grid:
+    #: :meth:`reference` then calls ``compute_reference(None)``, refuses a resolution it
+    #: could not honour, keys the field by ``reference_params(None)`` and the data's
+    #: SHA-256, and reads it every time instead of caching it (the file is its own store)
+    reference_from_data: ClassVar[bool] = False
     def _constrained(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """``batch`` without the sets a hard constraint makes exact. (They are still drawn, so
         the interior points of a seed are the same under both constraints.)"""
@@ -319,8 +325,32 @@ class Problem:
 
     def reference(self, resolution: int | None = None, *, cache: bool = True) -> ReferenceField:
         """The finite-difference reference on a grid, cached as HDF5 keyed by the
-        hash of the parameters (the same parameters reuse the file)."""
-        from ..validation.store import cached_reference
+        hash of the parameters (the same parameters reuse the file).
+
+        A problem with :attr:`reference_from_data` gets ``compute_reference(None)``, a
+        field read from data, with the parameters ``reference_params(None)`` plus
+        ``data_sha256`` (the data's digest, from its provenance); a ``resolution`` is
+        refused (ValueError), the cache is not used."""
+        from ..validation.store import cached_reference, uncached_reference
+
+        if self.reference_from_data:
+            if resolution is not None:
+                raise ValueError(f"the reference of {self.name} is read from data on its own points "
+                                 f"(reference_from_data); resolution={resolution!r} cannot be honoured: leave it "
+                                 "out (no --resolution).")
+
+            def read() -> ReferenceField:
+                ref = self.compute_reference(None)
+                prov = ref.provenance if isinstance(ref, ReferenceField) else None
+                if not isinstance(prov, dict) or prov.get("source") not in ("file", "arrays") \
+                        or not isinstance(prov.get("sha256"), str):
+                    raise TypeError(f"{type(self).__name__}.compute_reference returned {type(ref).__name__} without "
+                                    "the provenance of its data; with reference_from_data = True return "
+                                    "ReferenceField.from_file(...) or ReferenceField.from_arrays(...).")
+                return self._attach(ref, {**self.reference_params(None), "data_sha256": prov["sha256"]})
+
+            prov_reason = "read from data (reference_from_data: the file is its own store)"
+            return uncached_reference(read, prov_reason)
 
         if resolution is not None and (isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral)):
             raise ValueError(f"resolution must be an integer >= 3 (grid points per axis) or None for the problem's "
@@ -330,8 +360,17 @@ class Problem:
             raise ValueError(f"resolution must be >= 3, got {resolution}.")
         params = self.reference_params(resolution)
         cacheable = cache and not _has_uncacheable(params)
-        return cached_reference(self.name, params, lambda: self._attach(self.compute_reference(resolution), params),
-                                cache=cacheable)
+
+        def compute() -> ReferenceField:
+            ref = self.compute_reference(resolution)
+            prov = ref.provenance if isinstance(ref, ReferenceField) else None
+            if isinstance(prov, dict) and prov.get("source") == "file":  # arrays may be a solve at resolution
+                raise TypeError(f"{type(self).__name__}.compute_reference returned a field read from the file "
+                                f"{prov.get('file')}, which cannot honour resolution={resolution}; set "
+                                f"reference_from_data = True on {type(self).__name__}.")
+            return self._attach(ref, params)
+
+        return cached_reference(self.name, params, compute, cache=cacheable)
 
     def _attach(self, ref: ReferenceField, params: dict) -> ReferenceField:
         """``ref`` with this problem's name and the reference parameters (the cache key)."""
@@ -353,11 +392,14 @@ class Problem:
 
         return predict(net, ref)
 
-    def reference_params(self, resolution: int) -> dict:
+    def reference_params(self, resolution: int | None) -> dict:
         """The parameters of the reference at ``resolution`` (its cache key): :meth:`params`
         without the constraint, which changes how the network is trained, not the
-        solution (hard and soft problems share one reference file)."""
-        return {**{k: v for k, v in self.params().items() if k != "constraint"}, "resolution": resolution}
+        solution (hard and soft problems share one reference file). ``None`` (a
+        reference from data, :attr:`reference_from_data`): no ``resolution`` entry;
+        :meth:`reference` adds the data's ``data_sha256``."""
+        params = {k: v for k, v in self.params().items() if k != "constraint"}
+        return params if resolution is None else {**params, "resolution": resolution}
 
     def grid(self, resolution: int) -> dict[str, np.ndarray]:
         """Node-centred 1-D coordinates per input with ``resolution`` points each."""

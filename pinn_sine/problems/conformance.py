@@ -321,10 +321,25 @@ def _check_params(problem: Problem) -> None:
 def _check_reference(problem: Problem, resolution: int | None) -> None:
     from ..validation.store import load_reference, save_reference
 
-    ref = problem.reference(resolution, cache=False)
+    # a reference read from data has its own points: no resolution (the check's) to honour
+    ref = problem.reference(None if problem.reference_from_data else resolution, cache=False)
     if ref.problem != problem.name:
         raise ConformanceError(f"{problem.name}.reference() is labelled {ref.problem!r}.")
-    if type(problem).reference is Problem.reference:
+    prov = ref.provenance
+    if problem.reference_from_data:  # no resolution to honour: the data's digest keys it instead
+        if not isinstance(prov, dict) or prov.get("source") not in ("file", "arrays") \
+                or not all(k in prov for k in ("sha256", "layout", "shape")) \
+                or (prov["source"] == "file" and "file" not in prov):
+            raise ConformanceError(f"{problem.name}.reference() is read from data but records no provenance "
+                                   f"({prov!r}); return ReferenceField.from_file(...) or from_arrays(...).")
+        if prov["layout"] != ref.layout or list(prov["shape"]) != list(ref.grid_shape):
+            raise ConformanceError(f"{problem.name}.reference(): its provenance says a {prov['layout']} of shape "
+                                   f"{prov['shape']}, the field is a {ref.layout} of shape {list(ref.grid_shape)}.")
+        expected = {**problem.reference_params(None), "data_sha256": prov["sha256"]}
+        if type(problem).reference is Problem.reference and ref.hash != params_hash(problem.name, expected):
+            raise ConformanceError(f"{problem.name}.reference() carries parameters {ref.params} that are not "
+                                   "reference_params(None) and the data's data_sha256.")
+    elif type(problem).reference is Problem.reference:
         res = problem.default_reference_resolution if resolution is None else resolution
         if ref.hash != params_hash(problem.name, problem.reference_params(res)):
             raise ConformanceError(f"{problem.name}.reference() carries parameters {ref.params} that are not "
@@ -339,7 +354,8 @@ def _check_reference(problem: Problem, resolution: int | None) -> None:
         path = Path(tmp) / "ref.h5"
         save_reference(ref, path)
         back = load_reference(path, expect_hash=ref.hash)
-    if back.params != ref.params or list(back.fields) != list(ref.fields) or back.solver != ref.solver:
+    if back.params != ref.params or list(back.fields) != list(ref.fields) or back.solver != ref.solver \
+            or back.layout != ref.layout or back.provenance != prov:
         raise ConformanceError(f"{problem.name}: the reference changes in an HDF5 round trip.")
     for name in ref.coords:
         if not np.array_equal(back.coords[name], ref.coords[name]):

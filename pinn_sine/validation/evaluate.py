@@ -1,4 +1,5 @@
-"""evaluate(net, ref): run a network on a reference grid and report its errors."""
+"""evaluate(net, ref): run a network on a reference's points (a grid, or scattered
+points) and report its errors."""
 from __future__ import annotations
 
 from typing import Callable
@@ -12,7 +13,8 @@ from .reference import ReferenceField
 
 @torch.no_grad()
 def predict(net, ref: ReferenceField, *, batch_size: int = 65536) -> dict[str, np.ndarray]:
-    """The network's fields on the reference grid, shaped like ``ref.fields``."""
+    """The network's fields on the reference's points (``ref.points()``: the grid, or the
+    scattered points), shaped like ``ref.fields``."""
     param = next(net.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None else torch.float32
@@ -110,7 +112,9 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
     Returns a dict with ``rel_l2`` and ``max_abs`` over all fields together, and
     ``rel_l2_<field>`` per field when there are several. Fields named ``*_real`` and
     ``*_imag`` also give ``rel_l2_abs`` of the magnitude. A time-dependent reference
-    (first coordinate ``t``) adds ``rel_l2_per_t``, the error of each time slice. An
+    on a grid (first coordinate ``t``) adds ``rel_l2_per_t``, the error of each time
+    slice (a scattered reference has none). A scattered reference (``ref.scattered``)
+    is evaluated at its points: the errors are over those points (and its mask). An
     image reference (``attrs["image"]``) adds PSNR and SSIM (``*_region`` over the mask).
 
     ``reference_error`` is the reference's own estimated error (``ref.error_estimate``),
@@ -158,7 +162,7 @@ def evaluate(net, ref: ReferenceField, *, prediction: dict[str, np.ndarray] | No
             mag_p = np.hypot(pred[n], pred[stem + "_imag"])
             mag_r = np.hypot(ref.fields[n], ref.fields[stem + "_imag"])
             out[f"rel_l2_{stem}_abs" if stem != "u" else "rel_l2_abs"] = rel_l2(mag_p, mag_r, mask)
-    if names and ref.names[0] == "t":
+    if names and ref.names[0] == "t" and not ref.scattered:  # scattered points have no time slices
         per_t = []
         for k in range(ref.grid_shape[0]):
             m = None if mask is None else mask[k]

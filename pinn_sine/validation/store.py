@@ -7,6 +7,10 @@ File layout (schema 2):
                description (which network output columns it is)
     /mask      optional uint8 evaluation region (1 = inside); long_name, description
                (what the region is), flag_values, flag_meanings
+    /point     scattered layout only (``attrs_json`` has ``"layout": "scattered"``): the
+               point index 0..n-1, the one dimension scale; the coordinates are 1-D
+               datasets of length n along it (xarray: coordinates x(point), y(point)),
+               and each field's ``coordinates`` attribute names them (CF)
     attrs: schema_version, kind ("reference" or "prediction"), description, problem,
            params_json, params_hash, solver, solver_version, order, spacing_json,
            attrs_json, extra_attrs (the names of the caller's extra attributes, which
@@ -18,6 +22,10 @@ solver, spacing or ``attrs_json`` is caught on loading like edited data.
 
 ``solver_version`` comes from :data:`pinn_sine.validation.fd.versions.SOLVER_VERSIONS`;
 the cache recomputes a file written by another version of its solver.
+
+A reference from data (``ReferenceField.from_file``/``from_arrays``) keeps its
+provenance (file name, size, SHA-256, layout, grid or points) in ``attrs_json``, which
+the digest covers.
 """
 from __future__ import annotations
 
@@ -43,6 +51,8 @@ SCHEMA_VERSION = 2
 #: What a file holds: a reference solution, or a network's prediction on a reference grid.
 KINDS = ("reference", "prediction")
 DEFAULT_MASK_MEANING = "region where errors are measured"
+#: the dimension scale of a scattered reference (the point index)
+POINT_DIM = "point"
 
 _RESERVED = frozenset({"schema_version", "kind", "description", "problem", "params_json", "params_hash", "solver",
                        "solver_version", "order", "spacing_json", "attrs_json", "extra_attrs", "coords", "fields",
@@ -142,10 +152,11 @@ def _dataset_attrs(ref: ReferenceField, kind: str) -> dict[str, dict]:
     units = ref.attrs.get("units") or {}
     long_names = ref.attrs.get("long_names") or {}
     out = {}
+    where = "coordinate of the scattered points" if ref.scattered else "grid coordinate"
     for k, name in enumerate(ref.coords):
         out[name] = {"long_name": long_names.get(name, _COORD_NAMES.get(name, name)),
                      "units": units.get(name, "1"),
-                     "description": f"grid coordinate; input column {k} of the network"}
+                     "description": f"{where}; input column {k} of the network"}
     for name, cols in ref.columns().items():
         long_name = long_names.get(name, _field_long_name(name))
         columns = f"column {cols.start}" if cols.stop - cols.start == 1 else f"columns {cols.start}..{cols.stop - 1}"
@@ -157,11 +168,20 @@ def _dataset_attrs(ref: ReferenceField, kind: str) -> dict[str, dict]:
 
 
 def _default_description(ref: ReferenceField, kind: str) -> str:
-    grid = " x ".join(str(n) for n in ref.grid_shape)
+    if ref.scattered:
+        where = f"at {ref.grid_shape[0]} scattered points ({', '.join(ref.coords)})"
+    else:
+        where = f"on a {' x '.join(str(n) for n in ref.grid_shape)} grid ({', '.join(ref.coords)})"
     if kind == "prediction":
-        return f"network prediction ({ref.solver}) for {ref.problem} on a {grid} grid ({', '.join(ref.coords)})"
-    text = f"{ref.solver} (order {ref.order}) reference solution of {ref.problem} on a {grid} grid " \
-           f"({', '.join(ref.coords)})"
+        return f"network prediction ({ref.solver}) for {ref.problem} {where}"
+    prov = ref.provenance or {}
+    if ref.solver == "data" and prov.get("source") == "file":
+        text = f"reference of {ref.problem} from the data file {prov.get('file')} (sha256 " \
+               f"{str(prov.get('sha256'))[:12]}) {where}"
+    elif ref.solver == "data":
+        text = f"reference of {ref.problem} from arrays (sha256 {str(prov.get('sha256'))[:12]}) {where}"
+    else:
+        text = f"{ref.solver} (order {ref.order}) reference solution of {ref.problem} {where}"
     if ref.error_estimate is not None:
         text += f"; estimated relative L2 error {ref.error_estimate:.2e} ({ref.error_method or 'method unknown'})"
     return text
@@ -215,19 +235,32 @@ def save_reference(ref: ReferenceField, path: str | os.PathLike, *, kind: str = 
     meta = _meta(SCHEMA_VERSION, kind, description, ref.problem, strings, ref.solver, solver_version(ref.solver),
                  int(ref.order), extra)
 
+    if ref.scattered and POINT_DIM in (*ref.coords, *ref.fields):
+        raise ValueError(f"a scattered reference stores its point index as {POINT_DIM!r}; rename the coordinate or "
+                         f"field {POINT_DIM!r}.")
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
         described = _dataset_attrs(ref, kind)
         scales = []
+        if ref.scattered:  # one dimension, the point index; the coordinates lie along it
+            point = f.create_dataset(POINT_DIM, data=np.arange(ref.grid_shape[0], dtype=np.int64))
+            point.make_scale(POINT_DIM)
+            point.attrs.update({"long_name": "index of the scattered point", "units": "1"})
+            scales.append(point)
         for name, c in ref.coords.items():
             ds = f.create_dataset(name, data=np.asarray(c))
-            ds.make_scale(name)
+            if ref.scattered:
+                ds.dims[0].attach_scale(point)
+            else:
+                ds.make_scale(name)
+                scales.append(ds)
             ds.attrs.update(described[name])
-            scales.append(ds)
         grid_datasets = []
         for name, data in ref.fields.items():
             ds = f.create_dataset(name, data=np.asarray(data), compression="gzip", shuffle=True)
             ds.attrs.update(described[name])
+            if ref.scattered:
+                ds.attrs["coordinates"] = " ".join(ref.coords)
             grid_datasets.append(ds)
         if ref.mask is not None:
             ds = f.create_dataset("mask", data=ref.mask.astype(np.uint8))
@@ -441,6 +474,16 @@ def cached_reference(problem: str, params: dict, compute: Callable[[], Reference
     if notes:
         warnings.warn(" ".join(notes), RuntimeWarning, stacklevel=2)
     _record(ReferenceInfo("computed", time.perf_counter() - start, path if cache else None, stored, reason))
+    return ref
+
+
+def uncached_reference(compute: Callable[[], ReferenceField], reason: str) -> ReferenceField:
+    """``compute()`` without the cache, reported to :func:`reference_with_info` as computed
+    for ``reason``: a reference read from data (``Problem.reference_from_data``), whose
+    file is its own store and whose key (its digest) is known only once it is read."""
+    start = time.perf_counter()
+    ref = compute()
+    _record(ReferenceInfo("computed", time.perf_counter() - start, None, False, reason))
     return ref
 
 
