@@ -17,6 +17,7 @@ import sys
 import sysconfig
 import warnings
 import weakref
+from collections.abc import Mapping
 from types import BuiltinFunctionType, BuiltinMethodType, CodeType, FunctionType, MethodType, ModuleType
 from typing import ClassVar
 
@@ -74,6 +75,122 @@ class Term:
         if not callable(self.residual):
             raise ValueError(f"Term {self.name!r}: residual must be a callable (jets, batch) -> (n, c) tensor, "
                              f"got {type(self.residual).__name__}.")
+
+
+
+class FixedSets(Mapping):
+    """Named point sets (and data entries aligned with them) that a problem uses as given
+    at every draw, with where each came from: what :meth:`Problem.fixed_sets` returns.
+
+    Build one from arrays (``FixedSets({"interior": x, "f": f})``: the points and targets
+    of a paper, kept in their dtype, float64 included; NumPy arrays are converted) or from
+    one seeded draw of the problem's own sampler (:meth:`from_draw`, which records ``n``
+    and the seed); ``a | b`` joins two (a name in both is an error). A plain dict of
+    tensors works as well (recorded as "given").
+
+    Attributes:
+        origins: {name: "given" | {"n": ..., "seed": ..., "progress": ...}}, as recorded
+            in :meth:`Problem.fixed_sets_record`.
+    """
+
+    def __init__(self, sets: Mapping, *, origins: Mapping | None = None):
+        if not isinstance(sets, Mapping):
+            raise TypeError(f"FixedSets takes a mapping name -> (n, d) array, got {type(sets).__name__}.")
+        self._sets = {}
+        for key, value in sets.items():
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"FixedSets: names must be non-empty strings, got {key!r}.")
+            self._sets[key] = _fixed_tensor(key, value)
+        origins = dict(origins or {})
+        self.origins = {k: origins.get(k, "given") for k in self._sets}
+
+    @classmethod
+    def from_draw(cls, problem: "Problem", n: int, seed: int, *, names: tuple[str, ...] | None = None,
+                  progress: float = 1.0) -> "FixedSets":
+        """The entries ``names`` (default: every entry) of one draw of ``problem.sample(n,
+        torch.Generator().manual_seed(seed), progress=progress)``, fixed from then on; the
+        origin records ``n``, ``seed`` and ``progress``. Where ``names`` holds only point
+        sets, the data entries aligned with them (as many rows as the set, and no other
+        point set of that size) come along, so that targets stay at their points."""
+        from .. import sampling
+
+        n = sampling.check_count(n, "n")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ValueError(f"FixedSets.from_draw: seed must be an integer, got {seed!r}.")
+        batch = problem.sample(n, torch.Generator().manual_seed(int(seed)), progress=progress)
+        names = tuple(batch) if names is None else ((names,) if isinstance(names, str) else tuple(names))
+        unknown = [k for k in names if k not in batch]
+        if unknown:
+            raise ValueError(f"FixedSets.from_draw: {problem.name}.sample() draws {sorted(batch)}, not {unknown}.")
+        points = set(problem.derivatives)
+        if all(k in points for k in names):
+            names = names + tuple(k for k in batch if k not in names and k not in points
+                                  and _aligned_with(problem, batch, k, names))
+        origin = {"n": n, "seed": int(seed), "progress": float(progress)}
+        return cls({k: batch[k] for k in names}, origins={k: dict(origin) for k in names})
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self._sets[key]
+
+    def __iter__(self):
+        return iter(self._sets)
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def __or__(self, other: Mapping) -> "FixedSets":
+        other = other if isinstance(other, FixedSets) else FixedSets(other)
+        both = sorted(set(self) & set(other))
+        if both:
+            raise ValueError(f"FixedSets: {both} are fixed twice; give each set once.")
+        return FixedSets({**self._sets, **other._sets}, origins={**self.origins, **other.origins})
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}: {tuple(v.shape)} {str(v.dtype).replace('torch.', '')}" for k, v in self.items())
+        return f"FixedSets({{{body}}})"
+
+
+def _fixed_tensor(key: str, value) -> Tensor:
+    """``value`` as a CPU tensor of its own (real) dtype, for the fixed set ``key``."""
+    if isinstance(value, np.ndarray):
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+            raise TypeError(f"fixed set {key!r} is a NumPy array of {value.dtype}; give real numbers.")
+        value = torch.from_numpy(np.array(value, copy=True))
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"fixed set {key!r} is a {type(value).__name__}; give a tensor or a NumPy array "
+                        "(n, in_dim) for a point set, (n, ...) for data aligned with one.")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise TypeError(f"fixed set {key!r} has dtype {value.dtype}; give real numbers.")
+    return value.detach().to("cpu").clone().contiguous()
+
+
+def _aligned_with(problem: "Problem", batch: dict, key: str, names: tuple) -> bool:
+    """Whether the data entry ``key`` of ``batch`` belongs to one of the point sets
+    ``names`` by its length; ValueError when another point set has that length too."""
+    rows = batch[key].shape[0] if batch[key].ndim else None
+    owners = [k for k in problem.derivatives if k in batch and batch[k].shape[0] == rows]
+    if not any(k in names for k in owners):
+        return False
+    if len(owners) > 1:
+        raise ValueError(f"FixedSets.from_draw: the data entry {key!r} has {rows} rows, as many as the point sets "
+                         f"{owners}; name the data entries to fix in names (e.g. names=({owners[0]!r}, {key!r})).")
+    return True
+
+
+def fixed_sets_digest(sets) -> str:
+    """SHA-256 (hex) over the names, dtypes, shapes and bytes of fixed point sets: a
+    :class:`FixedSets` or mapping of tensors, or a :class:`Problem` (its
+    :meth:`~Problem.fixed_sets`). Names are taken in sorted order, so the digest does not
+    depend on the order they are declared in."""
+    if isinstance(sets, Problem):
+        sets = sets._fixed()
+    digest = hashlib.sha256()
+    for key in sorted(sets):
+        data = _fixed_tensor(key, sets[key]).reshape(-1)
+        header = json.dumps([key, str(data.dtype), list(sets[key].shape)], separators=(",", ":"))
+        digest.update(header.encode() + b"\0")
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
 
 
 
@@ -143,6 +260,20 @@ class Problem:
         _check_class(cls)
         return super().__new__(cls)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # params() records the fixed point sets (their digest) wherever the parameters are
+        # recorded -- checkpoints, config.json, the reference key -- without each problem
+        # having to: the params() a class defines is wrapped once.
+        own = cls.__dict__.get("params")
+        if isinstance(own, FunctionType) and not getattr(own, "_records_fixed_sets", False):
+            @functools.wraps(own)
+            def params(self):
+                return self._with_fixed_record(own(self))
+
+            params._records_fixed_sets = True
+            cls.params = params
+
     @property
     def in_dim(self) -> int:
         return len(self.input_names)
@@ -154,9 +285,22 @@ class Problem:
 
         ``n`` is the number of interior collocation points; the other sets are sized
         relative to it. ``progress`` in [0, 1] is the fraction of training done (for
-        curricula).
+        curricula). Training draws through :meth:`draw`, which replaces the sets of
+        :meth:`fixed_sets`; a problem whose every point set is fixed need not define it.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define sample(n, generator, *, progress=1.0); "
+                                  "draw its point sets with pinn_sine.sampling, or fix them all in fixed_sets().")
+
+    def fixed_sets(self) -> "Mapping[str, Tensor]":
+        """Named point sets, and data entries aligned with them, used as given at every
+        draw instead of :meth:`sample`'s: a :class:`FixedSets` (arrays of a paper, or
+        :meth:`FixedSets.from_draw` for one seeded draw recorded once) or a dict of
+        tensors, each (n_k, in_dim) for a point set of :attr:`derivatives`, (n_k, ...)
+        for data aligned with one. Default: none. Called once per instance (the result is
+        kept); stored as given (float64 allowed), the trainer casts them as any batch.
+        A fixed set is never subsampled or resampled: its size is its own, whatever the
+        batch. :meth:`params` records their digest (:meth:`fixed_sets_record`)."""
+        return {}
 
     def terms(self) -> tuple[Term, ...]:
         """The least-squares loss terms, each a :class:`Term`: its name, the point sets
@@ -173,10 +317,66 @@ class Problem:
         return type(self).terms is not Problem.terms
 
     def draw(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
-        """The points a training step uses: :meth:`sample`'s draw. Every stage and the
-        trainer draw through this (not :meth:`sample` directly), so that what the problem
-        prescribes beyond its sampler applies to every stage."""
-        return self.sample(n, generator, progress=progress)
+        """The points a training step uses: :meth:`sample`'s draw with the sets of
+        :meth:`fixed_sets` in place of its own (copies, in their stored dtype). Every
+        stage and the trainer draw through this (not :meth:`sample` directly), so that
+        what the problem prescribes beyond its sampler applies to every stage.
+
+        ``n`` goes to :meth:`sample` and so sizes the sets that are not fixed (the
+        interior, and what is sized relative to it); a fixed set keeps its own size, and a
+        problem whose every point set is fixed ignores ``n`` (without a :meth:`sample`,
+        nothing is drawn and ``generator`` is untouched)."""
+        fixed = self._fixed()
+        if not fixed:
+            return self.sample(n, generator, progress=progress)
+        if type(self).sample is Problem.sample:
+            loose = [k for k in self.derivatives if k not in fixed]
+            if loose:
+                raise NotImplementedError(f"{type(self).__name__} fixes only {sorted(fixed)} and has no sample() for "
+                                          f"its other point sets {loose}; fix them too, or define sample().")
+            batch = {}
+        else:
+            batch = self.sample(n, generator, progress=progress)
+        return {**batch, **{k: v.clone() for k, v in fixed.items()}}
+
+    def _fixed(self) -> FixedSets:
+        """:meth:`fixed_sets`, checked for type, converted and kept (under a hard
+        constraint, without the sets it makes exact)."""
+        cached = self.__dict__.get("_fixed_sets_cache")
+        if cached is None:
+            sets = self.fixed_sets()
+            if not isinstance(sets, Mapping):
+                raise TypeError(f"{type(self).__name__}.fixed_sets() returned {type(sets).__name__}; return a "
+                                "FixedSets or a dict name -> tensor.")
+            sets = sets if isinstance(sets, FixedSets) else FixedSets(sets)
+            removed = getattr(self, "_removed", ())
+            if any(k in removed for k in sets):
+                sets = FixedSets({k: v for k, v in sets.items() if k not in removed},
+                                 origins={k: v for k, v in sets.origins.items() if k not in removed})
+            self.__dict__["_fixed_sets_cache"] = cached = sets
+        return cached
+
+    def fixed_sets_record(self) -> dict | None:
+        """What identifies the fixed sets, JSON: ``{"digest": SHA-256 hex
+        (:func:`fixed_sets_digest`), "sets": {name: {"shape", "dtype", "origin"}}}``,
+        origin "given" or the seeded draw's ``{"n", "seed", "progress"}``; None without
+        fixed sets. :meth:`params` carries it under "fixed_sets"."""
+        sets = self._fixed()
+        if not sets:
+            return None
+        record = self.__dict__.get("_fixed_sets_record")
+        if record is None:
+            record = {"digest": fixed_sets_digest(sets),
+                      "sets": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", ""),
+                                   "origin": sets.origins[k]} for k, v in sorted(sets.items())}}
+            self.__dict__["_fixed_sets_record"] = record
+        return json.loads(json.dumps(record))
+
+    def _with_fixed_record(self, params):
+        record = self.fixed_sets_record()
+        if record is None or not isinstance(params, dict):
+            return params
+        return {**params, "fixed_sets": record}
 
     def residuals(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The residual of each loss term at each of its points, normalised: a dict
@@ -223,7 +423,10 @@ class Problem:
             "whose mean is the 'pde' loss term.")
 
     def params(self) -> dict:
-        """The JSON-serialisable parameters that determine the solution (the cache key)."""
+        """The JSON-serialisable parameters that determine the solution (the cache key).
+        Where the problem has :meth:`fixed_sets`, the result also holds their record under
+        "fixed_sets" (added to the params() a subclass defines), so checkpoints, config.json
+        and a resume's compatibility check identify the points."""
         raise NotImplementedError
 
     def exact(self, x: Tensor) -> Tensor:

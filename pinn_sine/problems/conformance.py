@@ -4,6 +4,7 @@ problem is checked with no new test code.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 from pathlib import Path
@@ -14,12 +15,16 @@ from torch import nn
 
 from ..derivatives import DerivativeSpec, Jet, autograd_jet, forward_jet
 from ..validation.reference import params_hash
-from .base import FunctionNet, Problem, Term, _check_class
+from .base import FixedSets, FunctionNet, Problem, Term, _check_class, fixed_sets_digest
 
-#: float64 tolerances: the squared, normalised residual terms of the exact solution and
-#: the relative difference between two engines or two ways to the same number
+#: float64 tolerances: the loss terms of the exact solution relative to each term's scale
+#: (:func:`check_exact`), and the relative difference between two engines or two ways to
+#: the same number (relative to max(|value|, 1))
 EXACT_TOL = 1e-12
 ENGINE_TOL = 1e-9
+#: how far outside ``bounds`` a fixed point may lie, relative to the interval's width
+#: (float32 coordinates of a paper round; a few float eps of |bound| is added too)
+BOUNDS_TOL = 1e-6
 #: float64 tolerance of "unchanged" in the row-locality test of the terms (rows are
 #: computed independently, so they come out equal to the last bit in practice)
 LOCAL_TOL = 1e-12
@@ -37,17 +42,32 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     left out).
 
     The checks, in float64 on ``n`` interior points drawn with ``seed``:
-        "contract": ``name`` set, ``sample(n, generator, progress=)`` returns tensors,
-            every set in ``derivatives`` is a DerivativeSpec and is drawn, each point
-            set is (n_k, in_dim);
+        "contract": ``name`` set, ``draw(n, generator, progress=)`` (``sample``'s draw
+            with the fixed sets) returns tensors, every set in ``derivatives`` is a
+            DerivativeSpec and is drawn, each point set is (n_k, in_dim);
+        "fixed_sets": where the problem declares :meth:`~Problem.fixed_sets`: every
+            fixed entry is a point set of ``derivatives`` or data aligned with a fixed
+            point set (as many rows); point sets are (n_k, in_dim), n_k >= 1; all are
+            finite; points lie inside ``bounds`` (within :data:`BOUNDS_TOL` of the
+            width); two draws with different generators, ``n`` and ``progress`` return
+            them as given; a term that reads only fixed sets gives the same residual on
+            both (its data are fixed too); ``fixed_sets()`` gives the same digest on two
+            calls and ``params()`` records it;
         "terms": where the problem declares :meth:`~Problem.terms`: the names are
             unique; every set a term names is in ``derivatives`` and drawn by
             ``sample``; a term's sets have equal sizes n_k and its residual is
             (n_k, c_k); ``residuals()`` is the terms, in order; and each residual is
             row-local: moving point i of a set it names changes row i alone, moving
             the points of a set it does not name changes nothing;
-        "exact": where an exact solution exists, every loss term of it is ~0 through
-            the same loss code (:meth:`Problem.compute_losses`, autograd engine);
+        "exact": where an exact solution exists, every loss term L_k of it is ~0
+            through the same loss code (:meth:`Problem.compute_losses`, autograd
+            engine) relative to the term's scale: L_k(exact) <= :data:`EXACT_TOL` x
+            S_k, S_k = max(L_k(0), L_k(net)), the term for the zero function (the mean
+            square of the data it fits, e.g. a source) and for the check's network (the
+            size of the operator on an O(1) function, which is what a homogeneous
+            equation has). So a problem whose losses are of order 1e8 passes with the
+            rounding of its data, and one of order 1e-8 is held as tightly; a term
+            whose scale is 0 must be exactly 0;
         "engines": the jet engine equals autograd on every requested term (value,
             first and second derivatives, Laplacians) of every point set, and on
             every loss term;
@@ -60,7 +80,13 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
             and the hash of ``reference_params``, has ``out_dim`` output columns, and
             round-trips through HDF5 (``save_reference``/``load_reference``);
         "bad_params": each keyword set in the class's ``bad_params`` raises a
-            ValueError that names one of its keys.
+            ValueError that names one of its keys. Run where the constructor has
+            parameters (an empty ``bad_params`` is then refused: list the values it
+            must refuse) or ``bad_params`` is given; a problem without constructor
+            parameters (a fixed benchmark case) skips it.
+
+    The tolerances are float64's: :data:`ENGINE_TOL` and :data:`LOCAL_TOL` are relative
+    to max(|value|, 1) of the quantity compared, :data:`EXACT_TOL` to each term's scale.
 
     Args:
         problem: the problem (its constraint as configured).
@@ -72,24 +98,22 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     from ..nets import MLP, Sine
 
     done = []
-    _check_contract(problem, n, seed)
+    fixed = _check_contract(problem, n, seed)
     done.append("contract")
-    batch = {k: v.double() for k, v in problem.sample(n, torch.Generator().manual_seed(seed), progress=1.0).items()}
+    batch = {k: v.double() for k, v in problem.draw(n, torch.Generator().manual_seed(seed), progress=1.0).items()}
     if net is None:
         net = MLP(problem.in_dim, problem.out_dim, width=16, depth=2, activation=Sine(), first_omega=2.0, seed=seed)
     net = problem.constrain(net).double()
+    if fixed:
+        check_fixed_draws(problem, net, n, seed)
+        done.append("fixed_sets")
 
     if problem.has_terms:  # the declarations first: a wrong one would fail the loss code below less clearly
         check_terms(problem, net, batch)
         done.append("terms")
 
-    exact = problem.exact_solution
-    if exact is not None:
-        losses = problem.compute_losses(FunctionNet(exact), batch, engine="autograd")
-        bad = {k: float(v.detach()) for k, v in losses.items() if not float(v.detach()) < EXACT_TOL}
-        if bad:
-            raise ConformanceError(f"{problem.name}: the exact solution has loss terms {bad} (expected < {EXACT_TOL:g} "
-                                   "in float64): exact(), the residuals and the data drawn in sample() disagree.")
+    if problem.exact_solution is not None:
+        check_exact(problem, net, batch)
         done.append("exact")
 
     jets = {}
@@ -123,9 +147,39 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     _check_reference(problem, resolution)
     done.append("reference")
 
-    _check_bad_params(problem)
-    done.append("bad_params")
+    if _check_bad_params(problem):
+        done.append("bad_params")
     return done
+
+
+def check_exact(problem: Problem, net: nn.Module, batch: dict) -> None:
+    """Raise :class:`ConformanceError` unless every loss term of the exact solution on
+    ``batch`` (float64) is at most :data:`EXACT_TOL` times the term's scale
+    S_k = max(L_k(0), L_k(net)): the term for the zero function and for ``net``."""
+    losses = problem.compute_losses(FunctionNet(problem.exact_solution), batch, engine="autograd")
+    zero = problem.compute_losses(FunctionNet(_Zero(problem.out_dim)), batch, engine="autograd")
+    generic = problem.compute_losses(net, batch, engine="autograd")
+    values, scales = {}, {}
+    for k, v in losses.items():
+        value = float(v.detach())
+        scale = max(float(zero[k].detach()), float(generic[k].detach()))
+        if not value <= EXACT_TOL * scale:
+            values[k], scales[k] = value, scale
+    if values:
+        raise ConformanceError(f"{problem.name}: the exact solution has loss terms {values} against their scales "
+                               f"{scales} (expected <= {EXACT_TOL:g} x scale in float64; the scale is the larger of the "
+                               "term for u = 0 and for the check's network): exact(), the residuals and the data "
+                               "drawn in sample() or fixed in fixed_sets() disagree.")
+
+
+class _Zero:
+    """u = 0 with out_dim columns, as a function of x (its derivatives are zeros)."""
+
+    def __init__(self, out_dim: int):
+        self.out_dim = out_dim
+
+    def __call__(self, x):
+        return (0.0 * x[:, :1]).expand(-1, self.out_dim)
 
 
 def check_pointwise(problem: Problem, net: nn.Module, batch: dict) -> None:
@@ -270,7 +324,8 @@ def _check_contract(problem: Problem, n: int, seed: int) -> None:
     if len(problem.bounds) != problem.in_dim:
         raise ConformanceError(f"{problem.name} has {len(problem.bounds)} bounds for {problem.in_dim} inputs; give "
                                "one (lo, hi) per input name.")
-    batch = problem.sample(n, torch.Generator().manual_seed(seed), progress=0.5)
+    fixed = check_fixed_declaration(problem)
+    batch = problem.draw(n, torch.Generator().manual_seed(seed), progress=0.5)
     if not isinstance(batch, dict) or not all(isinstance(v, torch.Tensor) for v in batch.values()):
         raise ConformanceError(f"{problem.name}.sample must return a dict of tensors, got {type(batch).__name__}.")
     missing = [k for k in problem.derivatives if k not in batch]
@@ -281,6 +336,112 @@ def _check_contract(problem: Problem, n: int, seed: int) -> None:
         if batch[key].ndim != 2 or batch[key].shape[1] != problem.in_dim:
             raise ConformanceError(f"{problem.name}.sample()[{key!r}] has shape {tuple(batch[key].shape)}, expected "
                                    f"(n, {problem.in_dim}).")
+    return fixed
+
+
+def check_fixed_declaration(problem: Problem) -> bool:
+    """Raise :class:`ConformanceError` unless :meth:`~Problem.fixed_sets` declares its
+    sets as the contract asks (names, shapes, finite values, points inside ``bounds``,
+    a digest stable over two calls and recorded by ``params()``); return whether the
+    problem has fixed sets."""
+    name = problem.name
+    try:
+        kept = problem._fixed()
+        again = [problem.fixed_sets() for _ in range(2)]
+        again = [s if isinstance(s, FixedSets) else FixedSets(s) for s in again]
+    except (TypeError, ValueError) as err:
+        raise ConformanceError(f"{name}.fixed_sets(): {err}") from None
+    if not kept:
+        return False
+    points = problem.derivatives
+    sizes = {k: v.shape[0] if v.ndim else None for k, v in kept.items() if k in points}
+    for key, value in kept.items():
+        if key in points:
+            if value.ndim != 2 or value.shape[1] != problem.in_dim or value.shape[0] < 1:
+                raise ConformanceError(f"{name}: fixed point set {key!r} has shape {tuple(value.shape)}, expected "
+                                       f"(n, {problem.in_dim}) with n >= 1: one row per point, one column per input "
+                                       f"{problem.input_names}.")
+        elif not value.ndim or value.shape[0] not in sizes.values():
+            rows = value.shape[0] if value.ndim else "no"
+            raise ConformanceError(f"{name}: fixed set {key!r} is not a point set of derivatives "
+                                   f"({sorted(points)}), nor data aligned with a fixed point set (it has {rows} rows, "
+                                   f"the fixed point sets {sizes}); name it in derivatives (DerivativeSpec() for "
+                                   "values only), or fix the point set its rows belong to.")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).reshape(value.shape[0], -1).any(1).sum())
+            raise ConformanceError(f"{name}: fixed set {key!r} has {bad} rows with NaN or infinite values; give "
+                                   "finite values.")
+    for key, value in kept.items():
+        if key not in points:
+            continue
+        x = value.double()
+        for j, (axis, (lo, hi)) in enumerate(zip(problem.input_names, problem.bounds)):
+            eps = _eps(value) if value.is_floating_point() else 0.0
+            tol = BOUNDS_TOL * (hi - lo) + 4 * eps * max(abs(lo), abs(hi))
+            out = (x[:, j] < lo - tol) | (x[:, j] > hi + tol)
+            if bool(out.any()):
+                i = int(torch.nonzero(out)[0])
+                raise ConformanceError(f"{name}: fixed point set {key!r} has {int(out.sum())} points outside the "
+                                       f"bounds of {axis!r} ({lo:g}, {hi:g}), e.g. point {i} with {axis} = "
+                                       f"{float(x[i, j]):g}; give points inside the domain (or correct bounds).")
+    digests = [fixed_sets_digest(s) for s in again]
+    if digests[0] != digests[1]:
+        raise ConformanceError(f"{name}.fixed_sets() is not stable: two calls give different sets (digests "
+                               f"{digests[0][:12]}..., {digests[1][:12]}...); give arrays, or draw once from a seed "
+                               "(FixedSets.from_draw(problem, n, seed)).")
+    record = problem.params().get("fixed_sets") if isinstance(problem.params(), dict) else None
+    if not isinstance(record, dict) or record.get("digest") != fixed_sets_digest(kept):
+        raise ConformanceError(f"{name}.params() does not record its fixed sets (\"fixed_sets\": {record!r}); keep "
+                               "the params() of Problem's subclass mechanism (do not override _with_fixed_record), so "
+                               "that checkpoints and config.json identify the points.")
+    return True
+
+
+def check_fixed_draws(problem: Problem, net: nn.Module, n: int, seed: int) -> None:
+    """Raise :class:`ConformanceError` unless two draws with different generators, ``n``
+    and ``progress`` return the fixed sets as given, and every term that reads only fixed
+    sets gives the same residual on both (its data entries are fixed too)."""
+    name = problem.name
+    kept = problem._fixed()
+    draws = [problem.draw(n, torch.Generator().manual_seed(seed), progress=0.0),
+             problem.draw(2 * n + 1, torch.Generator().manual_seed(seed + 1), progress=1.0)]
+    for key, value in kept.items():
+        for batch in draws:
+            got = batch.get(key)
+            if got is None or got.dtype != value.dtype or not torch.equal(got, value):
+                raise ConformanceError(f"{name}.draw() does not return the fixed set {key!r} as given; leave draw() "
+                                       "to Problem (it puts the fixed sets in place of sample()'s).")
+    if type(problem).sample is not Problem.sample:  # data sample() draws for points that fixed_sets() replaces
+        raw = problem.sample(n, torch.Generator().manual_seed(seed), progress=1.0)
+        rows = {k: raw[k].shape[0] for k in problem.derivatives if k in raw}
+        for key, value in raw.items():
+            if key in problem.derivatives or key in kept or not value.ndim:
+                continue
+            owners = [k for k, m in rows.items() if m == value.shape[0]]
+            if owners and all(k in kept for k in owners):
+                raise ConformanceError(f"{name}: the data entry {key!r} is drawn by sample() with the points of "
+                                       f"{owners}, which fixed_sets() replaces; fix {key!r} too (name it in "
+                                       "fixed_sets(); FixedSets.from_draw brings the aligned data along).")
+    a, b = ({k: v.double() for k, v in batch.items()} for batch in draws)
+    if problem.has_terms:
+        pairs = [(t.name, t.sets, lambda batch, t=t: t.residual(problem.jets(net, batch), batch))
+                 for t in problem.terms() if all(k in kept for k in t.sets)]
+    elif all(k in kept for k in problem.derivatives):
+        pairs = [("every term", tuple(problem.derivatives),
+                  lambda batch: torch.stack(list(problem.compute_losses(net, batch).values())))]
+    else:
+        pairs = []
+    for term, sets, value in pairs:
+        try:
+            same = _same(value(a).detach(), value(b).detach())
+        except RuntimeError as err:  # a data entry of another size than its fixed points
+            raise ConformanceError(f"{name}: term {term!r} reads only the fixed sets {list(sets)}, but fails on a "
+                                   f"draw ({str(err).splitlines()[0]}): a data entry it reads is drawn afresh. Fix "
+                                   "the data aligned with the points too (name it in fixed_sets()).") from None
+        if not same:
+            raise ConformanceError(f"{name}: term {term!r} reads only the fixed sets {list(sets)}, but changes between "
+                                   "two draws: a data entry it reads is drawn afresh. Fix the data aligned with the "
+                                   "points too (name it in fixed_sets(); FixedSets.from_draw brings it along).")
 
 
 def _jet_terms(a: Jet, b: Jet, spec: DerivativeSpec):
@@ -365,11 +526,27 @@ def _check_reference(problem: Problem, resolution: int | None) -> None:
             raise ConformanceError(f"{problem.name}: field {name!r} changes in an HDF5 round trip.")
 
 
-def _check_bad_params(problem: Problem) -> None:
+def _constructor_params(cls: type) -> list[str]:
+    """The named parameters of ``cls``'s constructor (none where it has no __init__)."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return []
+    return [k for i, (k, p) in enumerate(params.items())
+            if i and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _check_bad_params(problem: Problem) -> bool:
+    """Check the class's ``bad_params``; False where there is nothing to check (no
+    constructor parameters and no bad_params)."""
     cls = type(problem)
     if not cls.bad_params:
-        raise ConformanceError(f"{cls.__name__}.bad_params is empty; list constructor keywords that must be refused "
-                               "(e.g. ({'nu': 0.0},)), so that the suite can check they raise.")
+        names = _constructor_params(cls)
+        if not names:
+            return False
+        raise ConformanceError(f"{cls.__name__}.bad_params is empty, but its constructor takes {names}; list "
+                               "constructor keywords that must be refused (e.g. ({'nu': 0.0},)), so that the suite "
+                               "can check they raise.")
     for kwargs in cls.bad_params:
         try:
             cls(**kwargs)
@@ -380,3 +557,4 @@ def _check_bad_params(problem: Problem) -> None:
         else:
             raise ConformanceError(f"{cls.__name__}(**{kwargs!r}) was accepted; it should raise a ValueError "
                                    "naming the parameter and the fix.")
+    return True
