@@ -6,7 +6,9 @@
 """
 __version__ = "0.1.0"
 
+from .metrics import MaxAbs, Metric, RelL2  # noqa: E402
+from .stall import Stall  # noqa: E402
 from .train import TrainResult, train  # noqa: E402
 from .validation.evaluate import evaluate  # noqa: E402
 
-__all__ = ["train", "evaluate", "TrainResult", "__version__"]
+__all__ = ["train", "evaluate", "TrainResult", "Stall", "Metric", "RelL2", "MaxAbs", "__version__"]

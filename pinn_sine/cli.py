@@ -948,9 +948,13 @@ def _auto_kernels(args, stages, device) -> dict:
 
 
 def _stop_fields(result) -> dict:
-    """What metrics.json says of how training ended."""
+    """What metrics.json says of how training ended: steps done and planned, why it
+    stopped, and each stage that stalled (its index and label, the global and stage
+    step it stopped at, its planned steps)."""
     return {"steps_done": result.steps_done, "steps_planned": result.steps_planned,
-            "stop_reason": result.stop_reason, "stop_message": result.stop_message}
+            "stop_reason": result.stop_reason, "stop_message": result.stop_message,
+            "stalled": [{k: r[k] for k in ("index", "stage", "step", "stage_step", "steps")}
+                        for r in result.stalls]}
 
 
 def _write_stop(out: Path, args, problem, result, versions) -> None:

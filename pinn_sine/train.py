@@ -23,14 +23,16 @@ from .adaptive import RADSampler
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, check_compatible, check_same_settings, load_checkpoint,
                          save_checkpoint)
 from .constraints import ConstrainedNet, unconstrained
+from .metrics import ReferenceMetric, as_metrics, columns as metric_columns
 from .nets.mlp import check_seed
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
+from .stall import Stall, StallDetector
 from .validation.evaluate import NonFinitePrediction, check_mask, evaluate, reference_limit
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
-__all__ = ["train", "TrainResult", "Run", "TrainingInterrupted", "TrainingDiverged", "STOP_REASONS",
+__all__ = ["train", "TrainResult", "Run", "TrainingInterrupted", "TrainingDiverged", "STOP_REASONS", "Stall",
            "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT"]
 
 #: why a run stopped: every planned step done, the time limit, a SIGINT (Ctrl-C), a
@@ -75,15 +77,22 @@ class TrainResult:
             "accepted", "step_time"), "time" (seconds since start) and, every
             ``eval_every`` steps when a reference is given, "rel_l2" (and
             "rel_l2_exact" against the exact solution on the reference's grid, where
-            the problem has one).
+            the problem has one), at the same steps a column per metric of
+            ``train(metrics=...)``, and "stalled" (True) on the row of a stage that
+            stopped early because its loss stalled.
         timings: "total" seconds, the seconds of each stage under its name (a repeated
             name gets a suffix: "adam_2"), and "step_median" (of the Adam steps).
         final: the last evaluation against the reference (empty without one), with
             ``rel_l2_exact`` where the problem has an exact solution.
         final_losses: the last logged "loss" (weighted total) and unweighted terms.
         steps_done: global steps done (over all stages, a resumed run's earlier ones
-            included); steps_planned: the sum of the stages' ``steps``.
+            included; a stalled stage counts the steps it ran); steps_planned: the sum
+            of the stages' ``steps``.
         stop_reason: one of :data:`STOP_REASONS`; stop_message: the same in words.
+        metrics: the last evaluated value of every metric (``rel_l2`` ... and the
+            user's ``metrics``), from the last evaluated history row.
+        stalls: one dict per stage that stalled: "index" (its position), "stage" (its
+            label), "step" (global step), "stage_step" and "steps" (planned), "message".
     """
 
     net: nn.Module
@@ -95,6 +104,8 @@ class TrainResult:
     steps_planned: int = 0
     stop_reason: str = "completed"
     stop_message: str = ""
+    metrics: dict = field(default_factory=dict)
+    stalls: list = field(default_factory=list)
 
     def history_table(self) -> tuple[list[str], list[list]]:
         """Columns and rows of the history (for CSV)."""
@@ -133,6 +144,9 @@ def _check_pointwise(problem: Problem, net: nn.Module) -> None:
     batch = problem.sample(32, torch.Generator().manual_seed(0), progress=1.0)
     check_pointwise(problem, net, {k: v.to(device=param.device, dtype=param.dtype) for k, v in batch.items()})
 
+
+#: history columns of the built-in stages (a metric may not take their names)
+STAGE_COLUMNS = ("lr", "lambda", "mu", "nu", "gain", "accepted", "step_time", "alpha", "radius", "rho", "redraws")
 
 #: steps the logged loss must stay above ``divergence`` x its best before a run is stopped
 DIVERGENCE_STEPS = 20
@@ -366,7 +380,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
           engine: str = "jet", reference: ReferenceField | None = None, eval_every: int = 500,
           log_every: int = 10, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
           resume: str | os.PathLike | None = None, progress: bool = True, compile: bool = False,
-          time_limit: float | None = None, divergence: float | None = 1e4) -> TrainResult:
+          time_limit: float | None = None, divergence: float | None = 1e4, metrics=None,
+          stall: Stall | None = Stall()) -> TrainResult:
     """Train ``net`` on ``problem``'s weighted residual losses, stage after stage.
 
     Loss = sum_k w_k L_k over the problem's named terms. ``stages`` is a list of
@@ -415,6 +430,20 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     says why training stopped (``stop_reason``: completed, time_limit, interrupted,
     diverged) and how far it got (``steps_done`` of ``steps_planned``).
 
+    Metrics (:mod:`pinn_sine.metrics`): with a ``reference`` the run logs ``rel_l2``
+    (:class:`~pinn_sine.metrics.RelL2`); ``metrics`` adds more, each a history column
+    at the evaluation steps, in the progress line and in ``TrainResult.metrics``:
+    :class:`~pinn_sine.metrics.MaxAbs`, a built-in against a reference of your own, or
+    any function ``net -> number`` (an object with ``name`` and ``__call__(net)``, or a
+    function under its ``__name__``). Names must be new history columns.
+
+    Stall stops (:class:`~pinn_sine.stall.Stall`, default ``Stall()``: a window of 10%
+    of the stage's steps, at least 50, and rtol 1e-5; None: never): a stage whose best
+    loss over the window is not below (1 - rtol) times its best before it ends at that
+    logged step, says so (a printed line, a history row with "stalled", an entry in
+    ``TrainResult.stalls``) and the next stage starts. A resumed run treats a stage that
+    stalled as finished.
+
     Args:
         engine: derivative engine, "jet" (forward propagation, default), "autograd" (reverse over
             reverse, the reference) or "func" (forward over reverse through torch.func).
@@ -427,6 +456,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         time_limit: a wall-clock budget in seconds for the whole run: training stops
             after the step that crosses it (an Adam schedule still spans its ``steps``;
             use ``schedule="constant"`` with a large ``steps`` for a pure time budget).
+        metrics: a list of metrics added to the default ``rel_l2`` (see above).
+        stall: the stall rule of every stage, or None.
     """
     if not isinstance(problem, Problem):
         hint = (f"; build it by name with pinn_sine.problems.problem_class({problem!r})()" if isinstance(problem, str)
@@ -516,6 +547,14 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     if divergence is not None and not (isinstance(divergence, numbers.Real) and not isinstance(divergence, bool)
                                        and math.isfinite(divergence) and divergence > 1):
         raise ValueError(f"divergence must be a finite factor > 1 or None, got divergence={divergence!r}.")
+    if stall is not None and not isinstance(stall, Stall):
+        raise TypeError(f"stall must be a pinn_sine.Stall (e.g. Stall(window=0.1, rtol=1e-5)) or None, got {stall!r}.")
+    terms = [t.name for t in problem.terms()] if problem.has_terms else []
+    reserved = {"step", "phase", "loss", "time", "stalled", *terms, *(f"w_{t}" for t in terms), *STAGE_COLUMNS}
+    if causal is not None:
+        reserved |= {f"{causal.term}_causal", *(f"causal_w{i}" for i in range(causal.chunks))}
+    exact_known = reference is not None and problem.exact_solution is not None
+    metric_list = as_metrics(metrics, reference=reference, exact=exact_known, reserved=reserved)
     mark_trained_for(net, problem.name)
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
               adaptive=adaptive, compile=compile, divergence=divergence)
@@ -533,6 +572,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     exact = problem.exact_solution if reference is not None else None
     labels = _stage_labels(stages)
     first, first_done, t_offset, saved_stage = 0, 0, 0.0, None
+    stall_state: dict = {}
     if resume is not None:
         ck = load_checkpoint(resume)
         check_compatible(resume, ck["meta"], problem=problem.name, problem_params=problem.params(),
@@ -564,9 +604,20 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         result.final_losses = ck["meta"].get("final_losses", {})
         t_offset = float(ck["meta"]["elapsed"])
         weighting.load_state_dict(ck["meta"].get("weighting", {}))
+        stored_stall = ck["meta"].get("train", {}).get("stall", "absent")
+        if stored_stall != "absent" and stored_stall != (None if stall is None else stall.describe()):
+            raise CheckpointError(resume, f"was written by another run: stall: checkpoint {stored_stall!r}, this run "
+                                          f"{None if stall is None else stall.describe()!r}. Resume with the same "
+                                          "stall rule, or start afresh.")
+        stall_state = ck["meta"].get("stall") or {}
+        result.stalls = list(stall_state.get("stalls", []))
 
     t0 = time.perf_counter()
     states: list[dict] = list(ck["stages"]) if resume is not None else []
+    detector: StallDetector | None = None
+
+    def reduce(t: Tensor) -> Tensor:
+        return distributed.all_reduce_mean(t) if ctx.active else t
 
     def elapsed() -> float:
         return time.perf_counter() - t0 + t_offset
@@ -574,6 +625,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     def save(index: int, done: int, phase: str) -> None:
         if checkpoint is None:
             return
+        if detector is not None:
+            detector.flush(reduce)  # every rank: the all-rank mean of the pending losses
         mine = {"generator": run.generator.get_state(),
                 "points": {} if run.points is None else {k: v.detach().cpu() for k, v in run.points.items()},
                 "adaptive": adaptive.state_dict() if adaptive is not None else {}}
@@ -587,11 +640,13 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                 "train": {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
                           "causal": None if causal is None else causal.describe(),
                           "adaptive": None if adaptive is None else adaptive.describe(),
-                          "world_size": ctx.world_size}}
+                          "world_size": ctx.world_size, "stall": None if stall is None else stall.describe()},
+                "stall": {"stalls": result.stalls,
+                          "detector": None if detector is None else detector.state_dict(reduce)}}
         save_checkpoint(checkpoint, step=run.offset + done, net=net, stage=index, stage_step=done,
                         stages=states, generator=run.generator, meta=meta, ranks=ranks)
 
-    def log(stage: Stage, done: int, res, evaluate_now: bool, exact_fields) -> dict:
+    def log(stage: Stage, done: int, res, evaluate_now: bool, exact_fields, stalled_now: bool = False) -> dict:
         names = list(res.terms)
         values = torch.stack([res.total.detach().reshape(())] + [res.terms[k].detach().reshape(()) for k in names])
         if causal is not None:
@@ -609,17 +664,41 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             row.update(causal.log())
         row.update(res.extra)
         row["time"] = elapsed()
-        if reference is not None and evaluate_now and ctx.is_main:
+        if evaluate_now and ctx.is_main and metric_list:
+            row.update(measure(row, stage))
+        if stalled_now:
+            row["stalled"] = True
+        result.history.append(row)
+        return row
+
+    def measure(row: dict, stage: Stage) -> dict:
+        """Every metric's columns at this row: the run's reference metrics from one
+        evaluation (one prediction on the grid), the others called on the net."""
+        out: dict = {}
+        errors = None
+        for m in metric_list:
             try:
-                errors = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
+                if isinstance(m, ReferenceMetric) and m.reference is None:
+                    if errors is None:
+                        errors = evaluate(net, reference, prediction=problem.predict(net, reference),
+                                          exact=exact_fields)
+                    values = m.from_errors(errors, exact is not None)
+                else:
+                    values = {m.name: m(net)}
             except NonFinitePrediction as err:  # a finite loss, but nan or inf on the grid
                 raise TrainingDiverged(f"non-finite prediction at step {row['step']} ({stage.name}): {err}",
                                        row["step"]) from None
-            row["rel_l2"] = errors["rel_l2"]
-            if exact is not None:
-                row["rel_l2_exact"] = errors["rel_l2_exact"]
-        result.history.append(row)
-        return row
+            for k, v in values.items():
+                if k in row:
+                    raise ValueError(f"metric {m!r} writes the column {k!r}, which {stage.name} already logs; "
+                                     "rename the metric.")
+                if isinstance(v, torch.Tensor) and v.numel() == 1:
+                    v = v.item()
+                if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                    raise TypeError(f"metric {m!r} returned {v!r} at step {row['step']}; a metric returns a real "
+                                    "number.")
+                out[k] = float(v)
+        return out
 
     stage_times: dict[str, float] = {}
     adam_steps: list[float] = []
@@ -632,15 +711,30 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         from .validation.evaluate import exact_on_grid
         exact_fields = exact_on_grid(exact, reference)
 
+    metric_names = [c for m in metric_list for c in metric_columns(m, exact is not None)]
+
     def stopped(reason: str, message: str) -> None:
-        result.steps_done, result.stop_reason, result.stop_message = run.offset + done, reason, message
+        skipped = sum(r["steps"] - r["stage_step"] for r in result.stalls)
+        result.steps_done, result.stop_reason, result.stop_message = run.offset + done - skipped, reason, message
+        if result.stalls:
+            result.stop_message += "; stalled: " + ", ".join(f"{r['stage']} at step {r['step']}"
+                                                              for r in result.stalls)
+        last = next((r for r in reversed(result.history) if any(c in r for c in metric_names)), {})
+        result.metrics = {c: last[c] for c in metric_names if c in last}
         result.timings = {"total": time.perf_counter() - t0 + t_offset, **stage_times,
                           "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
 
+    stalled_stages = {r["index"]: r for r in result.stalls}
     with _sigint_stops_after_step(enabled=not ctx.active) as interrupted:
         try:
             for index, stage in enumerate(stages):
                 if index < first:
+                    run.offset += stage.steps
+                    continue
+                if index in stalled_stages:  # a resumed run: the stage stalled, it is finished
+                    done = stalled_stages[index]["stage_step"]
+                    if index == len(stages) - 1:
+                        break
                     run.offset += stage.steps
                     continue
                 if index == first and saved_stage is not None:
@@ -648,13 +742,17 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                 stage.start(run, index)
                 run.reset_growth()
                 done = 0
+                detector = None if stall is None else StallDetector(stall, stage.steps)
                 if index == first and saved_stage is not None:
                     stage.load_state_dict(saved_stage)
                     done = first_done
+                    if detector is not None and stall_state.get("detector") is not None:
+                        detector.load_state_dict(stall_state["detector"])
                 states = states[:index] + [stage.state_dict()]
                 ts = time.perf_counter()
                 bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
                 first_step = True
+                stalled = False
                 try:
                     while done < stage.steps:
                         t_step = time.perf_counter()
@@ -665,17 +763,24 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                         global_done = run.offset + done
                         out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
                         end = done >= stage.steps or out_of_time
-                        if end or _crossed(global_done, res.steps, log_every):
-                            fresh = end or _crossed(global_done, res.steps, eval_every) or stage.evaluate_each_log
-                            row = log(stage, done, res, fresh, exact_fields)
-                            if "rel_l2" in row:
+                        logged = end or _crossed(global_done, res.steps, log_every)
+                        if detector is not None:
+                            detector.add(done, res.total)
+                            stalled = logged and not end and detector.check(done, reduce)
+                        if logged:
+                            fresh = end or stalled or _crossed(global_done, res.steps, eval_every) \
+                                or stage.evaluate_each_log
+                            row = log(stage, done, res, fresh, exact_fields, stalled)
+                            if any(c in row for c in metric_names):
                                 last_err = row
-                            bar.set_postfix(_postfix(row, res.terms, last_err), refresh=False)
+                            bar.set_postfix(_postfix(row, res.terms, last_err, metric_names), refresh=False)
                             run.check_growth(global_done, stage.name, row["loss"])
                         elif first_step:  # the growth guard's first best, before a fast divergence
                             run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
                         first_step = False
                         bar.update(res.steps)
+                        if stalled:
+                            break
                         if not end and not interrupted.is_set() and _crossed(global_done, res.steps, checkpoint_every):
                             states[index] = stage.state_dict()
                             save(index, done, stage.name)
@@ -685,7 +790,18 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                     bar.close()
                 stage_times[labels[index]] = time.perf_counter() - ts
                 states[index] = stage.state_dict()
-                last = index == len(stages) - 1 and done >= stage.steps
+                if stalled:
+                    record = {"index": index, "stage": labels[index], "step": run.offset + done, "stage_step": done,
+                              "steps": stage.steps, "message": detector.message}
+                    result.stalls.append(record)
+                    stalled_stages[index] = record
+                    if progress and ctx.is_main:
+                        print(f"{problem.name} {labels[index]}: stalled at step {run.offset + done} ({done} of "
+                              f"{stage.steps}): {detector.message}; "
+                              + ("the run ends." if index == len(stages) - 1 else "the next stage starts."),
+                              file=sys.stderr, flush=True)
+                detector = None
+                last = index == len(stages) - 1 and (done >= stage.steps or stalled)
                 if interrupted.is_set() and not last:
                     save(index, done, stage.name)
                     stopped("interrupted", f"interrupted (Ctrl-C) at step {run.offset + done} of "
@@ -700,7 +816,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             err.result = result
             raise
     save(index, done, "done")
-    if out_of_time and run.offset + done < result.steps_planned:
+    if out_of_time and run.offset + done < result.steps_planned and not (
+            index in stalled_stages and index == len(stages) - 1):
         stopped("time_limit", f"time limit of {time_limit:g} s reached at step {run.offset + done} of "
                               f"{result.steps_planned}")
     else:
@@ -742,12 +859,14 @@ def _sigint_stops_after_step(enabled: bool = True):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _postfix(row: dict, names, evaluated: dict) -> dict:
-    """The bar's postfix: the weighted total, each loss term, and the last evaluated
-    errors (``evaluated``: the last row that has them): against the exact solution first
-    where there is one ("err_exact"), then against the reference ("err_ref")."""
+def _postfix(row: dict, names, evaluated: dict, metrics=()) -> dict:
+    """The bar's postfix: the weighted total, each loss term, the last evaluated metrics
+    (``evaluated``: the last row that has them) by their names, then the built-in
+    errors: against the exact solution first where there is one ("err_exact"), then
+    against the reference ("err_ref")."""
     out = {"loss": f"{row['loss']:.3e}"}
     out.update({k: f"{row[k]:.2e}" for k in names if k in row})
+    out.update({k: f"{evaluated[k]:.2e}" for k in metrics if k in evaluated and k not in ("rel_l2", "rel_l2_exact")})
     if "rel_l2_exact" in evaluated:
         out["err_exact"] = f"{evaluated['rel_l2_exact']:.2e}"
     if "rel_l2" in evaluated:

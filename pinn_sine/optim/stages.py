@@ -236,7 +236,10 @@ class LBFGS(Stage):
     a generator seeded with the run's seed plus the stage's position in the stage
     list, so it is the same in a resumed run. Iterations run in chunks of
     ``chunk`` (one ``torch.optim.LBFGS.step`` each); the history logs and the
-    checkpoints fall between chunks.
+    checkpoints fall between chunks. With ``resample_every=N`` a fresh fixed batch is
+    drawn from that generator every N iterations (chunks end there) and the L-BFGS
+    memory starts afresh on it: curvature pairs of the old batch's loss would mix two
+    objectives. The generator and the batch are checkpointed.
 
     Args:
         steps: L-BFGS iterations (>= 0).
@@ -244,29 +247,47 @@ class LBFGS(Stage):
         history_size: curvature pairs kept (>= 1).
         chunk: iterations per logged chunk (>= 1).
         tolerance_grad, tolerance_change: torch's stopping tolerances (> 0).
+        resample_every: iterations between fresh batches (>= 1), or None: one batch.
     """
 
     name = "lbfgs"
 
     def __init__(self, steps: int, *, batch: int | None = None, history_size: int = 50, chunk: int = 10,
-                 tolerance_grad: float = 1e-12, tolerance_change: float = 1e-15):
+                 tolerance_grad: float = 1e-12, tolerance_change: float = 1e-15, resample_every: int | None = None):
         self.steps = check_steps(steps, "LBFGS")
         self.batch = check_batch(batch, "LBFGS")
         self.history_size = check_every(history_size, "history_size", "LBFGS")
         self.chunk = check_every(chunk, "chunk", "LBFGS")
         self.tolerance_grad = check_positive_float(tolerance_grad, "tolerance_grad", "LBFGS")
         self.tolerance_change = check_positive_float(tolerance_change, "tolerance_change", "LBFGS")
+        self.resample_every = None if resample_every is None else check_every(resample_every, "resample_every",
+                                                                                  "LBFGS")
         self.opt = None
         self.points = None
+        self.generator = None
+
+    def _optimizer(self, params):
+        return torch.optim.LBFGS(params, lr=1.0, max_iter=self.chunk, history_size=self.history_size,
+                                 tolerance_grad=self.tolerance_grad, tolerance_change=self.tolerance_change,
+                                 line_search_fn="strong_wolfe")
 
     def start(self, run, index: int) -> None:
-        self.opt = torch.optim.LBFGS(run.params, lr=1.0, max_iter=self.chunk, history_size=self.history_size,
-                                     tolerance_grad=self.tolerance_grad, tolerance_change=self.tolerance_change,
-                                     line_search_fn="strong_wolfe")
-        self.points = run.fixed_batch(self.batch, index)
+        self.opt = self._optimizer(run.params)
+        self.to_dev = run.to_dev
+        if self.resample_every is None:
+            self.points = run.fixed_batch(self.batch, index)
+        else:  # the same first batch as without resampling, from a generator kept for the next ones
+            self.generator = run.stage_generator(index)
+            self.points = run.fixed_batch(self.batch, index, generator=self.generator)
 
     def step(self, run, done: int) -> StepResult:
         chunk = min(self.chunk, self.steps - done)
+        every = self.resample_every
+        if every is not None:
+            chunk = min(chunk, every - done % every)
+            if done and done % every == 0:
+                self.points = run.fixed_batch(self.batch, None, generator=self.generator)
+                self.opt = self._optimizer(run.params)
         self.opt.param_groups[0]["max_iter"] = chunk
 
         def closure():
@@ -283,12 +304,22 @@ class LBFGS(Stage):
         return StepResult(chunk, total, terms, loss_terms, {"lr": 1.0})
 
     def state_dict(self) -> dict:
-        return {"lbfgs": self.opt.state_dict()}
+        out = {"lbfgs": self.opt.state_dict()}
+        if self.resample_every is not None:
+            out["generator"] = self.generator.get_state()
+            out["points"] = {k: v.detach().cpu() for k, v in self.points.items()}
+        return out
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["lbfgs"])
+        if self.resample_every is not None:
+            self.generator.set_state(state["generator"])
+            self.points = self.to_dev(state["points"])
 
     def describe(self) -> dict:
-        return {"stage": self.name, "steps": self.steps, "batch": self.batch, "history_size": self.history_size,
-                "chunk": self.chunk, "tolerance_grad": self.tolerance_grad,
-                "tolerance_change": self.tolerance_change}
+        out = {"stage": self.name, "steps": self.steps, "batch": self.batch, "history_size": self.history_size,
+               "chunk": self.chunk, "tolerance_grad": self.tolerance_grad,
+               "tolerance_change": self.tolerance_change}
+        if self.resample_every is not None:  # only when set: the runs made before it describe alike
+            out["resample_every"] = self.resample_every
+        return out
