@@ -255,6 +255,12 @@ class Problem:
     #: the reference resolution :func:`~pinn_sine.problems.check_problem` uses: small,
     #: a solve of about a second (None: :attr:`default_reference_resolution`)
     check_resolution: ClassVar[int | None] = None
+    #: True when :meth:`compute_reference` reads the field from data
+    #: (``ReferenceField.from_file`` / ``from_arrays``) rather than solving on a grid:
+    #: :meth:`reference` then calls ``compute_reference(None)``, refuses a resolution it
+    #: could not honour, keys the field by ``reference_params(None)`` and the data's
+    #: SHA-256, and reads it every time instead of caching it (the file is its own store)
+    reference_from_data: ClassVar[bool] = False
 
     def __new__(cls, *args, **kwargs):
         _check_class(cls)
@@ -458,12 +464,6 @@ class Problem:
         self._removed = removed if constraint == "hard" else ()
         self.derivatives = {k: v for k, v in self.derivatives.items() if k not in self._removed}
 
-    #: True when :meth:`compute_reference` reads the field from data
-    #: (``ReferenceField.from_file`` / ``from_arrays``) rather than solving on a grid:
-    #: :meth:`reference` then calls ``compute_reference(None)``, refuses a resolution it
-    #: could not honour, keys the field by ``reference_params(None)`` and the data's
-    #: SHA-256, and reads it every time instead of caching it (the file is its own store)
-    reference_from_data: ClassVar[bool] = False
     def _constrained(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """``batch`` without the sets a hard constraint makes exact. (They are still drawn, so
         the interior points of a seed are the same under both constraints.)"""
