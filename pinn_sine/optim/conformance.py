@@ -60,6 +60,10 @@ for _search in ("nielsen", "trust_region", "backtracking"):
         _id = f"gn-{_search}-{_descent['name']}" + "".join(f"-{v}" for k, v in _descent.items() if k != "name")
         STAGE_CASES.setdefault(_id, _gn(search=_search, descent=dict(_descent)))
 STAGE_CASES["gn-dual-cg-solver"] = _gn(descent="dual", solver={"name": "cg", "rtol": 1e-12, "max_iter": 500})
+# the first batch drawn by the residual (RAD), its pool in the state; no redraw within the 6 steps, since a
+# redraw may raise the logged loss (another batch), which "descent" refuses: tests/test_burgers_adaptive.py
+# kills and resumes across redraws
+STAGE_CASES["gn-adaptive-rad"] = _gn(resample_every=6, adaptive={"name": "rad", "k": 1.0, "c": 1.0, "pool_factor": 4})
 STAGE_CASES["gn-mixed-dense"] = _gn(descent={"name": "mixed", "inner": "dense", "float32_steps": 3})
 STAGE_CASES["gn-mixed-cg"] = _gn(descent={"name": "mixed", "inner": {"name": "cg", "rank": 20}, "float32_steps": 3})
 STAGE_CASES["gn-mixed-none"] = _gn(descent={"name": "mixed", "inner": "dense", "float32_steps": 0})

@@ -51,6 +51,16 @@ every rank, is the same on all. The descents "dense" (always the primal p x p sy
 there) and "cg" run so; "dual" and "sketched" refuse (their N x N Gram matrix or row
 sample spans the ranks).
 
+Adaptive sampling (``adaptive="rad"`` with ``resample_every``): every ``resample_every``
+steps the batch is redrawn with its interior points drawn from a pool of candidates by
+their residual (RAD, :class:`~pinn_sine.adaptive.RADSampler`: p(x) ∝ |r(x)|^k /
+mean |r|^k + c, Wu et al. 2023). The batch keeps its size, so the step's cost and the
+memory checked at ``start`` stay what they were; a redraw leaves the search's damping
+as it is (the network has not moved, only the points), and the history's "redraws"
+column counts the redraws. On Burgers (``benchmarks/burgers.py``) a fixed uniform batch
+is the limit, not the optimizer: the shock holds a handful of its points, the loss on
+them reaches 1e-10 and the error stays at 1e-3.
+
 ``GaussNewton(steps)`` is the dense Levenberg-Marquardt stage it always was. Writing a
 part: subclass the part's base class, implement its few methods (each module's
 docstring lists them) and pass an instance; its ``describe()`` names it in the
@@ -67,6 +77,7 @@ import torch
 from torch import Tensor
 
 from .. import distributed
+from ..adaptive import RADSampler
 from ..derivatives.linearization import fitted_parameters, linearize, linearize_ranks
 from .descents import DESCENTS, Dense, Descent
 from .searches import SEARCHES, Model, Search
@@ -115,6 +126,12 @@ class GaussNewton(Stage):
         line_search: shorthand for ``Nielsen(line_search=...)``: after a rejected step,
             try d/2, d/4, ... (at most 8 halvings) and accept the first that lowers the loss.
         resample_every: draw a fresh batch every this many steps (None: one batch).
+        adaptive: None (uniform batches), "rad", a dict {"name": "rad", option: value}
+            (:class:`~pinn_sine.adaptive.RADSampler`'s options: pool, k, c,
+            refresh_every, pool_factor, point_set) or a RADSampler: the interior points
+            of the first batch and of every redraw (``resample_every``, required) come
+            from a pool drawn by the residual (module docstring). Here ``refresh_every``
+            counts redraws (default 1: a fresh pool, with fresh residuals, at each).
         max_memory: bytes a step may take (default 4 GiB): the descent's estimate (J and
             the system for "dense"; the Jacobian factors and its vectors for the others)
             is checked before the stage starts, which refuses and says what to change.
@@ -132,7 +149,7 @@ class GaussNewton(Stage):
 
     def __init__(self, steps: int, *, batch: int | None = None, damping: float | None = None,
                  line_search: bool | None = None, resample_every: int | None = None,
-                 max_memory: float = 4 * 2**30, search="nielsen", descent="dense", solver="auto"):
+                 max_memory: float = 4 * 2**30, search="nielsen", descent="dense", solver="auto", adaptive=None):
         self.steps = check_steps(steps, "GaussNewton")
         self.batch = check_batch(batch, "GaussNewton")
         self.resample_every = None if resample_every is None else check_every(resample_every, "resample_every",
@@ -160,6 +177,11 @@ class GaussNewton(Stage):
             raise ValueError(f"GaussNewton: the {self.descent.name} descent works with the solvers "
                              f"{list(self.descent.solvers)}, not {self.solver.name!r}"
                              + (" (it never forms a matrix to factor)." if self.descent.solvers == ("cg",) else "."))
+        self.adaptive: RADSampler | None = _adaptive_sampler(adaptive)
+        if self.adaptive is not None and self.resample_every is None:
+            raise ValueError("GaussNewton: adaptive sampling redraws the batch every resample_every steps; give "
+                             "resample_every too, e.g. GaussNewton(..., adaptive=\"rad\", resample_every=20).")
+        self.redraws = 0
         self.points = None
         self.generator = None
         self.sketch_generator = None
@@ -193,6 +215,11 @@ class GaussNewton(Stage):
                           "command line.", RuntimeWarning, stacklevel=3)
         self.generator = run.stage_generator(index)
         self.points = run.fixed_batch(self.batch, index, generator=self.generator)
+        self.redraws = 0
+        if self.adaptive is not None:
+            self.adaptive.check(run.problem)
+            self.adaptive.pool, self.adaptive.probs, self.adaptive.refreshes = None, None, 0
+            self.points = self._adaptive_draw(run, self.points)
         self.solver.prepare(self.params[0].device)
         # the descent's sketches: from the stage's generator in one process (as ever); under
         # torchrun, whose stage generators are seeded per rank, from one seeded alike on all
@@ -229,6 +256,10 @@ class GaussNewton(Stage):
         t0 = time.perf_counter()
         if self.resample_every is not None and done and done % self.resample_every == 0:
             self.points = run.fixed_batch(self.batch, None, generator=self.generator)
+            if self.adaptive is not None:
+                self.points = self._adaptive_draw(run, self.points)
+                self.redraws += 1
+                run.reset_growth()  # another batch: its loss is not comparable with the last one's
         if self.ctx.active:  # this rank's rows, scaled so that sums over ranks are the union's
             lin = linearize_ranks(run.problem, run.net, self.points, run.term_weights, self.ctx.world_size)
         else:
@@ -266,7 +297,18 @@ class GaussNewton(Stage):
                  "step_time": time.perf_counter() - t0}
         if "alpha" in result.extra:
             extra["alpha"] = result.extra["alpha"]
+        if self.adaptive is not None:
+            extra["redraws"] = self.redraws
         return StepResult(1, total, terms, loss_terms, extra)
+
+    def _adaptive_draw(self, run, points: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``points`` with the interior drawn by the residual from the pool (a fresh pool
+        when due: ``refresh_every`` counts redraws)."""
+        sampler = self.adaptive
+        if sampler.due(self.redraws):
+            sampler.refresh(run.problem, run.net, run.engine, points[sampler.point_set].shape[0], self.generator,
+                            to_dev=run.to_dev)
+        return sampler.draw(run.problem, points, self.generator, run.to_dev)
 
     @torch.no_grad()
     def _set(self, base: list[Tensor], d: Tensor | None, alpha: float) -> None:
@@ -284,6 +326,8 @@ class GaussNewton(Stage):
         generator."""
         mine = {"generator": self.generator.get_state(),
                 "points": {k: v.detach().cpu() for k, v in self.points.items()}}
+        if self.adaptive is not None:
+            mine.update(adaptive=self.adaptive.state_dict(), redraws=self.redraws)
         if self.ctx is not None and self.ctx.active:
             mine = {"ranks": distributed.all_gather_objects(mine),
                     "sketch_generator": self.sketch_generator.get_state()}
@@ -302,11 +346,35 @@ class GaussNewton(Stage):
         self.generator.set_state(state["generator"])
         dtype, device = self.params[0].dtype, self.params[0].device
         self.points = {k: v.to(device=device, dtype=dtype) for k, v in state["points"].items()}
+        if self.adaptive is not None:
+            self.adaptive.load_state_dict(state["adaptive"])
+            self.redraws = int(state["redraws"])
         self.descent.load_state_dict({k: (v.to(device=device, dtype=dtype) if isinstance(v, Tensor) else v)
                                       for k, v in state.get("descent", {}).items()})
 
     def describe(self) -> dict:
-        return {"stage": self.name, "steps": self.steps, "batch": self.batch, "resample_every": self.resample_every,
-                "max_memory": self.max_memory, "search": self.search.describe(),
-                "descent": self.descent.describe(), "solver": self.solver.describe()}
+        out = {"stage": self.name, "steps": self.steps, "batch": self.batch, "resample_every": self.resample_every,
+               "max_memory": self.max_memory, "search": self.search.describe(),
+               "descent": self.descent.describe(), "solver": self.solver.describe()}
+        if self.adaptive is not None:  # only then: the descriptions of earlier runs stay as they were
+            out["adaptive"] = {"name": "rad", **{k: v for k, v in self.adaptive.describe().items() if k != "type"}}
+        return out
+
+
+def _adaptive_sampler(value) -> RADSampler | None:
+    """The stage's sampler from None, "rad", {"name": "rad", option: value} or a RADSampler
+    (its ``refresh_every`` defaults to 1 here: a fresh pool at every redraw)."""
+    if value is None or isinstance(value, RADSampler):
+        return value
+    if value == "rad":
+        return RADSampler(refresh_every=1)
+    if isinstance(value, dict) and value.get("name") == "rad":
+        options = {"refresh_every": 1, **{k: v for k, v in value.items() if k != "name"}}
+        try:
+            return RADSampler(**options)
+        except TypeError as err:
+            raise ValueError(f"GaussNewton: adaptive \"rad\" takes the options pool, k, c, refresh_every, "
+                             f"pool_factor, point_set; got {sorted(options)} ({err}).") from None
+    raise ValueError(f'GaussNewton: adaptive must be None, "rad", a dict {{"name": "rad", ...}} with RADSampler\'s '
+                     f"options or a RADSampler; got {value!r}.")
 

@@ -7,6 +7,7 @@ check the class with :func:`check_problem` and make it known to the CLI and
 ``compare`` with :func:`register_problem`.
 """
 from .base import TERM_KINDS, FunctionNet, Problem, Term
+from .burgers import Burgers1D
 from .conformance import ConformanceError, check_problem
 from .helmholtz import Helmholtz2D, HelmholtzPointSource
 from .inpainting import Inpainting
@@ -14,10 +15,10 @@ from .poisson import Poisson2D, Poisson2DImage
 from .registry import PROBLEMS, problem_class, register_problem, unregister_problem
 from .wave import Wave1D, Wave2D
 
-for _cls in (Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D, Inpainting):
+for _cls in (Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D, Inpainting, Burgers1D):
     register_problem(_cls)
 del _cls
 
-__all__ = ["Problem", "Term", "TERM_KINDS", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Helmholtz2D",
+__all__ = ["Problem", "Term", "TERM_KINDS", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Burgers1D", "Helmholtz2D",
            "HelmholtzPointSource", "PROBLEMS", "register_problem", "unregister_problem", "problem_class",
            "check_problem", "ConformanceError"]
