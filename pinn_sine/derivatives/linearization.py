@@ -53,6 +53,11 @@ from .jacobian import first_layer_streams, jacobian_parameters
 
 #: elements a batched product may hold at once (the intermediate of J V or J^T U)
 _CHUNK_ELEMENTS = 2**26
+#: from this many columns on, J V and J^T U go through row blocks of J (one GEMM per
+#: block) instead of the factors (whose cost grows with the streams per column)
+_BLOCK_COLUMNS = 4
+#: entries of one row block of a layer's columns of J
+_BLOCK_ELEMENTS = 2**22
 
 
 @dataclass
@@ -150,7 +155,13 @@ class Linearization:
         blocks, vc = self._split(v)
         k = blocks[0].shape[0]
         out = self.r.new_zeros((self.n_rows, k))
-        for (G, H), W in zip(self._stacked(), blocks):
+        if k >= _BLOCK_COLUMNS:  # many columns (a sketch): through row blocks of J, one GEMM each
+            for (G, H), W in zip(self._stacked(), blocks):
+                Wf = W.reshape(k, -1)
+                for rows, Jl in self._layer_row_blocks(G, H):
+                    out[rows] += Jl @ Wf.T
+            blocks = []
+        for (G, H), W in zip(self._stacked() if blocks else [], blocks):
             S, N, c_out = G.shape
             Hf = H.reshape(S * N, -1)
             step = max(1, _CHUNK_ELEMENTS // max(S * N * c_out, 1))
@@ -174,6 +185,14 @@ class Linearization:
         for G, H in self._stacked():
             S, N, c_out = G.shape
             c_in1 = H.shape[2]
+            if k >= _BLOCK_COLUMNS:  # many columns: through row blocks of J
+                acc = U.new_zeros((c_out * c_in1, k))
+                for rows, Jl in self._layer_row_blocks(G, H, scaled=False):
+                    acc += Jl.T @ U[rows]
+                block = acc.T.reshape(k, c_out, c_in1)
+                pieces.append(block[:, :, :-1].reshape(k, -1))
+                pieces.append(block[:, :, -1])
+                continue
             Hf = H.reshape(S * N, c_in1)
             step = max(1, _CHUNK_ELEMENTS // max(S * N * c_out, 1))
             cols = []
@@ -188,6 +207,20 @@ class Linearization:
             pieces.append((self._Jc.T @ u.reshape(self.n_rows, -1)).T)
         out = torch.cat(pieces, 1).T
         return out if matrix else out[:, 0]
+
+    def _layer_row_blocks(self, G: Tensor, H: Tensor, scaled: bool = False):
+        """(rows, block) pairs covering one layer's columns of J (unscaled by the row
+        scales unless ``scaled``), the columns in the augmented order (o, j) with the
+        bias as j = C_in: row chunks of at most :data:`_BLOCK_ELEMENTS` entries."""
+        S, N, c_out = G.shape
+        width = c_out * H.shape[2]
+        chunk = max(1, _BLOCK_ELEMENTS // max(width, 1))
+        for a in range(0, N, chunk):
+            rows = slice(a, min(N, a + chunk))
+            Jl = torch.einsum("sio,sij->ioj", G[:, rows], H[:, rows]).reshape(-1, width)
+            if scaled:
+                Jl = Jl * self._row_scale[rows, None]
+            yield rows, Jl
 
     def gram(self) -> Tensor:
         """J J^T (N x N), from the factors (never forming J)."""
@@ -455,6 +488,9 @@ def linearize(problem, net: nn.Module, batch: Mapping[str, Tensor],
     if not problem.has_residuals:
         problem.residuals({}, {})  # raises, saying what to implement
     declared = {t.name: t for t in problem.terms()} if getattr(problem, "has_terms", False) else {}
+    dtype = net_params[0].dtype  # points drawn in float32 for a float64 network: cast as the trainer does
+    batch = {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != dtype else v)
+             for k, v in batch.items()}
     traces: dict[str, list] = {}
     jets, dirs, inputs = {}, {}, {}
     for key, spec in problem.derivatives.items():
