@@ -6,7 +6,7 @@ the :class:`~pinn_sine.derivatives.Jet`, draw points with :mod:`pinn_sine.sampli
 check the class with :func:`check_problem` and make it known to the CLI and
 ``compare`` with :func:`register_problem`.
 """
-from .base import TERM_KINDS, FunctionNet, Problem, Term
+from .base import TERM_KINDS, FixedSets, FunctionNet, Problem, Term, fixed_sets_digest
 from .burgers import Burgers1D
 from .conformance import ConformanceError, check_problem
 from .helmholtz import Helmholtz2D, HelmholtzPointSource
@@ -19,6 +19,6 @@ for _cls in (Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D, Inpai
     register_problem(_cls)
 del _cls
 
-__all__ = ["Problem", "Term", "TERM_KINDS", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Burgers1D", "Helmholtz2D",
+__all__ = ["Problem", "Term", "TERM_KINDS", "FixedSets", "fixed_sets_digest", "FunctionNet", "Poisson2D", "Poisson2DImage", "Wave1D", "Wave2D", "Inpainting", "Burgers1D", "Helmholtz2D",
            "HelmholtzPointSource", "PROBLEMS", "register_problem", "unregister_problem", "problem_class",
            "check_problem", "ConformanceError"]
