@@ -10,6 +10,7 @@ from pinn_sine.checkpoint import load_checkpoint
 from pinn_sine.nets import MLP, Tanh
 from pinn_sine.optim import Adam, GaussNewton, stage_from_description
 from pinn_sine.problems import Burgers1D, check_problem
+from pinn_sine.optim.conformance import interrupting
 
 NU = 0.01 / math.pi
 
@@ -72,19 +73,7 @@ def test_burgers_refuses_bad_parameters(bad, match):
 
 
 # ----- Gauss-Newton with adaptive redraws ------------------------------------------------
-class _KilledBurgers(Burgers1D):
-    """Burgers1D that raises KeyboardInterrupt (a killed job) on evaluation number
-    ``stop_after`` of its PDE residual (every loss, linearization and RAD pool reads it)."""
-
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def _pde_residual(self, jets, batch):
-        self.calls += 1
-        if self.calls >= self.stop_after:
-            raise KeyboardInterrupt
-        return super()._pde_residual(jets, batch)
+_KilledBurgers = interrupting(Burgers1D, "_pde_residual")  # every loss, linearization and RAD pool reads it
 
 
 def _net(seed=0):

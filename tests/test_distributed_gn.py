@@ -24,6 +24,7 @@ from pinn_sine.distributed import rank_seed
 from pinn_sine.nets import MLP, Sine
 from pinn_sine.optim import GaussNewton
 from pinn_sine.problems import Poisson2D
+from pinn_sine.optim.conformance import interrupting
 
 WORLD = 2
 SEED = 3
@@ -56,19 +57,7 @@ class _Union(Poisson2D):
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-class _Killed(Poisson2D):
-    """Poisson2D that raises KeyboardInterrupt at its ``stop_after``-th residual
-    evaluation (the same on every rank: the ranks stop together)."""
-
-    def __init__(self, stop_after: int):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def residuals(self, jets, batch):
-        self.calls += 1
-        if self.calls >= self.stop_after:
-            raise KeyboardInterrupt
-        return super().residuals(jets, batch)
+_Killed = interrupting(Poisson2D)  # the same call on every rank: the ranks stop together
 
 
 def _resume_stages():

@@ -17,6 +17,7 @@ from pinn_sine.problems import ConformanceError, FunctionNet, Problem, Term, che
 from pinn_sine.problems.base import FixedSets, fixed_sets_digest
 from pinn_sine.train import load_checkpoint
 from pinn_sine.validation import fd
+from pinn_sine.optim.conformance import interrupting
 
 # a paper's collocation points and source values, given as arrays (float64 here)
 PAPER_X = np.linspace(0.05, 0.95, 19).reshape(-1, 1)
@@ -159,18 +160,7 @@ def test_adam_lbfgs_and_gauss_newton_use_exactly_the_fixed_points():
         assert torch.equal(stage.points["u_obs"], fixed["u_obs"])
 
 
-class _Killed(FixedLine):
-    """FixedLine that dies (KeyboardInterrupt) on the ``stop_after``-th PDE residual."""
-
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def pde(self, jets, batch):
-        self.calls += 1
-        if self.calls >= self.stop_after:
-            raise KeyboardInterrupt
-        return super().pde(jets, batch)
+_Killed = interrupting(FixedLine, "pde")
 
 
 def _stages():

@@ -12,6 +12,7 @@ from pinn_sine.optim import LBFGS, Adam
 from pinn_sine.problems import Poisson2D
 from pinn_sine.train import load_checkpoint
 from pinn_sine.validation import evaluate
+from pinn_sine.optim.conformance import interrupting
 
 
 def _net(seed=0):
@@ -26,19 +27,7 @@ def _rows(history, drop=("time", "step_time")):
     return [{k: v for k, v in row.items() if k not in drop} for row in history]
 
 
-class _KilledPoisson(Poisson2D):
-    """Poisson2D that raises KeyboardInterrupt (a killed job) on residual evaluation
-    number ``stop_after`` (as in tests/test_optim.py)."""
-
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def residuals(self, jets, batch):
-        self.calls += 1
-        if self.calls >= self.stop_after:
-            raise KeyboardInterrupt
-        return super().residuals(jets, batch)
+_KilledPoisson = interrupting(Poisson2D)
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pinn_sine.optim.gauss_newton import _damped_solve_lapack, _damped_solve_tor
 from pinn_sine.optim.solvers import CG, Cholesky
 from pinn_sine.problems import Helmholtz2D, HelmholtzPointSource, Inpainting, Poisson2D, Wave1D, Wave2D
 from pinn_sine.train import load_checkpoint
+from pinn_sine.optim.conformance import interrupting
 
 LEAST_SQUARES = [Poisson2D, Helmholtz2D, HelmholtzPointSource, Wave1D, Wave2D]
 
@@ -213,19 +214,7 @@ def test_gauss_newton_reaches_a_loss_adam_cannot_in_the_same_steps():
     assert losses["gn"] < 1e-8 and losses["adam"] > 0.1, losses
 
 
-class _KilledPoisson(Poisson2D):
-    """Poisson2D that raises KeyboardInterrupt (a killed job) on the residual or loss
-    evaluation number ``stop_after`` (counted from 1)."""
-
-    def __init__(self, stop_after):
-        super().__init__()
-        self.stop_after, self.calls = stop_after, 0
-
-    def residuals(self, jets, batch):
-        self.calls += 1
-        if self.calls >= self.stop_after:
-            raise KeyboardInterrupt
-        return super().residuals(jets, batch)
+_KilledPoisson = interrupting(Poisson2D)  # raises KeyboardInterrupt on residual evaluation number stop_after
 
 
 def _stages():

@@ -79,21 +79,31 @@ def _setup(seed: int = 0):
     return problem, net
 
 
+def interrupting(cls: type, method: str = "residuals") -> type:
+    """A subclass of the problem class ``cls`` that raises KeyboardInterrupt (a killed
+    job) on call number ``stop_after`` (counted from 1) of its ``method``: made as
+    ``interrupting(Poisson2D)(stop_after, *args, **kwargs)``. The resume checks of the
+    conformance suite and the tests kill runs with it inside any stage."""
+    original = getattr(cls, method)
+
+    def __init__(self, stop_after: int, *args, **kwargs):
+        cls.__init__(self, *args, **kwargs)
+        self.stop_after, self.calls = stop_after, 0
+
+    def interrupted(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls >= self.stop_after:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    return type(f"Interrupting{cls.__name__}", (cls,), {"__init__": __init__, method: interrupted,
+                                                         "__module__": cls.__module__})
+
+
 def _killed_problem(kill_after: int):
     from ..problems import Poisson2D
 
-    class Killed(Poisson2D):
-        def __init__(self):
-            super().__init__()
-            self.calls = 0
-
-        def residuals(self, jets, batch):
-            self.calls += 1
-            if self.calls >= kill_after:
-                raise KeyboardInterrupt
-            return super().residuals(jets, batch)
-
-    return Killed()
+    return interrupting(Poisson2D)(kill_after)
 
 
 def check_stage(make: Callable[[], Stage], *, kill_after: int = 9) -> list[str]:
@@ -223,4 +233,4 @@ def check_descent(descent: Descent, solver) -> None:
         raise StageConformanceError(f"{name}: the step is not a descent direction (r.Jd >= 0)")
 
 
-__all__ = ["STAGE_CASES", "check_stage", "check_descent", "StageConformanceError"]
+__all__ = ["STAGE_CASES", "check_stage", "check_descent", "StageConformanceError", "interrupting"]

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .solvers import FORMS, LinearSolver
+from .solvers import FORMS, LinearSolver, Part
 from .stages import check_every
 
 PRECONDITIONERS = ("nystrom", "diagonal", "none")
@@ -60,7 +60,7 @@ class Direction:
     info: dict = field(default_factory=dict)
 
 
-class Descent:
+class Descent(Part):
     """Base class of the descents (module docstring)."""
 
     name = "descent"
@@ -107,12 +107,6 @@ class Descent:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def __repr__(self) -> str:
-        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
-        return f"{type(self).__name__}({body})"
 
 
 def _retry(solve, lam: float):

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .solvers import Part
 from .stages import check_every, check_positive_float
 
 _MU_MIN, _MU_MAX = 1e-15, 1e12
@@ -59,7 +60,7 @@ class Model:
         return -(2 * alpha * self.rJd + alpha * alpha * self.JdJd)
 
 
-class Search:
+class Search(Part):
     """Base class of the searches (module docstring)."""
 
     name = "search"
@@ -76,12 +77,6 @@ class Search:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def __repr__(self) -> str:
-        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
-        return f"{type(self).__name__}({body})"
 
 
 class Nielsen(Search):

@@ -25,7 +25,22 @@ from .stages import check_every, check_positive_float
 FORMS = ("auto", "primal", "dual")
 
 
-class LinearSolver:
+class Part:
+    """What every part of the Gauss-Newton stage (search, descent, linear solver) has: a
+    ``name`` (its registry key) and ``describe()``, the JSON dict {"name": ..., option:
+    value} that rebuilds it (``GaussNewton(descent=part.describe())``)."""
+
+    name = "part"
+
+    def describe(self) -> dict:
+        return {"name": self.name}
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
+        return f"{type(self).__name__}({body})"
+
+
+class LinearSolver(Part):
     """Base class of the solvers (module docstring)."""
 
     name = "solver"
@@ -44,13 +59,6 @@ class LinearSolver:
         """x with A x = b for the SPD A given as the product ``op`` (and, where formed,
         as ``matrix``); None when it cannot be solved in this precision."""
         raise NotImplementedError
-
-    def describe(self) -> dict:
-        return {"name": self.name}
-
-    def __repr__(self) -> str:
-        body = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
-        return f"{type(self).__name__}({body})"
 
 
 class Cholesky(LinearSolver):
