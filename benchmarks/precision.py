@@ -2,6 +2,9 @@
 
     OMP_NUM_THREADS=1 python benchmarks/precision.py --widths 32,48 --repeats 5
     OMP_NUM_THREADS=1 python benchmarks/precision.py --seconds 300 --float32-steps 300
+    # side by side, at equal load:
+    OMP_NUM_THREADS=1 python benchmarks/precision.py --skip-steps --seconds 300 --only dense &
+    OMP_NUM_THREADS=1 python benchmarks/precision.py --skip-steps --seconds 300 --only mixed
 
 Part 1 (always): the cost of one dense Gauss-Newton direction (J formed, the normal
 equations by SciPy syrk + Cholesky) in float64 against the same direction through
@@ -72,11 +75,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=0.0, help="part 2's budget per run (0: skip part 2)")
     parser.add_argument("--float32-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("dense", "mixed"), default=None,
+                        help="part 2 for one descent only (run two invocations side by side to compare at equal load)")
+    parser.add_argument("--skip-steps", action="store_true", help="skip part 1")
     args = parser.parse_args(argv)
     print(f"threads: torch {torch.get_num_threads()}")
-    rows = step_costs([int(w) for w in args.widths.split(",")], args.batch, args.repeats)
-    print("| width | p | N | float64 step s | float32 step s | speed-up | step rel. diff |")
-    print("|---|---|---|---|---|---|---|")
+    rows = [] if args.skip_steps else step_costs([int(w) for w in args.widths.split(",")], args.batch, args.repeats)
+    if rows:
+        print("| width | p | N | float64 step s | float32 step s | speed-up | step rel. diff |")
+        print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['width']} | {r['p']} | {r['N']} | {r['float64 s']:.3f} | {r['float32 s']:.3f} | "
               f"{r['speed-up']:.2f}x | {r['step rel. diff']:.1e} |")
@@ -96,9 +103,12 @@ def main(argv=None) -> int:
         width = int(args.widths.split(",")[0])
         print(f"\n| descent | width | error vs exact after {args.seconds:.0f} s | GN steps |")
         print("|---|---|---|---|")
-        for name, descent in (("dense", "dense"),
-                              (f"mixed ({args.float32_steps} float32)",
-                               {"name": "mixed", "inner": "dense", "float32_steps": args.float32_steps})):
+        runs = (("dense", "dense"),
+                (f"mixed ({args.float32_steps} float32)",
+                 {"name": "mixed", "inner": "dense", "float32_steps": args.float32_steps}))
+        for name, descent in runs:
+            if args.only is not None and not name.startswith(args.only):
+                continue
             net = _net(width, args.seed)
             result = train(problem, net, stages=[Adam(500), GaussNewton(10**9, batch=args.batch, descent=descent)],
                            batch=args.batch, seed=args.seed, reference=ref, time_limit=args.seconds, progress=False,
