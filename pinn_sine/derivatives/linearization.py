@@ -60,6 +60,18 @@ _BLOCK_COLUMNS = 4
 _BLOCK_ELEMENTS = 2**22
 
 
+class _Cache:
+    """Products a step computes once and several parts read (J, diag(J^T J), J J^T, a
+    float32 copy): held by the linearization they belong to, so they go with it."""
+
+    def cached(self, key: str, compute):
+        """``compute()``, computed on the first call with ``key`` for this linearization."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+
 @dataclass
 class _Block:
     """Rows ``rows`` of J: column ``column`` of term ``term`` with its scale, and per point
@@ -72,7 +84,7 @@ class _Block:
     parts: list  # [(point-set key, [G per layer])]
 
 
-class Linearization:
+class Linearization(_Cache):
     """r and J of a problem's weighted residual at the current parameters, built by
     :func:`linearize` (module docstring for the algebra).
 
@@ -334,9 +346,7 @@ class Linearization:
         if self._stack is not None:
             new._stack = [(cast(G), cast(H)) for G, H in self._stack]
             new._row_scale = cast(self._row_scale)
-        for cached in ("_dense", "_diag", "_gram"):
-            if getattr(self, cached, None) is not None:
-                setattr(new, cached, cast(getattr(self, cached)))
+        new._cache = {k: cast(v) for k, v in getattr(self, "_cache", {}).items() if isinstance(v, Tensor)}
         return new
 
     def memory(self) -> int:
@@ -350,7 +360,7 @@ class Linearization:
         return t
 
 
-class RankLinearization:
+class RankLinearization(_Cache):
     """One process's rows of a linearization whose rows are split over the ranks of a
     ``torchrun`` run (data parallelism): each rank linearizes its own points, the rows
     of a single-process linearization on the union of the points.

@@ -87,8 +87,9 @@ class Descent(Part):
                          'use descent="dense" or "cg".')
 
     def frobenius2(self, lin) -> float:
-        """||J||_F^2 (the damping is relative to ||J||_F^2 / p)."""
-        return float(lin.normal_diagonal().sum())
+        """||J||_F^2 (the damping is relative to ||J||_F^2 / p), from diag(J^T J), which
+        the step's other parts reuse (the Jacobi preconditioner)."""
+        return float(lin.cached("normal_diagonal", lin.normal_diagonal).sum())
 
     def direction(self, lin, lam: float, solver: LinearSolver) -> Direction:
         raise NotImplementedError
@@ -137,10 +138,9 @@ class Dense(Descent):
             raise ValueError(f'Dense: invalid form "{form}". Must be one of {list(FORMS)}.')
         self.form = form
 
-    def _J(self, lin) -> Tensor:
-        if getattr(lin, "_dense", None) is None:
-            lin._dense = lin.materialize()
-        return lin._dense
+    @staticmethod
+    def _J(lin) -> Tensor:
+        return lin.cached("jacobian", lin.materialize)
 
     def split_rows(self):
         if self.form == "dual":
@@ -215,18 +215,11 @@ class NormalCG(Descent):
     def split_rows(self):
         self.split = True
 
-    def frobenius2(self, lin) -> float:
-        if getattr(lin, "_diag", None) is None:
-            lin._diag = lin.normal_diagonal()
-        return float(lin._diag.sum())
-
     def direction(self, lin, lam, solver):
         b = -lin.rmv(lin.r)
         P = None
         if self.preconditioner == "diagonal":
-            if getattr(lin, "_diag", None) is None:
-                lin._diag = lin.normal_diagonal()
-            inv = 1.0 / (lin._diag + lam)
+            inv = 1.0 / (lin.cached("normal_diagonal", lin.normal_diagonal) + lam)
             P = lambda x: inv * x  # noqa: E731
         elif self.preconditioner == "nystrom":
             P = nystrom_preconditioner(lin, lam, min(self.rank, lin.n_cols), self.generator)
@@ -296,10 +289,9 @@ class Dual(Descent):
         K = self._gram(lin)
         return float(K.diagonal().sum())
 
-    def _gram(self, lin) -> Tensor:
-        if getattr(lin, "_gram", None) is None:
-            lin._gram = lin.gram()
-        return lin._gram
+    @staticmethod
+    def _gram(lin) -> Tensor:
+        return lin.cached("gram", lin.gram)
 
     def direction(self, lin, lam, solver):
         K = self._gram(lin)
@@ -439,9 +431,7 @@ class MixedPrecision(Descent):
 
     def _lin(self, lin):
         if self.calls < self.float32_steps and lin.dtype == torch.float64:
-            if getattr(lin, "_float32", None) is None:
-                lin._float32 = lin.astype(torch.float32)
-            return lin._float32
+            return lin.cached("float32", lambda: lin.astype(torch.float32))
         return lin
 
     def frobenius2(self, lin):
