@@ -42,3 +42,37 @@ def interrupted_poisson():
             return super().sample(n, generator, progress=progress)
 
     return InterruptedPoisson
+
+
+@pytest.fixture(scope="session")
+def launch_ranks():
+    """Run a test file as ``world`` worker processes with torchrun's environment (RANK,
+    WORLD_SIZE, ... on a free loopback port, gloo, one thread each), each given ``out``
+    as its argument; fails with every worker's output unless all exit 0:
+    ``launch_ranks(__file__, tmp_path, 2)``."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    def launch(script, out, world: int, timeout: float = 100) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs = []
+        for rank in range(world):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+            procs.append(subprocess.Popen([sys.executable, str(script), str(out)], env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+        logs = []
+        for p in procs:
+            try:
+                logs.append(p.communicate(timeout=timeout)[0])
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise
+        assert all(p.returncode == 0 for p in procs), "\n".join(logs)
+
+    return launch
