@@ -6,7 +6,8 @@ from .finer import Finer
 from .fourier import FourierFeatures
 from .metasin import MetaSin
 from .mlp import MLP
+from .periodic import PeriodicEncoding
 from .sine import Sine
 
-__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "ACTIVATIONS",
-           "NET_NAMES", "build_net", "net_from_config"]
+__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "PeriodicEncoding",
+           "ACTIVATIONS", "NET_NAMES", "build_net", "net_from_config"]

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from .base import Activation
 from .fourier import FourierFeatures
+from .periodic import PeriodicEncoding
 from .sine import Sine
 
 
@@ -54,7 +55,9 @@ class MLP(nn.Module):
 
     ``depth`` hidden layers of ``width`` units, each a Linear followed by its own copy
     of ``activation`` (per-channel parameters such as MetaSin's are per layer), then a
-    linear output layer. gamma is the identity or a :class:`FourierFeatures` encoding.
+    linear output layer. gamma is the identity, a :class:`FourierFeatures` encoding, a
+    :class:`PeriodicEncoding` (u exactly periodic in the inputs it names), or both: the
+    periodic encoding followed by the Fourier features.
 
     Initialisation comes from the activation: SIREN's for Sine/Finer/MetaSin (first
     layer U(-1/n, 1/n), hidden U(-sqrt(6/n)/omega, +sqrt(6/n)/omega)), Glorot for
@@ -69,12 +72,16 @@ class MLP(nn.Module):
         activation: an :class:`Activation` (default ``Sine(30)``).
         first_omega, hidden_omega: see above; only for Sine and Finer.
         fourier: an optional :class:`FourierFeatures` input encoding.
+        periodic: an optional :class:`PeriodicEncoding`; needs ``input_names``.
+        input_names: the names of the inputs, in order (a problem's ``input_names``),
+            which the periodic encoding's periods refer to.
         seed: seed of the explicit generator all initial weights are drawn from.
     """
 
     def __init__(self, in_dim: int, out_dim: int, width: int = 128, depth: int = 3, *,
                  activation: Activation | None = None, first_omega: float | None = None,
                  hidden_omega: float | None = None, fourier: FourierFeatures | None = None,
+                 periodic: PeriodicEncoding | None = None, input_names: tuple[str, ...] | None = None,
                  seed: int = 0):
         super().__init__()
         for name, value in (("in_dim", in_dim), ("out_dim", out_dim), ("width", width), ("depth", depth)):
@@ -89,8 +96,20 @@ class MLP(nn.Module):
         if fourier is not None and not isinstance(fourier, FourierFeatures):
             raise TypeError(f"fourier must be a FourierFeatures(n_features, scale) or None, got {fourier!r}; "
                             "e.g. fourier=FourierFeatures(64, 1.0).")
+        if periodic is not None and not isinstance(periodic, PeriodicEncoding):
+            raise TypeError(f"periodic must be a PeriodicEncoding(periods, modes) or None, got {periodic!r}; "
+                            "e.g. periodic=PeriodicEncoding({'x': 2.0}).")
+        if input_names is not None:
+            input_names = tuple(input_names)
+            if len(input_names) != in_dim:
+                raise ValueError(f"input_names must name the {in_dim} inputs, got {input_names!r}; pass the "
+                                 "problem's input_names.")
+        if periodic is not None and input_names is None:
+            raise ValueError(f"MLP(periodic={periodic!r}) needs input_names (the problem's, e.g. ('t', 'x')) to find "
+                             "the periodic inputs; build_net passes them.")
         seed = check_seed(seed)
-        n_in = 2 * fourier.n_features if fourier is not None else in_dim
+        n_in = (2 * fourier.n_features if fourier is not None
+                else periodic.channels(in_dim) if periodic is not None else in_dim)
         params = (n_in + 1) * width + (depth - 1) * (width + 1) * width + (width + 1) * out_dim
         memory = _physical_memory()
         if memory is not None and 4 * params > memory:
@@ -99,11 +118,16 @@ class MLP(nn.Module):
                              f"{memory / 2**30:.3g} GiB); use a smaller width or depth.")
         generator = torch.Generator().manual_seed(seed)
         self.in_dim, self.out_dim, self.width, self.depth = in_dim, out_dim, width, depth
-        self.encoding = fourier.build(in_dim, generator) if fourier is not None else None
+        if periodic is not None:
+            self.encoding = periodic.build(input_names, fourier=fourier, generator=generator)
+        else:
+            self.encoding = fourier.build(in_dim, generator) if fourier is not None else None
         n_in = self.encoding.out_dim if self.encoding is not None else in_dim
         # A Fourier encoding already spreads the spectrum: the first linear layer is
-        # then an ordinary hidden layer as far as initialisation goes.
-        first_is_input = self.encoding is None
+        # then an ordinary hidden layer as far as initialisation goes. A periodic
+        # encoding alone does not: its channels are the inputs' lowest harmonics,
+        # bounded like the inputs, so the first layer keeps its first-layer init.
+        first_is_input = fourier is None
         self.linears = nn.ModuleList()
         self.activations = nn.ModuleList()
         try:
@@ -133,6 +157,8 @@ class MLP(nn.Module):
             "fourier": None if fourier is None else {"n_features": fourier.n_features, "scale": fourier.scale},
             "seed": seed,
         }
+        if periodic is not None:  # absent otherwise: configs of non-periodic nets stay as they were
+            self.config["periodic"] = self.encoding.config()
 
     def forward(self, x: Tensor) -> Tensor:
         """x (n, in_dim) -> u (n, out_dim)."""
