@@ -380,7 +380,7 @@ def synthetic(problem, points, *, noise: float = 0.0, seed: int = 0, resolution:
                 f"{interpolation['error_estimate']:.2e} > max_interpolation_error={max_interpolation_error:g} (grid "
                 f"{dict(zip(ref.coords, ref.grid_shape))}); raise the resolution (or the problem's number of reference "
                 "times), put the points on the grid's nodes or times (sensors(positions, times)), keep them away from "
-                "a singularity, or allow more with max_interpolation_error=.")
+                "a singularity, or allow more with max_interpolation_error= (--max-interpolation-error).")
         provenance.update(reference_hash=ref.hash, resolution=ref.params.get("resolution"),
                           reference_error=ref.error_estimate, interpolation=interpolation)
     if clean.shape != (len(x), problem.out_dim):
@@ -428,8 +428,8 @@ def interpolate_reference(ref, points: Tensor, input_names: Sequence[str] | None
         outside = (x[:, a] < g[0] - BOUNDS_TOL * (g[-1] - g[0])) | (x[:, a] > g[-1] + BOUNDS_TOL * (g[-1] - g[0]))
         if outside.any():
             i = int(np.argmax(outside))
-            raise ValueError(f"point {i} has {name}={x[i, a]!r}, outside the reference grid's {name} in "
-                             f"[{g[0]}, {g[-1]}]; give points inside it.")
+            raise ValueError(f"point {i} has {name}={float(x[i, a])!r}, outside the reference grid's {name} in "
+                             f"[{float(g[0])}, {float(g[-1])}]; give points inside it.")
     x = np.clip(x, [g[0] for g in grids], [g[-1] for g in grids])
     shape = ref.grid_shape
     columns = [f.reshape(*shape, -1) for f in (np.asarray(ref.fields[k], dtype=np.float64) for k in ref.fields)]
