@@ -15,7 +15,7 @@ from pinn_sine.constraints import (BubbleFactor, CallableField, ConstrainedNet, 
 from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet
 from pinn_sine.nets import MLP, FourierFeatures, Sine
 from pinn_sine.optim import LBFGS, Adam, GaussNewton
-from pinn_sine.problems import Helmholtz2D, HelmholtzPointSource, Inpainting, Poisson2D, Wave1D, Wave2D
+from pinn_sine.problems import AllenCahn1D, Helmholtz2D, HelmholtzPointSource, Inpainting, Poisson2D, Wave1D, Wave2D
 from pinn_sine.train import load_checkpoint
 
 
@@ -36,6 +36,7 @@ HARD = {
     "wave1d": lambda: Wave1D(constraint="hard"),
     "wave2d-reflecting": lambda: Wave2D(constraint="hard"),
     "wave2d-absorbing": lambda: Wave2D(boundary="absorbing", source_center=(0.3, -0.2), constraint="hard"),
+    "allen-cahn1d": lambda: AllenCahn1D(constraint="hard"),
 }
 
 
@@ -231,7 +232,7 @@ def _soft_kwargs(case):
     return {"poisson-default": {}, "poisson-user-u": {"u": _shifted, "bounds": ((-1.0, 0.5), (0.0, 2.0))},
             "poisson-default-off-box": {"bounds": ((-0.8, 1.1), (-1.0, 0.7))}, "helmholtz-default": {},
             "helmholtz-half-modes": {"a1": 1.5, "a2": 2.5, "k": 2.0}, "wave1d": {}, "wave2d-reflecting": {},
-            "wave2d-absorbing": {"boundary": "absorbing", "source_center": (0.3, -0.2)}}[case]
+            "wave2d-absorbing": {"boundary": "absorbing", "source_center": (0.3, -0.2)}, "allen-cahn1d": {}}[case]
 
 
 def test_hard_and_soft_share_one_reference_file():
