@@ -36,6 +36,7 @@ import json
 import math
 import numbers
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -627,7 +628,7 @@ def _read_npz(cls, path: Path, raw: bytes, input_names, record: dict) -> Observa
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ObservationsFileError(f"{path}: cannot be read as .npz ({err}); write it with np.savez(path, "
                                     "points=..., values=..., noise=...).") from None
     unknown = sorted(set(arrays) - set(NPZ_ARRAYS))
@@ -698,6 +699,11 @@ def _read_h5(cls, path: Path, raw: bytes, input_names, record: dict) -> Observat
         except json.JSONDecodeError as err:
             raise ObservationsFileError(f"{path}: a JSON attribute is not valid ({err}); the file was edited.") \
                 from None
+        unknown = sorted(set(f) - set(_DATASET_DESCRIPTIONS))
+        if unknown:
+            raise ObservationsFileError(f"{path}: holds the datasets {unknown}, which an observations file does not "
+                                        f"({list(_DATASET_DESCRIPTIONS)}); the file was edited. Draw the observations "
+                                        "again.")
         arrays = []
         for name in ("points", "values", "noise", "truth"):
             if name not in f:

@@ -92,6 +92,12 @@ def test_files_of_the_wrong_shape_kind_or_schema_are_refused(wave, tmp_path):
         f.attrs["schema_version"] = 99
     with pytest.raises(ObservationsFileError, match="schema version 99, this package reads 1"):
         Observations.from_file(path)
+    path = synthetic(wave, 20).save(tmp_path / "extra.h5")
+    with h5py.File(path, "r+") as f:
+        f["weights"] = np.ones(20)
+    with pytest.raises(ObservationsFileError, match=r"holds the datasets \['weights'\], which an observations file "
+                                                    "does not"):
+        Observations.from_file(path)
     np.savez(tmp_path / "rows.npz", points=np.zeros((10, 2)), values=np.zeros((9, 1)), input_names=np.array(["t", "x"]))
     with pytest.raises(ObservationsFileError, match=r"rows\.npz: values has 9 rows, points has 10"):
         Observations.from_file(tmp_path / "rows.npz")
