@@ -226,6 +226,12 @@ def test_synthetic_from_the_reference_agrees_with_the_exact_solution(wave):
     assert prov["interpolation"]["error_estimate"] < 3 * limit
     with pytest.raises(ValueError, match="resolution=9 is for a reference"):
         synthetic(wave, 5, resolution=9, source="exact")
+    from pinn_sine.problems import HelmholtzPointSource
+
+    with pytest.raises(ValueError, match="helmholtz-point-source has no exact solution; use source='reference'"):
+        synthetic(HelmholtzPointSource(), 5, source="exact")
+    with pytest.raises(ValueError, match=r'Invalid source "fd". Must be one of \[\'auto\', \'exact\', \'reference\'\]'):
+        synthetic(wave, 5, source="fd")
 
 
 def test_interpolation_of_every_column_and_its_limits():
