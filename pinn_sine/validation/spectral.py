@@ -29,7 +29,7 @@ computed as Kassam & Trefethen do, by the Cauchy integral: the mean of the close
 ``contour_points`` (M) points z + r e^{2 pi i (m - 1/2) / M} on a circle of radius r = 1
 around z (:func:`phi_functions`). The functions are entire, so the trapezoid rule on the
 circle converges faster than geometrically: with M = 32 the mean matches the Taylor
-series to ~1e-15 relative at |z| <= 1 (and the closed forms, accurate there, for |z| >= 1;
+series to ~1e-14 relative at |z| <= 1 (and the closed forms, accurate there, for |z| >= 1;
 ``tests/test_spectral.py``). The linear part is integrated exactly, so a stiff l(k)
 (eps k^2 h up to ~1e3 here) costs no stability; the scheme is fourth order in h.
 
