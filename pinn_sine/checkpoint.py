@@ -41,12 +41,14 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, *, step: int, net: nn.Module, stage: int, stage_step: int, stages: list[dict],
-                    generator: torch.Generator, meta: dict, ranks: list[dict] | None = None) -> Path:
+                    generator: torch.Generator, meta: dict, ranks: list[dict] | None = None,
+                    coefficients: dict[str, torch.Tensor] | None = None) -> Path:
     """Atomically write a checkpoint (:func:`pinn_sine._io.write_bytes`).
 
     ``stage``/``stage_step``: the stage in progress and its completed steps; ``stages``:
     the state dicts of the stages started so far; ``ranks``: each process's own state in
-    rank order (``generator`` is rank 0's).
+    rank order (``generator`` is rank 0's); ``coefficients``: the problem's trainable
+    coefficients (:meth:`~pinn_sine.problems.Problem.coefficients`, raw values).
 
     The checkpoint is serialised in memory and written with plain file I/O: a full disk
     is an ``OSError`` (:class:`pinn_sine._io.WriteError` naming ``path``), never
@@ -56,6 +58,8 @@ def save_checkpoint(path, *, step: int, net: nn.Module, stage: int, stage_step: 
                "meta_json": json.dumps(meta, default=str)}
     if ranks is not None:
         payload["ranks"] = ranks
+    if coefficients:
+        payload["coefficients"] = {k: v.detach().cpu().clone() for k, v in coefficients.items()}
     inner = io.BytesIO()
     torch.save(payload, inner)
     data = inner.getvalue()
@@ -122,6 +126,14 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(path, f"holds non-finite weights in {bad[:5]}{' ...' if len(bad) > 5 else ''}; "
                                     "the run diverged before it was written. Restart with a lower learning "
                                     "rate or first-layer omega.")
+    coefficients = ck.get("coefficients", {})
+    if not isinstance(coefficients, dict) or not all(
+            isinstance(v, torch.Tensor) and v.is_floating_point() for v in coefficients.values()):
+        raise CheckpointError(path, "its 'coefficients' are not a dict of floating-point tensors.")
+    bad = [k for k, v in coefficients.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(path, f"holds non-finite problem coefficients {bad}; the run diverged before it "
+                                    "was written.")
     ck["meta"] = meta
     return ck
 
@@ -178,11 +190,19 @@ def _check_ranges(path, ck: dict, meta: dict) -> None:
         raise CheckpointError(path, "holds counters out of range: " + "; ".join(problems) + ".")
 
 
-def check_compatible(path, meta: dict, *, problem: str, problem_params: dict, net_config: dict) -> None:
-    """Raise :class:`CheckpointError` when the checkpoint's problem, its parameters or the
-    network's config (its init ``seed`` aside: resuming replaces the weights) differ from
-    this run's, listing every difference."""
+def check_compatible(path, meta: dict, *, problem: str, problem_params: dict, net_config: dict,
+                     inverse: dict | None = None) -> None:
+    """Raise :class:`CheckpointError` when the checkpoint's problem, its parameters, its
+    unknowns and observations (``inverse``: :meth:`~pinn_sine.problems.Problem.inverse_record`)
+    or the network's config (its init ``seed`` aside: resuming replaces the weights)
+    differ from this run's, listing every difference."""
     diffs = []
+    theirs_inverse = meta.get("inverse")
+    if _canon(inverse) != _canon(theirs_inverse):
+        for key in ("unknowns", "observations"):
+            a, b = (theirs_inverse or {}).get(key), (inverse or {}).get(key)
+            if _canon(a) != _canon(b):
+                diffs.append(f"{key}: checkpoint {a!r}, this run {b!r}")
     if meta.get("problem") != problem:
         diffs.append(f"problem: checkpoint {meta.get('problem')!r}, this run {problem!r}")
     mine, theirs = _canon(problem_params), meta.get("problem_params") or {}

@@ -245,12 +245,21 @@ class Observations:
         _check_inside(self.points, problem, "observation point")
 
     def scale(self) -> Tensor:
-        """(n, out_dim): the divisor of each residual entry: the noise sigma where given,
-        else the RMS over the points of each value column, broadcast (a column of zeros
-        takes the largest column's RMS, or 1 when every value is 0): never 0."""
-        if self.noise is not None:
-            return self.noise
-        return self._rms.expand(len(self), -1)
+        """(n, out_dim): the divisor of each residual entry, s_ic = RMS_c sigma_ic / mean_i sigma_ic:
+        the RMS over the points of value column c (a column of zeros takes the largest
+        column's RMS, or 1 when every value is 0: never 0), times the observation's noise
+        relative to the column's mean noise where noise is given (a precise observation
+        weighs more, a noisy one less; equal noise is no weighting).
+
+        The data term is then relative, like the package's other terms (each normalised
+        by the size of its data): at the truth its loss is the squared relative noise
+        level (1e-4 for 1% noise), small beside the equation's O(1) normalisation, so
+        that the network does not bend to fit the noise. Its residual standard deviation
+        (:func:`pinn_sine.inverse.estimate`) reads as the relative noise level."""
+        rms = self._rms.expand(len(self), -1)
+        if self.noise is None:
+            return rms
+        return rms * self.noise / self.noise.mean(dim=0, keepdim=True)
 
     def residual(self, u: Tensor) -> Tensor:
         """(u - values) / scale(), (n, out_dim): ``u`` is the network at ``points``

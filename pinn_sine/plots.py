@@ -536,6 +536,53 @@ def _name_stages(fig: Figure, ax, spans: list[tuple[str, float, float]]) -> None
 
 
 # ----- error against time ----------------------------------------------------------------
+def coefficient_history(history: list[dict], path: str | Path, *, problem=None, estimates: dict | None = None,
+                        title: str = "") -> Path:
+    """The unknowns of an inverse problem against the step (the history's ``coef_<name>``
+    columns, ``coef_<name>_rms`` for a vector), one panel each, the optimizer stages
+    shaded. With ``estimates`` (:func:`pinn_sine.inverse.estimate`) the final value's
+    +-2 standard errors are a bar at the last step and, where the truth is known, it is a
+    dashed line and a second axis shows the relative error (log scale)."""
+    return save_figure(_coefficient_figure(history, problem=problem, estimates=estimates or {}), path, title=title)
+
+
+def _coefficient_figure(history: list[dict], *, problem=None, estimates: dict) -> Figure:
+    keys: list[str] = []
+    for h in history:
+        keys += [k for k in h if k.startswith("coef_") and k not in keys]
+    if not keys:
+        raise ValueError("the history has no coef_<name> columns: the run had no unknowns.")
+    steps = np.array([h["step"] for h in history], dtype=float)
+    fig = Figure(figsize=(6.4, 2.6 * len(keys) + 0.4), layout="constrained")
+    axs = np.atleast_1d(fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0])
+    spans = _stage_spans(history, steps)
+    for ax, key in zip(axs, keys):
+        name = key[len("coef_"):]
+        vector = name.endswith("_rms") and name[:-4] in (problem.unknowns if problem is not None else {})
+        base = name[:-4] if vector else name
+        values = np.array([h.get(key, np.nan) for h in history], dtype=float)
+        ax.plot(steps, values, "-", lw=1.3, label=f"{base} (rms of the entries)" if vector else base)
+        est = estimates.get(base)
+        truth = None if est is None or vector else est.truth
+        if truth is not None:
+            ax.axhline(truth, ls="--", color="k", lw=0.9, label=f"truth {truth:g}")
+        if est is not None and not vector:
+            ax.errorbar([steps[-1]], [est.value], yerr=[[2 * est.std_error]], fmt="o", ms=3.5, capsize=3,
+                        color="C3", label=f"{est.value:.8g} +- {est.std_error:.2g} (1 se; bar: 2 se)")
+        ax.set_ylabel(key)
+        _mark_stages(ax, spans)
+        ax.grid(alpha=0.3)
+        if truth is not None and truth != 0:
+            twin = ax.twinx()
+            twin.semilogy(steps, np.abs(values - truth) / abs(truth), ":", color="C2", lw=1.1)
+            twin.set_ylabel("relative error", color="C2", fontsize=8)
+            _tidy_log_axis(twin)
+        ax.legend(fontsize=7, loc="best")
+    axs[-1].set_xlabel("step")
+    _name_stages(fig, axs[0], spans)
+    return fig
+
+
 def error_vs_time(t: np.ndarray, rel_l2_per_t, path: str | Path, *, title: str = "",
                   rel_l2_exact_per_t=None) -> Path:
     """The relative L2 error of each time slice against t, log scale: against the FD

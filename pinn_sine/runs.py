@@ -133,7 +133,9 @@ def run_config(*, problem, problem_options: dict, net: nn.Module, stages, option
         "config_version": CONFIG_VERSION,
         "run_id": uuid.uuid4().hex,
         "problem": {"name": problem.name, "options": problem_options, "constraint": problem.constraint,
-                    "params": problem.params()},
+                    "params": problem.params(),
+                    # an inverse problem's unknowns and observations (absent for a forward one)
+                    **({"inverse": problem.inverse_record()} if problem.inverse_record() is not None else {})},
         "net": getattr(net, "config", {}),
         "stages": [s.describe() for s in stages],
         "options": options,

@@ -93,6 +93,11 @@ class TrainResult:
             user's ``metrics``), from the last evaluated history row.
         stalls: one dict per stage that stalled: "index" (its position), "stage" (its
             label), "step" (global step), "stage_step" and "steps" (planned), "message".
+        coefficients: the final value of each unknown of an inverse problem
+            (:meth:`~pinn_sine.problems.Problem.declare_unknown`), which the history also
+            logs at every logged step as ``coef_<name>`` (``coef_<name>_rms`` for a
+            vector); empty for a forward problem. Their standard errors:
+            :func:`pinn_sine.inverse.estimate`.
     """
 
     net: nn.Module
@@ -106,6 +111,7 @@ class TrainResult:
     stop_message: str = ""
     metrics: dict = field(default_factory=dict)
     stalls: list = field(default_factory=list)
+    coefficients: dict = field(default_factory=dict)
 
     def history_table(self) -> tuple[list[str], list[list]]:
         """Columns and rows of the history (for CSV)."""
@@ -550,7 +556,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     if stall is not None and not isinstance(stall, Stall):
         raise TypeError(f"stall must be a pinn_sine.Stall (e.g. Stall(window=0.1, rtol=1e-5)) or None, got {stall!r}.")
     terms = [t.name for t in problem.terms()] if problem.has_terms else []
-    reserved = {"step", "phase", "loss", "time", "stalled", *terms, *(f"w_{t}" for t in terms), *STAGE_COLUMNS}
+    reserved = {"step", "phase", "loss", "time", "stalled", *terms, *(f"w_{t}" for t in terms), *STAGE_COLUMNS,
+                *coefficient_columns(problem)}
     if causal is not None:
         reserved |= {f"{causal.term}_causal", *(f"causal_w{i}" for i in range(causal.chunks))}
     exact_known = reference is not None and problem.exact_solution is not None
@@ -576,7 +583,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     if resume is not None:
         ck = load_checkpoint(resume)
         check_compatible(resume, ck["meta"], problem=problem.name, problem_params=problem.params(),
-                         net_config=getattr(net, "config", {}))
+                         net_config=getattr(net, "config", {}), inverse=problem.inverse_record())
         stored = [d["stage"] for d in ck["meta"]["stages"]]
         if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
             raise ValueError(f"{resume} was written by a run with the stages {stored}; this run has "
@@ -587,6 +594,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         except RuntimeError as err:
             reason = str(err).splitlines()[0]
             raise CheckpointError(resume, f"its weights do not fit this network ({reason}).") from None
+        _load_coefficients(resume, problem, ck.get("coefficients", {}))
         ranks = ck.get("ranks")
         if not isinstance(ranks, list) or not ranks:
             raise CheckpointError(resume, "lacks the per-process sampling state ('ranks').")
@@ -635,7 +643,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             return
         meta = {"phase": phase, "history": result.history, "final_losses": result.final_losses,
                 "elapsed": elapsed(), "problem": problem.name,
-                "problem_params": problem.params(), "net": getattr(net, "config", {}),
+                "problem_params": problem.params(), "inverse": problem.inverse_record(),
+                "net": getattr(net, "config", {}),
                 "weighting": weighting.state_dict(), "stages": [s.describe() for s in stages[:index + 1]],
                 "train": {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
                           "causal": None if causal is None else causal.describe(),
@@ -644,7 +653,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                 "stall": {"stalls": result.stalls,
                           "detector": None if detector is None else detector.state_dict(reduce)}}
         save_checkpoint(checkpoint, step=run.offset + done, net=net, stage=index, stage_step=done,
-                        stages=states, generator=run.generator, meta=meta, ranks=ranks)
+                        stages=states, generator=run.generator, meta=meta, ranks=ranks,
+                        coefficients=problem.coefficients())
 
     def log(stage: Stage, done: int, res, evaluate_now: bool, exact_fields, stalled_now: bool = False) -> dict:
         names = list(res.terms)
@@ -663,6 +673,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if causal is not None:
             row.update(causal.log())
         row.update(res.extra)
+        row.update(coefficient_columns(problem))
         row["time"] = elapsed()
         if evaluate_now and ctx.is_main and metric_list:
             row.update(measure(row, stage))
@@ -721,6 +732,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                                                               for r in result.stalls)
         last = next((r for r in reversed(result.history) if any(c in r for c in metric_names)), {})
         result.metrics = {c: last[c] for c in metric_names if c in last}
+        result.coefficients = problem.coefficient_values()
         result.timings = {"total": time.perf_counter() - t0 + t_offset, **stage_times,
                           "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
 
@@ -830,6 +842,33 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         if limit is not None:
             warnings.warn(limit, RuntimeWarning, stacklevel=2)
     return result
+
+
+def coefficient_columns(problem: Problem) -> dict[str, float]:
+    """The history columns of the unknowns: ``coef_<name>`` for a scalar, ``coef_<name>_rms``
+    (the root mean square of the entries) for a vector."""
+    out = {}
+    for name, value in problem.coefficient_values().items():
+        if isinstance(value, list):
+            out[f"coef_{name}_rms"] = math.sqrt(sum(v * v for v in value) / len(value))
+        else:
+            out[f"coef_{name}"] = value
+    return out
+
+
+def _load_coefficients(path, problem: Problem, stored: dict) -> None:
+    """Put the checkpoint's raw coefficients into the problem's, in place (the stages hold
+    these very tensors)."""
+    mine = problem.coefficients()
+    if set(stored) != set(mine):
+        raise CheckpointError(path, f"holds the problem coefficients {sorted(stored)}, this run has "
+                                    f"{sorted(mine)}. Resume with the same unknowns, or start afresh.")
+    with torch.no_grad():
+        for name, value in stored.items():
+            if value.shape != mine[name].shape:
+                raise CheckpointError(path, f"its coefficient {name!r} has shape {tuple(value.shape)}, this run's "
+                                            f"{tuple(mine[name].shape)}.")
+            mine[name].copy_(value)
 
 
 @contextmanager

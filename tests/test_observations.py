@@ -323,9 +323,13 @@ def test_scale_and_residual():
 
     sigma = torch.tensor([[0.1], [0.2], [0.3], [0.4]], dtype=torch.float64)
     noisy = Observations.from_arrays(points, values, sigma, input_names=("t", "x"))
-    assert torch.equal(noisy.scale(), sigma.expand(4, 2))
+    # the column's RMS, weighted by each point's noise relative to the mean noise (0.25)
+    expected = rms * sigma.expand(4, 2) / 0.25
+    assert torch.allclose(noisy.scale(), expected, rtol=1e-15, atol=0)
     u = values + 1.0
-    assert torch.allclose(noisy.residual(u), 1.0 / sigma.expand(4, 2), rtol=1e-15, atol=0)
+    assert torch.allclose(noisy.residual(u), 1.0 / expected, rtol=1e-15, atol=0)
+    same = Observations.from_arrays(points, values, torch.full((4, 1), 0.3), input_names=("t", "x"))
+    assert torch.allclose(same.scale(), blind.scale(), rtol=1e-15, atol=0)  # equal noise: no weighting
     with pytest.raises(ValueError, match=r"u has shape \(4, 1\); the residual needs the network at the 4 observation "
                                          r"points, \(4, 2\)"):
         noisy.residual(torch.zeros(4, 1, dtype=torch.float64))

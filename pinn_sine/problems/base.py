@@ -243,6 +243,9 @@ class Problem:
     default_first_omega: float | None = None
     #: suggested Adam learning rate
     default_lr: float = 1e-3
+    #: inputs in which the solution is periodic, name -> period; build_net makes the
+    #: network exactly periodic in them (:class:`~pinn_sine.nets.PeriodicEncoding`)
+    periodic: dict[str, float] = {}
     #: "soft" (data as loss terms) or "hard" (data built into the network, :meth:`constrain`)
     constraint: str = "soft"
     #: whether ``constraint="hard"`` is available (:meth:`hard_constraint`)
@@ -261,6 +264,12 @@ class Problem:
     #: could not honour, keys the field by ``reference_params(None)`` and the data's
     #: SHA-256, and reads it every time instead of caching it (the file is its own store)
     reference_from_data: ClassVar[bool] = False
+    #: the parameters an inverse problem may recover (:meth:`declare_unknown`): name ->
+    #: the infimum of its admissible values (0.0: must be positive, which makes a lower
+    #: bound of 0 the default), or None (any real). The problem reads each through
+    #: :meth:`coefficient` in its residuals, and keeps the defining value (the attribute
+    #: of the same name) in its normalisations, reference and cache key.
+    unknown_parameters: ClassVar[dict[str, float | None]] = {}
 
     def __new__(cls, *args, **kwargs):
         _check_class(cls)
@@ -279,6 +288,15 @@ class Problem:
 
             params._records_fixed_sets = True
             cls.params = params
+        # terms() gains the "data" term of attached observations (observe()) the same way.
+        own_terms = cls.__dict__.get("terms")
+        if isinstance(own_terms, FunctionType) and not getattr(own_terms, "_adds_data", False):
+            @functools.wraps(own_terms)
+            def terms(self):
+                return self._with_data_term(own_terms(self))
+
+            terms._adds_data = True
+            cls.terms = terms
 
     @property
     def in_dim(self) -> int:
@@ -332,11 +350,17 @@ class Problem:
         interior, and what is sized relative to it); a fixed set keeps its own size, and a
         problem whose every point set is fixed ignores ``n`` (without a :meth:`sample`,
         nothing is drawn and ``generator`` is untouched)."""
+        obs = self.observations
+        if obs is not None:  # the observation points: fixed, and no business of sample()'s
+            return {**self._draw(n, generator, progress), "observations": obs.points.clone()}
+        return self._draw(n, generator, progress)
+
+    def _draw(self, n: int, generator: torch.Generator, progress: float) -> dict[str, Tensor]:
         fixed = self._fixed()
         if not fixed:
             return self.sample(n, generator, progress=progress)
         if type(self).sample is Problem.sample:
-            loose = [k for k in self.derivatives if k not in fixed]
+            loose = [k for k in self.derivatives if k not in fixed and k != "observations"]
             if loose:
                 raise NotImplementedError(f"{type(self).__name__} fixes only {sorted(fixed)} and has no sample() for "
                                           f"its other point sets {loose}; fix them too, or define sample().")
@@ -494,9 +518,135 @@ class Problem:
         """The problem's trainable coefficients (name -> tensor with requires_grad),
         fitted together with the network by every stage: the columns after the
         network's in the Jacobian (:class:`~pinn_sine.derivatives.Linearization`) and
-        extra parameters for Adam and L-BFGS. Default: none. An inverse problem returns
-        its unknowns here and reads them in its residuals."""
-        return {}
+        extra parameters for Adam and L-BFGS. Default: the raw values of the parameters
+        declared unknown (:meth:`declare_unknown`), none for a forward problem. A problem
+        may also return coefficients of its own here and read them in its residuals."""
+        return dict(self.__dict__.get("_raw", {}))
+
+    # ----- inverse problems: unknown parameters and observations ------------------------
+    def declare_unknown(self, name: str, guess, *, lower: float | None = None,
+                        upper: float | None = None) -> "Problem":
+        """Make the parameter ``name`` unknown: a trainable coefficient that every stage
+        fits with the network, starting from ``guess`` and kept inside [lower, upper] by
+        a transform (:mod:`pinn_sine.problems.unknowns`). A parameter that must be
+        positive (``unknown_parameters[name] == 0``) gets ``lower=0`` unless given. The
+        defining value (``self.<name>``, the constructor's) stays what the reference,
+        the cache key and the loss normalisations use; the learned value is a result
+        (:meth:`coefficient_values`). Returns the problem, so calls chain.
+
+        Raises:
+            ValueError: a parameter the problem cannot recover (the ones it can are
+                listed), bounds that exclude the guess or admit inadmissible values, a
+                parameter declared twice.
+        """
+        from .unknowns import Unknown
+
+        allowed = type(self).unknown_parameters
+        if name not in allowed:
+            have = sorted(allowed) if allowed else "none"
+            raise ValueError(f"{type(self).__name__} has no parameter {name!r} that can be unknown; the parameters "
+                             f"it can recover: {have}.")
+        unknowns = self.__dict__.setdefault("_unknowns", {})
+        if name in unknowns:
+            raise ValueError(f"{type(self).__name__}: {name!r} is already unknown ({unknowns[name].describe()}); "
+                             "declare each parameter once.")
+        floor = allowed[name]
+        if floor is not None:
+            if lower is None:
+                lower = floor
+            elif lower < floor:
+                raise ValueError(f"{type(self).__name__}: the lower bound {lower:g} of {name!r} admits values below "
+                                 f"{floor:g}, which the parameter cannot take; use lower >= {floor:g}.")
+        unknown = Unknown(name, guess, lower, upper)
+        expected = self._unknown_shape(name)
+        if unknown.shape != expected:
+            raise ValueError(f"{type(self).__name__}: {name!r} is "
+                             + (f"a vector of {expected[0]} entries" if expected else "a scalar")
+                             + f", got a guess of shape {unknown.shape}.")
+        unknowns[name] = unknown
+        self.__dict__.setdefault("_raw", {})[name] = unknown.initial()
+        return self
+
+    def _unknown_shape(self, name: str) -> tuple[int, ...]:
+        """The shape of the unknown ``name`` (a scalar by default; a problem with a
+        vector unknown, e.g. a velocity expansion, overrides this)."""
+        return ()
+
+    @property
+    def unknowns(self) -> "dict[str, object]":
+        """The declared unknowns, name -> :class:`~pinn_sine.problems.unknowns.Unknown`."""
+        return dict(self.__dict__.get("_unknowns", {}))
+
+    def coefficient(self, name: str):
+        """The value of parameter ``name`` in the residuals: the transformed trainable
+        coefficient where it is unknown (a tensor), else the defining value."""
+        unknown = self.__dict__.get("_unknowns", {}).get(name)
+        if unknown is None:
+            return getattr(self, name)
+        return unknown.value(self.__dict__["_raw"][name])
+
+    def coefficient_values(self) -> dict[str, float | list[float]]:
+        """The current value of every unknown (a number, or a list for a vector)."""
+        out = {}
+        for name, unknown in self.unknowns.items():
+            v = unknown.value(self.__dict__["_raw"][name].detach())
+            out[name] = v.tolist()
+        return out
+
+    def observe(self, observations) -> "Problem":
+        """Fit the network to point observations too: a loss term "data" of kind "data"
+        reading the point set "observations" (the observation points, the same at every
+        draw), with rows (u(x_i) - y_i) / s_i, s_i the observation's noise level or,
+        without one, the RMS of the values (:meth:`Observations.residual
+        <pinn_sine.observations.Observations.residual>`). Weight it like any term:
+        ``train(weights={"data": w})``. Returns the problem.
+
+        Raises:
+            ValueError: observations of other inputs or outputs than the problem's, or
+                points outside its domain; a problem that does not declare its terms.
+        """
+        from ..observations import Observations
+
+        if not isinstance(observations, Observations):
+            raise TypeError(f"observe() takes a pinn_sine.observations.Observations, got {observations!r}; "
+                            "read one with Observations.from_file(path) or make one with Observations.from_arrays.")
+        if not self.has_terms:
+            raise ValueError(f"{type(self).__name__} does not declare terms(); observations add a term to them.")
+        if "observations" in type(self).derivatives or (
+                "observations" in self.derivatives and self.observations is None):
+            raise ValueError(f"{type(self).__name__} already has a point set named 'observations'.")
+        observations.check(self)
+        self.__dict__["_observations"] = observations
+        self.derivatives = {**{k: v for k, v in self.derivatives.items() if k != "observations"},
+                            "observations": DerivativeSpec()}
+        return self
+
+    @property
+    def observations(self):
+        """The attached :class:`~pinn_sine.observations.Observations` (:meth:`observe`), or None."""
+        return self.__dict__.get("_observations")
+
+    def _with_data_term(self, terms):
+        obs = self.observations
+        if obs is None:
+            return terms
+        terms = tuple(terms)
+        if any(t.name == "data" for t in terms):
+            raise ValueError(f"{type(self).__name__}.terms() already has a term 'data'; observations add one.")
+
+        def data(jets, batch, obs=obs):
+            return obs.residual(jets["observations"].u)
+
+        return terms + (Term("data", ("observations",), "data", data),)
+
+    def inverse_record(self) -> dict | None:
+        """What makes this an inverse problem, JSON (config.json, checkpoints): the
+        unknowns' declarations and the observations' record; None for a forward problem."""
+        unknowns, obs = self.unknowns, self.observations
+        if not unknowns and obs is None:
+            return None
+        return {"unknowns": {k: u.describe() for k, u in unknowns.items()},
+                "observations": None if obs is None else obs.record()}
 
     @property
     def has_exact(self) -> bool:

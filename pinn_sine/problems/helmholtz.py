@@ -99,6 +99,7 @@ class Helmholtz2D(Problem):
     """
 
     name = "helmholtz2d"
+    unknown_parameters = {"k": 0.0}
     bad_params = ({"k": 0.0}, {"a1": -1.0}, {"boundary_fraction": 0.0})
     check_resolution = 17
     input_names = ("x", "y")
@@ -171,7 +172,8 @@ class Helmholtz2D(Problem):
         ji = jets["interior"]
         dtype = ji.u.dtype
         f = batch["f"].to(dtype) if "f" in batch else self.source(batch["interior"].double()).to(dtype)
-        return (ji.laplacian(("x", "y")) + self.k ** 2 * ji.u - f) / math.sqrt(self._pde_scale)
+        k = self.coefficient("k")  # the trainable k where it is unknown; f and the scale keep the defining k
+        return (ji.laplacian(("x", "y")) + k ** 2 * ji.u - f) / math.sqrt(self._pde_scale)
 
     def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u - g) / sqrt(<u^2>) at the boundary points (n_b, 1)."""

@@ -191,6 +191,7 @@ class Wave1D(_WaveProblem):
     """
 
     name = "wave1d"
+    unknown_parameters = {"c": 0.0}
     bad_params = ({"c": 0.0}, {"t_max": -1.0}, {"fd_refine": 0})
     check_resolution = 9
     input_names = ("t", "x")
@@ -267,7 +268,8 @@ class Wave1D(_WaveProblem):
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u_tt - c^2 u_xx) / (c^2 sqrt(<u_xx^2>)) at the interior points (n, 1)."""
         ji = jets["interior"]
-        return (ji.d2("t", "t") - self.c ** 2 * ji.d2("x", "x")) / (self.c ** 2 * math.sqrt(self._l2))
+        c = self.coefficient("c")  # the trainable c where it is unknown; the normalisation keeps the defining c
+        return (ji.d2("t", "t") - c ** 2 * ji.d2("x", "x")) / (self.c ** 2 * math.sqrt(self._l2))
 
     def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
@@ -409,6 +411,7 @@ class Wave2D(_WaveProblem):
     """
 
     name = "wave2d"
+    unknown_parameters = {"c": 0.0}
     bad_params = ({"c": 0.0}, {"source_width": 0.0}, {"fd_refine": 0})
     check_resolution = 9
     input_names = ("t", "x", "y")
@@ -478,8 +481,16 @@ class Wave2D(_WaveProblem):
         return exp(-r2 / (2 * self.width ** 2))
 
     def speed(self, x: Tensor, y: Tensor) -> Tensor | float:
-        """c at x, y (n, 1) -> (n, 1) or a float."""
+        """c at x, y (n, 1) -> (n, 1) or a float: the trainable c where it is unknown."""
+        if "c" in self.unknowns:
+            return self.coefficient("c")
         return self.speed_model(x, y)
+
+    def _unknown_shape(self, name: str) -> tuple[int, ...]:
+        if self.c_fn is not None:
+            raise ValueError("Wave2D: c can be unknown only for a constant wave speed (c=1.0, say); this problem's "
+                             "c is a function of position.")
+        return ()
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         out = self._base_sets(n, generator, progress)
