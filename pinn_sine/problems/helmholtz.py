@@ -16,8 +16,10 @@ natural size of a unit point source's field (mean over the physical region).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -32,6 +34,7 @@ from ..validation import fd
 from ..validation.fd.helmholtz import ResolutionError
 from ..validation.fd.pml import DEFAULT_PROFILE, physical_mask, pml_sigma, pml_sigma_prime
 from ..validation.reference import ReferenceField
+from .background import FAR_WIDTHS, GaussianBackground
 from .base import (Problem, Term, describe_callable, exact_laplacian, manufactured_box_batch,
                    manufactured_box_constraint, manufactured_boundary_target)
 from .callables import check_solution
@@ -52,6 +55,16 @@ DEFAULT_PML_STRENGTH = 60.0
 #: the Gaussian's own tail makes even the exact free-space field differ from
 #: (i/4) H0(k r) by 3e-3 (omega 10) over r > 2 widths, 3e-6 over r > 4 widths.
 HANKEL_R_MIN = 4.0
+#: HelmholtzPointSource's formulations: the network is the total field u, or the
+#: scattered field u_s = u - u_b around the analytic background u_b (class docstring)
+FORMULATIONS = ("total", "scattered")
+#: the named configurations of HelmholtzPointSource (``preset``): the values they give
+#: omega and source_width; None is the package's default case
+PRESETS = {None: {"omega": 10.0, "source_width": 0.05},
+           # SIREN's Helmholtz experiment (Sitzmann et al. 2020, Sec. 4.3 and its code)
+           "siren": {"omega": 20.0, "source_width": 0.01}}
+#: background fields kept per problem (by the points' content), e.g. the reference grid
+BACKGROUND_CACHE_SIZE = 4
 
 
 def _resolution_error(err: ResolutionError, resolution: int, side: float) -> ValueError:
@@ -249,6 +262,31 @@ class HelmholtzPointSource(Problem):
     domain), as the SIREN code does, and the rest uniformly over the whole domain
     (layer included).
 
+    Scattered-field formulation (``formulation="scattered"``; Song & Alkhalifah 2021,
+    "Solving the frequency-domain acoustic VTI wave equation using physics-informed
+    neural networks"): the network is u_s = u - u_b, where u_b is the field of the
+    same source in the uniform background speed c0 (``background_velocity``, default
+    c at the source), known exactly (:mod:`pinn_sine.problems.background`, Graf's
+    addition theorem): Lap u0 + k0^2 u0 = -f, k0 = omega / c0, continued into the layer
+    as u_b(x) = u0(x~) with the layer's complex coordinates x~ (dx~_a/dx_a = s_a), so
+    that the stretched operator L_s acts on it as the Laplacian in x~. Then
+
+        L_s u_s + (omega/c)^2 u_s + f_s = 0,
+        f_s = (omega^2/c^2 - omega^2/c0^2) u_b + f 1[r >= 9 w]     (r = |x - x0|),
+        u_s = -u_b on the outer boundary,
+
+    the same equation as the total formulation's for u = u_b + u_s (L_s u_b + k^2 u_b + f
+    = f_s exactly: Graf's formula solves for f within 9 source widths and the far-field
+    Hankel form for 0 beyond, where f < 2.6e-18 of its peak); f_s is smooth wherever c
+    is, and zero for a uniform c = c0, so the nearly singular source is gone from what
+    the network learns. The losses are those of u = u_b + u_s (the same scales), so the
+    two formulations' loss values mean the same. f_s at the interior points and u_b at
+    the boundary points are computed when a batch is drawn (its data entries
+    "f_scattered" and "u0_boundary", float64), :meth:`predict` adds u_b to the
+    network's output, so the reference (the total field), ``evaluate``, the figures
+    and ``export`` judge both formulations alike. The layer must lie beyond 9 source
+    widths of the source (ValueError otherwise).
+
     The reference is the FD solution on a ``resolution``^2 node grid of [-1, 1]^2 with
     fields "u_real", "u_imag" and mask = the physical region (errors exclude the layer):
     order 4 by Richardson extrapolation of the 5-point solutions at ``resolution`` and
@@ -258,12 +296,19 @@ class HelmholtzPointSource(Problem):
 
     Defaults: omega = 10 and width 0.05, so the physical region is 1.6 wavelengths
     across and the whole domain 3.2 (SIREN used omega = 20 and width 0.01, which takes
-    far longer to train); a 257^2 reference has 80 points per wavelength. A 64 x 3 SIREN
+    far longer to train: ``preset="siren"``, :meth:`siren_case`); a 257^2 reference has
+    80 points per wavelength (40 for the SIREN case, where the Richardson estimate of
+    the 257^2 reference is 4.4e-5 (uniform), 3.8e-5 (square) and 4.2e-5 (circle, both
+    with edges 0.02), 9.9e-7 and 7.4e-7 at 513^2; with sharp edges the estimate does not
+    hold: the 257^2 and 513^2 solutions of the sharp square differ by 1.9e-2 over the
+    physical region, as a jump in c breaks the smooth error expansion that Richardson
+    extrapolation assumes). A 64 x 3 SIREN
     (first omega 10) reached 3.3e-3 (uniform) and 1.3e-2 (square) rel L2 against it over
     the physical region after 2000 Adam steps (benchmarks/helmholtz.py).
 
     Args:
-        omega: angular frequency (> 0); the wavenumber is omega / c.
+        omega: angular frequency (> 0); the wavenumber is omega / c; default 10 (20 under
+            preset="siren").
         velocity: the wave speed c(x, y) > 0: "uniform" (c = 1), "square" (c = 2 in
             |x|, |y| < 0.3, else 1), "circle" (c = 2 in r < 0.1, else 1), both with
             edges smoothed over ``velocity_edge``, a positive
@@ -278,7 +323,8 @@ class HelmholtzPointSource(Problem):
             c puts a jump in Lap u that a smooth network cannot follow: 1000 SIREN steps
             (source_fraction 0.2) reached 0.26 rel L2 with e = 0 and 0.088 with e = 0.02.
         source_center: (x0, y0) inside the physical region.
-        source_width: the Gaussian's standard deviation w (> 0).
+        source_width: the Gaussian's standard deviation w (> 0); default 0.05 (0.01 under
+            preset="siren").
         pml_width: layer thickness on each side, 0 < pml_width < 1 (default 0.5).
         pml_strength: sigma at the outer boundary (>= 0); the default 60 makes the layer
             reflectionless to the reference's accuracy (see DEFAULT_PML_STRENGTH); the
@@ -292,10 +338,19 @@ class HelmholtzPointSource(Problem):
         constraint: "soft" only: there are no Dirichlet data to build into the network
             (the source enters through the equation, the layer damps what leaves); "hard"
             raises.
+        formulation: "total" (the network is u) or "scattered" (the network is u - u_b,
+            see above).
+        background_velocity: c0 of the scattered formulation's background (> 0; only
+            with formulation="scattered"); None: the velocity model's value at the source.
+        preset: a named configuration that sets omega and source_width: None (10 and
+            0.05) or "siren" (SIREN's case: 20 and 0.01); giving omega or source_width
+            with another value than the preset's raises. omega and source_width default
+            to the preset's values.
     """
 
     name = "helmholtz-point-source"
-    bad_params = ({"omega": 0.0}, {"source_width": -0.1}, {"pml_strength": -1.0}, {"velocity": 0.0})
+    bad_params = ({"omega": 0.0}, {"source_width": -0.1}, {"pml_strength": -1.0}, {"velocity": 0.0},
+                  {"formulation": "incident"}, {"preset": "sitzmann"}, {"background_velocity": 1.5})
     check_resolution = 41
     input_names = ("x", "y")
     out_dim = 2
@@ -309,11 +364,24 @@ class HelmholtzPointSource(Problem):
     default_first_omega = 10.0
     default_lr = 1e-3
 
-    def __init__(self, omega: float = 10.0, *, velocity="uniform", velocity_edge: float = DEFAULT_EDGE,
-                 source_center=(0.0, 0.0), source_width: float = 0.05,
+    def __init__(self, omega: float | None = None, *, velocity="uniform", velocity_edge: float = DEFAULT_EDGE,
+                 source_center=(0.0, 0.0), source_width: float | None = None,
                  pml_width: float = DEFAULT_PML_WIDTH, pml_strength: float = DEFAULT_PML_STRENGTH,
                  sampler: str = "uniform", boundary_fraction: float = 0.25,
-                 source_fraction: float = 0.05, source_radius: float = 3.0, constraint: str = "soft"):
+                 source_fraction: float = 0.05, source_radius: float = 3.0, constraint: str = "soft",
+                 formulation: str = "total", background_velocity: float | None = None, preset: str | None = None):
+        if preset not in PRESETS:
+            raise ValueError(f"Invalid preset {preset!r}. Must be one of {list(PRESETS)} (None: the default case, "
+                             "omega 10 and source width 0.05; 'siren': SIREN's, omega 20 and width 0.01).")
+        self.preset = preset
+        given = {"omega": omega, "source_width": source_width}
+        for key, value in given.items():
+            if value is None:
+                given[key] = PRESETS[preset][key]
+            elif preset is not None and value != PRESETS[preset][key]:
+                raise ValueError(f"{key}={value!r} contradicts preset={preset!r}, which sets {key}="
+                                 f"{PRESETS[preset][key]!r}; drop {key} (or the preset, and give every value).")
+        omega, source_width = given["omega"], given["source_width"]
         if constraint != "soft":
             raise ValueError(f"HelmholtzPointSource has no hard constraint (got constraint={constraint!r}): it has no "
                              "Dirichlet data to build into the network; the point source enters through the "
@@ -349,10 +417,99 @@ class HelmholtzPointSource(Problem):
         self.source_fraction = float(source_fraction)
         self.source_radius = positive("source_radius", source_radius, "use e.g. source_radius=3.0 (in widths).")
         self._init_velocity(velocity, velocity_edge)
+        self._init_formulation(formulation, background_velocity)
         self.derivatives = {"interior": DerivativeSpec(first=("x", "y"), second=(("x", "x"), ("y", "y"))),
                             "boundary": DerivativeSpec()}
         self._f2 = self._source_scale()
         self._u2 = self._green_scale()
+
+    @classmethod
+    def siren_case(cls, velocity="square", *, sharp: bool = True, **kwargs) -> "HelmholtzPointSource":
+        """SIREN's Helmholtz case (``preset="siren"``: omega 20, source width 0.01) in the
+        velocity model ``velocity`` ("uniform", "square" or "circle"), with SIREN's sharp
+        inclusion edges (``sharp``: velocity_edge = 0) or edges smoothed over the default
+        0.02 (what a smooth network and the reference's Richardson estimate need; class
+        docstring). Other keywords go to the constructor. From the command line:
+        ``pinn-sine solve helmholtz-point-source --preset siren --velocity square
+        --velocity-edge 0``."""
+        if velocity in ("square", "circle"):
+            kwargs.setdefault("velocity_edge", 0.0 if sharp else DEFAULT_EDGE)
+        elif not sharp:
+            raise ValueError(f"sharp=False smooths the edges of the inclusions 'square' and 'circle'; velocity="
+                             f"{velocity!r} has none. Leave sharp at its default.")
+        return cls(preset="siren", velocity=velocity, **kwargs)
+
+    # ----- the scattered-field formulation --------------------------------------------------
+    def _init_formulation(self, formulation: str, background_velocity) -> None:
+        if formulation not in FORMULATIONS:
+            raise ValueError(f'Invalid formulation "{formulation}". Must be one of {list(FORMULATIONS)}: the network '
+                             "is the total field u, or the scattered field u - u_b around the analytic background.")
+        self.formulation = formulation
+        if background_velocity is not None and formulation != "scattered":
+            raise ValueError(f"background_velocity={background_velocity!r} sets c0 of the scattered formulation's "
+                             f"background field; formulation={formulation!r} has none. Use formulation='scattered' "
+                             "or leave background_velocity at None.")
+        centre = torch.tensor([self.center], dtype=torch.float64)
+        if background_velocity is None:
+            self.c0 = float(self.speed_values(centre)[0, 0])
+            self.background_velocity = None
+        else:
+            self.c0 = self.background_velocity = positive(
+                "background_velocity", background_velocity, "give the wave speed c0 > 0 of the background, or None "
+                "for the velocity model's value at the source.")
+        far = FAR_WIDTHS * self.width
+        (px0, px1), (py0, py1) = self.physical
+        gap = min(self.center[0] - px0, px1 - self.center[0], self.center[1] - py0, py1 - self.center[1])
+        if formulation == "scattered" and gap < far:
+            raise ValueError(f"formulation='scattered' needs the PML at least {FAR_WIDTHS:g} source widths "
+                             f"({far:g}) from the source, where its field is the analytic far field; source_center="
+                             f"{self.center} is {gap:g} from the layer (pml_width={self.pml_width:g}). Move the source "
+                             f"inward, narrow it (source_width <= {gap / FAR_WIDTHS:.4g}) or thin the layer.")
+        self.background_field = GaussianBackground(self.omega / self.c0, self.width, self.center)
+        self._layer = {"bounds": self.domain, "width": self.pml_width, "strength": self.pml_strength,
+                       "omega": self.omega, "profile": DEFAULT_PROFILE}
+        self._background_cache: OrderedDict = OrderedDict()
+
+    def _background_arrays(self, x: Tensor, derivatives: bool = False) -> dict[str, np.ndarray]:
+        """:meth:`GaussianBackground.field` at x (n, 2) with this problem's layer (float64)."""
+        pts = x.detach().to("cpu", torch.float64).numpy()
+        return self.background_field.field(pts, layer=self._layer, derivatives=derivatives)
+
+    def background(self, x: Tensor, *, derivatives: bool = False):
+        """The background field u_b at the points x (n, 2): its real and imaginary parts,
+        (n, 2) float64 on x's device (class docstring: u0 of the source in the uniform
+        speed c0, continued into the layer as u0(x~)). With ``derivatives``, a dict of
+        such (n, 2) tensors: "u", "u_x", "u_y", "u_xx", "u_yy", "u_xy" (derivatives in the
+        physical coordinates x, y, which inside the layer include the stretch). Kept per
+        point set (by content) for the last few sets, so that the reference grid's is
+        computed once."""
+        pts = x.detach().to("cpu", torch.float64).contiguous()
+        key = (hashlib.sha1(pts.numpy().tobytes()).hexdigest(), tuple(pts.shape), derivatives)
+        out = self._background_cache.get(key)
+        if out is None:
+            arrays = self._background_arrays(pts, derivatives)
+            names = ("u", "u_x", "u_y", "u_xx", "u_yy", "u_xy") if derivatives else ("u",)
+            out = {k: torch.from_numpy(np.stack([arrays[k].real, arrays[k].imag], axis=1)) for k in names}
+            self._background_cache[key] = out
+            while len(self._background_cache) > BACKGROUND_CACHE_SIZE:
+                self._background_cache.popitem(last=False)
+        else:
+            self._background_cache.move_to_end(key)
+        out = {k: v.to(x.device) for k, v in out.items()}
+        return out if derivatives else out["u"]
+
+    def scattered_source(self, x: Tensor) -> Tensor:
+        """f_s = (omega^2/c^2 - omega^2/c0^2) u_b + f 1[r >= 9 w] at x (n, 2): the source
+        term of the scattered formulation (class docstring), real and imaginary parts,
+        (n, 2) float64."""
+        xd = x.detach().to("cpu", torch.float64)
+        arrays = self._background_arrays(xd)
+        u_b = torch.from_numpy(np.stack([arrays["u"].real, arrays["u"].imag], axis=1))
+        dk2 = self.omega ** 2 * (1 / self.speed_values(xd) ** 2 - 1 / self.c0 ** 2)
+        # f - f_b: f where the background's formula has no source (beyond 9 widths), else 0
+        far = torch.from_numpy(arrays["f_b"] == 0).reshape(-1, 1)
+        rest = torch.where(far, self.source(xd), torch.zeros((), dtype=torch.float64))
+        return (dk2 * u_b + torch.cat([rest, torch.zeros_like(rest)], dim=1)).to(x.device)
 
     # ----- the velocity model --------------------------------------------------------------
     def _init_velocity(self, velocity, edge) -> None:
@@ -391,13 +548,18 @@ class HelmholtzPointSource(Problem):
             out[f"b{a}_im"] = -p * (1 - 3 * q * q) / d ** 3
         return out
 
-    def residual(self, jet: Jet, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, 1)."""
+    def residual(self, jet: Jet, x: Tensor, source: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, 1);
+        ``source`` (n, 2), real and imaginary parts, in place of f (the scattered
+        formulation's f_s, with u the scattered field)."""
         coef = self.pml_coefficients(x)
         k2 = (self.omega / self.speed_values(x)) ** 2
-        f = self.source(x)
-        re = k2 * jet.u[:, 0:1] + f
-        im = k2 * jet.u[:, 1:2]
+        if source is None:
+            re = k2 * jet.u[:, 0:1] + self.source(x)
+            im = k2 * jet.u[:, 1:2]
+        else:
+            re = k2 * jet.u[:, 0:1] + source[:, 0:1]
+            im = k2 * jet.u[:, 1:2] + source[:, 1:2]
         for a in ("x", "y"):
             u_aa, u_a = jet.d2(a, a), jet.d(a)
             ar, ai, br, bi = coef[f"a{a}_re"], coef[f"a{a}_im"], coef[f"b{a}_re"], coef[f"b{a}_im"]
@@ -406,6 +568,17 @@ class HelmholtzPointSource(Problem):
         return re, im
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
+        """The interior and outer-wall points; under the scattered formulation also the
+        data "f_scattered" (f_s at the interior points) and "u0_boundary" (u_b at the wall
+        points), (n, 2) float64, computed here once per draw."""
+        batch = self._points(n, generator)
+        if self.formulation == "scattered":
+            batch["f_scattered"] = self.scattered_source(batch["interior"])
+            u_b = self._background_arrays(batch["boundary"])["u"]
+            batch["u0_boundary"] = torch.from_numpy(np.stack([u_b.real, u_b.imag], axis=1))
+        return batch
+
+    def _points(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         n_s = int(round(self.source_fraction * n))
         xu = sampling.box(n - n_s, self.domain, generator, self.sampler)
         xs = clip(sampling.near_point(n_s, self.center, self.source_radius * self.width, generator), self.domain)
@@ -413,15 +586,26 @@ class HelmholtzPointSource(Problem):
         return {"interior": torch.cat([xu, xs]), "boundary": sampling.box_boundary(n_b, self.domain, generator)}
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """(Re, Im) of the stretched residual / sqrt(<f^2>) at the interior points (n, 2)."""
+        """(Re, Im) of the stretched residual / sqrt(<f^2>) at the interior points (n, 2)
+        (of u_b + u_s under the scattered formulation: the source f_s in place of f)."""
         ji = jets["interior"]
-        re, im = self.residual(ji, batch["interior"].to(ji.u.dtype))
+        x = batch["interior"]
+        source = None
+        if self.formulation == "scattered":
+            source = batch["f_scattered"] if "f_scattered" in batch else self.scattered_source(x)
+            source = source.to(ji.u.dtype)
+        re, im = self.residual(ji, x.to(ji.u.dtype), source)
         return torch.cat([re, im], dim=1) / math.sqrt(self._f2)
 
     def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u_re, u_im) / sqrt(<|G|^2>) at the outer-wall points (n_b, 2): the field
-        vanishes on the outer wall of the layer."""
-        return jets["boundary"].u / math.sqrt(self._u2)
+        vanishes on the outer wall of the layer (u = u_b + u_s under the scattered
+        formulation)."""
+        u = jets["boundary"].u
+        if self.formulation == "scattered":
+            u_b = batch["u0_boundary"] if "u0_boundary" in batch else self.background(batch["boundary"])
+            u = u + u_b.to(u.dtype)
+        return u / math.sqrt(self._u2)
 
     def terms(self) -> tuple[Term, ...]:
         """"pde" at the interior points and "boundary" on the outer wall."""
@@ -430,7 +614,7 @@ class HelmholtzPointSource(Problem):
 
     def _source_scale(self) -> float:
         """E[f^2] over the interior sampler (65536 points, fixed seed)."""
-        pts = self.sample(65536, torch.Generator().manual_seed(0))["interior"].double()
+        pts = self._points(65536, torch.Generator().manual_seed(0))["interior"].double()
         return float((self.source(pts) ** 2).mean())
 
     def _green_scale(self) -> float:
@@ -447,8 +631,28 @@ class HelmholtzPointSource(Problem):
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         velocity = self.speed_model.params("velocity")
+        background = ({"background_velocity": self.c0} if self.formulation == "scattered" else {})
         return {"omega": self.omega, **velocity, "source_center": list(self.center), "source_width": self.width,
-                "pml_width": self.pml_width, "pml_strength": self.pml_strength}
+                "pml_width": self.pml_width, "pml_strength": self.pml_strength, "formulation": self.formulation,
+                **background}
+
+    def reference_params(self, resolution: int | None) -> dict:
+        """As :meth:`Problem.reference_params`, without the formulation and background:
+        they change what the network represents, not the solution, so both formulations
+        share one reference (the total field)."""
+        params = super().reference_params(resolution)
+        return {k: v for k, v in params.items() if k not in ("formulation", "background_velocity")}
+
+    def predict(self, net, ref: ReferenceField) -> dict[str, np.ndarray]:
+        """The total field on ``ref``'s points: the network's output, plus the background
+        u_b under the scattered formulation."""
+        pred = super().predict(net, ref)
+        if self.formulation != "scattered":
+            return pred
+        u_b = self.background(torch.from_numpy(np.asarray(ref.points(), dtype=np.float64))).numpy()
+        for name, cols in ref.columns().items():
+            pred[name] = pred[name] + u_b[:, cols].reshape(pred[name].shape)
+        return pred
 
     @property
     def default_reference_resolution(self) -> int:
