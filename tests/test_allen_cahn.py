@@ -12,7 +12,7 @@ import torch
 
 from pinn_sine.derivatives import DerivativeSpec, autograd_jet, forward_jet
 from pinn_sine.derivatives.linearization import fitted_parameters, linearize
-from pinn_sine.nets import MLP, Sine
+from pinn_sine.nets import MLP, Sine, build_net
 from pinn_sine.problems import AllenCahn1D, FunctionNet, check_problem
 from pinn_sine.problems.allen_cahn import OVERSAMPLE, initial_value
 from pinn_sine.validation.spectral import allen_cahn_1d
@@ -49,6 +49,18 @@ def test_encoding_declares_the_period_and_no_boundary_term():
     assert problem.periodic == {"x": 2.0}
     assert not any(t.kind == "boundary" for t in problem.terms())
     assert set(problem.derivatives) == {"interior", "initial"} and set(_batch(problem)) == {"interior", "initial"}
+
+
+def test_build_net_makes_the_encoding_variant_exactly_periodic_in_x():
+    t = torch.linspace(0, 1, 7, dtype=torch.float64).reshape(-1, 1)
+    ends = {s: torch.cat([t, torch.full_like(t, s)], 1) for s in (-1.0, 1.0)}
+    spec = DerivativeSpec(first=("x",), second=(("x", "x"),))
+    net = build_net(AllenCahn1D(), "siren", width=8, depth=2, seed=0).double()
+    left, right = (forward_jet(net, ends[s], ("t", "x"), spec) for s in (-1.0, 1.0))
+    for a, b in ((left.u, right.u), (left.d("x"), right.d("x")), (left.d2("x", "x"), right.d2("x", "x"))):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    plain = build_net(AllenCahn1D(periodicity="soft"), "siren", width=8, depth=2, seed=0).double()
+    assert float((plain(ends[-1.0]) - plain(ends[1.0])).detach().abs().max()) > 1e-3
 
 
 def test_soft_periodicity_pairs_the_two_ends_at_equal_times():
