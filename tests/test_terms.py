@@ -18,7 +18,7 @@ from pinn_sine.derivatives import DerivativeSpec
 from pinn_sine.nets import MLP, Sine
 from pinn_sine.problems import (PROBLEMS, TERM_KINDS, ConformanceError, Helmholtz2D, HelmholtzPointSource, Inpainting,
                                 Poisson2D, Problem, Term, Wave1D, Wave2D, check_problem, unregister_problem)
-from pinn_sine.problems import Burgers1D
+from pinn_sine.problems import AllenCahn1D, Burgers1D
 from pinn_sine.problems.conformance import check_terms
 from pinn_sine.validation import fd
 
@@ -78,6 +78,12 @@ DECLARED = [
     ("wave2d-absorbing-hard", lambda: Wave2D(boundary="absorbing", constraint="hard"), (PDE, BOUNDARY)),
     ("wave2d-variable-c", lambda: Wave2D(c=lambda x, y: 1.0 + 0.5 * x), (PDE, *INITIAL, BOUNDARY)),
     ("burgers1d", lambda: Burgers1D(), (PDE, ("initial", ("initial",), "initial"), BOUNDARY)),
+    # periodic by the network's encoding: no boundary term; "soft": the aligned pair term
+    ("allen-cahn1d", lambda: AllenCahn1D(), (PDE, ("initial", ("initial",), "initial"))),
+    ("allen-cahn1d-soft-periodic", lambda: AllenCahn1D(periodicity="soft"),
+     (PDE, ("initial", ("initial",), "initial"), ("periodic", ("left", "right"), "boundary"))),
+    ("allen-cahn1d-hard", lambda: AllenCahn1D(periodicity="soft", constraint="hard"),
+     (PDE, ("periodic", ("left", "right"), "boundary"))),
 ]
 EXAMPLE_DECLARED = [
     ("heat1d", (PDE, ("initial", ("initial",), "initial"), BOUNDARY)),
