@@ -41,7 +41,10 @@ is p = 2; the cubic Allen-Cahn term takes p = 3: padding by 2, which is the "1/2
 of keeping |j| < n / 4 on the unpadded grid, but keeping all n modes). ``degree=None``
 forms N(u) on the n nodes (collocation, aliased). Padding removes the aliasing error and
 the weak instability it can feed; for a resolved smooth solution the two differ by about
-the truncation error.
+the truncation error: on Allen-Cahn's default case (AllenCahn1D) padded and aliased solves
+with 2048 modes are both 1.5e-9 from one with 8192 modes (4.4e-7 both with 1024 modes).
+The padding is kept as the safe default (it is exact for the cubic at any resolution) at
+the cost of FFTs twice as long.
 
 Everything is float64 (complex128 in Fourier space).
 """
