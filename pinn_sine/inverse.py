@@ -180,16 +180,12 @@ def _truths(problem: Problem) -> dict:
     """The defining values of the unknowns where the observations were drawn from this
     problem (a synthetic draw recording the same problem and parameters)."""
     provenance = getattr(problem.observations, "provenance", None) or {}
+    if provenance.get("kind") == "file":  # a saved synthetic draw: the record the file holds
+        provenance = provenance.get("stored") or {}
     if provenance.get("kind") != "synthetic" or provenance.get("problem") != problem.name:
         return {}
     from .checkpoint import _canon
 
     if _canon(provenance.get("params")) != _canon(problem.params()):
         return {}
-    return {name: _plain(getattr(problem, name)) for name in problem.unknowns}
-
-
-def _plain(value):
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    return value
+    return {name: problem.unknown_truth(name) for name in problem.unknowns}

@@ -128,7 +128,16 @@ def test_an_inverse_problem_passes_the_conformance_suite():
 
 
 # ----- the Jacobian's coefficient columns -------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: _wave(n_obs=12),
+def _point_source_omega():
+    from pinn_sine.observations import ring
+    from pinn_sine.problems import HelmholtzPointSource
+
+    p = HelmholtzPointSource()
+    obs = Observations.from_arrays(ring((0.0, 0.0), 0.4, 6), torch.zeros(6, 2), input_names=p.input_names)
+    return p.declare_unknown("omega", 8.0, lower=1.0, upper=30.0).observe(obs)
+
+
+@pytest.mark.parametrize("make", [lambda: _wave(n_obs=12), _point_source_omega,
                                   lambda: Helmholtz2D().declare_unknown("k", 0.7, lower=0.1, upper=3.0).observe(
                                       synthetic(Helmholtz2D(), 12, seed=1))])
 def test_the_coefficient_column_equals_finite_differences_and_reverse_mode(make):
@@ -282,3 +291,118 @@ def test_estimate_needs_unknowns_and_observations():
         estimate(Wave1D().declare_unknown("c", 1.0), net)
     with pytest.raises(ValueError, match="rcond"):
         estimate(_wave(n_obs=5), net, rcond=2.0)
+
+
+# ----- the command line -------------------------------------------------------------------
+def test_observe_then_solve_recovers_and_reports_the_coefficient(tmp_path, capsys):
+    import json
+
+    from pinn_sine.cli import main
+
+    obs = tmp_path / "obs.h5"
+    assert main(["observe", "wave1d", "--modes", "[[1, 1.0]]", "--points", "40", "--noise", "0.01", "--seed", "0",
+                 "--out", str(obs)]) == 0
+    run = tmp_path / "run"
+    tiny = ["--width", "8", "--depth", "1", "--batch", "64", "--resolution", "9", "--eval-every", "5", "--quiet",
+            "--dtype", "float64"]
+    argv = ["solve", "wave1d", "--modes", "[[1, 1.0]]", "--unknown", "c=1.5:0.5:4.0", "--observations", str(obs),
+            "--stage", "adam:steps=10", "--stage", "gauss_newton:steps=5,batch=64", "--out", str(run), *tiny]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "recovered c = " in out and "(truth 2, relative error" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    c = metrics["coefficients"]["c"]
+    assert c["guess"] == 1.5 and c["lower"] == 0.5 and c["upper"] == 4.0 and c["truth"] == 2.0
+    assert 0.5 < c["value"] < 4.0 and c["std_error"] > 0 and c["n_data"] == 40
+    assert metrics["observations"]["n"] == 40
+    config = json.loads((run / "config.json").read_text())
+    assert config["problem"]["inverse"]["unknowns"]["c"]["transform"] == "sigmoid"
+    assert config["options"]["unknown"] == ["c=1.5:0.5:4.0"]
+    assert (run / "coefficients.png").stat().st_size > 0
+    history = (run / "history.csv").read_text().splitlines()[0]
+    assert "coef_c" in history.split(",")
+    # a resume with another guess is refused, naming the difference
+    with pytest.raises(SystemExit, match="unknowns: checkpoint"):
+        main(["solve", "--resume", str(run), "--unknown", "c=1.2:0.5:4.0"])
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--unknown", "k=1.0"], r"--unknown k=1.0: .*the parameters it can recover: \['c'\]"),
+    (["--unknown", "c=9:0.5:4"], "not strictly inside the bounds"),
+    (["--unknown", "c=1.0", "--observations", "missing.h5"], "--observations missing.h5"),
+])
+def test_bad_inverse_options_are_one_line(tmp_path, argv, match):
+    from pinn_sine.cli import main
+
+    with pytest.raises(SystemExit, match=match):
+        main(["solve", "wave1d", "--steps", "2", "--out", str(tmp_path / "r"), "--quiet", *argv])
+
+
+# ----- velocity expansions ----------------------------------------------------------------
+def _bump(x, y):
+    import numpy as np
+
+    exp = torch.exp if isinstance(x, torch.Tensor) else np.exp
+    return 1.0 + 0.2 * exp(-((x - 0.2) ** 2 + (y + 0.1) ** 2) / (2 * 0.25 ** 2))
+
+
+def test_the_cosine_expansion_projects_and_converges():
+    from pinn_sine.problems.expansion import CosineExpansion
+
+    e = CosineExpansion(((-1.0, 1.0), (0.0, 2.0)), 4, 1.5)
+    theta = torch.linspace(-0.1, 0.1, 16, dtype=torch.float64)
+    model = lambda x, y: e(theta, x, y)  # noqa: E731
+    assert torch.allclose(e.project(model), theta, atol=1e-12)
+    assert e.rel_l2(theta, model) < 1e-14
+    x = torch.tensor([[-1.0], [0.0]], dtype=torch.float64)
+    assert torch.allclose(e.basis(x, torch.zeros_like(x))[:, :4], torch.ones(2, 4, dtype=torch.float64))
+    errors = [CosineExpansion(((-1.0, 1.0), (-1.0, 1.0)), m, 1.0).truncation_error(_bump) for m in (3, 5, 8)]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-3
+    with pytest.raises(ValueError, match="modes must be an integer in"):
+        CosineExpansion(((0, 1), (0, 1)), 0, 1.0)
+    with pytest.raises(ValueError, match="background must be a velocity > 0"):
+        CosineExpansion(((0, 1), (0, 1)), 3, -1.0)
+
+
+def test_wave2d_recovers_a_velocity_expansion_declaration():
+    p = Wave2D(c=_bump).declare_unknown("velocity", [0.0] * 25, lower=-1.0, upper=1.0)
+    e = p.velocity_expansion()
+    assert e.modes == 5 and 1.0 < e.background < 1.2
+    x = torch.rand(7, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    c = p.speed(x, x.flip(0))
+    assert c.shape == (7, 1) and torch.allclose(c, torch.full_like(c, e.background))  # coefficients 0: uniform c0
+    truth = torch.tensor(p.unknown_truth("velocity"), dtype=torch.float64)
+    assert e.rel_l2(truth, _bump) < 1e-2  # five modes resolve the bump to < 1%
+    with pytest.raises(ValueError, match="M\\^2 expansion coefficients"):
+        Wave2D().declare_unknown("velocity", [0.0] * 5)
+    with pytest.raises(ValueError, match="unknown already"):
+        Wave2D().declare_unknown("c", 1.2).declare_unknown("velocity", [0.0] * 4)
+    with pytest.raises(ValueError, match="declare 'velocity'"):
+        Wave2D(c=_bump).declare_unknown("c", 1.0)
+
+
+def test_a_velocity_expansion_passes_the_conformance_suite():
+    obs = synthetic(Wave2D(), sensors_points(), seed=0)
+    check_problem(Wave2D().declare_unknown("velocity", [0.0] * 9, lower=-0.5, upper=0.5).observe(obs))
+
+
+def sensors_points():
+    from pinn_sine.observations import ring, sensors
+
+    return sensors(ring((0.0, 0.0), 0.6, 6), [0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_the_point_source_takes_an_unknown_omega_or_velocity():
+    from pinn_sine.problems import HelmholtzPointSource
+
+    p = HelmholtzPointSource(velocity="circle").declare_unknown("velocity", [0.0] * 36, lower=-1.0, upper=1.0)
+    e = p.velocity_expansion()
+    assert e.modes == 6 and e.bounds == p.domain
+    x = torch.rand(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(p.speed_values(x), torch.full((5, 1), e.background, dtype=torch.float64))
+    truth = torch.tensor(p.unknown_truth("velocity"), dtype=torch.float64)
+    assert e.rel_l2(truth, lambda a, b: p.speed_model.values(torch.cat([a, b], 1))) < 0.1  # the edges: 6 modes, 6%
+    with pytest.raises(ValueError, match="formulation='total'"):
+        HelmholtzPointSource(formulation="scattered").declare_unknown("omega", 8.0)
+    with pytest.raises(ValueError, match="unknown already"):
+        HelmholtzPointSource().declare_unknown("omega", 8.0).declare_unknown("velocity", [0.0] * 4)

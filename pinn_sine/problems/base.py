@@ -558,19 +558,24 @@ class Problem:
                 raise ValueError(f"{type(self).__name__}: the lower bound {lower:g} of {name!r} admits values below "
                                  f"{floor:g}, which the parameter cannot take; use lower >= {floor:g}.")
         unknown = Unknown(name, guess, lower, upper)
-        expected = self._unknown_shape(name)
-        if unknown.shape != expected:
-            raise ValueError(f"{type(self).__name__}: {name!r} is "
-                             + (f"a vector of {expected[0]} entries" if expected else "a scalar")
-                             + f", got a guess of shape {unknown.shape}.")
+        self._check_unknown(unknown)
         unknowns[name] = unknown
         self.__dict__.setdefault("_raw", {})[name] = unknown.initial()
         return self
 
-    def _unknown_shape(self, name: str) -> tuple[int, ...]:
-        """The shape of the unknown ``name`` (a scalar by default; a problem with a
-        vector unknown, e.g. a velocity expansion, overrides this)."""
-        return ()
+    def _check_unknown(self, unknown) -> None:
+        """Raise ValueError unless this problem can recover ``unknown`` as declared: by
+        default a scalar; a problem with a vector unknown (a velocity expansion) or with
+        conditions (a constant wave speed) overrides this."""
+        if unknown.shape != ():
+            raise ValueError(f"{type(self).__name__}: {unknown.name!r} is a scalar, got a guess of shape "
+                             f"{unknown.shape}.")
+
+    def unknown_truth(self, name: str):
+        """The defining value of the unknown ``name`` (what a synthetic draw of this
+        problem was made with): the parameter itself (a number, or a list for a vector)."""
+        value = getattr(self, name)
+        return value.tolist() if isinstance(value, Tensor) else value
 
     @property
     def unknowns(self) -> "dict[str, object]":

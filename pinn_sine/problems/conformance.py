@@ -157,14 +157,14 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
 @contextlib.contextmanager
 def _at_defining_values(problem: Problem):
     """Within the block, every unknown of ``problem`` (:meth:`Problem.declare_unknown`)
-    holds its defining value (the constructor's, ``problem.<name>``), where its bounds
-    admit it; restored afterwards."""
+    holds its defining value (:meth:`Problem.unknown_truth`: the constructor's), where its
+    bounds admit it; restored afterwards."""
     raw = problem.coefficients()
     saved = {k: v.detach().clone() for k, v in raw.items()}
     try:
         with torch.no_grad():
             for name, unknown in problem.unknowns.items():
-                value = torch.as_tensor(getattr(problem, name), dtype=torch.float64)
+                value = torch.as_tensor(problem.unknown_truth(name), dtype=torch.float64)
                 inside = ((unknown.lower is None or bool((value > unknown.lower).all()))
                           and (unknown.upper is None or bool((value < unknown.upper).all())))
                 if inside:

@@ -349,6 +349,7 @@ class HelmholtzPointSource(Problem):
     """
 
     name = "helmholtz-point-source"
+    unknown_parameters = {"omega": 0.0, "velocity": None}
     bad_params = ({"omega": 0.0}, {"source_width": -0.1}, {"pml_strength": -1.0}, {"velocity": 0.0},
                   {"formulation": "incident"}, {"preset": "sitzmann"}, {"background_velocity": 1.5})
     check_resolution = 41
@@ -518,8 +519,54 @@ class HelmholtzPointSource(Problem):
         self.c, self.c_fn, self.c_array, self.c_min = model.c, model.c_fn, model.array, model.c_min
 
     def speed_values(self, x: Tensor) -> Tensor:
-        """c at the points x (n, 2) -> (n, 1), in x's dtype."""
+        """c at the points x (n, 2) -> (n, 1), in x's dtype: the trainable expansion where
+        "velocity" is unknown (:meth:`velocity_expansion`)."""
+        if "velocity" in self.unknowns:
+            return self.velocity_expansion()(self.coefficient("velocity"), x[:, 0:1], x[:, 1:2]).to(x.dtype)
         return self.speed_model.values(x)
+
+    # ----- inverse problems -----------------------------------------------------------
+    def velocity_expansion(self, modes: int | None = None):
+        """The cosine expansion (:class:`~pinn_sine.problems.expansion.CosineExpansion`)
+        an unknown "velocity" of M^2 coefficients models c with, over the whole domain
+        (layer included), around c0 = the geometric mean of the defining model there."""
+        from .expansion import CosineExpansion
+
+        if modes is None:
+            unknown = self.unknowns.get("velocity")
+            if unknown is None:
+                raise ValueError("HelmholtzPointSource has no unknown 'velocity'; declare it with "
+                                 "declare_unknown('velocity', [0.0] * M**2, lower=-b, upper=b).")
+            modes = math.isqrt(unknown.shape[0])
+        cached = self.__dict__.get("_expansion")
+        if cached is None or cached.modes != modes:
+            x, y = CosineExpansion(self.domain, 1, 1.0).grid(65)
+            c = self.speed_model.values(torch.cat([x, y], dim=1))
+            cached = CosineExpansion(self.domain, modes, float(torch.exp(torch.log(c).mean())))
+            self.__dict__["_expansion"] = cached
+        return cached
+
+    def _check_unknown(self, unknown) -> None:
+        if self.formulation != "total":
+            raise ValueError("HelmholtzPointSource: unknowns need formulation='total' (the scattered field's source "
+                             "and background are computed from the defining omega and velocity).")
+        if self.unknowns:
+            raise ValueError(f"HelmholtzPointSource: {sorted(self.unknowns)} is unknown already; declare one of "
+                             "'omega' and 'velocity'.")
+        if unknown.name == "omega":
+            super()._check_unknown(unknown)
+            return
+        n = unknown.shape[0] if unknown.shape else 1
+        if not unknown.shape or math.isqrt(n) ** 2 != n:
+            raise ValueError(f"HelmholtzPointSource: 'velocity' is a vector of M^2 expansion coefficients (M cosines "
+                             f"per axis), got a guess of shape {unknown.shape}; e.g. [0.0] * 25 for M = 5.")
+
+    def unknown_truth(self, name: str):
+        """For "velocity": the coefficients of the defining model in the expansion."""
+        if name == "velocity":
+            expansion = self.velocity_expansion()
+            return expansion.project(lambda x, y: self.speed_model.values(torch.cat([x, y], dim=1))).tolist()
+        return super().unknown_truth(name)
 
     # ----- data -------------------------------------------------------------------------
     def source(self, x: Tensor) -> Tensor:
@@ -552,8 +599,8 @@ class HelmholtzPointSource(Problem):
         """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, 1);
         ``source`` (n, 2), real and imaginary parts, in place of f (the scattered
         formulation's f_s, with u the scattered field)."""
-        coef = self.pml_coefficients(x)
-        k2 = (self.omega / self.speed_values(x)) ** 2
+        coef = self.pml_coefficients(x)  # the layer's stretch keeps the defining omega (a numerical device)
+        k2 = (self.coefficient("omega") / self.speed_values(x)) ** 2
         if source is None:
             re = k2 * jet.u[:, 0:1] + self.source(x)
             im = k2 * jet.u[:, 1:2]

@@ -411,7 +411,7 @@ class Wave2D(_WaveProblem):
     """
 
     name = "wave2d"
-    unknown_parameters = {"c": 0.0}
+    unknown_parameters = {"c": 0.0, "velocity": None}
     bad_params = ({"c": 0.0}, {"source_width": 0.0}, {"fd_refine": 0})
     check_resolution = 9
     input_names = ("t", "x", "y")
@@ -481,16 +481,59 @@ class Wave2D(_WaveProblem):
         return exp(-r2 / (2 * self.width ** 2))
 
     def speed(self, x: Tensor, y: Tensor) -> Tensor | float:
-        """c at x, y (n, 1) -> (n, 1) or a float: the trainable c where it is unknown."""
+        """c at x, y (n, 1) -> (n, 1) or a float: the trainable c where it is unknown, the
+        trainable expansion where "velocity" is (:meth:`velocity_expansion`)."""
         if "c" in self.unknowns:
             return self.coefficient("c")
+        if "velocity" in self.unknowns:
+            return self.velocity_expansion()(self.coefficient("velocity"), x, y)
         return self.speed_model(x, y)
 
-    def _unknown_shape(self, name: str) -> tuple[int, ...]:
-        if self.c_fn is not None:
-            raise ValueError("Wave2D: c can be unknown only for a constant wave speed (c=1.0, say); this problem's "
-                             "c is a function of position.")
-        return ()
+    def velocity_expansion(self, modes: int | None = None):
+        """The cosine expansion (:class:`~pinn_sine.problems.expansion.CosineExpansion`) an
+        unknown "velocity" of M^2 coefficients (M = ``modes``, else the declared one's)
+        models c with: over the domain, around the background c0 = the geometric mean of
+        the defining c over the domain (c itself when constant), so that coefficients 0
+        are the uniform c0."""
+        from .expansion import CosineExpansion
+
+        if modes is None:
+            unknown = self.unknowns.get("velocity")
+            if unknown is None:
+                raise ValueError("Wave2D has no unknown 'velocity'; declare it with "
+                                 "declare_unknown('velocity', [0.0] * M**2, lower=-b, upper=b).")
+            modes = math.isqrt(unknown.shape[0])
+        cached = self.__dict__.get("_expansion")
+        if cached is None or cached.modes != modes:
+            probe = CosineExpansion(self.domain, 1, 1.0)
+            x, y = probe.grid(65)
+            c = self.speed_model(x, y)
+            c = torch.as_tensor(c, dtype=torch.float64).expand(x.shape[0], 1)
+            cached = CosineExpansion(self.domain, modes, float(torch.exp(torch.log(c).mean())))
+            self.__dict__["_expansion"] = cached
+        return cached
+
+    def _check_unknown(self, unknown) -> None:
+        if self.unknowns:  # "c" or "velocity" already: both are the wave speed
+            raise ValueError(f"Wave2D: {sorted(self.unknowns)} is unknown already; the wave speed is either a "
+                             "constant 'c' or an expansion 'velocity', declared once.")
+        if unknown.name == "c":
+            if self.c_fn is not None:
+                raise ValueError("Wave2D: c can be unknown only for a constant wave speed (c=1.0, say); this "
+                                 "problem's c is a function of position: declare 'velocity' (an expansion) instead.")
+            super()._check_unknown(unknown)
+            return
+        n = unknown.shape[0] if unknown.shape else 1
+        if not unknown.shape or math.isqrt(n) ** 2 != n:
+            raise ValueError(f"Wave2D: 'velocity' is a vector of M^2 expansion coefficients (M cosines per axis), "
+                             f"got a guess of shape {unknown.shape}; e.g. [0.0] * 25 for M = 5.")
+
+    def unknown_truth(self, name: str):
+        """For "velocity": the coefficients of the defining c in the expansion
+        (:meth:`~pinn_sine.problems.expansion.CosineExpansion.project`)."""
+        if name == "velocity":
+            return self.velocity_expansion().project(self.speed_model).tolist()
+        return super().unknown_truth(name)
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         out = self._base_sets(n, generator, progress)
