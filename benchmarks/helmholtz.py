@@ -4,11 +4,21 @@
     python benchmarks/helmholtz.py --case point-uniform --steps 3000 --activations siren
     python benchmarks/helmholtz.py --case point-square --steps 3000 --activations siren
     python benchmarks/helmholtz.py --fd-only
+    OMP_NUM_THREADS=1 python benchmarks/helmholtz.py --case point-uniform --activations siren --formulations total \
+        --seconds 120 --gn --dtype float64 --width 32 --batch 2000 --steps 1000 --first-omega 10 --hidden-omega 30
+    (and the same with --formulations scattered, side by side)
 
 Prints a markdown table per run (activation, rel L2 vs the FD reference, rel L2 vs the
 exact solution where there is one, per-field errors over the physical region for the
 point source, wall time, median Adam step) and the FD timing: a 512^2 complex solve of
 the default point source with PML, with its points per wavelength.
+
+Total vs scattered field (issue 30): ``--formulations total,scattered`` trains each
+activation in each formulation of the point source (HelmholtzPointSource's
+``formulation``: the network is u, or u - u_b around the exact background u_b), judged
+by the same total-field errors; ``--seconds`` stops each run at that wall time and
+``--gn`` follows the Adam steps with Gauss-Newton (dense Levenberg-Marquardt on one
+fixed batch of ``--batch`` points) until then.
 
 Targets (issue 3): manufactured case (Wang, Teng & Perdikaris 2021: a1 = 1, a2 = 4,
 k = 1) rel L2 <= 1e-3 with the best periodic activation in under 10 minutes on 2 CPU
@@ -41,11 +51,15 @@ DEFAULTS = {"manufactured": {"steps": 3000, "width": 64, "depth": 3, "batch": 10
             "point": {"steps": 2000, "width": 64, "depth": 3, "batch": 1024, "lbfgs_steps": 0}}
 
 
-def make_problem(case: str, omega: float | None):
+def make_problem(case: str, omega: float | None, formulation: str = "total", background_velocity=None):
     if case == "manufactured":
+        if formulation != "total":
+            raise SystemExit("--formulations applies to the point source cases only.")
         return Helmholtz2D()
     kw = {} if omega is None else {"omega": omega}
-    return HelmholtzPointSource(velocity=case.split("-", 1)[1], **kw)
+    if formulation == "scattered" and background_velocity is not None:
+        kw["background_velocity"] = background_velocity
+    return HelmholtzPointSource(velocity=case.split("-", 1)[1], formulation=formulation, **kw)
 
 
 def build_net(problem, name: str, args) -> MLP:
@@ -54,7 +68,21 @@ def build_net(problem, name: str, args) -> MLP:
     if act.sine_init and hasattr(act, "omega"):  # Sine and Finer: per-layer omega
         kw = {"first_omega": args.first_omega if args.first_omega is not None else problem.default_first_omega,
               "hidden_omega": args.hidden_omega}
-    return MLP(problem.in_dim, problem.out_dim, args.width, args.depth, activation=act, seed=args.seed, **kw)
+    net = MLP(problem.in_dim, problem.out_dim, args.width, args.depth, activation=act, seed=args.seed, **kw)
+    return net.double() if args.dtype == "float64" else net
+
+
+def stages_for(args, lr: float) -> list:
+    """Adam (cosine over its steps), then L-BFGS, or with ``--gn`` Gauss-Newton on one
+    fixed batch until the time limit."""
+    from pinn_sine.optim import LBFGS, Adam, GaussNewton
+
+    stages = [Adam(args.steps, lr=lr)]
+    if args.gn:
+        stages.append(GaussNewton(10**9, batch=args.batch))
+    elif args.lbfgs_steps:
+        stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
+    return stages
 
 
 def fd_timing(n: int = 512) -> str:
@@ -91,6 +119,14 @@ def main(argv=None) -> int:
     ap.add_argument("--plots", type=Path, default=None, help="write the problem's figures here")
     ap.add_argument("--fd-only", action="store_true", help="print the FD timing only")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--formulations", default="total",
+                    help="point source: comma list of total, scattered (HelmholtzPointSource's formulation)")
+    ap.add_argument("--seconds", type=float, default=None, help="wall-time limit of each run (train's time_limit)")
+    ap.add_argument("--gn", action="store_true",
+                    help="Gauss-Newton on one fixed batch of --batch points after the Adam steps, until --seconds")
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    ap.add_argument("--background-velocity", type=float, default=None,
+                    help="scattered formulation: c0 of the background (default: c at the source)")
     args = ap.parse_args(argv)
     if args.fd_only:
         print(fd_timing())
@@ -104,39 +140,50 @@ def main(argv=None) -> int:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    problem = make_problem(args.case, args.omega)
+    formulations = [f.strip() for f in args.formulations.split(",") if f.strip()]
+    problems = {f: make_problem(args.case, args.omega, f, args.background_velocity) for f in formulations}
+    problem = problems[formulations[0]]
     lr = problem.default_lr if args.lr is None else args.lr
     t0 = time.perf_counter()
-    ref = problem.reference(args.resolution)
+    ref = problem.reference(args.resolution)  # the total field: one reference for every formulation
     t_ref = time.perf_counter() - t0
     exact = None
     if problem.has_exact:
         exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(ref.grid_shape)
         print(f"FD reference {ref.solver} on {ref.grid_shape}: rel L2 vs exact "
               f"{np.linalg.norm(ref.fields['u'] - exact) / np.linalg.norm(exact):.2e}")
-    print(f"{problem!r}\nbudget: {args.steps} Adam steps (lr {lr}, cosine, batch {args.batch}) + {args.lbfgs_steps} "
-          f"L-BFGS iterations (batch {args.lbfgs_batch}); MLP {args.width} x {args.depth}; seed {args.seed}; "
-          f"torch threads {torch.get_num_threads()}\n", flush=True)
+    tail = (f"Gauss-Newton on a fixed batch of {args.batch}" if args.gn
+            else f"{args.lbfgs_steps} L-BFGS iterations (batch {args.lbfgs_batch})")
+    limit = "" if args.seconds is None else f"; stopped at {args.seconds:g} s"
+    print(f"{problem!r}\nbudget: {args.steps} Adam steps (lr {lr}, cosine, batch {args.batch}) + {tail}{limit}; "
+          f"MLP {args.width} x {args.depth} {args.dtype}; seed {args.seed}; torch threads "
+          f"{torch.get_num_threads()}\n", flush=True)
 
     rows = []
-    for name in names:
-        net = build_net(problem, name, args)
-        res = train(problem, net, steps=args.steps, lr=lr, batch=args.batch, seed=args.seed,
-                    lbfgs_steps=args.lbfgs_steps, lbfgs_batch=args.lbfgs_batch, reference=ref,
-                    eval_every=max(args.steps // 5, 1), log_every=max(args.steps // 100, 1), progress=args.progress)
-        m = res.final
-        adam = [h["rel_l2"] for h in res.history if h["phase"] == "adam" and "rel_l2" in h]
-        row = {"name": name, "adam": adam[-1] if adam else float("nan"), "m": m, "wall": res.timings["total"],
-               "ms": 1e3 * res.timings["step_median"]}
-        if exact is not None:
-            pred = predict(net, ref)["u"]
-            row["exact"] = np.linalg.norm(pred - exact) / np.linalg.norm(exact)
-        rows.append(row)
-        print(f"# {name}: logged rel_l2 " + ", ".join(f"{h['step']}:{h['rel_l2']:.2e}" for h in res.history
-                                                      if "rel_l2" in h), file=sys.stderr, flush=True)
-        if args.plots is not None:
-            for path in problem_figures(problem, net, ref, args.plots / name) or ():
-                print(f"# wrote {path}", file=sys.stderr)
+    for formulation in formulations:
+        problem = problems[formulation]
+        for name in names:
+            net = build_net(problem, name, args)
+            res = train(problem, net, stages=stages_for(args, lr), batch=args.batch, seed=args.seed, reference=ref,
+                        eval_every=max(args.steps // 5, 1), log_every=max(args.steps // 100, 1),
+                        time_limit=args.seconds, progress=args.progress)
+            m = res.final
+            adam = [h["rel_l2"] for h in res.history if h["phase"] == "adam" and "rel_l2" in h]
+            row = {"name": name, "formulation": formulation, "adam": adam[-1] if adam else float("nan"), "m": m,
+                   "wall": res.timings["total"], "ms": 1e3 * res.timings["step_median"],
+                   "last": {ph: max((h["step"] for h in res.history if h["phase"] == ph), default=0)
+                            for ph in ("adam", "gauss_newton")}}
+            if exact is not None:
+                pred = predict(net, ref)["u"]
+                row["exact"] = np.linalg.norm(pred - exact) / np.linalg.norm(exact)
+            rows.append(row)
+            logged = [h for h in res.history if "rel_l2" in h]
+            logged = logged[::max(1, len(logged) // 20)] + logged[-1:]  # about 20 of them, and the last
+            print(f"# {name} ({formulation}): logged rel_l2 " + ", ".join(
+                f"{h['step']}:{h['rel_l2']:.2e}" for h in logged), file=sys.stderr, flush=True)
+            if args.plots is not None:
+                for path in problem_figures(problem, net, ref, args.plots / f"{name}-{formulation}") or ():
+                    print(f"# wrote {path}", file=sys.stderr)
 
     if args.case == "manufactured":
         print("| activation | rel L2 vs FD after Adam | after L-BFGS | max abs vs FD | rel L2 vs exact | wall [s] "
@@ -146,13 +193,16 @@ def main(argv=None) -> int:
             print(f"| {r['name']} | {r['adam']:.2e} | {r['m']['rel_l2']:.2e} | {r['m']['max_abs']:.2e} | "
                   f"{r['exact']:.2e} | {r['wall']:.0f} | {r['ms']:.1f} |")
     else:
-        print("| activation | rel L2 (real+imag) | rel L2 real | rel L2 imag | rel L2 magnitude | wall [s] "
-              "| Adam step median [ms] |")
-        print("|---|---|---|---|---|---|---|")
+        print("| activation | formulation | rel L2 (real+imag) after Adam | final | rel L2 real | rel L2 imag "
+              "| rel L2 magnitude | Adam / GN steps | wall [s] | step median [ms] |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             m = r["m"]
-            print(f"| {r['name']} | {m['rel_l2']:.2e} | {m['rel_l2_u_real']:.2e} | {m['rel_l2_u_imag']:.2e} | "
-                  f"{m['rel_l2_abs']:.2e} | {r['wall']:.0f} | {r['ms']:.1f} |")
+            gn = max(0, r["last"]["gauss_newton"] - r["last"]["adam"])
+            last = f"{r['last']['adam']} / {gn}"
+            print(f"| {r['name']} | {r['formulation']} | {r['adam']:.2e} | {m['rel_l2']:.2e} | "
+                  f"{m['rel_l2_u_real']:.2e} | {m['rel_l2_u_imag']:.2e} | {m['rel_l2_abs']:.2e} | {last} | "
+                  f"{r['wall']:.0f} | {r['ms']:.1f} |")
         print(f"\nerrors over the physical region ({int(ref.mask.sum())} of {ref.mask.size} nodes); reference "
               f"{ref.grid_shape}, {ref.attrs.get('points_per_wavelength', float('nan')):.1f} points per wavelength")
     print(f"\nreference {ref.grid_shape}: {t_ref:.2f} s (cached after the first call)")
