@@ -1,4 +1,4 @@
-"""The ``pinn-sine`` command: solve, reference, compare, export, problems.
+"""The ``pinn-sine`` command: solve, reference, observe, compare, export, problems.
 
 ``torchrun --nproc_per_node=N -m pinn_sine.cli solve ...`` trains data-parallel over N
 processes (:mod:`pinn_sine.distributed`; nccl on GPUs, gloo on CPUs); rank 0 writes.
@@ -26,7 +26,7 @@ import torch
 
 from . import nets
 from .kernels import KernelUnavailableError, set_backend
-from .nets import ACTIVATIONS, MLP, NET_NAMES, FourierFeatures
+from .nets import ACTIVATIONS, MLP, NET_NAMES, FourierFeatures, PeriodicEncoding
 from .problems import PROBLEMS
 from .problems.registry import load_problem_modules, unknown_name_message
 
@@ -84,6 +84,34 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
     return value
+
+
+def _periodic_spec(text: str) -> str:
+    """An argparse type: ``NAME=PERIOD[,NAME=PERIOD...]`` (periods finite and > 0) or
+    ``none``; kept as text (config.json stores it so), parsed by :func:`_periods`."""
+    _periods(text)
+    return text.strip()
+
+
+def _periods(text: str) -> dict[str, float]:
+    """``--periodic``'s text as name -> period ({} for ``none``)."""
+    text = text.strip()
+    if text.lower() == "none":
+        return {}
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise argparse.ArgumentTypeError(f"takes NAME=PERIOD[,NAME=PERIOD...] (e.g. x=2.0) or none, got {text!r}")
+        try:
+            period = _positive_float(value.strip())
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"the period of {name!r} {err}") from None
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{name!r} is given twice; got {text!r}")
+        out[name] = period
+    return out
 
 
 def _fraction(text: str) -> float:
@@ -292,9 +320,27 @@ def build_net(problem, args) -> MLP:
     try:
         return nets.build_net(problem, args.activation, width=args.width, depth=args.depth, seed=args.seed,
                               omega=args.act_omega, K=args.K, first_omega=args.first_omega,
-                              hidden_omega=args.hidden_omega, fourier=fourier)
+                              hidden_omega=args.hidden_omega, fourier=fourier, periodic=_periodic_arg(problem, args))
     except ValueError as err:
         raise SystemExit(str(err)) from None
+
+
+def _periodic_arg(problem, args):
+    """``build_net``'s ``periodic`` from --periodic and --periodic-modes: None (the
+    problem's own), {} (none) or an encoding with the modes asked for."""
+    spec, modes = getattr(args, "periodic", None), getattr(args, "periodic_modes", None)
+    periods = None if spec is None else _periods(spec)
+    if modes is None or periods == {}:  # --periodic none: no encoding, whatever the modes (a --config's)
+        return periods
+    chosen = dict(getattr(problem, "periodic", None) or {}) if periods is None else periods
+    if not chosen:
+        raise SystemExit(f"--periodic-modes {modes}: no input is periodic ({type(problem).__name__} declares no "
+                         "periodic input); give --periodic NAME=PERIOD, e.g. --periodic x=2.0, or drop "
+                         "--periodic-modes.")
+    try:
+        return PeriodicEncoding(chosen, modes)
+    except ValueError as err:
+        raise SystemExit(f"--periodic: {err}") from None
 
 
 def _write_history(result, path: Path) -> None:
@@ -759,6 +805,7 @@ def _solve(args, extra, cls) -> int:
         print(f"problem options from {source}: " + ", ".join(f"{k}={v!r}" for k, v in from_file.items()))
     problem_options = {**options_base, **given}
     problem = _make_problem(cls, problem_options, args.constraint)
+    _make_inverse(problem, args)
     options = build_training(args)
     stages = build_stages(args)
     resume, resume_folder, resumed_step = None, None, None
@@ -781,7 +828,7 @@ def _solve(args, extra, cls) -> int:
         if resume is not None:  # before config.json is rewritten
             try:
                 check_compatible(resume, resumed["meta"], problem=problem.name, problem_params=problem.params(),
-                                 net_config=getattr(net, "config", {}))
+                                 net_config=getattr(net, "config", {}), inverse=problem.inverse_record())
             except CheckpointError as err:
                 raise SystemExit(f"--resume: {err}") from None
         if ctx.is_main and args.overwrite and resume is None:
@@ -808,7 +855,11 @@ def _solve(args, extra, cls) -> int:
             procs = f"; {ctx.world_size} processes" if ctx.active else ""
             hard = (f"; hard constraint ({', '.join(problem.hard_constraint().conditions)} exact)"
                     if problem.constraint == "hard" else "")
-            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth} {args.dtype}{hard}; "
+            periodic = getattr(net, "config", {}).get("periodic")
+            encoding = ("" if periodic is None
+                        else "; " + PeriodicEncoding(periodic["periods"], periodic["modes"]).describe())
+            print(f"{problem!r}\n{args.activation} MLP width={args.width} depth={args.depth} {args.dtype}{hard}"
+                  f"{encoding}; "
                   f"reference {ref.solver} on {ref.grid_shape}{procs}; {args.threads} thread"
                   f"{'s' if args.threads > 1 else ''}; kernels {kernels['backend']} ({kernels['reason']})")
             print(f"run folder: {out}")
@@ -864,6 +915,7 @@ def _solve(args, extra, cls) -> int:
                     "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
                     "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
                     "command": config["command"], "config": CONFIG_NAME, "run_id": config["run_id"]})
+    estimates = _inverse_results(problem, net, args, options, result, metrics)
     limit = reference_limit(metrics, ref)
     if limit is not None:
         metrics["warnings"] = [limit]
@@ -887,6 +939,10 @@ def _solve(args, extra, cls) -> int:
     heading = f"{problem.name} / {args.activation}: {describe_errors(metrics)}"
     figures = [loss_curves(result.history, out / "loss.png", title=heading,
                            reference_error=metrics.get("reference_error"))]
+    if problem.unknowns:
+        from .plots import coefficient_history
+        figures.append(coefficient_history(result.history, out / "coefficients.png", problem=problem,
+                                           estimates=estimates, title=f"{problem.name}: recovered coefficients"))
     custom = problem_figures(problem, net, ref, out, activation=args.activation)
     if custom is not None:
         figures += custom
@@ -896,11 +952,66 @@ def _solve(args, extra, cls) -> int:
     print(f"result: {describe_errors(metrics)}" + "".join(
         f", {k}={metrics[k]:.3e}" for k in errors
         if isinstance(metrics[k], float) and k not in ("rel_l2", "rel_l2_exact")))
+    for line in estimates.values():
+        print(f"recovered {line}")
     if limit is not None:
         print(f"warning: {limit}", file=sys.stderr)
     print(f"stopped: {result.stop_message}; time: {result.timings['total']:.1f} s; wrote {out}/metrics.json, "
           "history.csv, prediction.h5, " + ", ".join(p.name for p in figures))
     return 0
+
+
+def _make_inverse(problem, args) -> None:
+    """``--unknown NAME=GUESS[:LOWER:UPPER]`` (repeatable) and ``--observations FILE``: the
+    problem's unknowns and the data term; a bad declaration is one line naming the option."""
+    from .problems.unknowns import parse_unknown
+
+    for spec in args.unknown:
+        try:
+            unknown = parse_unknown(spec)
+            problem.declare_unknown(unknown.name, unknown.guess, lower=unknown.lower, upper=unknown.upper)
+        except ValueError as err:
+            raise SystemExit(f"--unknown {spec}: {err}") from None
+    if args.observations is not None:
+        from .observations import Observations
+
+        try:
+            problem.observe(Observations.from_file(args.observations))
+        except (ValueError, OSError) as err:
+            raise SystemExit(f"--observations {args.observations}: {err}") from None
+    if args.unknown and args.observations is None:
+        print("warning: --unknown without --observations: the equation alone rarely determines a coefficient "
+              "(any c solves a wave equation with its own solution); give measurements with --observations FILE.",
+              file=sys.stderr)
+
+
+def _inverse_results(problem, net, args, options, result, metrics) -> dict:
+    """metrics.json's "coefficients" (each unknown's guess, bounds, value, and with
+    observations its standard error and, for a synthetic draw of this problem, the truth)
+    and "observations" (their record); the estimates, by name (empty for a forward run)."""
+    if not problem.unknowns:
+        if problem.observations is not None:
+            metrics["observations"] = problem.observations.record()
+        return {}
+    from .inverse import estimate
+
+    estimates = {}
+    if problem.observations is not None:
+        weighting = options.get("weights")
+        names = [t.name for t in problem.terms()]
+        weights = weighting.weights(names, -1, None) if weighting is not None else {}
+        try:
+            estimates = estimate(problem, net, n=problem.default_batch if args.batch is None else args.batch,
+                                 seed=args.seed, weights=weights)
+        except (ValueError, RuntimeError) as err:  # too few data, an SVD that fails to converge
+            print(f"warning: no standard errors: {err}", file=sys.stderr)
+        metrics["observations"] = problem.observations.record()
+    values = problem.coefficient_values()
+    metrics["coefficients"] = {
+        name: {**unknown.describe(), "value": values[name],
+               **({k: v for k, v in estimates[name].as_dict().items() if k != "value"} if name in estimates else {})}
+        for name, unknown in problem.unknowns.items()}
+    return estimates
 
 
 def _stage_summary(args, stages, problem) -> dict:
@@ -1004,6 +1115,97 @@ def cmd_reference(args, extra) -> int:
         print(f"wrote {save_reference(ref, args.out)}")
     return 0
 
+
+def _observe_points(problem, layout: str, n: int | None):
+    """``--layout`` and ``--points`` as the points argument of ``observations.synthetic``
+    (an int for a uniform draw, else a tensor) and the layout's text for its provenance
+    (None for uniform, which the provenance records by itself)."""
+    from . import observations
+
+    kind, _, spec = layout.partition(":")
+    names = problem.input_names
+
+    def numbers(text: str, what: str) -> list[float]:
+        try:
+            values = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise SystemExit(f"--layout {layout}: {what} must be comma-separated numbers, got {text!r}.") from None
+        if not all(math.isfinite(v) for v in values):
+            raise SystemExit(f"--layout {layout}: {what} must be finite numbers, got {text!r}.")
+        return values
+
+    def count() -> int:
+        if n is None:
+            raise SystemExit(f"--layout {kind} needs --points N (the number of observations).")
+        return n
+
+    try:
+        if kind == "uniform" and not spec:
+            return count(), None
+        if kind == "line":
+            ends = numbers(spec, "the ends")
+            if len(ends) != 2 * len(names):
+                raise SystemExit(f"--layout {layout}: a line in {problem.name}'s inputs {names} takes "
+                                 f"{2 * len(names)} numbers (start, then end), got {len(ends)}.")
+            return observations.line(ends[:len(names)], ends[len(names):], count()), layout
+        if kind == "ring":
+            values = numbers(spec, "cx,cy,r")
+            if len(names) != 2 or len(values) != 3:
+                raise SystemExit(f"--layout {layout}: a ring takes cx,cy,r in a problem of two inputs; "
+                                 f"{problem.name} has {names}, and {len(values)} numbers were given.")
+            return observations.ring(values[:2], values[2], count()), layout
+        if kind == "sensors":
+            where, at, times = spec.partition("@")
+            if names[0] != "t" or not at:
+                raise SystemExit(f"--layout {layout}: sensors take POSITIONS@NT (positions x1,x2,... with "
+                                 "coordinates a/b in 2-D, NT equispaced times) in a time-dependent problem (first "
+                                 f"input t); {problem.name} has {names}.")
+            try:
+                k = int(times)
+            except ValueError:
+                k = 0
+            if k < 1:
+                raise SystemExit(f"--layout {layout}: NT after @ must be an integer >= 1, got {times!r}.")
+            positions = [numbers(item.replace("/", ","), "a position") for item in where.split(",") if item.strip()]
+            if not positions or any(len(p) != len(names) - 1 for p in positions):
+                raise SystemExit(f"--layout {layout}: each position has {len(names) - 1} coordinate(s) "
+                                 f"{names[1:]} (separated by /), got {where!r}.")
+            lo, hi = problem.bounds[0]
+            points = observations.sensors(positions, torch.linspace(lo, hi, k, dtype=torch.float64))
+            if n is not None and n != len(points):
+                raise SystemExit(f"--points {n}: the sensors layout has {len(positions)} positions x {k} times = "
+                                 f"{len(points)} points; leave --points out.")
+            return points, layout
+    except ValueError as err:
+        raise SystemExit(f"--layout {layout}: {err}") from None
+    raise SystemExit(f"--layout {layout}: expected uniform, line:START,END, ring:CX,CY,R or sensors:X1,X2,...@NT.")
+
+
+def cmd_observe(args, extra) -> int:
+    from .observations import synthetic
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise SystemExit(f"--out {out}: observations are written as HDF5; name the file *.h5.")
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"--out {out} exists; pass --overwrite to replace it, or choose another file.")
+    problem = build_problem(args.problem, extra)
+    points, layout = _observe_points(problem, args.layout, args.points)
+    try:
+        obs = synthetic(problem, points, noise=args.noise, seed=args.seed, resolution=args.resolution,
+                        source=args.source, layout=layout, max_interpolation_error=args.max_interpolation_error)
+    except ValueError as err:
+        raise SystemExit(f"{problem.name}: {err}") from None
+    path = obs.save(out)
+    prov = obs.provenance
+    source = prov["source"]
+    if source == "reference":
+        error = prov["reference_error"]
+        source += (f" (its error {'unknown' if error is None else f'{error:.1e}'}, interpolation "
+                   f"{prov['interpolation']['error_estimate']:.1e})")
+    print(f"{problem.name}: {len(obs)} observations ({layout or 'uniform'}, seed {args.seed}), noise {args.noise:g} "
+          f"relative, source {source}; wrote {path}, digest {obs.digest()[:16]}")
+    return 0
 
 def cmd_compare(args, extra) -> int:
     from .compare import ACTIVATION_NAMES, compare
@@ -1117,6 +1319,11 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--K", type=size, default=None, help="MetaSin components")
     solve.add_argument("--fourier", type=nonneg_size, default=0, help="number of Fourier features (0: none)")
     solve.add_argument("--fourier-scale", type=_positive_float, default=1.0, help="Fourier feature scale")
+    solve.add_argument("--periodic", type=_periodic_spec, default=None, metavar="NAME=PERIOD[,...]|none",
+                       help="make the network exactly periodic in these inputs, e.g. x=2.0 (default: the periods the "
+                            "problem declares; none: no periodic encoding)")
+    solve.add_argument("--periodic-modes", type=size, default=None, metavar="M",
+                       help="harmonics per periodic input (default 1; none with --periodic none)")
     solve.add_argument("--steps", type=nonneg, default=2000, help="Adam steps")
     solve.add_argument("--lbfgs-steps", type=nonneg, default=0, help="L-BFGS steps after Adam")
     solve.add_argument("--lbfgs-batch", type=size, default=None,
@@ -1141,6 +1348,12 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--engine", default="jet", choices=["jet", "autograd", "func"], help="derivative engine")
     solve.add_argument("--constraint", default="soft", choices=["soft", "hard"],
                        help="boundary/initial data as loss terms (soft) or built into the network (hard)")
+    solve.add_argument("--unknown", action="append", default=[], metavar="NAME=GUESS[:LOWER:UPPER]",
+                       help="recover this problem parameter (repeatable), from GUESS within the bounds, e.g. "
+                            "c=1.0:0.5:4.0; with --observations")
+    solve.add_argument("--observations", default=None, metavar="FILE",
+                       help="point observations (.h5 from pinn-sine observe, or .npz) fitted as the loss term "
+                            "'data' (weight it with --weight data=W)")
     solve.add_argument("--weighting", default="fixed", choices=["fixed", "gradnorm"],
                        help="loss-term weights: fixed (--weight) or gradient-norm balancing")
     solve.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
@@ -1194,6 +1407,28 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     ref.add_argument("--no-cache", action="store_true", help="compute afresh, do not read or write the cache")
     ref.add_argument("--threads", type=_threads, default=None, help=threads_help)
     ref.set_defaults(func=cmd_reference)
+
+    observe = sub.add_parser("observe", help="draw synthetic point observations of a problem's solution (HDF5)", **kw)
+    observe.add_argument("problem", help=f"one of {sorted(PROBLEMS)}")
+    observe.add_argument("--points", type=size, default=None,
+                         help="number of observations (uniform, line, ring; sensors: positions x times)")
+    observe.add_argument("--noise", type=_finite_float, default=0.0,
+                         help="relative noise level: sigma = noise x the RMS of the clean values, per output")
+    observe.add_argument("--seed", type=_integer(0, SEED_LIMIT), default=0, help="seed of the points and the noise")
+    observe.add_argument("--layout", default="uniform",
+                         help="uniform (in the problem's bounds), line:START,END (2 x inputs numbers), "
+                              "ring:CX,CY,R (two inputs) or sensors:X1,X2,...@NT (time-dependent problems: the "
+                              "positions, a/b in 2-D, at NT equispaced times)")
+    observe.add_argument("--source", default="auto", choices=["auto", "exact", "reference"],
+                         help="clean values from the exact solution or the FD reference (auto: exact where known)")
+    observe.add_argument("--resolution", type=_integer(2, SIZE_LIMIT), default=None,
+                         help="reference grid resolution (default: the problem's)")
+    observe.add_argument("--max-interpolation-error", type=_positive_float, default=1e-3,
+                         help="the largest estimated relative error of the interpolated reference at the points")
+    observe.add_argument("--out", required=True, help="the HDF5 file to write (*.h5)")
+    observe.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    observe.add_argument("--threads", type=_threads, default=None, help=threads_help)
+    observe.set_defaults(func=cmd_observe)
 
     comp = sub.add_parser("compare", help="problems x activations x seeds against the FD references", **kw)
     comp.add_argument("--problems", type=_name_list("problem", lambda: sorted(PROBLEMS)), default=None,

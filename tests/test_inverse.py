@@ -321,8 +321,8 @@ def test_observe_then_solve_recovers_and_reports_the_coefficient(tmp_path, capsy
     assert (run / "coefficients.png").stat().st_size > 0
     history = (run / "history.csv").read_text().splitlines()[0]
     assert "coef_c" in history.split(",")
-    # a resume with another guess is refused, naming the difference
-    with pytest.raises(SystemExit, match="unknowns: checkpoint"):
+    # a resume with another guess is refused, naming the option
+    with pytest.raises(SystemExit, match="cannot change when a run resumes: --unknown"):
         main(["solve", "--resume", str(run), "--unknown", "c=1.2:0.5:4.0"])
 
 
