@@ -3,6 +3,7 @@ Gaussian source (problems/background.py), the scattered residual through the pro
 loss code, its parameters and the SIREN preset. All in float64."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 
@@ -15,8 +16,9 @@ from pinn_sine.cli import main
 from pinn_sine.derivatives import Jet
 from pinn_sine.problems import HelmholtzPointSource, check_problem
 from pinn_sine.problems.background import FAR_WIDTHS, GaussianBackground
-from pinn_sine.runs import read_config
-from pinn_sine.validation import evaluate
+from pinn_sine.figures import problem_figures
+from pinn_sine.runs import load_net, load_run, read_config
+from pinn_sine.validation import evaluate, load_reference, predict
 
 K, W, CENTER = 10.0, 0.05, (0.1, -0.05)
 LAYER = {"bounds": ((-1.0, 1.0), (-1.0, 1.0)), "width": 0.5, "strength": 60.0, "omega": 10.0, "profile": "cubic"}
@@ -233,6 +235,13 @@ def test_predict_reports_the_total_field_and_both_formulations_share_the_referen
     assert evaluate(Zero(), ref, prediction=total.predict(Zero(), ref))["rel_l2"] == 1.0
 
 
+def test_figures_show_the_total_field(tmp_path):
+    problem = HelmholtzPointSource(formulation="scattered")
+    paths = problem_figures(problem, Zero(), problem.reference(41), tmp_path)
+    assert sorted(p.name for p in paths) == ["helmholtz-point-source_fields.png", "helmholtz-point-source_velocity.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
 # ----- parameters -------------------------------------------------------------------------------
 def test_params_record_the_formulation_and_background():
     p = HelmholtzPointSource(formulation="scattered", velocity="square", background_velocity=1.0).params()
@@ -252,6 +261,20 @@ def test_solve_config_and_resume_keep_the_formulation(tmp_path, capsys, one_thre
     assert config["problem"]["options"] == {"formulation": "scattered"}
     assert config["problem"]["params"] == HelmholtzPointSource(formulation="scattered").params()
     metrics = json.loads((run / "metrics.json").read_text())
+    # the run's prediction.h5 (what export writes out) is the total field, u_b + the network
+    loaded = load_run(run)
+    ref = loaded.problem.reference(41)
+    stored = load_reference(run / "prediction.h5")
+    net = load_net(run / "checkpoint.pt")
+    expected, raw = loaded.problem.predict(net, ref), predict(net, ref)
+    u_b = loaded.problem.background(torch.from_numpy(ref.points())).numpy()
+    for k, name in enumerate(("u_real", "u_imag")):
+        np.testing.assert_allclose(stored.fields[name], expected[name], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(stored.fields[name].ravel() - raw[name].ravel(), u_b[:, k], rtol=0, atol=1e-6)
+    if importlib.util.find_spec("meshio") is not None:  # the optional export dependency
+        from pinn_sine.export import export_run
+
+        assert export_run(run, "vtk", tmp_path / "run.vtk") == [tmp_path / "run.vtk"]
     again = tmp_path / "again"
     main(["solve", "--config", str(run / "config.json"), "--out", str(again)])
     assert read_config(again)["problem"] == config["problem"]
