@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.special import hankel1, roots_legendre
 
-from pinn_sine.cli import main
+from pinn_sine.cli import build_problem, main
 from pinn_sine.derivatives import Jet
 from pinn_sine.problems import HelmholtzPointSource, check_problem
 from pinn_sine.problems.background import FAR_WIDTHS, GaussianBackground
@@ -297,6 +297,9 @@ def test_siren_case_is_a_named_configuration():
     assert HelmholtzPointSource.siren_case("uniform").velocity_name == "uniform"
     d = HelmholtzPointSource()
     assert (d.omega, d.width) == (10.0, 0.05)
+    # the command line: pinn-sine solve helmholtz-point-source --preset siren --velocity square --velocity-edge 0
+    cli = build_problem("helmholtz-point-source", ["--preset", "siren", "--velocity", "square", "--velocity-edge", "0"])
+    assert cli.params() == p.params()
 
 
 @pytest.mark.parametrize("kwargs, match", [

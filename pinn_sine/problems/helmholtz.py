@@ -344,7 +344,8 @@ class HelmholtzPointSource(Problem):
             (the source enters through the equation, the layer damps what leaves); "hard"
             raises.
         formulation: "total" (the network is u) or "scattered" (the network is u - u_b,
-            see above).
+            u_b the exact field of the source in the uniform speed c0; predictions add
+            u_b back).
         background_velocity: c0 of the scattered formulation's background (> 0; only
             with formulation="scattered"); None: the velocity model's value at the source.
         preset: a named configuration that sets omega and source_width: None (10 and
