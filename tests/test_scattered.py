@@ -249,7 +249,8 @@ def test_params_record_the_formulation_and_background():
     assert json.loads(json.dumps(p)) == p
     assert HelmholtzPointSource(formulation="scattered", velocity="square").params()["background_velocity"] == \
         pytest.approx(2.0, rel=1e-6)  # c at the source, inside the square (smoothed edge: 1 + sigmoid(15)^2)
-    assert HelmholtzPointSource().params()["formulation"] == "total"
+    # the default (total) is left out: checkpoints and caches from before the option still match
+    assert "formulation" not in HelmholtzPointSource().params()
     assert "background_velocity" not in HelmholtzPointSource().params()
 
 

@@ -685,10 +685,11 @@ class HelmholtzPointSource(Problem):
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         velocity = self.speed_model.params("velocity")
-        background = ({"background_velocity": self.c0} if self.formulation == "scattered" else {})
+        # the default formulation is left out, so runs and caches from before it existed still match
+        scattered = ({"formulation": "scattered", "background_velocity": self.c0}
+                     if self.formulation == "scattered" else {})
         return {"omega": self.omega, **velocity, "source_center": list(self.center), "source_width": self.width,
-                "pml_width": self.pml_width, "pml_strength": self.pml_strength, "formulation": self.formulation,
-                **background}
+                "pml_width": self.pml_width, "pml_strength": self.pml_strength, **scattered}
 
     def reference_params(self, resolution: int | None) -> dict:
         """As :meth:`Problem.reference_params`, without the formulation and background:
