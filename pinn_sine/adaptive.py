@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Callable
 
 import torch
@@ -97,6 +98,10 @@ class RADSampler:
                              f"{sorted(problem.derivatives)}.")
         if not problem.has_pointwise:
             problem.pointwise_residual({}, {})  # raises the explanation
+        if self.point_set in problem._fixed():
+            warnings.warn(f"RADSampler: {problem.name}'s point set {self.point_set!r} is fixed (fixed_sets()), so "
+                          "every pool is the same points and RAD only redraws among them; drop the fixed set to "
+                          "sample adaptively, or drop RAD.", RuntimeWarning, stacklevel=3)
 
     def due(self, step: int) -> bool:
         return self.pool is None or step % self.refresh_every == 0

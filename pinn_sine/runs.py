@@ -140,7 +140,9 @@ def run_config(*, problem, problem_options: dict, net: nn.Module, stages, option
         "stages": [s.describe() for s in stages],
         "options": options,
         "reference": None if reference is None else {
-            "resolution": options.get("resolution"), "grid": dict(zip(reference.coords, reference.grid_shape)),
+            "resolution": options.get("resolution"),
+            "grid": ({"points": int(reference.grid_shape[0])} if getattr(reference, "scattered", False)
+                     else dict(zip(reference.coords, reference.grid_shape))),
             "hash": reference.hash, "solver": reference.solver},
         "versions": versions(),
         "command": [Path(sys.argv[0]).name] + (sys.argv[1:] if argv is None else list(argv)),

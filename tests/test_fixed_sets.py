@@ -345,3 +345,22 @@ def test_some_sets_fixed_without_a_sampler_is_refused_at_draw():
     with pytest.raises(NotImplementedError, match=r"fixes only \['interior'\] and has no sample\(\) for its other "
                                                   r"point sets \['boundary'\]"):
         Partial().draw(8, torch.Generator())
+
+
+def test_the_repr_of_fixed_sets_is_short():
+    text = repr(FixedLine())
+    assert "fixed_sets=<f: 19, interior: 19, obs: 6, u_obs: 6; sha256 " in text
+    assert len(text) < 200 and "origin" not in text
+
+
+def test_rad_on_a_fixed_point_set_warns():
+    from pinn_sine.adaptive import RADSampler
+
+    class Pointwise(FixedLine):
+        name = "fixed-line-pointwise-test"
+
+        def pointwise_residual(self, jets, batch):
+            return self.pde(jets, batch)[:, 0] ** 2
+
+    with pytest.warns(RuntimeWarning, match="'interior' is fixed .* RAD only redraws among them"):
+        RADSampler().check(Pointwise())

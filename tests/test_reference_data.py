@@ -450,3 +450,17 @@ def test_cli_solve_and_export_with_a_data_reference(tmp_path, data_file, capsys)
         torch.set_num_threads(threads)
         if "datapoisson" in PROBLEMS:
             unregister_problem("datapoisson")
+
+
+def test_run_config_records_a_scattered_reference_by_its_point_count():
+    from pinn_sine.nets import build_net
+    from pinn_sine.optim import Adam
+    from pinn_sine.problems import Poisson2D
+    from pinn_sine.runs import run_config
+
+    coords, fields = scattered_arrays()
+    ref = ReferenceField.from_arrays(coords, fields, layout="scattered")
+    problem = Poisson2D()
+    config = run_config(problem=problem, problem_options={}, net=build_net(problem, "siren", width=4, depth=1),
+                        stages=[Adam(1)], options={}, reference=ref, argv=[])
+    assert config["reference"]["grid"] == {"points": 50}

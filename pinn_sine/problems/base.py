@@ -764,7 +764,16 @@ class Problem:
         return {n: np.linspace(lo, hi, resolution) for n, (lo, hi) in zip(self.input_names, self.bounds)}
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        params = self.params()
+        record = params.pop("fixed_sets", None) if isinstance(params, dict) else None
+        body = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        if record is not None:  # the record is long: its digest and the sets' sizes say it
+            sizes = ", ".join(f"{k}: {v['shape'][0]}" for k, v in record["sets"].items())
+            body += f", fixed_sets=<{sizes}; sha256 {record['digest'][:12]}>"
+        for name, unknown in self.unknowns.items():
+            body += f", {name}=<unknown: {unknown.describe()}>"
+        if self.observations is not None:
+            body += f", observations=<{len(self.observations)} points>"
         return f"{type(self).__name__}({body})"
 
 
