@@ -94,3 +94,31 @@ class CosineExpansion:
 
     def describe(self) -> dict:
         return {"bounds": [list(b) for b in self.bounds], "modes": self.modes, "background": self.background}
+
+
+def problem_expansion(problem, domain, speed, modes: int | None = None) -> CosineExpansion:
+    """The expansion an unknown "velocity" of ``problem`` models c with, over ``domain``,
+    around c0 = the geometric mean of the defining model ``speed(x, y)`` there (so that
+    coefficients 0 are the uniform c0); M from the declared unknown's M^2 entries unless
+    ``modes`` is given. Kept on the problem (one per M)."""
+    if modes is None:
+        unknown = problem.unknowns.get("velocity")
+        if unknown is None:
+            raise ValueError(f"{type(problem).__name__} has no unknown 'velocity'; declare it with "
+                             "declare_unknown('velocity', [0.0] * M**2, lower=-b, upper=b).")
+        modes = math.isqrt(unknown.shape[0])
+    cached = problem.__dict__.get("_velocity_expansion")
+    if cached is None or cached.modes != modes:
+        x, y = CosineExpansion(domain, 1, 1.0).grid(65)
+        c = torch.as_tensor(speed(x, y), dtype=torch.float64).expand(x.shape[0], 1)
+        cached = CosineExpansion(domain, modes, float(torch.exp(torch.log(c).mean())))
+        problem.__dict__["_velocity_expansion"] = cached
+    return cached
+
+
+def check_velocity_unknown(problem, unknown) -> None:
+    """Raise ValueError unless ``unknown`` is a vector of M^2 expansion coefficients."""
+    n = unknown.shape[0] if unknown.shape else 1
+    if not unknown.shape or math.isqrt(n) ** 2 != n:
+        raise ValueError(f"{type(problem).__name__}: 'velocity' is a vector of M^2 expansion coefficients (M cosines "
+                         f"per axis), got a guess of shape {unknown.shape}; e.g. [0.0] * 25 for M = 5.")

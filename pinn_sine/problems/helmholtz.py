@@ -537,21 +537,10 @@ class HelmholtzPointSource(Problem):
         """The cosine expansion (:class:`~pinn_sine.problems.expansion.CosineExpansion`)
         an unknown "velocity" of M^2 coefficients models c with, over the whole domain
         (layer included), around c0 = the geometric mean of the defining model there."""
-        from .expansion import CosineExpansion
+        from .expansion import problem_expansion
 
-        if modes is None:
-            unknown = self.unknowns.get("velocity")
-            if unknown is None:
-                raise ValueError("HelmholtzPointSource has no unknown 'velocity'; declare it with "
-                                 "declare_unknown('velocity', [0.0] * M**2, lower=-b, upper=b).")
-            modes = math.isqrt(unknown.shape[0])
-        cached = self.__dict__.get("_expansion")
-        if cached is None or cached.modes != modes:
-            x, y = CosineExpansion(self.domain, 1, 1.0).grid(65)
-            c = self.speed_model.values(torch.cat([x, y], dim=1))
-            cached = CosineExpansion(self.domain, modes, float(torch.exp(torch.log(c).mean())))
-            self.__dict__["_expansion"] = cached
-        return cached
+        return problem_expansion(self, self.domain, lambda x, y: self.speed_model.values(torch.cat([x, y], dim=1)),
+                                 modes)
 
     def _check_unknown(self, unknown) -> None:
         if self.formulation != "total":
@@ -563,10 +552,9 @@ class HelmholtzPointSource(Problem):
         if unknown.name == "omega":
             super()._check_unknown(unknown)
             return
-        n = unknown.shape[0] if unknown.shape else 1
-        if not unknown.shape or math.isqrt(n) ** 2 != n:
-            raise ValueError(f"HelmholtzPointSource: 'velocity' is a vector of M^2 expansion coefficients (M cosines "
-                             f"per axis), got a guess of shape {unknown.shape}; e.g. [0.0] * 25 for M = 5.")
+        from .expansion import check_velocity_unknown
+
+        check_velocity_unknown(self, unknown)
 
     def unknown_truth(self, name: str):
         """For "velocity": the coefficients of the defining model in the expansion."""

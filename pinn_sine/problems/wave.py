@@ -495,23 +495,9 @@ class Wave2D(_WaveProblem):
         models c with: over the domain, around the background c0 = the geometric mean of
         the defining c over the domain (c itself when constant), so that coefficients 0
         are the uniform c0."""
-        from .expansion import CosineExpansion
+        from .expansion import problem_expansion
 
-        if modes is None:
-            unknown = self.unknowns.get("velocity")
-            if unknown is None:
-                raise ValueError("Wave2D has no unknown 'velocity'; declare it with "
-                                 "declare_unknown('velocity', [0.0] * M**2, lower=-b, upper=b).")
-            modes = math.isqrt(unknown.shape[0])
-        cached = self.__dict__.get("_expansion")
-        if cached is None or cached.modes != modes:
-            probe = CosineExpansion(self.domain, 1, 1.0)
-            x, y = probe.grid(65)
-            c = self.speed_model(x, y)
-            c = torch.as_tensor(c, dtype=torch.float64).expand(x.shape[0], 1)
-            cached = CosineExpansion(self.domain, modes, float(torch.exp(torch.log(c).mean())))
-            self.__dict__["_expansion"] = cached
-        return cached
+        return problem_expansion(self, self.domain, self.speed_model, modes)
 
     def _check_unknown(self, unknown) -> None:
         if self.unknowns:  # "c" or "velocity" already: both are the wave speed
@@ -523,10 +509,9 @@ class Wave2D(_WaveProblem):
                                  "problem's c is a function of position: declare 'velocity' (an expansion) instead.")
             super()._check_unknown(unknown)
             return
-        n = unknown.shape[0] if unknown.shape else 1
-        if not unknown.shape or math.isqrt(n) ** 2 != n:
-            raise ValueError(f"Wave2D: 'velocity' is a vector of M^2 expansion coefficients (M cosines per axis), "
-                             f"got a guess of shape {unknown.shape}; e.g. [0.0] * 25 for M = 5.")
+        from .expansion import check_velocity_unknown
+
+        check_velocity_unknown(self, unknown)
 
     def unknown_truth(self, name: str):
         """For "velocity": the coefficients of the defining c in the expansion
