@@ -1,126 +1,42 @@
-"""The training loop: optimizer stages run in order over what they share (sampling, the
-weighted loss, the finite-loss guard, logging, evaluation, progress, checkpoints)."""
+"""The convenient front of training: :func:`train` checks its keywords, builds the
+shared training context (:class:`Run`: sampling, the weighted loss) and the callbacks
+(:mod:`pinn_sine.callbacks`: checkpoints, evaluation, progress, the time limit, the
+guards, stall stops, Ctrl-C), restores them from a checkpoint to resume, and runs the
+loop (:func:`pinn_sine.loop.fit`) over the optimizer stages."""
 from __future__ import annotations
 
 import math
 import numbers
 import os
-import signal
-import sys
-import threading
-import time
-import warnings
-from contextlib import contextmanager
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from . import distributed
 from .adaptive import RADSampler
+from .callbacks import (DIVERGENCE_STEPS, Callback, Checkpoint, DivergenceGuard, Evaluation, FiniteLossGuard,
+                        LogProgress, Progress, SigintStop, StallStop, Timer, _postfix, _progress, restore)
 from .checkpoint import (CHECKPOINT_FORMAT, CheckpointError, check_compatible, check_same_settings, load_checkpoint,
                          save_checkpoint)
 from .constraints import ConstrainedNet, unconstrained
-from .metrics import ReferenceMetric, as_metrics, columns as metric_columns
+from .loop import (STOP_REASONS, Loop, TrainingDiverged, TrainingInterrupted, TrainResult, crossed as _crossed, fit,
+                   stage_labels as _stage_labels)
+from .metrics import as_metrics, columns as metric_columns
 from .nets.mlp import check_seed
 from .optim import LBFGS, Adam, Stage
 from .problems.base import Problem
-from .stall import Stall, StallDetector
-from .validation.evaluate import NonFinitePrediction, check_mask, evaluate, reference_limit
+from .stall import Stall
+from .validation.evaluate import check_mask
 from .validation.reference import ReferenceField
 from .weighting import CausalWeights, TermWeighting, as_term_weighting
 
-__all__ = ["train", "TrainResult", "Run", "TrainingInterrupted", "TrainingDiverged", "STOP_REASONS", "Stall",
-           "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["train", "fit", "Callback", "TrainResult", "Run", "TrainingInterrupted", "TrainingDiverged",
+           "STOP_REASONS", "Stall", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT", "LogProgress",
+           "DIVERGENCE_STEPS", "coefficient_columns"]
 
-#: why a run stopped: every planned step done, the time limit, a SIGINT (Ctrl-C), a
-#: diverging or non-finite loss
-STOP_REASONS = ("completed", "time_limit", "interrupted", "diverged")
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) during :func:`train`: the step in progress was finished, a
-    checkpoint written at it (where ``checkpoint`` was given), and training stopped.
-
-    Attributes: ``step`` (global steps done), ``checkpoint`` (the file written, or None),
-    ``result`` (the :class:`TrainResult` so far, ``stop_reason`` "interrupted")."""
-
-    def __init__(self, step: int, checkpoint, result: "TrainResult"):
-        self.step, self.checkpoint, self.result = step, checkpoint, result
-        where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
-        super().__init__(f"interrupted at step {step}{where}")
-
-
-class TrainingDiverged(FloatingPointError):
-    """A non-finite or diverging loss: training stopped and the last checkpoint is left
-    intact. ``step`` is the step it was detected at; :func:`train` attaches ``result``
-    (the :class:`TrainResult` so far, ``stop_reason`` "diverged")."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step, self.result = step, None
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` returns.
-
-    Attributes:
-        net: the trained network (the same object that was passed in).
-        history: one dict per logged step: "step" (counted over all stages), "phase"
-            (the stage's name: "adam", "lbfgs", "gauss_newton"), "loss" (the weighted
-            total), each loss term (unweighted means), the weights "w_<term>", with
-            causal weighting "<term>_causal" and "causal_w0" ... "causal_w{M-1}", the
-            stage's own columns ("lr"; Gauss-Newton: "lambda", "mu", "gain",
-            "accepted", "step_time"), "time" (seconds since start) and, every
-            ``eval_every`` steps when a reference is given, "rel_l2" (and
-            "rel_l2_exact" against the exact solution on the reference's grid, where
-            the problem has one), at the same steps a column per metric of
-            ``train(metrics=...)``, and "stalled" (True) on the row of a stage that
-            stopped early because its loss stalled.
-        timings: "total" seconds, the seconds of each stage under its name (a repeated
-            name gets a suffix: "adam_2"), and "step_median" (of the Adam steps).
-        final: the last evaluation against the reference (empty without one), with
-            ``rel_l2_exact`` where the problem has an exact solution.
-        final_losses: the last logged "loss" (weighted total) and unweighted terms.
-        steps_done: global steps done (over all stages, a resumed run's earlier ones
-            included; a stalled stage counts the steps it ran); steps_planned: the sum
-            of the stages' ``steps``.
-        stop_reason: one of :data:`STOP_REASONS`; stop_message: the same in words.
-        metrics: the last evaluated value of every metric (``rel_l2`` ... and the
-            user's ``metrics``), from the last evaluated history row.
-        stalls: one dict per stage that stalled: "index" (its position), "stage" (its
-            label), "step" (global step), "stage_step" and "steps" (planned), "message".
-        coefficients: the final value of each unknown of an inverse problem
-            (:meth:`~pinn_sine.problems.Problem.declare_unknown`), which the history also
-            logs at every logged step as ``coef_<name>`` (``coef_<name>_rms`` for a
-            vector); empty for a forward problem. Their standard errors:
-            :func:`pinn_sine.inverse.estimate`.
-    """
-
-    net: nn.Module
-    history: list[dict] = field(default_factory=list)
-    timings: dict = field(default_factory=dict)
-    final: dict = field(default_factory=dict)
-    final_losses: dict = field(default_factory=dict)
-    steps_done: int = 0
-    steps_planned: int = 0
-    stop_reason: str = "completed"
-    stop_message: str = ""
-    metrics: dict = field(default_factory=dict)
-    stalls: list = field(default_factory=list)
-    coefficients: dict = field(default_factory=dict)
-
-    def history_table(self) -> tuple[list[str], list[list]]:
-        """Columns and rows of the history (for CSV)."""
-        cols: list[str] = []
-        for row in self.history:
-            for k in row:
-                if k not in cols:
-                    cols.append(k)
-        return cols, [[row.get(c, "") for c in cols] for row in self.history]
+# names kept importable from here for the modules and tests that import them
+_ = (Loop, LogProgress, _postfix, _progress, _crossed, _stage_labels)
 
 
 class _Objective(nn.Module):
@@ -154,27 +70,28 @@ def _check_pointwise(problem: Problem, net: nn.Module) -> None:
 #: history columns of the built-in stages (a metric may not take their names)
 STAGE_COLUMNS = ("lr", "lambda", "mu", "nu", "gain", "accepted", "step_time", "alpha", "radius", "rho", "redraws")
 
-#: steps the logged loss must stay above ``divergence`` x its best before a run is stopped
-DIVERGENCE_STEPS = 20
-
 
 class Run:
-    """What the stages of one :func:`train` call share: the problem and network, the
-    sampling state, the weighted loss, the finite-loss guard. Stages receive it in
-    :meth:`~pinn_sine.optim.Stage.start` and :meth:`~pinn_sine.optim.Stage.step`.
+    """The shared training context of one :func:`train` call (what every stage and
+    callback shares): the problem and network, the sampling state, the weighted loss.
+    Stages receive it in :meth:`~pinn_sine.optim.Stage.start` and
+    :meth:`~pinn_sine.optim.Stage.step`; callbacks as ``loop.context``.
 
     Attributes a stage reads: ``problem``, ``net``, ``params`` (trainable parameters: the
     network's, then the problem's :meth:`~pinn_sine.problems.Problem.coefficients`),
     ``ctx`` (the distributed context), ``causal``, ``offset`` (steps of the stages
-    before the current one).
+    before the current one), ``loop`` (the :class:`~pinn_sine.loop.Loop` running it).
+
+    Its state (:meth:`state_dict`, per process: the generator, the current points, the
+    RAD pool; the weighting's state is shared) is what a checkpoint needs to resume the
+    sampling bit-identically.
     """
 
     def __init__(self, problem: Problem, net: nn.Module, *, batch: int, seed: int, engine: str,
                  weighting: TermWeighting, causal: CausalWeights | None, adaptive: RADSampler | None,
-                 compile: bool, divergence: float | None = None):
+                 compile: bool):
         self.problem, self.net, self.batch, self.seed, self.engine = problem, net, batch, seed, engine
-        self.divergence = divergence
-        self.reset_growth()
+        self.loop = None
         self.weighting, self.causal, self.adaptive = weighting, causal, adaptive
         param = next(net.parameters())
         self.device, self.dtype = param.device, param.dtype
@@ -287,41 +204,55 @@ class Run:
     def global_total(self, total: Tensor) -> Tensor:
         return distributed.all_reduce_mean(total.detach()) if self.ctx.active else total.detach()
 
+    # ----- what the stages report to the callbacks ----------------------------------------
     def reset_growth(self) -> None:
-        """Forget the best loss (a new stage: another batch or objective)."""
-        self.best, self.above_since = float("inf"), None
-
-    def check_growth(self, step: int, phase: str, loss: float) -> None:
-        """Raise FloatingPointError when the logged loss (the all-rank mean at the point a
-        stage keeps: Gauss-Newton's rejected trials never get here) has stayed above
-        ``divergence`` times the stage's best for ``DIVERGENCE_STEPS`` steps."""
-        if self.divergence is None:
-            return
-        if loss < self.best:
-            self.best, self.above_since = loss, None
-        elif loss > self.divergence * self.best:
-            if self.above_since is None:
-                self.above_since = step
-            if step - self.above_since >= DIVERGENCE_STEPS:
-                raise TrainingDiverged(
-                    f"diverging at step {step} ({phase}): the loss {loss:.3e} has been above {self.divergence:g} x "
-                    f"its best {self.best:.3e} since step {self.above_since}; the last checkpoint is left intact. "
-                    "Lower the learning rate (--lr) or the omega of the first layer (--first-omega).", step)
-        else:
-            self.above_since = None
+        """A stage changed its objective (a new fixed batch): the callbacks'
+        ``on_batch_change`` (the divergence guard forgets its best loss)."""
+        if self.loop is not None:
+            self.loop.call("on_batch_change", self.loop.stage)
 
     def check_finite(self, step: int, phase: str, total: Tensor, terms: dict[str, Tensor]) -> None:
-        """Raise FloatingPointError when the (all-rank mean) loss is not finite; every
-        rank raises together."""
-        total = self.global_total(total)
-        if not torch.isfinite(total):
-            bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-            if bad:
-                what = f"term {bad[0]!r} = {float(terms[bad[0]].detach())}"
-            else:
-                what = f"total = {float(total)}" + (" (on another process)" if self.ctx.active else "")
-            raise TrainingDiverged(f"non-finite loss at step {step} ({phase}): {what}; the last checkpoint is left "
-                                   "intact. Lower the learning rate or the omega of the first layer.", step)
+        """A stage computed the loss ``total`` (its plain ``terms``) at global ``step``:
+        the callbacks' ``on_loss`` (the finite-loss guard raises
+        :class:`TrainingDiverged` when the all-rank mean is not finite)."""
+        if self.loop is not None:
+            self.loop.call("on_loss", step, phase, total, terms)
+
+    # ----- logging and state ----------------------------------------------------------------
+    def log_row(self, step: int, phase: str, res) -> dict:
+        """The history row of a logged step: "step", "phase", the weighted "loss" and the
+        plain terms (all-rank means), the causal term, the weights, the stage's columns
+        and the problem's coefficients (:func:`coefficient_columns`)."""
+        causal = self.causal
+        names = list(res.terms)
+        values = torch.stack([res.total.detach().reshape(())] + [res.terms[k].detach().reshape(()) for k in names])
+        if causal is not None:
+            values = torch.cat([values, res.loss_terms[causal.term].detach().reshape(1)])
+        if self.ctx.active:
+            values = distributed.all_reduce_mean(values)
+        values = values.tolist()
+        row = {"step": step, "phase": phase, "loss": values[0], **dict(zip(names, values[1:1 + len(names)]))}
+        if causal is not None:
+            row[f"{causal.term}_causal"] = values[-1]
+        row.update(self.weighting.log())
+        if causal is not None:
+            row.update(causal.log())
+        row.update(res.extra)
+        row.update(coefficient_columns(self.problem))
+        return row
+
+    def state_dict(self) -> dict:
+        """This process's sampling state: "generator", "points" (the current batch, on
+        the CPU), "adaptive" (the RAD pool)."""
+        return {"generator": self.generator.get_state(),
+                "points": {} if self.points is None else {k: v.detach().cpu() for k, v in self.points.items()},
+                "adaptive": self.adaptive.state_dict() if self.adaptive is not None else {}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.points = self.to_dev(state["points"]) if state["points"] else None
+        if self.adaptive is not None:
+            self.adaptive.load_state_dict(state["adaptive"])
 
 
 def mark_trained_for(net: nn.Module, problem_name: str) -> None:
@@ -365,19 +296,6 @@ def _legacy_stages(steps, lr, schedule, final_lr_factor, lbfgs_steps, lbfgs_batc
     return stages
 
 
-def _stage_labels(stages: Sequence[Stage]) -> list[str]:
-    labels, seen = [], {}
-    for s in stages:
-        seen[s.name] = seen.get(s.name, 0) + 1
-        labels.append(s.name if seen[s.name] == 1 else f"{s.name}_{seen[s.name]}")
-    return labels
-
-
-def _crossed(done: int, taken: int, every: int) -> bool:
-    """Whether the steps (done - taken, done] contain a multiple of ``every``."""
-    return done // every > (done - taken) // every
-
-
 def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = None, steps: int | None = None,
           lr: float | None = None, batch: int | None = None, seed: int = 0,
           weights: dict[str, float] | TermWeighting | None = None, causal: CausalWeights | None = None,
@@ -387,7 +305,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
           log_every: int = 10, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
           resume: str | os.PathLike | None = None, progress: bool = True, compile: bool = False,
           time_limit: float | None = None, divergence: float | None = 1e4, metrics=None,
-          stall: Stall | None = Stall()) -> TrainResult:
+          stall: Stall | None = Stall(), callbacks: Sequence[Callback] | None = None) -> TrainResult:
     """Train ``net`` on ``problem``'s weighted residual losses, stage after stage.
 
     Loss = sum_k w_k L_k over the problem's named terms. ``stages`` is a list of
@@ -426,7 +344,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     any stage; a finished last stage given more steps continues. A non-finite loss
     raises FloatingPointError naming the step and the term, and leaves the last good
     checkpoint untouched; so does a diverging loss, one that stays above ``divergence``
-    times the stage's best for :data:`DIVERGENCE_STEPS` steps (None: no such check).
+    times the stage's best for :data:`DIVERGENCE_STEPS` steps (None: no such check; the
+    window is checkpointed, so a run resumed inside it stops where an uninterrupted one does).
     Both are :class:`TrainingDiverged` (a FloatingPointError) carrying the result so far.
 
     Ctrl-C (SIGINT, in the main thread of a single process) finishes the step in
@@ -464,6 +383,18 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             use ``schedule="constant"`` with a large ``steps`` for a pure time budget).
         metrics: a list of metrics added to the default ``rel_l2`` (see above).
         stall: the stall rule of every stage, or None.
+        callbacks: more callbacks (:class:`pinn_sine.callbacks.Callback`), called after the
+            built-in ones at every hook of the loop (:mod:`pinn_sine.loop`): to add history
+            columns, stop the run or a stage, act at stage ends; each one's
+            ``state_dict`` is checkpointed and restored on resume.
+
+    The loop (:func:`pinn_sine.loop.fit`) calls, in this order, :class:`~pinn_sine.callbacks.Timer`
+    (``time_limit``), :class:`~pinn_sine.callbacks.Evaluation` (``reference``, ``metrics``,
+    ``eval_every``), :class:`~pinn_sine.callbacks.StallStop` (``stall``),
+    :class:`~pinn_sine.callbacks.DivergenceGuard` (``divergence``),
+    :class:`~pinn_sine.callbacks.FiniteLossGuard`, :class:`~pinn_sine.callbacks.Progress`
+    (``progress``), :class:`~pinn_sine.callbacks.Checkpoint` (``checkpoint``,
+    ``checkpoint_every``), :class:`~pinn_sine.callbacks.SigintStop`, then ``callbacks``.
     """
     if not isinstance(problem, Problem):
         hint = (f"; build it by name with pinn_sine.problems.problem_class({problem!r})()" if isinstance(problem, str)
@@ -555,6 +486,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         raise ValueError(f"divergence must be a finite factor > 1 or None, got divergence={divergence!r}.")
     if stall is not None and not isinstance(stall, Stall):
         raise TypeError(f"stall must be a pinn_sine.Stall (e.g. Stall(window=0.1, rtol=1e-5)) or None, got {stall!r}.")
+    user_callbacks = _check_callbacks(callbacks)
     terms = [t.name for t in problem.terms()] if problem.has_terms else []
     reserved = {"step", "phase", "loss", "time", "stalled", *terms, *(f"w_{t}" for t in terms), *STAGE_COLUMNS,
                 *coefficient_columns(problem)}
@@ -564,7 +496,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     metric_list = as_metrics(metrics, reference=reference, exact=exact_known, reserved=reserved)
     mark_trained_for(net, problem.name)
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
-              adaptive=adaptive, compile=compile, divergence=divergence)
+              adaptive=adaptive, compile=compile)
     ctx = run.ctx
     run.local(None, "batch")
     for s in stages:
@@ -575,273 +507,86 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             raise ValueError("time_limit is a per-process wall clock and the ranks would stop at different "
                              "steps; give a step budget for distributed runs.")
 
-    result = TrainResult(net=net)
     exact = problem.exact_solution if reference is not None else None
-    labels = _stage_labels(stages)
-    first, first_done, t_offset, saved_stage = 0, 0, 0.0, None
-    stall_state: dict = {}
-    if resume is not None:
-        ck = load_checkpoint(resume)
-        check_compatible(resume, ck["meta"], problem=problem.name, problem_params=problem.params(),
-                         net_config=getattr(net, "config", {}), inverse=problem.inverse_record())
-        stored = [d["stage"] for d in ck["meta"]["stages"]]
-        if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
-            raise ValueError(f"{resume} was written by a run with the stages {stored}; this run has "
-                             f"{[s.name for s in stages]}. Resume with the same stages (later ones may be added).")
-        check_same_settings(resume, ck, net=net, stages=stages, batch=batch, seed=seed, engine=engine)
-        try:
-            net.load_state_dict(ck["net"])
-        except RuntimeError as err:
-            reason = str(err).splitlines()[0]
-            raise CheckpointError(resume, f"its weights do not fit this network ({reason}).") from None
-        _load_coefficients(resume, problem, ck.get("coefficients", {}))
-        ranks = ck.get("ranks")
-        if not isinstance(ranks, list) or not ranks:
-            raise CheckpointError(resume, "lacks the per-process sampling state ('ranks').")
-        if len(ranks) != ctx.world_size:
-            raise ValueError(f"{resume} was written by a run of {len(ranks)} processes; resume it with "
-                             f"{len(ranks)} (this run has {ctx.world_size}).")
-        mine = ranks[ctx.rank]
-        run.generator.set_state(mine["generator"])
-        run.points = run.to_dev(mine["points"]) if mine["points"] else None
-        if adaptive is not None:
-            adaptive.load_state_dict(mine["adaptive"])
-        first, first_done = int(ck["stage"]), int(ck["stage_step"])
-        saved_stage = ck["stages"][first] if first < len(ck["stages"]) else None
-        result.history = ck["meta"]["history"]
-        result.final_losses = ck["meta"].get("final_losses", {})
-        t_offset = float(ck["meta"]["elapsed"])
-        weighting.load_state_dict(ck["meta"].get("weighting", {}))
-        stored_stall = ck["meta"].get("train", {}).get("stall", "absent")
-        if stored_stall != "absent" and stored_stall != (None if stall is None else stall.describe()):
-            raise CheckpointError(resume, f"was written by another run: stall: checkpoint {stored_stall!r}, this run "
-                                          f"{None if stall is None else stall.describe()!r}. Resume with the same "
-                                          "stall rule, or start afresh.")
-        stall_state = ck["meta"].get("stall") or {}
-        result.stalls = list(stall_state.get("stalls", []))
-
-    t0 = time.perf_counter()
-    states: list[dict] = list(ck["stages"]) if resume is not None else []
-    detector: StallDetector | None = None
-
-    def reduce(t: Tensor) -> Tensor:
-        return distributed.all_reduce_mean(t) if ctx.active else t
-
-    def elapsed() -> float:
-        return time.perf_counter() - t0 + t_offset
-
-    def save(index: int, done: int, phase: str) -> None:
-        if checkpoint is None:
-            return
-        if detector is not None:
-            detector.flush(reduce)  # every rank: the all-rank mean of the pending losses
-        mine = {"generator": run.generator.get_state(),
-                "points": {} if run.points is None else {k: v.detach().cpu() for k, v in run.points.items()},
-                "adaptive": adaptive.state_dict() if adaptive is not None else {}}
-        ranks = distributed.all_gather_objects(mine) if ctx.active else [mine]
-        if not ctx.is_main:
-            return
-        meta = {"phase": phase, "history": result.history, "final_losses": result.final_losses,
-                "elapsed": elapsed(), "problem": problem.name,
-                "problem_params": problem.params(), "inverse": problem.inverse_record(),
-                "net": getattr(net, "config", {}),
-                "weighting": weighting.state_dict(), "stages": [s.describe() for s in stages[:index + 1]],
-                "train": {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
-                          "causal": None if causal is None else causal.describe(),
-                          "adaptive": None if adaptive is None else adaptive.describe(),
-                          "world_size": ctx.world_size, "stall": None if stall is None else stall.describe()},
-                "stall": {"stalls": result.stalls,
-                          "detector": None if detector is None else detector.state_dict(reduce)}}
-        save_checkpoint(checkpoint, step=run.offset + done, net=net, stage=index, stage_step=done,
-                        stages=states, generator=run.generator, meta=meta, ranks=ranks,
-                        coefficients=problem.coefficients())
-
-    def log(stage: Stage, done: int, res, evaluate_now: bool, exact_fields, stalled_now: bool = False) -> dict:
-        names = list(res.terms)
-        values = torch.stack([res.total.detach().reshape(())] + [res.terms[k].detach().reshape(()) for k in names])
-        if causal is not None:
-            values = torch.cat([values, res.loss_terms[causal.term].detach().reshape(1)])
-        if ctx.active:
-            values = distributed.all_reduce_mean(values)
-        values = values.tolist()
-        row = {"step": run.offset + done, "phase": stage.name, "loss": values[0],
-               **dict(zip(names, values[1:1 + len(names)]))}
-        result.final_losses = {k: row[k] for k in ["loss", *names]}
-        if causal is not None:
-            row[f"{causal.term}_causal"] = values[-1]
-        row.update(weighting.log())
-        if causal is not None:
-            row.update(causal.log())
-        row.update(res.extra)
-        row.update(coefficient_columns(problem))
-        row["time"] = elapsed()
-        if evaluate_now and ctx.is_main and metric_list:
-            row.update(measure(row, stage))
-        if stalled_now:
-            row["stalled"] = True
-        result.history.append(row)
-        return row
-
-    def measure(row: dict, stage: Stage) -> dict:
-        """Every metric's columns at this row: the run's reference metrics from one
-        evaluation (one prediction on the grid), the others called on the net."""
-        out: dict = {}
-        errors = None
-        for m in metric_list:
-            try:
-                if isinstance(m, ReferenceMetric) and m.reference is None:
-                    if errors is None:
-                        errors = evaluate(net, reference, prediction=problem.predict(net, reference),
-                                          exact=exact_fields)
-                    values = m.from_errors(errors, exact is not None)
-                else:
-                    values = {m.name: m(net)}
-            except NonFinitePrediction as err:  # a finite loss, but nan or inf on the grid
-                raise TrainingDiverged(f"non-finite prediction at step {row['step']} ({stage.name}): {err}",
-                                       row["step"]) from None
-            for k, v in values.items():
-                if k in row:
-                    raise ValueError(f"metric {m!r} writes the column {k!r}, which {stage.name} already logs; "
-                                     "rename the metric.")
-                if isinstance(v, torch.Tensor) and v.numel() == 1:
-                    v = v.item()
-                if isinstance(v, bool) or not isinstance(v, numbers.Real):
-                    raise TypeError(f"metric {m!r} returned {v!r} at step {row['step']}; a metric returns a real "
-                                    "number.")
-                out[k] = float(v)
-        return out
-
-    stage_times: dict[str, float] = {}
-    adam_steps: list[float] = []
-    result.steps_planned = sum(s.steps for s in stages)
-    out_of_time = False
-    last_err: dict = {}
-    index, done = len(stages) - 1, 0
-    exact_fields = None
-    if exact is not None and ctx.is_main:  # once: every evaluation compares with the same fields
-        from .validation.evaluate import exact_on_grid
-        exact_fields = exact_on_grid(exact, reference)
-
+    settings = {"batch": batch, "seed": seed, "engine": engine, "weights": weighting.describe(),
+                "causal": None if causal is None else causal.describe(),
+                "adaptive": None if adaptive is None else adaptive.describe(),
+                "world_size": ctx.world_size, "stall": None if stall is None else stall.describe()}
     metric_names = [c for m in metric_list for c in metric_columns(m, exact is not None)]
+    built_in: list[Callback] = [Timer(time_limit),
+                                Evaluation(problem, reference, metric_list, exact=exact, eval_every=eval_every,
+                                           columns=metric_names)]
+    if stall is not None:
+        built_in.append(StallStop(stall))
+    if divergence is not None:
+        built_in.append(DivergenceGuard(divergence))
+    built_in += [FiniteLossGuard(), Progress(progress, metric_names),
+                 Checkpoint(checkpoint, checkpoint_every, settings), SigintStop(enabled=not ctx.active)]
+    everything = built_in + user_callbacks
+    state = None
+    if resume is not None:
+        state = _resume(resume, problem, net, stages, run, everything, batch=batch, seed=seed, engine=engine,
+                        stall=stall)
+    return fit(run, stages, everything, log_every=log_every, state=state)
 
-    def stopped(reason: str, message: str) -> None:
-        skipped = sum(r["steps"] - r["stage_step"] for r in result.stalls)
-        result.steps_done, result.stop_reason, result.stop_message = run.offset + done - skipped, reason, message
-        if result.stalls:
-            result.stop_message += "; stalled: " + ", ".join(f"{r['stage']} at step {r['step']}"
-                                                              for r in result.stalls)
-        last = next((r for r in reversed(result.history) if any(c in r for c in metric_names)), {})
-        result.metrics = {c: last[c] for c in metric_names if c in last}
-        result.coefficients = problem.coefficient_values()
-        result.timings = {"total": time.perf_counter() - t0 + t_offset, **stage_times,
-                          "step_median": float(np.median(adam_steps)) if adam_steps else float("nan")}
 
-    stalled_stages = {r["index"]: r for r in result.stalls}
-    with _sigint_stops_after_step(enabled=not ctx.active) as interrupted:
-        try:
-            for index, stage in enumerate(stages):
-                if index < first:
-                    run.offset += stage.steps
-                    continue
-                if index in stalled_stages:  # a resumed run: the stage stalled, it is finished
-                    done = stalled_stages[index]["stage_step"]
-                    if index == len(stages) - 1:
-                        break
-                    run.offset += stage.steps
-                    continue
-                if index == first and saved_stage is not None:
-                    stage.resume_settings(ck["meta"]["stages"][index])
-                stage.start(run, index)
-                run.reset_growth()
-                done = 0
-                detector = None if stall is None else StallDetector(stall, stage.steps)
-                if index == first and saved_stage is not None:
-                    stage.load_state_dict(saved_stage)
-                    done = first_done
-                    if detector is not None and stall_state.get("detector") is not None:
-                        detector.load_state_dict(stall_state["detector"])
-                states = states[:index] + [stage.state_dict()]
-                ts = time.perf_counter()
-                bar = _progress(stage.steps, done, progress and ctx.is_main, f"{problem.name} {labels[index]}")
-                first_step = True
-                stalled = False
-                try:
-                    while done < stage.steps:
-                        t_step = time.perf_counter()
-                        res = stage.step(run, done)
-                        done += res.steps
-                        if stage.name == "adam":
-                            adam_steps.append(time.perf_counter() - t_step)
-                        global_done = run.offset + done
-                        out_of_time = time_limit is not None and time.perf_counter() - t0 >= time_limit
-                        end = done >= stage.steps or out_of_time
-                        logged = end or _crossed(global_done, res.steps, log_every)
-                        if detector is not None:
-                            detector.add(done, res.total)
-                            stalled = logged and not end and detector.check(done, reduce)
-                        if logged:
-                            fresh = end or stalled or _crossed(global_done, res.steps, eval_every) \
-                                or stage.evaluate_each_log
-                            row = log(stage, done, res, fresh, exact_fields, stalled)
-                            if any(c in row for c in metric_names):
-                                last_err = row
-                            bar.set_postfix(_postfix(row, res.terms, last_err, metric_names), refresh=False)
-                            run.check_growth(global_done, stage.name, row["loss"])
-                        elif first_step:  # the growth guard's first best, before a fast divergence
-                            run.check_growth(global_done, stage.name, float(run.global_total(res.total)))
-                        first_step = False
-                        bar.update(res.steps)
-                        if stalled:
-                            break
-                        if not end and not interrupted.is_set() and _crossed(global_done, res.steps, checkpoint_every):
-                            states[index] = stage.state_dict()
-                            save(index, done, stage.name)
-                        if out_of_time or interrupted.is_set():
-                            break
-                finally:
-                    bar.close()
-                stage_times[labels[index]] = time.perf_counter() - ts
-                states[index] = stage.state_dict()
-                if stalled:
-                    record = {"index": index, "stage": labels[index], "step": run.offset + done, "stage_step": done,
-                              "steps": stage.steps, "message": detector.message}
-                    result.stalls.append(record)
-                    stalled_stages[index] = record
-                    if progress and ctx.is_main:
-                        print(f"{problem.name} {labels[index]}: stalled at step {run.offset + done} ({done} of "
-                              f"{stage.steps}): {detector.message}; "
-                              + ("the run ends." if index == len(stages) - 1 else "the next stage starts."),
-                              file=sys.stderr, flush=True)
-                detector = None
-                last = index == len(stages) - 1 and (done >= stage.steps or stalled)
-                if interrupted.is_set() and not last:
-                    save(index, done, stage.name)
-                    stopped("interrupted", f"interrupted (Ctrl-C) at step {run.offset + done} of "
-                                           f"{result.steps_planned}")
-                    raise TrainingInterrupted(run.offset + done, checkpoint, result)
-                if out_of_time or index == len(stages) - 1:
-                    break
-                save(index, done, stage.name)  # a kill during the next stage resumes from here
-                run.offset += stage.steps
-        except TrainingDiverged as err:
-            stopped("diverged", str(err).split(";")[0])
-            err.result = result
-            raise
-    save(index, done, "done")
-    if out_of_time and run.offset + done < result.steps_planned and not (
-            index in stalled_stages and index == len(stages) - 1):
-        stopped("time_limit", f"time limit of {time_limit:g} s reached at step {run.offset + done} of "
-                              f"{result.steps_planned}")
-    else:
-        stopped("completed", f"all {result.steps_planned} steps done")
-    if result.stop_reason != "completed" and progress and ctx.is_main:
-        print(f"{problem.name}: stopped, {result.stop_message}", file=sys.stderr, flush=True)
-    if reference is not None and ctx.is_main:
-        result.final = evaluate(net, reference, prediction=problem.predict(net, reference), exact=exact_fields)
-        limit = reference_limit(result.final, reference)
-        if limit is not None:
-            warnings.warn(limit, RuntimeWarning, stacklevel=2)
-    return result
+def _check_callbacks(callbacks) -> list[Callback]:
+    """``callbacks`` as a list of distinct Callback instances (None: none)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise TypeError(f"callbacks must be a list of callbacks, e.g. callbacks=[{callbacks!r}]; got the single "
+                        f"callback {callbacks!r}.")
+    if isinstance(callbacks, (str, bytes)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"callbacks must be a list of pinn_sine.callbacks.Callback instances, got {callbacks!r}.")
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must hold pinn_sine.callbacks.Callback instances (subclass Callback and "
+                            f"override the hooks you need), got {cb!r}.")
+    if len({id(cb) for cb in callbacks}) != len(callbacks):
+        raise ValueError("the same callback object appears twice in callbacks; give each its own instance.")
+    return callbacks
+
+
+def _resume(path, problem: Problem, net: nn.Module, stages: list[Stage], run: Run, callbacks: list[Callback], *,
+            batch: int, seed: int, engine: str, stall: Stall | None) -> dict:
+    """Check the checkpoint at ``path`` against this run, put its weights, coefficients,
+    sampling and weighting state into ``net``, ``problem`` and ``run``, its callbacks'
+    states into ``callbacks``, and return the loop's state (:meth:`Loop.load_state_dict`)."""
+    ck = load_checkpoint(path)
+    meta = ck["meta"]
+    check_compatible(path, meta, problem=problem.name, problem_params=problem.params(),
+                     net_config=getattr(net, "config", {}), inverse=problem.inverse_record())
+    stored = [d["stage"] for d in meta["stages"]]
+    if stored != [s.name for s in stages[:len(stored)]] or len(stored) > len(stages):
+        raise ValueError(f"{path} was written by a run with the stages {stored}; this run has "
+                         f"{[s.name for s in stages]}. Resume with the same stages (later ones may be added).")
+    check_same_settings(path, ck, net=net, stages=stages, batch=batch, seed=seed, engine=engine)
+    try:
+        net.load_state_dict(ck["net"])
+    except RuntimeError as err:
+        reason = str(err).splitlines()[0]
+        raise CheckpointError(path, f"its weights do not fit this network ({reason}).") from None
+    _load_coefficients(path, problem, ck.get("coefficients", {}))
+    ranks = ck.get("ranks")
+    if not isinstance(ranks, list) or not ranks:
+        raise CheckpointError(path, "lacks the per-process sampling state ('ranks').")
+    ctx = run.ctx
+    if len(ranks) != ctx.world_size:
+        raise ValueError(f"{path} was written by a run of {len(ranks)} processes; resume it with "
+                         f"{len(ranks)} (this run has {ctx.world_size}).")
+    run.load_state_dict(ranks[ctx.rank])
+    run.weighting.load_state_dict(meta.get("weighting", {}))
+    stored_stall = meta.get("train", {}).get("stall", "absent")
+    if stored_stall != "absent" and stored_stall != (None if stall is None else stall.describe()):
+        raise CheckpointError(path, f"was written by another run: stall: checkpoint {stored_stall!r}, this run "
+                                    f"{None if stall is None else stall.describe()!r}. Resume with the same "
+                                    "stall rule, or start afresh.")
+    restore(callbacks, meta)
+    return {"stage": ck["stage"], "stage_step": ck["stage_step"], "stages": ck["stages"], "described": meta["stages"],
+            "history": meta["history"], "final_losses": meta.get("final_losses", {}),
+            "stalls": (meta.get("stall") or {}).get("stalls", []), "elapsed": meta["elapsed"]}
 
 
 def coefficient_columns(problem: Problem) -> dict[str, float]:
@@ -869,96 +614,3 @@ def _load_coefficients(path, problem: Problem, stored: dict) -> None:
                 raise CheckpointError(path, f"its coefficient {name!r} has shape {tuple(value.shape)}, this run's "
                                             f"{tuple(mine[name].shape)}.")
             mine[name].copy_(value)
-
-
-@contextmanager
-def _sigint_stops_after_step(enabled: bool = True):
-    """Within the block, the first SIGINT (Ctrl-C) sets the yielded event, which the loop
-    reads after the step in progress (so the checkpoint it then writes is a consistent
-    state); a second SIGINT interrupts at once. Only in the main thread and where SIGINT
-    has Python's default handler; elsewhere (and under torchrun, where the ranks would
-    stop at different steps) the event is never set."""
-    flag = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield flag
-        return
-
-    def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-        print("\nCtrl-C: stopping after the current step and writing a checkpoint (Ctrl-C again: stop at once)",
-              file=sys.stderr, flush=True)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def _postfix(row: dict, names, evaluated: dict, metrics=()) -> dict:
-    """The bar's postfix: the weighted total, each loss term, the last evaluated metrics
-    (``evaluated``: the last row that has them) by their names, then the built-in
-    errors: against the exact solution first where there is one ("err_exact"), then
-    against the reference ("err_ref")."""
-    out = {"loss": f"{row['loss']:.3e}"}
-    out.update({k: f"{row[k]:.2e}" for k in names if k in row})
-    out.update({k: f"{evaluated[k]:.2e}" for k in metrics if k in evaluated and k not in ("rel_l2", "rel_l2_exact")})
-    if "rel_l2_exact" in evaluated:
-        out["err_exact"] = f"{evaluated['rel_l2_exact']:.2e}"
-    if "rel_l2" in evaluated:
-        out["err_ref"] = f"{evaluated['rel_l2']:.2e}"
-    return out
-
-
-def _progress(total: int, initial: int, enabled: bool, desc: str):
-    """One stage's progress: a tqdm bar kept on screen at the end when stderr is a
-    terminal, else :class:`LogProgress` (plain lines, no carriage returns)."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    if enabled and not sys.stderr.isatty():
-        return LogProgress(total, initial, desc)
-    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, dynamic_ncols=True, leave=True)
-
-
-class LogProgress:
-    """Progress for a log file: a line ``desc: done/total (p%) key=value ... [s]`` to
-    stderr every ``every`` of the steps (a fraction) or ``seconds`` of wall time,
-    whichever comes first, and one at the end. The bar's interface (``update``,
-    ``set_postfix``, ``close``) so the loop need not know which it drives."""
-
-    def __init__(self, total: int, initial: int, desc: str, *, every: float = 0.1, seconds: float = 30.0):
-        self.total, self.n, self.desc, self.seconds = total, initial, desc, seconds
-        self.step = max(1, math.ceil(every * total))
-        self.postfix: dict = {}
-        self.t0 = self.last_t = time.perf_counter()
-        self.last_n = initial
-        self.closed = False
-
-    def set_postfix(self, postfix: dict, refresh: bool = True) -> None:
-        self.postfix = dict(postfix)
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        now = time.perf_counter()
-        due = self.n // self.step > self.last_n // self.step or now - self.last_t >= self.seconds
-        if due and self.n < self.total:  # the last line is close()'s
-            self._write(now)
-
-    def _write(self, now: float) -> None:
-        import sys
-
-        pct = 100.0 * self.n / self.total if self.total else 100.0
-        fields = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-        print(f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%) {fields} [{now - self.t0:.1f} s]".replace("  ", " "),
-              file=sys.stderr, flush=True)
-        self.last_t, self.last_n = now, self.n
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._write(time.perf_counter())
