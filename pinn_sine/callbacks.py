@@ -136,6 +136,19 @@ class Callback:
         """Last, however the run ended: complete the result, release what was taken."""
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside the training modules (train, loop,
+    callbacks): a warning points at the line that called :func:`pinn_sine.train`."""
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    ours = {os.path.join(here, name) for name in ("train.py", "loop.py", "callbacks.py")}
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename) in ours:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _reducer(loop):
     ctx = loop.context.ctx
     return (lambda t: distributed.all_reduce_mean(t)) if ctx.active else (lambda t: t)
@@ -235,7 +248,7 @@ class Evaluation(Callback):
                                          exact=self.exact_fields)
             limit = reference_limit(loop.result.final, self.reference)
             if limit is not None:
-                warnings.warn(limit, RuntimeWarning, stacklevel=2)
+                warnings.warn(limit, RuntimeWarning, stacklevel=_caller_level())
 
     def teardown(self, loop) -> None:
         last = next((r for r in reversed(loop.result.history) if any(c in r for c in self.columns)), {})

@@ -302,3 +302,20 @@ def test_restore_reads_the_stall_detector_and_the_others():
                                   "callbacks": {"divergence": {"best": 0.25, "above_since": None}}})
     assert stall._resumed["window"] == 5 and guard._resumed == {"best": 0.25, "above_since": None}
     assert rec.rows == 0  # no state stored for it: it keeps its fresh one
+
+
+def test_the_reference_limit_warning_points_at_the_callers_line():
+    """Raised inside the Evaluation callback, it names the line that called train()."""
+    net = scenarios._net()
+    with pytest.warns(RuntimeWarning, match="it measures the reference, not the network") as record:
+        train(Poisson2D(), net, stages=[Adam(2, lr=1e-2)], batch=16, progress=False, stall=None,
+              reference=_limited_reference())
+    assert record[0].filename == __file__
+
+
+def _limited_reference():
+    """A reference whose own error estimate is far above any error a network can show."""
+    import dataclasses
+
+    ref = scenarios._reference()
+    return dataclasses.replace(ref, attrs={**ref.attrs, "error_estimate": 10.0})
