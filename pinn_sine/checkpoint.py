@@ -5,7 +5,8 @@ continue and the steps it had done, every started stage's own state
 (:meth:`~pinn_sine.optim.Stage.state_dict`), the sampling state of each process
 (generator, current points, RAD pool) and a JSON text of the rest (history, elapsed
 time, weighting state, the run's description: problem, its parameters, the network's
-config, the stages).
+config, the stages; the stall detector under "stall" and, since the loop of callbacks,
+every other callback's state under "callbacks": :mod:`pinn_sine.callbacks`).
 
 A file that cannot be used (truncated, corrupted, another format, keys missing,
 non-finite weights) raises :class:`CheckpointError` naming the file and the reason.

@@ -319,3 +319,19 @@ def _limited_reference():
 
     ref = scenarios._reference()
     return dataclasses.replace(ref, attrs={**ref.attrs, "error_estimate": 10.0})
+
+
+def test_fit_runs_stages_without_train():
+    """The loop on its own: a context, the stages, only the callbacks asked for (here
+    the finite-loss guard and a user's); the losses equal train()'s without callbacks."""
+    Run = sys.modules["pinn_sine.train"].Run
+    net = scenarios._net()
+    run = Run(Poisson2D(), net, batch=16, seed=0, engine="jet", weighting=FixedWeights({}), causal=None,
+              adaptive=None, compile=False)
+    rec = Recorder()
+    r = fit(run, [Adam(4, lr=1e-2)], [FiniteLossGuard(), rec], log_every=2)
+    assert r.net is net and r.stop_reason == "completed" and r.steps_done == 4 and rec.rows == 2
+    assert rec.calls[0] == "on_fit_start" and rec.calls[-2:] == ["on_fit_end", "teardown"]
+    same = train(Poisson2D(), scenarios._net(), stages=[Adam(4, lr=1e-2)], batch=16, seed=0, progress=False,
+                 log_every=2, stall=None)
+    assert [row["loss"] for row in r.history] == [row["loss"] for row in same.history]
