@@ -224,6 +224,8 @@ class Evaluation(Callback):
                         errors = evaluate(net, self.reference, prediction=self.problem.predict(net, self.reference),
                                           exact=self.exact_fields)
                     values = m.from_errors(errors, self.exact is not None)
+                elif isinstance(m, ReferenceMetric):  # against its own reference, of what the problem predicts
+                    values = {m.name: m(net, self.problem)}
                 else:
                     values = {m.name: m(net)}
             except NonFinitePrediction as err:  # a finite loss, but nan or inf on the grid

@@ -85,11 +85,16 @@ class ReferenceMetric:
             raise ValueError(f"{type(self).__name__}: name must be an identifier (the history column), got {name!r}.")
         self.reference, self.name = reference, name
 
-    def __call__(self, net) -> float:
+    def __call__(self, net, problem=None) -> float:
+        """The error of ``net`` on this metric's reference; given the ``problem``, of what
+        the problem predicts from the network (:meth:`~pinn_sine.problems.Problem.predict`:
+        e.g. the point source's total field under the scattered formulation, where the
+        network is the scattered part), as the run's own errors are."""
         if self.reference is None:
             raise ValueError(f"{self!r} has no reference of its own; give one ({type(self).__name__}(reference)) "
                              "to call it outside train().")
-        return float(evaluate(net, self.reference)[self.key])
+        prediction = None if problem is None else problem.predict(net, self.reference)
+        return float(evaluate(net, self.reference, prediction=prediction)[self.key])
 
     def from_errors(self, errors: dict, exact: bool) -> dict[str, float]:
         """Its columns from the run's evaluation ``errors`` (:func:`~pinn_sine.evaluate`'s

@@ -63,7 +63,7 @@ def _check_pointwise(problem: Problem, net: nn.Module) -> None:
     from .problems.conformance import check_pointwise
 
     param = next(net.parameters())
-    batch = problem.sample(32, torch.Generator().manual_seed(0), progress=1.0)
+    batch = problem.draw(32, torch.Generator().manual_seed(0), progress=1.0)  # observations and fixed sets too
     check_pointwise(problem, net, {k: v.to(device=param.device, dtype=param.dtype) for k, v in batch.items()})
 
 

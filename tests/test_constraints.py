@@ -334,7 +334,7 @@ def test_cli_solve_hard_and_compare_both(tmp_path, capsys):
     with open(out / "history.csv") as fh:
         header = fh.readline()
     assert "pde" in header and "initial" not in header and "boundary" not in header
-    hard_ones = r"\['helmholtz2d', 'poisson2d', 'wave1d', 'wave2d'\]"
+    hard_ones = r"\['allen-cahn1d', 'helmholtz2d', 'poisson2d', 'wave1d', 'wave2d'\]"
     with pytest.raises(SystemExit, match=r"Inpainting has no constraint option .*" + hard_ones):
         main(["solve", "inpainting", "--constraint", "hard", "--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="HelmholtzPointSource: HelmholtzPointSource has no hard constraint"):

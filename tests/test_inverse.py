@@ -406,3 +406,27 @@ def test_the_point_source_takes_an_unknown_omega_or_velocity():
         HelmholtzPointSource(formulation="scattered").declare_unknown("omega", 8.0)
     with pytest.raises(ValueError, match="unknown already"):
         HelmholtzPointSource().declare_unknown("omega", 8.0).declare_unknown("velocity", [0.0] * 4)
+
+
+def test_causal_weighting_runs_on_an_inverse_problem():
+    from pinn_sine.weighting import CausalWeights
+
+    problem = _wave(n_obs=10)
+    net = build_net(problem, "siren", width=8, depth=1, seed=0)
+    result = train(problem, net, stages=[Adam(3)], batch=32, seed=0, progress=False, stall=None,
+                   causal=CausalWeights(1.0, 4))
+    assert "coef_c" in result.history[-1] and "data" in result.history[-1]
+
+
+def test_a_metric_with_its_own_reference_measures_what_the_problem_predicts():
+    """Under the point source's scattered formulation the network is u_s; a RelL2 given its
+    own reference must judge u_b + u_s (problem.predict), as the run's rel_l2 does."""
+    from pinn_sine.metrics import RelL2
+    from pinn_sine.problems import HelmholtzPointSource
+
+    problem = HelmholtzPointSource(formulation="scattered")
+    ref = problem.reference(65)
+    net = build_net(problem, "siren", width=8, depth=1, seed=0)
+    result = train(problem, net, stages=[Adam(2)], batch=64, seed=0, progress=False, stall=None, reference=ref,
+                   metrics=[RelL2(ref, name="own")], eval_every=1)
+    assert result.history[-1]["own"] == pytest.approx(result.history[-1]["rel_l2"], rel=1e-12)

@@ -1,9 +1,9 @@
 """Optimizer stages: what :func:`pinn_sine.train` runs, one after another.
 
-A stage owns its settings, its optimizer state and its step; the trainer (the
-:class:`~pinn_sine.train.Run` handed to every call) owns what all stages share:
-sampling, the weighted loss, the finite-loss guard, logging, evaluation, progress and
-checkpoints.
+A stage owns its settings, its optimizer state and its step; the training context (the
+:class:`~pinn_sine.train.Run` handed to every call) owns what all stages share: sampling
+and the weighted loss; logging, evaluation, progress, checkpoints and the guards are the
+loop's callbacks (:mod:`pinn_sine.callbacks`, :func:`pinn_sine.loop.fit`).
 
 The protocol, for writing a new stage:
 
