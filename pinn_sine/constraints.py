@@ -185,6 +185,31 @@ class RampFactor(Factor):
         return f"1 - exp(-({name} / {self.tau!r})^2)"
 
 
+class ShiftedFactor(Factor):
+    """phi(s - origin) for a factor phi: the time factor of a window that starts at
+    s = origin (``ShiftedFactor(RampFactor(tau), t_k)`` vanishes to first order at t_k,
+    ``ShiftedFactor(PowerFactor(1), t_k)`` is t - t_k). Derivatives are phi's at s - origin."""
+
+    def __init__(self, factor: Factor, origin: float):
+        if not isinstance(factor, Factor):
+            raise TypeError(f"ShiftedFactor shifts a Factor, got {factor!r}.")
+        self.factor, self.origin = factor, float(origin)
+        if not abs(self.origin) < float("inf"):
+            raise ValueError(f"ShiftedFactor needs a finite origin, got origin={origin!r}.")
+
+    def value(self, s):
+        return self.factor.value(s - self.origin)
+
+    def derivatives(self, s):
+        return self.factor.derivatives(s - self.origin)
+
+    def describe(self, name):
+        return self.factor.describe(f"({name} - {self.origin!r})")
+
+    def formula(self, name):
+        return self.factor.formula(f"({name} - {self.origin!r})")
+
+
 # ----- fields ---------------------------------------------------------------------------------
 class Field:
     """A scalar function of the inputs, f(x) for x (n, d) -> (n, 1), with its derivatives."""
@@ -550,5 +575,6 @@ def sine_series(modes: Sequence[tuple[float, float]], column: int, names: Sequen
 
 
 __all__ = ["HardConstraint", "ConstrainedNet", "Field", "SeparableField", "CallableField", "TransfiniteField",
-           "Factor", "SineFactor", "GaussianFactor", "BubbleFactor", "PowerFactor", "RampFactor", "box_bubble",
+           "Factor", "SineFactor", "GaussianFactor", "BubbleFactor", "PowerFactor", "RampFactor", "ShiftedFactor",
+           "box_bubble",
            "sine_series", "unconstrained"]

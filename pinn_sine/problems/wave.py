@@ -28,12 +28,14 @@ from torch import Tensor
 
 from .. import sampling
 from .._checks import positive
-from ..constraints import GaussianFactor, HardConstraint, RampFactor, SeparableField, box_bubble, sine_series
+from ..constraints import (GaussianFactor, HardConstraint, PowerFactor, RampFactor, SeparableField, ShiftedFactor,
+                           SineFactor, box_bubble, sine_series)
 from ..derivatives import DerivativeSpec, Jet
 from ..validation import fd
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
 from .velocity import VelocityModel, clip, parse_center
+from .windows import InitialData
 
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
@@ -66,6 +68,8 @@ class _WaveProblem(Problem):
     """Space-time sampling and the time curriculum shared by Wave1D and Wave2D."""
 
     t_max: float
+    #: the start of the time interval [t_start, t_max] (a window's t_k; 0 for Wave2D)
+    t_start: float = 0.0
     spatial_bounds: tuple[tuple[float, float], ...]
 
     def _init_sampling(self, sampler: str, initial_fraction: float, boundary_fraction: float,
@@ -85,15 +89,17 @@ class _WaveProblem(Problem):
 
     def time_window(self, progress: float) -> float:
         """The largest sampled time at training ``progress`` in [0, 1]:
-        t_max * min(1, t0 + (1 - t0) * progress / curriculum_end), or t_max without
-        a curriculum."""
+        t_start + (t_max - t_start) * min(1, t0 + (1 - t0) * progress / curriculum_end),
+        or t_max without a curriculum."""
         if self.curriculum_end is None:
             return self.t_max
         frac = self.curriculum_t0 + (1.0 - self.curriculum_t0) * max(float(progress), 0.0) / self.curriculum_end
-        return self.t_max * min(1.0, frac)
+        if not self.t_start:
+            return self.t_max * min(1.0, frac)
+        return self.t_start + (self.t_max - self.t_start) * min(1.0, frac)
 
     def _space_time(self, n: int, t_hi: float, generator: torch.Generator, method: str) -> Tensor:
-        return sampling.box(n, ((0.0, t_hi),) + self.spatial_bounds, generator, method)
+        return sampling.box(n, ((self.t_start, t_hi),) + self.spatial_bounds, generator, method)
 
     def _base_sets(self, n: int, generator: torch.Generator, progress: float) -> dict[str, Tensor]:
         t_hi = self.time_window(progress)
@@ -102,10 +108,10 @@ class _WaveProblem(Problem):
         n_b = max(1, int(round(self.boundary_fraction * n))) if self.boundary_fraction else 0
         initial = sampling.box(n_i, self.spatial_bounds, generator, self.sampler)
         out = {"interior": self._space_time(n, t_hi, generator, self.sampler),
-               "initial": torch.cat([torch.zeros(n_i, 1), initial], dim=1)}
+               "initial": torch.cat([torch.full((n_i, 1), self.t_start), initial], dim=1)}
         if n_b:
             d = len(self.spatial_bounds)
-            out["boundary"] = sampling.box_boundary(n_b, ((0.0, t_hi),) + self.spatial_bounds, generator,
+            out["boundary"] = sampling.box_boundary(n_b, ((self.t_start, t_hi),) + self.spatial_bounds, generator,
                                                     dims=tuple(range(1, d + 1)))
         return out
 
@@ -188,11 +194,30 @@ class Wave1D(_WaveProblem):
             to t_max at ``progress = curriculum_end``.
         curriculum_t0: the fraction of [0, t_max] sampled at progress 0.
         constraint: "soft" (initial and boundary loss terms) or "hard" (train ``constrain(net)``).
+        t_start: the start t_k of the time interval [t_k, t_max] (a time window; 0 <= t_k < t_max).
+        initial: the data at t_start, an :class:`~pinn_sine.problems.windows.InitialData`
+            (closed-form callables, or ``InitialData.from_network(net, window, t_k)`` from
+            the previous window's network); None: the closed form, u0 at rest for
+            t_start = 0, the exact solution's value and velocity at t_start otherwise.
+
+    Time windows (``t_start > 0`` or ``initial`` given): the PDE on [t_start, t_max] x
+    [0, L] from u(t_k, x) = u_k(x), u_t(t_k, x) = v_k(x); the "initial" points are at
+    t = t_k, the "initial" and "initial_velocity" residuals are (u - u_k) / sqrt(<u0^2>)
+    and (u_t - v_k) / (c sqrt(<u0_x^2>)), normalised by the problem's own u0, so the loss
+    scale is the same in every window. The hard constraint of a window is
+    u = u_k(x) + (t - t_k) v_k(x) + b(x) phi(t - t_k) N (:class:`~pinn_sine.constraints.ShiftedFactor`
+    of the ramp), exact for u(t_k) = u_k and u_t(t_k) = v_k; for closed-form data only
+    (:meth:`~pinn_sine.problems.windows.InitialData.field` says why), which must vanish
+    at x = 0, L. The reference is the whole problem's (the modes released from rest at
+    t = 0) at ``time_resolution`` times in [t_start, t_max]: initial data only say where
+    a window starts, so a window whose data come from a network is judged against the
+    solution it approximates (its key leaves the data out). :meth:`exact` exists for
+    the closed form only (``initial=None``): other data have no known exact solution.
     """
 
     name = "wave1d"
     unknown_parameters = {"c": 0.0}
-    bad_params = ({"c": 0.0}, {"t_max": -1.0}, {"fd_refine": 0})
+    bad_params = ({"c": 0.0}, {"t_max": -1.0}, {"fd_refine": 0}, {"t_start": 1.0}, {"t_start": -0.5})
     check_resolution = 9
     input_names = ("t", "x")
     out_dim = 1
@@ -205,15 +230,18 @@ class Wave1D(_WaveProblem):
     def __init__(self, c: float = 2.0, *, modes: Sequence[tuple[int, float]] = DEFAULT_MODES, length: float = 1.0,
                  t_max: float = 1.0, time_resolution: int = 201, fd_refine: int = 4, sampler: str = "uniform",
                  initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
-                 curriculum_end: float | None = None, curriculum_t0: float = 0.1, constraint: str = "soft"):
+                 curriculum_end: float | None = None, curriculum_t0: float = 0.1, constraint: str = "soft",
+                 t_start: float = 0.0, initial: InitialData | None = None):
         self.c = positive("c", c, "the wave speed must be positive, e.g. c=2.0.")
         self.length = positive("length", length, "use e.g. length=1.0.")
         self.t_max = positive("t_max", t_max, "use e.g. t_max=1.0.")
+        self.t_start = self._check_start(t_start)
         self.modes = self._check_modes(modes)
         self.time_resolution = _integer("time_resolution", time_resolution, 2, 201)
         self.fd_refine = _integer("fd_refine", fd_refine, 1, 4)
         self.spatial_bounds = ((0.0, self.length),)
-        self.bounds = ((0.0, self.t_max), (0.0, self.length))
+        self.bounds = ((self.t_start, self.t_max), (0.0, self.length))
+        self.initial = self._check_initial(initial)
         self._init_sampling(sampler, initial_fraction, boundary_fraction, curriculum_end, curriculum_t0)
         self.derivatives = {"interior": DerivativeSpec(second=(("t", "t"), ("x", "x"))),
                             "initial": DerivativeSpec(first=("t",)),
@@ -225,6 +253,59 @@ class Wave1D(_WaveProblem):
         self._u2 = sum(a * a for _, a in kk) / 2
         self._g2 = sum((w * a) ** 2 for w, a in kk) / 2
         self._l2 = sum((w * w * a) ** 2 for w, a in kk) / 2
+        if self.constraint == "hard" and self.initial is not None:
+            self.initial.field(self.input_names, self.t_start)  # network data refused here, with the reason
+            self._check_wall_data()
+
+    def _check_start(self, t_start) -> float:
+        if isinstance(t_start, (bool, str)) or not isinstance(t_start, numbers.Real) or not math.isfinite(t_start):
+            raise ValueError(f"t_start must be a finite time in [0, t_max), got t_start={t_start!r}; use e.g. "
+                             "t_start=0.5 (0: the whole interval from t = 0).")
+        if not 0 <= t_start < self.t_max:
+            raise ValueError(f"t_start must be in [0, t_max) = [0, {self.t_max:g}), got t_start={t_start:g}; a window "
+                             f"[t_start, t_max] needs t_start < t_max: lower t_start or raise t_max.")
+        return float(t_start)
+
+    def _check_initial(self, initial) -> InitialData | None:
+        """``initial`` checked against this problem: an InitialData of a Wave1D with the same
+        c, modes and length, at this window's t_start, with a velocity."""
+        if initial is None:
+            return None
+        if not isinstance(initial, InitialData):
+            raise ValueError(f"initial must be an InitialData (pinn_sine.problems.windows) or None, got {initial!r}; "
+                             "use InitialData(value, velocity) or InitialData.from_network(net, window, t_k).")
+        if initial.time is not None and initial.time != self.t_start:
+            raise ValueError(f"initial holds the data at t = {initial.time:g}, but this window starts at "
+                             f"t_start={self.t_start:g}; give t_start={initial.time!r}.")
+        if not initial.has_velocity:
+            raise ValueError("initial has no velocity; the wave equation needs u_t(t_start, x) too: give "
+                             "InitialData(value, velocity).")
+        if initial.kind == "network":
+            if initial.problem_name != self.name or tuple(initial.input_names) != self.input_names:
+                raise ValueError(f"initial comes from a network of {initial.problem_name!r} with inputs "
+                                 f"{initial.input_names}, not of {self.name!r} {self.input_names}; hand off from the "
+                                 "previous window of this problem.")
+            src = initial.source_params
+            mine = {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length}
+            diff = [k for k in ("c", "modes", "length") if src.get(k) != mine[k]]
+            if diff:
+                raise ValueError(f"initial comes from a {self.name} with {', '.join(f'{k}={src.get(k)!r}' for k in diff)}"
+                                 f", this one has {', '.join(f'{k}={mine[k]!r}' for k in diff)}; a window continues "
+                                 "the same problem: give the same c, modes and length.")
+        else:
+            initial.at(torch.zeros(2, 1, dtype=torch.float64))  # a callable of the wrong shape raises here
+        return initial
+
+    def _check_wall_data(self) -> None:
+        """Under the hard constraint the walls hold u = u_k + (t - t_k) v_k: both must
+        vanish there (u = 0 at x = 0, L)."""
+        walls = torch.tensor([[0.0], [self.length]], dtype=torch.float64)
+        u, v = self.initial.at(walls)
+        worst = max(float(u.abs().max()) / math.sqrt(self._u2), float(v.abs().max()) / math.sqrt(self._g2))
+        if worst > 1e-8:
+            raise ValueError(f"initial is {worst:.2g} (relative) on the walls x = 0, {self.length:g}, where the hard "
+                             "constraint imposes u = u_k + (t - t_k) v_k = 0; give data that vanish there or use "
+                             "constraint='soft'.")
 
     @staticmethod
     def _check_modes(modes) -> tuple[tuple[int, float], ...]:
@@ -250,13 +331,35 @@ class Wave1D(_WaveProblem):
 
     # ----- data -----------------------------------------------------------------------
     def exact(self, x: Tensor) -> Tensor:
-        """u(t, x) at x (n, 2) with columns (t, x) -> (n, 1)."""
+        """u(t, x) at x (n, 2) with columns (t, x) -> (n, 1); for the closed-form initial
+        data only (``initial=None``)."""
+        if self.initial is not None:
+            raise NotImplementedError("a Wave1D window from InitialData has no known exact solution; the whole "
+                                      "problem's is Wave1D(c, modes=..., length=...).exact.")
+        return self._standing_waves(x)
+
+    def _standing_waves(self, x: Tensor, *, rate: bool = False) -> Tensor:
+        """sum_k a_k sin(w_k x) cos(w_k c t) at x (n, 2) (columns (t, x)) -> (n, 1), the
+        modes released from rest at t = 0; ``rate``: its time derivative."""
         t, s = x[:, :1], x[:, 1:2]
         out = torch.zeros_like(t)
         for k, a in self.modes:
             w = k * math.pi / self.length
-            out = out + a * torch.sin(w * s) * torch.cos(w * self.c * t)
+            if rate:
+                out = out - a * w * self.c * torch.sin(w * s) * torch.sin(w * self.c * t)
+            else:
+                out = out + a * torch.sin(w * s) * torch.cos(w * self.c * t)
         return out
+
+    def initial_data(self, s: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(u_k, v_k) at the spatial points s (n, 1): the data at t_start, each (n, 1); v_k
+        None from rest (closed form at t_start = 0)."""
+        if self.initial is not None:
+            return self.initial.at(s)
+        if not self.t_start:
+            return self.initial_displacement(s), None
+        x = torch.cat([torch.full_like(s, self.t_start), s], dim=1)
+        return self._standing_waves(x), self._standing_waves(x, rate=True)
 
     def initial_displacement(self, x: Tensor) -> Tensor:
         """u0(x) at x (n, 1) -> (n, 1)."""
@@ -272,14 +375,18 @@ class Wave1D(_WaveProblem):
         return (ji.d2("t", "t") - c ** 2 * ji.d2("x", "x")) / (self.c ** 2 * math.sqrt(self._l2))
 
     def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
+        """(u - u_k) / sqrt(<u0^2>) at the t = t_start points (n_0, 1) (u_k = u0 at t = 0)."""
         j0 = jets["initial"]
-        u0 = self.initial_displacement(batch["initial"][:, 1:2].to(j0.u.dtype))
-        return (j0.u - u0) / math.sqrt(self._u2)
+        u_k, _ = self.initial_data(batch["initial"][:, 1:2].to(j0.u.dtype))
+        return (j0.u - u_k) / math.sqrt(self._u2)
 
     def _velocity_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """u_t / (c sqrt(<u0_x^2>)) at the t = 0 points (n_0, 1)."""
-        return jets["initial"].d("t") / (self.c * math.sqrt(self._g2))
+        """(u_t - v_k) / (c sqrt(<u0_x^2>)) at the t = t_start points (n_0, 1) (v_k = 0 at t = 0)."""
+        j0 = jets["initial"]
+        if self.initial is None and not self.t_start:
+            return j0.d("t") / (self.c * math.sqrt(self._g2))
+        _, v_k = self.initial_data(batch["initial"][:, 1:2].to(j0.u.dtype))
+        return (j0.d("t") - v_k) / (self.c * math.sqrt(self._g2))
 
     def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """u / sqrt(<u0^2>) at the wall points (n_b, 1)."""
@@ -301,20 +408,54 @@ class Wave1D(_WaveProblem):
         return self.length / (math.pi * self.c * math.sqrt(min(ks) * max(ks)))
 
     def hard_constraint(self) -> HardConstraint:
-        """u = u0(x) + b(x) phi(t) N (class docstring), u0 the closed-form sine series."""
+        """u = u0(x) + b(x) phi(t) N (class docstring), u0 the closed-form sine series; in a
+        window, u = u_k(x) + (t - t_k) v_k(x) + b(x) phi(t - t_k) N."""
         names = self.input_names
-        u0 = sine_series([(k * math.pi / self.length, a) for k, a in self.modes], 1, names)
-        d = box_bubble(self.bounds, (1,), names, time=(0, RampFactor(self.time_scale())))
-        return HardConstraint(u0, d, names, ("initial", "initial_velocity", "boundary"))
+        conditions = ("initial", "initial_velocity", "boundary")
+        if not self.windowed:
+            u0 = sine_series([(k * math.pi / self.length, a) for k, a in self.modes], 1, names)
+            d = box_bubble(self.bounds, (1,), names, time=(0, RampFactor(self.time_scale())))
+            return HardConstraint(u0, d, names, conditions)
+        t_k = self.t_start
+        d = box_bubble(self.bounds, (1,), names, time=(0, ShiftedFactor(RampFactor(self.time_scale()), t_k)))
+        if self.initial is not None:
+            return HardConstraint(self.initial.field(names, t_k), d, names, conditions)
+        # the standing waves at t_k: a cos(w c t_k) sin(w x) + (t - t_k) (-a w c sin(w c t_k)) sin(w x)
+        terms = []
+        for k, a in self.modes:
+            w = k * math.pi / self.length
+            terms.append((a * math.cos(w * self.c * t_k), ((1, SineFactor(w)),)))
+            terms.append((-a * w * self.c * math.sin(w * self.c * t_k),
+                          ((0, ShiftedFactor(PowerFactor(1), t_k)), (1, SineFactor(w)))))
+        return HardConstraint(SeparableField(terms, names), d, names, conditions)
+
+    @property
+    def windowed(self) -> bool:
+        """Whether this is a time window: t_start > 0 or initial data given."""
+        return bool(self.t_start) or self.initial is not None
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
-        return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
-                "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine,
-                "constraint": self.constraint}
+        """The parameters; a window adds "t_start" and "initial" (the data's record,
+        :meth:`~pinn_sine.problems.windows.InitialData.record`, or "closed form"), which
+        the whole problem leaves out (its keys are those of before windows)."""
+        out = {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
+               "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine,
+               "constraint": self.constraint}
+        if self.windowed:
+            out["t_start"] = self.t_start
+            out["initial"] = "closed form" if self.initial is None else self.initial.record()
+        return out
+
+    def reference_params(self, resolution: int | None) -> dict:
+        """:meth:`Problem.reference_params` without the initial data: the reference is the
+        whole problem's on [t_start, t_max] (class docstring)."""
+        params = super().reference_params(resolution)
+        params.pop("initial", None)
+        return params
 
     def reference_times(self) -> np.ndarray:
-        return np.linspace(0.0, self.t_max, self.time_resolution)
+        return np.linspace(self.t_start, self.t_max, self.time_resolution)
 
     def compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.wave import wave_1d
@@ -328,10 +469,10 @@ class Wave1D(_WaveProblem):
 
         times = self.reference_times()
         sol = wave_1d(u0, c=self.c, bounds=(0.0, self.length), nx=nx, t_out=times, order=4, method="dst")
-        ref = sol.to_reference(stride={"x": r}, spacing={"t": self.t_max / (len(times) - 1)},
+        ref = sol.to_reference(stride={"x": r}, spacing={"t": (self.t_max - self.t_start) / (len(times) - 1)},
                                attrs={"fd_refine": r, "solver_spacing": sol.spacing})
         u = ref.fields["u"]
-        exact = fd.on_grid(self.exact)(*np.meshgrid(times, ref.coords["x"], indexing="ij"))
+        exact = fd.on_grid(self._standing_waves)(*np.meshgrid(times, ref.coords["x"], indexing="ij"))
         ref.attrs.update(error_estimate=rel_l2(u, exact), error_method="exact")
         return ref
 
