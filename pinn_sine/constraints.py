@@ -20,6 +20,9 @@ exactly whatever N is, and the loss terms that imposed them are gone:
 * walls and initial data together (Wave1D's fixed ends): u = u0(x) + b(x) phi(t) N with b
   the bubble over the walls; exact for all three conditions when u0 vanishes on the
   walls (u = u0 = 0 there; at t = 0 as above).
+* a time window that starts in motion at t_k (:mod:`pinn_sine.problems.windows`):
+  u = u_k(x) + (t - t_k) v_k(x) + b(x) phi(t - t_k) N (:class:`ShiftedFactor`), so
+  u(t_k) = u_k and u_t(t_k) = v_k.
 
 g and d are fields that know their value, gradient and second derivatives in closed
 form (:class:`SeparableField`: sums of products of one-dimensional factors), so the jet

@@ -222,3 +222,59 @@ def test_window_reference_is_the_whole_problem_on_the_window():
     assert torch.allclose(torch.from_numpy(ref.fields["u"]), torch.from_numpy(whole.fields["u"][10:]), rtol=0,
                           atol=1e-12)
     assert ref.attrs["error_estimate"] < 1e-3  # the 5-point stencil's dispersion at h = 1/64
+
+
+# ----- Wave2D ---------------------------------------------------------------------------------
+def _bump(s):
+    """0.1 sin(pi (x + 1) / 2) sin(pi (y + 1) / 2): vanishes on the walls of [-1, 1]^2."""
+    return 0.1 * torch.sin(math.pi * (s[:, :1] + 1) / 2) * torch.sin(math.pi * (s[:, 1:2] + 1) / 2)
+
+
+def _spin(s):
+    return -0.3 * torch.sin(math.pi * (s[:, :1] + 1)) * torch.sin(math.pi * (s[:, 1:2] + 1) / 2)
+
+
+def test_wave2d_hand_off_and_check_problem():
+    first = Wave2D(t_max=0.25)  # t_k = 0.25 is a float32 number: the drawn (float32) points lie at it exactly
+    net = _net(in_dim=3)
+    second = Wave2D(t_start=0.25, initial=InitialData.from_network(net, first, 0.25))
+    batch = _draw(second)
+    pts = batch["initial"]
+    assert torch.all(pts[:, 0] == 0.25) and torch.all(batch["interior"][:, 0] >= 0.25)
+    u_k, v_k = second.initial.at(pts[:, 1:])
+    u, u_t = _u_and_ut(net, pts)
+    assert torch.allclose(u_k, u, rtol=0, atol=TOL) and torch.allclose(v_k, u_t, rtol=0, atol=TOL)
+    losses = second.compute_losses(net, batch)
+    assert float(losses["initial"].detach()) < TOL ** 2 and float(losses["initial_velocity"].detach()) < TOL ** 2
+    assert {"terms", "engines", "params", "reference"} <= set(check_problem(second))
+    assert second.snapshot_times[0] == 0.25 and "t_start" not in first.params()
+    assert second.reference_params(9)["t_start"] == 0.25 and "initial" not in second.reference_params(9)
+
+
+def test_wave2d_hard_window_starting_in_motion_is_exact_for_any_network():
+    t_k = 0.1
+    p = Wave2D(t_start=t_k, initial=InitialData(_bump, _spin, time=t_k), constraint="hard")
+    s = torch.rand(40, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    x = torch.cat([torch.full_like(s[:, :1], t_k), s], dim=1)
+    spec = DerivativeSpec(first=("t",))
+    for seed in (0, 1):
+        net = p.constrain(_net(seed=seed, in_dim=3)).double()
+        jet = forward_jet(net, x, p.input_names, spec)
+        assert torch.allclose(jet.u, _bump(s), rtol=0, atol=TOL)
+        assert torch.allclose(jet.d("t"), _spin(s), rtol=0, atol=TOL)
+    assert "engines" in check_problem(p)
+
+
+def test_wave2d_bad_windows():
+    with pytest.raises(ValueError, match="no closed-form solution at t_start"):
+        Wave2D(t_start=0.1)
+    with pytest.raises(ValueError, match="t_start"):
+        Wave2D(t_start=0.5)
+    with pytest.raises(ValueError, match="wave1d"):
+        Wave2D(t_start=0.1, initial=InitialData.from_network(_net(), Wave1D(), 0.1))
+    with pytest.raises(ValueError, match="source_width"):
+        Wave2D(t_start=0.1, initial=InitialData.from_network(_net(in_dim=3), Wave2D(source_width=0.1), 0.1))
+    with pytest.raises(ValueError, match="on the walls"):
+        Wave2D(t_start=0.1, initial=InitialData(lambda s: 1.0 + 0 * s[:, :1], _spin), constraint="hard")
+    with pytest.raises(ValueError, match=r"outside \[t_start, t_max\]"):
+        Wave2D(t_start=0.1, initial=InitialData(_bump, _spin), snapshot_times=[0.0, 0.4])

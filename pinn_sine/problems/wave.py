@@ -70,6 +70,8 @@ class _WaveProblem(Problem):
     t_max: float
     #: the start of the time interval [t_start, t_max] (a window's t_k; 0 for Wave2D)
     t_start: float = 0.0
+    #: the data at t_start (:class:`~pinn_sine.problems.windows.InitialData`), None: the closed form
+    initial: InitialData | None = None
     spatial_bounds: tuple[tuple[float, float], ...]
 
     def _init_sampling(self, sampler: str, initial_fraction: float, boundary_fraction: float,
@@ -132,13 +134,95 @@ class _WaveProblem(Problem):
         t = np.asarray(times, dtype=np.float64)
         if t.ndim != 1 or t.size == 0:
             raise ValueError(f"{name} must be a non-empty 1-D sequence of times, got shape {t.shape}.")
-        bad = t[(t < 0) | (t > self.t_max) | ~np.isfinite(t)]
+        lo = self.t_start
+        bad = t[(t < lo) | (t > self.t_max) | ~np.isfinite(t)]
         if bad.size:
-            raise ValueError(f"{name} has {bad[0]:g} outside [0, t_max] = [0, {self.t_max:g}]; "
-                             f"give times in [0, {self.t_max:g}] or raise t_max.")
+            where = "[0, t_max] = [0," if not lo else f"[t_start, t_max] = [{lo:g},"
+            raise ValueError(f"{name} has {bad[0]:g} outside {where} {self.t_max:g}]; "
+                             f"give times in [{lo:g}, {self.t_max:g}] or raise t_max.")
         if np.any(np.diff(t) <= 0):
             raise ValueError(f"{name} must be strictly increasing, got {t.tolist()}; sort it and drop duplicates.")
         return t
+
+    def _check_start(self, t_start) -> float:
+        if isinstance(t_start, (bool, str)) or not isinstance(t_start, numbers.Real) or not math.isfinite(t_start):
+            raise ValueError(f"t_start must be a finite time in [0, t_max), got t_start={t_start!r}; use e.g. "
+                             "t_start=0.5 (0: the whole interval from t = 0).")
+        if not 0 <= t_start < self.t_max:
+            raise ValueError(f"t_start must be in [0, t_max) = [0, {self.t_max:g}), got t_start={t_start:g}; a window "
+                             f"[t_start, t_max] needs t_start < t_max: lower t_start or raise t_max.")
+        return float(t_start)
+
+    def _check_initial(self, initial) -> InitialData | None:
+        """``initial`` checked against this problem: an InitialData at this window's t_start,
+        with a velocity, of the same problem (:meth:`_continued`: the parameters a window
+        shares with the network's problem)."""
+        if initial is None:
+            return None
+        if not isinstance(initial, InitialData):
+            raise ValueError(f"initial must be an InitialData (pinn_sine.problems.windows) or None, got {initial!r}; "
+                             "use InitialData(value, velocity) or InitialData.from_network(net, window, t_k).")
+        if initial.time is not None and initial.time != self.t_start:
+            raise ValueError(f"initial holds the data at t = {initial.time:g}, but this window starts at "
+                             f"t_start={self.t_start:g}; give t_start={initial.time!r}.")
+        if not initial.has_velocity:
+            raise ValueError("initial has no velocity; the wave equation needs u_t(t_start, x) too: give "
+                             "InitialData(value, velocity).")
+        if initial.kind == "network":
+            if initial.problem_name != self.name or tuple(initial.input_names) != self.input_names:
+                raise ValueError(f"initial comes from a network of {initial.problem_name!r} with inputs "
+                                 f"{initial.input_names}, not of {self.name!r} {self.input_names}; hand off from the "
+                                 "previous window of this problem.")
+            src = initial.source_params
+            mine = self._continued()
+            diff = [k for k in mine if src.get(k) != mine[k]]
+            if diff:
+                raise ValueError(f"initial comes from a {self.name} with {', '.join(f'{k}={src.get(k)!r}' for k in diff)}"
+                                 f", this one has {', '.join(f'{k}={mine[k]!r}' for k in diff)}; a window continues "
+                                 f"the same problem: give the same {', '.join(mine)}.")
+        else:  # a callable of the wrong shape raises here
+            initial.at(torch.zeros(2, len(self.spatial_bounds), dtype=torch.float64))
+        return initial
+
+    def _check_wall_data(self) -> None:
+        """Under the hard constraint with walls u = 0 the walls hold u = u_k + (t - t_k) v_k:
+        both must vanish there (checked at :meth:`_wall_points`, relative to the scales of
+        u0 and grad u0)."""
+        u, v = self.initial.at(self._wall_points())
+        worst = max(float(u.abs().max()) / math.sqrt(self._u2), float(v.abs().max()) / math.sqrt(self._g2))
+        if worst > 1e-8:
+            raise ValueError(f"initial is {worst:.2g} (relative) on the walls, where the hard "
+                             "constraint imposes u = u_k + (t - t_k) v_k = 0; give data that vanish there or use "
+                             "constraint='soft'.")
+
+    def _continued(self) -> dict:
+        """The params() entries a window shares with the problem its network data come from."""
+        raise NotImplementedError
+
+    def _wall_points(self) -> Tensor:
+        """Spatial points on the walls where u = 0 is imposed (float64, (n, d))."""
+        raise NotImplementedError
+
+    @property
+    def windowed(self) -> bool:
+        """Whether this is a time window: t_start > 0 or initial data given."""
+        return bool(self.t_start) or self.initial is not None
+
+    def _with_window(self, params: dict) -> dict:
+        """``params`` plus, for a window, "t_start" and "initial" (the data's record,
+        :meth:`~pinn_sine.problems.windows.InitialData.record`, or "closed form"); the
+        whole problem keeps the keys of before windows."""
+        if self.windowed:
+            params["t_start"] = self.t_start
+            params["initial"] = "closed form" if self.initial is None else self.initial.record()
+        return params
+
+    def reference_params(self, resolution: int | None) -> dict:
+        """:meth:`Problem.reference_params` without the initial data: the reference is the
+        whole problem's on the window's times (class docstrings)."""
+        params = super().reference_params(resolution)
+        params.pop("initial", None)
+        return params
 
 
 class Wave1D(_WaveProblem):
@@ -256,56 +340,6 @@ class Wave1D(_WaveProblem):
         if self.constraint == "hard" and self.initial is not None:
             self.initial.field(self.input_names, self.t_start)  # network data refused here, with the reason
             self._check_wall_data()
-
-    def _check_start(self, t_start) -> float:
-        if isinstance(t_start, (bool, str)) or not isinstance(t_start, numbers.Real) or not math.isfinite(t_start):
-            raise ValueError(f"t_start must be a finite time in [0, t_max), got t_start={t_start!r}; use e.g. "
-                             "t_start=0.5 (0: the whole interval from t = 0).")
-        if not 0 <= t_start < self.t_max:
-            raise ValueError(f"t_start must be in [0, t_max) = [0, {self.t_max:g}), got t_start={t_start:g}; a window "
-                             f"[t_start, t_max] needs t_start < t_max: lower t_start or raise t_max.")
-        return float(t_start)
-
-    def _check_initial(self, initial) -> InitialData | None:
-        """``initial`` checked against this problem: an InitialData of a Wave1D with the same
-        c, modes and length, at this window's t_start, with a velocity."""
-        if initial is None:
-            return None
-        if not isinstance(initial, InitialData):
-            raise ValueError(f"initial must be an InitialData (pinn_sine.problems.windows) or None, got {initial!r}; "
-                             "use InitialData(value, velocity) or InitialData.from_network(net, window, t_k).")
-        if initial.time is not None and initial.time != self.t_start:
-            raise ValueError(f"initial holds the data at t = {initial.time:g}, but this window starts at "
-                             f"t_start={self.t_start:g}; give t_start={initial.time!r}.")
-        if not initial.has_velocity:
-            raise ValueError("initial has no velocity; the wave equation needs u_t(t_start, x) too: give "
-                             "InitialData(value, velocity).")
-        if initial.kind == "network":
-            if initial.problem_name != self.name or tuple(initial.input_names) != self.input_names:
-                raise ValueError(f"initial comes from a network of {initial.problem_name!r} with inputs "
-                                 f"{initial.input_names}, not of {self.name!r} {self.input_names}; hand off from the "
-                                 "previous window of this problem.")
-            src = initial.source_params
-            mine = {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length}
-            diff = [k for k in ("c", "modes", "length") if src.get(k) != mine[k]]
-            if diff:
-                raise ValueError(f"initial comes from a {self.name} with {', '.join(f'{k}={src.get(k)!r}' for k in diff)}"
-                                 f", this one has {', '.join(f'{k}={mine[k]!r}' for k in diff)}; a window continues "
-                                 "the same problem: give the same c, modes and length.")
-        else:
-            initial.at(torch.zeros(2, 1, dtype=torch.float64))  # a callable of the wrong shape raises here
-        return initial
-
-    def _check_wall_data(self) -> None:
-        """Under the hard constraint the walls hold u = u_k + (t - t_k) v_k: both must
-        vanish there (u = 0 at x = 0, L)."""
-        walls = torch.tensor([[0.0], [self.length]], dtype=torch.float64)
-        u, v = self.initial.at(walls)
-        worst = max(float(u.abs().max()) / math.sqrt(self._u2), float(v.abs().max()) / math.sqrt(self._g2))
-        if worst > 1e-8:
-            raise ValueError(f"initial is {worst:.2g} (relative) on the walls x = 0, {self.length:g}, where the hard "
-                             "constraint imposes u = u_k + (t - t_k) v_k = 0; give data that vanish there or use "
-                             "constraint='soft'.")
 
     @staticmethod
     def _check_modes(modes) -> tuple[tuple[int, float], ...]:
@@ -429,30 +463,18 @@ class Wave1D(_WaveProblem):
                           ((0, ShiftedFactor(PowerFactor(1), t_k)), (1, SineFactor(w)))))
         return HardConstraint(SeparableField(terms, names), d, names, conditions)
 
-    @property
-    def windowed(self) -> bool:
-        """Whether this is a time window: t_start > 0 or initial data given."""
-        return bool(self.t_start) or self.initial is not None
+    def _continued(self) -> dict:
+        return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length}
+
+    def _wall_points(self) -> Tensor:
+        return torch.tensor([[0.0], [self.length]], dtype=torch.float64)
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
-        """The parameters; a window adds "t_start" and "initial" (the data's record,
-        :meth:`~pinn_sine.problems.windows.InitialData.record`, or "closed form"), which
-        the whole problem leaves out (its keys are those of before windows)."""
-        out = {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
-               "t_max": self.t_max, "time_resolution": self.time_resolution, "fd_refine": self.fd_refine,
-               "constraint": self.constraint}
-        if self.windowed:
-            out["t_start"] = self.t_start
-            out["initial"] = "closed form" if self.initial is None else self.initial.record()
-        return out
-
-    def reference_params(self, resolution: int | None) -> dict:
-        """:meth:`Problem.reference_params` without the initial data: the reference is the
-        whole problem's on [t_start, t_max] (class docstring)."""
-        params = super().reference_params(resolution)
-        params.pop("initial", None)
-        return params
+        """The parameters; a window adds "t_start" and "initial" (:meth:`_with_window`)."""
+        return self._with_window({"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length,
+                                  "t_max": self.t_max, "time_resolution": self.time_resolution,
+                                  "fd_refine": self.fd_refine, "constraint": self.constraint})
 
     def reference_times(self) -> np.ndarray:
         return np.linspace(self.t_start, self.t_max, self.time_resolution)
@@ -549,11 +571,23 @@ class Wave2D(_WaveProblem):
         pulse_radius: radius of the disc of the pulse_fraction points, in source widths (> 0).
         curriculum_end, curriculum_t0: the time curriculum, as in :class:`Wave1D`.
         constraint: "soft" (initial and boundary loss terms) or "hard" (train ``constrain(net)``).
+        t_start: the start t_k of the time interval [t_k, t_max] (a time window; 0 <= t_k < t_max).
+        initial: the data at t_start, an :class:`~pinn_sine.problems.windows.InitialData`
+            (closed-form callables of (x, y) points (n, 2), or
+            ``InitialData.from_network(net, window, t_k)``); None: the pulse at rest,
+            t_start = 0 only (there is no closed form at later times).
+
+    Time windows work as in :class:`Wave1D`: the "initial" points (the pulse points too)
+    lie at t = t_start, the residuals are (u - u_k) and (u_t - v_k) under the pulse's
+    normalisations, the hard constraint of a window is u = u_k + (t - t_k) v_k +
+    d phi(t - t_k) N for closed-form data (which must vanish on reflecting walls), the
+    reference is the pulse's from t = 0 at ``snapshot_times`` (default 5 equispaced
+    times in [t_start, t_max]) and its key leaves the data out.
     """
 
     name = "wave2d"
     unknown_parameters = {"c": 0.0, "velocity": None}
-    bad_params = ({"c": 0.0}, {"source_width": 0.0}, {"fd_refine": 0})
+    bad_params = ({"c": 0.0}, {"source_width": 0.0}, {"fd_refine": 0}, {"t_start": 0.4}, {"t_start": 0.2})
     check_resolution = 9
     input_names = ("t", "x", "y")
     out_dim = 1
@@ -571,14 +605,16 @@ class Wave2D(_WaveProblem):
                  fd_refine: int | None = None,
                  sampler: str = "uniform", initial_fraction: float = 0.25, boundary_fraction: float = 0.25,
                  pulse_fraction: float = 0.25, pulse_radius: float = 3.0, curriculum_end: float | None = None,
-                 curriculum_t0: float = 0.1, constraint: str = "soft"):
+                 curriculum_t0: float = 0.1, constraint: str = "soft", t_start: float = 0.0,
+                 initial: InitialData | None = None):
         self.t_max = positive("t_max", t_max, "use e.g. t_max=0.4.")
+        self.t_start = self._check_start(t_start)
         self.width = positive("source_width", source_width, "use e.g. source_width=0.05.")
         if boundary not in BOUNDARIES:
             raise ValueError(f'Invalid boundary "{boundary}". Must be one of {list(BOUNDARIES)}.')
         self.boundary = boundary
         self.spatial_bounds = self.domain
-        self.bounds = ((0.0, self.t_max),) + self.domain
+        self.bounds = ((self.t_start, self.t_max),) + self.domain
         x0, y0 = parse_center(source_center)
         if not all(lo < v < hi for v, (lo, hi) in zip((x0, y0), self.domain)):
             raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the domain (-1, 1)^2; "
@@ -594,7 +630,7 @@ class Wave2D(_WaveProblem):
                                  "boundary='absorbing'.")
         self.speed_model = VelocityModel(c, label="c", fn_label="c(x, y)", named=False, arrays=False)
         self.c, self.c_fn, self.c_ref = self.speed_model.c, self.speed_model.c_fn, self.speed_model.c_max
-        times = np.linspace(0.0, self.t_max, 5) if snapshot_times is None else snapshot_times
+        times = np.linspace(self.t_start, self.t_max, 5) if snapshot_times is None else snapshot_times
         self.snapshot_times = self._check_times(times, "snapshot_times")
         if fd_refine is None:
             fd_refine = 8 if self.c_fn is None and boundary == "reflecting" else 4
@@ -613,6 +649,15 @@ class Wave2D(_WaveProblem):
         self._u2 = math.pi * w2 / area
         self._g2 = math.pi / area
         self._l2 = 2 * math.pi / (w2 * area)
+        self.initial = self._check_initial(initial)
+        if self.t_start and self.initial is None:
+            raise ValueError(f"Wave2D has no closed-form solution at t_start={self.t_start:g} > 0: give its data, "
+                             "initial=InitialData.from_network(net, previous_window, t_start) (or closed-form "
+                             "InitialData(value, velocity)).")
+        if self.constraint == "hard" and self.initial is not None:
+            self.initial.field(self.input_names, self.t_start)  # network data refused here, with the reason
+            if boundary == "reflecting":
+                self._check_wall_data()
 
     # ----- data -----------------------------------------------------------------------
     def initial_displacement(self, x: Tensor, y: Tensor) -> Tensor:
@@ -666,7 +711,7 @@ class Wave2D(_WaveProblem):
         n_p = int(round(self.pulse_fraction * n))
         if n_p:
             pts = clip(sampling.near_point(n_p, self.center, self.pulse_radius * self.width, generator), self.domain)
-            out["initial"] = torch.cat([out["initial"], torch.cat([torch.zeros(n_p, 1), pts], dim=1)])
+            out["initial"] = torch.cat([out["initial"], torch.cat([torch.full((n_p, 1), self.t_start), pts], dim=1)])
         return self._constrained(out)
 
     def _interior_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
@@ -677,14 +722,20 @@ class Wave2D(_WaveProblem):
         return (ji.d2("t", "t") - c ** 2 * ji.laplacian(("x", "y"))) / (self.c_ref ** 2 * math.sqrt(self._l2))
 
     def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
+        """(u - u_k) / sqrt(<u0^2>) at the t = t_start points (n_0, 1) (u_k = u0 at t = 0)."""
         j0 = jets["initial"]
         x0 = batch["initial"].to(j0.u.dtype)
+        if self.initial is not None:
+            return (j0.u - self.initial.at(x0[:, 1:3])[0]) / math.sqrt(self._u2)
         return (j0.u - self.initial_displacement(x0[:, 1:2], x0[:, 2:3])) / math.sqrt(self._u2)
 
     def _velocity_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """u_t / (c_ref sqrt(<|grad u0|^2>)) at the t = 0 points (n_0, 1)."""
-        return jets["initial"].d("t") / (self.c_ref * math.sqrt(self._g2))
+        """(u_t - v_k) / (c_ref sqrt(<|grad u0|^2>)) at the t = t_start points (n_0, 1) (v_k = 0 at t = 0)."""
+        j0 = jets["initial"]
+        if self.initial is None:
+            return j0.d("t") / (self.c_ref * math.sqrt(self._g2))
+        v_k = self.initial.at(batch["initial"].to(j0.u.dtype)[:, 1:3])[1]
+        return (j0.d("t") - v_k) / (self.c_ref * math.sqrt(self._g2))
 
     def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """u / sqrt(<u0^2>) on reflecting walls, (u_t + c du/dn) / (c_ref sqrt(<|grad u0|^2>))
@@ -721,21 +772,36 @@ class Wave2D(_WaveProblem):
         return self.width / self.c_ref
 
     def hard_constraint(self) -> HardConstraint:
-        """u = u0 + d phi(t) N (class docstring), u0 the closed-form Gaussian."""
+        """u = u0 + d phi(t) N (class docstring), u0 the closed-form Gaussian; in a window
+        u = u_k + (t - t_k) v_k + d phi(t - t_k) N (closed-form data only)."""
         names = self.input_names
+        walls = (1, 2) if self.boundary == "reflecting" else ()
+        conditions = ("initial", "initial_velocity") + (("boundary",) if walls else ())
+        if self.initial is not None:
+            ramp = ShiftedFactor(RampFactor(self.time_scale()), self.t_start)
+            d = box_bubble(self.bounds, walls, names, time=(0, ramp))
+            return HardConstraint(self.initial.field(names, self.t_start), d, names, conditions)
         u0 = SeparableField(((1.0, ((1, GaussianFactor(self.center[0], self.width)),
                                     (2, GaussianFactor(self.center[1], self.width)))),), names)
-        walls = (1, 2) if self.boundary == "reflecting" else ()
         d = box_bubble(self.bounds, walls, names, time=(0, RampFactor(self.time_scale())))
-        conditions = ("initial", "initial_velocity") + (("boundary",) if walls else ())
         return HardConstraint(u0, d, names, conditions)
+
+    def _continued(self) -> dict:
+        return {**self.speed_model.params("c"), "source_width": self.width, "source_center": list(self.center),
+                "boundary": self.boundary}
+
+    def _wall_points(self) -> Tensor:
+        s = torch.linspace(-1.0, 1.0, 65, dtype=torch.float64).reshape(-1, 1)
+        one = torch.ones_like(s)
+        return torch.cat([torch.cat([-one, s], 1), torch.cat([one, s], 1), torch.cat([s, -one], 1),
+                          torch.cat([s, one], 1)])
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
-        return {**self.speed_model.params("c"), "t_max": self.t_max, "source_width": self.width,
-                "source_center": list(self.center), "boundary": self.boundary,
-                "snapshot_times": self.snapshot_times.tolist(), "fd_refine": self.fd_refine,
-                "constraint": self.constraint}
+        return self._with_window({**self.speed_model.params("c"), "t_max": self.t_max, "source_width": self.width,
+                                  "source_center": list(self.center), "boundary": self.boundary,
+                                  "snapshot_times": self.snapshot_times.tolist(), "fd_refine": self.fd_refine,
+                                  "constraint": self.constraint})
 
     def compute_reference(self, resolution: int) -> ReferenceField:
         from ..validation.fd.wave import sine_series_evolution, wave_2d
