@@ -54,8 +54,11 @@ def test_hand_off_gives_the_next_window_the_networks_value_and_velocity():
     assert data.digest == digest != state_digest(net)
 
 
-def test_hand_off_from_a_hard_window():
-    first = Wave1D(t_max=0.5, constraint="hard")
+@pytest.mark.parametrize("start", ["rest", "motion"])
+def test_hand_off_from_a_hard_window(start):
+    # a hard window from rest (closed-form g) or in motion (g of callables, derivatives by autograd)
+    first = Wave1D(t_max=0.5, constraint="hard") if start == "rest" else \
+        Wave1D(t_start=0.25, t_max=0.5, initial=InitialData(_value, _velocity), constraint="hard")
     net = first.constrain(_net(seed=3)).double()
     second = Wave1D(t_start=0.5, initial=InitialData.from_network(net, first, 0.5))
     pts = _draw(second)["initial"]

@@ -5,8 +5,8 @@ SIREN wave experiment) and the loss normalisation: every term is divided by the
 natural scale of what it measures, computed from the initial displacement u0,
 
     "pde":              mean (u_tt - c^2 Lap u)^2 / (c_ref^4 <(Lap u0)^2>)
-    "initial":          mean (u - u0)^2           / <u0^2>                  (t = 0)
-    "initial_velocity": mean u_t^2                / (c_ref^2 <|grad u0|^2>) (t = 0)
+    "initial":          mean (u - u_k)^2          / <u0^2>                  (t = t_start)
+    "initial_velocity": mean (u_t - v_k)^2        / (c_ref^2 <|grad u0|^2>) (t = t_start)
     "boundary":         mean u^2                  / <u0^2>                  (reflecting walls)
                         mean (u_t + c du/dn)^2    / (c_ref^2 <|grad u0|^2>) (absorbing walls)
 
@@ -15,6 +15,10 @@ error delta u on the length scale of u0 then makes each term about (delta u / u)
 so the terms start comparable and no term is swamped because its derivatives are
 large (the residual of Wave1D's default solution is ~300 before normalisation, that
 of a width-0.05 pulse ~1000). Inputs are used raw (no rescaling).
+
+u_k = u0 and v_k = 0 for the whole problem (t_start = 0); a time window on
+[t_start, t_max] takes its data as ``initial`` (:mod:`pinn_sine.problems.windows`) and
+keeps these scales, so the loss scale is the same in every window.
 """
 from __future__ import annotations
 
