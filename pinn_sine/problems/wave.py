@@ -72,7 +72,7 @@ class _WaveProblem(Problem):
     """Space-time sampling and the time curriculum shared by Wave1D and Wave2D."""
 
     t_max: float
-    #: the start of the time interval [t_start, t_max] (a window's t_k; 0 for Wave2D)
+    #: the start of the time interval [t_start, t_max] (a window's t_k; 0 for the whole problem)
     t_start: float = 0.0
     #: the data at t_start (:class:`~pinn_sine.problems.windows.InitialData`), None: the closed form
     initial: InitialData | None = None
