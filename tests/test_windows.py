@@ -281,3 +281,22 @@ def test_wave2d_bad_windows():
         Wave2D(t_start=0.1, initial=InitialData(lambda s: 1.0 + 0 * s[:, :1], _spin), constraint="hard")
     with pytest.raises(ValueError, match=r"outside \[t_start, t_max\]"):
         Wave2D(t_start=0.1, initial=InitialData(_bump, _spin), snapshot_times=[0.0, 0.4])
+
+
+def test_the_two_initial_terms_of_a_step_share_one_jet_of_the_frozen_network(monkeypatch):
+    import pinn_sine.problems.windows as windows
+
+    calls = []
+    real = windows.forward_jet
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(windows, "forward_jet", counting)
+    p = Wave1D(t_start=0.5, initial=InitialData.from_network(_net(), Wave1D(t_max=0.5), 0.5))
+    net = _net(seed=2)
+    p.compute_losses(net, _draw(p, seed=1))
+    assert len(calls) == 1  # "initial" and "initial_velocity" read the same points
+    p.compute_losses(net, _draw(p, seed=2))
+    assert len(calls) == 2  # new points, a new jet
