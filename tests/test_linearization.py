@@ -242,7 +242,7 @@ def test_a_trainable_coefficient_is_fitted_by_adam_and_gauss_newton():
     problem = _InverseSine()
     net = MLP(1, 1, 16, 2, seed=0, activation=Sine(2.0)).double()
     train(problem, net, stages=[Adam(300, lr=1e-2)], batch=64, seed=0, progress=False)
-    after_adam = float(problem.k)
+    after_adam = float(problem.k.detach())
     assert after_adam != 0.3  # Adam moves it: the coefficient is among the run's parameters
     train(problem, net, stages=[GaussNewton(30)], batch=64, seed=0, progress=False)
     assert abs(float(problem.k) - 1.0) < 1e-4, (after_adam, float(problem.k))
