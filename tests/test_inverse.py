@@ -88,15 +88,16 @@ def test_a_positive_parameter_is_kept_positive_by_default():
 
 
 @pytest.mark.parametrize("spec,expected", [("c=1.0:0.5:4.0", ("c", 1.0, 0.5, 4.0)), ("k=2", ("k", 2.0, None, None)),
-                                           ("c=1.0::4", ("c", 1.0, None, 4.0))])
+                                           ("c=1.0::4", ("c", 1.0, None, 4.0)),
+                                           ("velocity=0*4:-1:1", ("velocity", (0.0,) * 4, -1.0, 1.0))])
 def test_parse_unknown(spec, expected):
     u = parse_unknown(spec)
     assert (u.name, u.guess, u.lower, u.upper) == expected
 
 
-@pytest.mark.parametrize("spec", ["c", "c=1:2", "c=x", "=1.0"])
+@pytest.mark.parametrize("spec", ["c", "c=1:2", "c=x", "=1.0", "velocity=0*x", "velocity=0*0"])
 def test_parse_unknown_refuses_bad_specs(spec):
-    with pytest.raises(ValueError, match="NAME=GUESS|not a number"):
+    with pytest.raises(ValueError, match="NAME=GUESS|not a number|count N >= 1"):
         parse_unknown(spec)
 
 
@@ -330,6 +331,7 @@ def test_observe_then_solve_recovers_and_reports_the_coefficient(tmp_path, capsy
     (["--unknown", "k=1.0"], r"--unknown k=1.0: .*the parameters it can recover: \['c'\]"),
     (["--unknown", "c=9:0.5:4"], "not strictly inside the bounds"),
     (["--unknown", "c=1.0", "--observations", "missing.h5"], "--observations missing.h5"),
+    (["--unknown", "c=1*4"], "is a scalar, got a guess of shape"),
 ])
 def test_bad_inverse_options_are_one_line(tmp_path, argv, match):
     from pinn_sine.cli import main

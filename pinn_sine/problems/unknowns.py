@@ -147,7 +147,8 @@ class Unknown:
 
 def parse_unknown(spec: str) -> Unknown:
     """``NAME=GUESS[:LOWER:UPPER]`` (the command line's ``--unknown``), e.g. ``c=1.0:0.5:4.0``;
-    an empty bound is none (``c=1.0::4.0``)."""
+    an empty bound is none (``c=1.0::4.0``). A vector unknown (a velocity expansion of M^2
+    coefficients) takes ``GUESS*N``, N entries equal to GUESS: ``velocity=0*25:-1:1``."""
     if not isinstance(spec, str) or "=" not in spec:
         raise ValueError(f"--unknown takes NAME=GUESS[:LOWER:UPPER], e.g. c=1.0:0.5:4.0; got {spec!r}.")
     name, _, rest = spec.partition("=")
@@ -163,7 +164,12 @@ def parse_unknown(spec: str) -> Unknown:
         except ValueError:
             raise ValueError(f"--unknown {spec!r}: the {what} {text!r} is not a number.") from None
 
-    guess = number(parts[0], "guess")
+    value, star, count = parts[0].partition("*")
+    guess = number(value, "guess")
+    if star:
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--unknown {spec!r}: GUESS*N needs a count N >= 1 (e.g. velocity=0*25), got {count!r}.")
+        guess = (guess,) * int(count)
     lower, upper = (number(parts[1], "lower bound"), number(parts[2], "upper bound")) if len(parts) == 3 \
         else (None, None)
     return Unknown(name.strip(), guess, lower, upper)
