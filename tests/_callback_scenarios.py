@@ -123,6 +123,13 @@ def summary(result) -> dict:
             "timing_keys": sorted(result.timings)}
 
 
+def machine() -> dict:
+    """What the recorded values depend on besides the code: torch's version and the CPU
+    capability its kernels dispatch on (a float sum in AVX2 and AVX512 kernels can round
+    differently). The tests compare bit for bit only on the machine kind that recorded."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def canonical(value):
     """``value`` as the JSON file holds it (floats round-trip exactly through repr)."""
     return json.loads(json.dumps(value))
@@ -137,6 +144,7 @@ def record() -> None:
         out["resumed"] = summary(resumed(tmp))
     assert not any(isinstance(v, float) and not math.isfinite(v) for s in out.values() for r in s["history"]
                    for v in r.values())
+    out["_machine"] = machine()
     text = json.dumps(out, indent=1, sort_keys=False) + "\n"
     tmp_path = DATA.with_suffix(".json.tmp")
     tmp_path.write_text(text)
