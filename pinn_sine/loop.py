@@ -335,8 +335,25 @@ def fit(context, stages: Sequence, callbacks: Sequence = (), *, log_every: int =
         if isinstance(err, TrainingDiverged):
             loop.finish("diverged", str(err).split(";")[0])
             err.result = loop.result
-        loop.call("on_exception", err)
-        loop.call("teardown")
+        try:
+            loop.call("on_exception", err)
+        finally:
+            _teardown(loop)
         raise
-    loop.call("teardown")
+    _teardown(loop)
     return loop.result
+
+
+def _teardown(loop: Loop) -> None:
+    """Every callback's ``teardown``, even after one of them raised (the first error is
+    raised at the end): a callback that failed must not leave another's resources (the
+    SIGINT handler, a progress bar) in place for the rest of the process."""
+    first = None
+    for cb in loop.callbacks:
+        try:
+            cb.teardown(loop)
+        except BaseException as err:  # noqa: BLE001 - re-raised below
+            if first is None:
+                first = err
+    if first is not None:
+        raise first

@@ -12,6 +12,21 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
+@pytest.fixture(autouse=True)
+def _sigint_handler_left_as_found():
+    """A test must leave Python's SIGINT handler as it found it: training installs its own
+    (Ctrl-C stops after the step) and must put the default back however it ends, or every
+    later Ctrl-C test of the session would see a foreign handler."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the test left SIGINT handled by {after!r} (it found {before!r})")
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test: small nets on a shared, loaded CPU run an order of
