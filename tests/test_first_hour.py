@@ -131,7 +131,22 @@ def _net(seed=0):
     return MLP(2, 1, width=12, depth=2, activation=Sine(30.0), first_omega=4.0).double()
 
 
-def test_sigint_checkpoints_the_step_and_resumes_bit_identical(tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test, whatever the suite was launched with (a
+    shell's background job starts with SIGINT ignored, and then Python never installs it)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def _sigint_as_default():
+    """A child's SIGINT back to the default disposition (see ``default_sigint``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_sigint_checkpoints_the_step_and_resumes_bit_identical(tmp_path, default_sigint):
     kw = dict(batch=64, seed=3, progress=False, checkpoint_every=1000)
     stages = lambda: [Adam(40), GaussNewton(6, batch=64)]  # noqa: E731
     full = train(Poisson2D(), _net(), stages=stages(), **kw)
@@ -173,7 +188,7 @@ def test_ctrl_c_in_a_cli_run(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "pinn_sine.cli", "solve", "poisson2d", "--steps", "200000",
                              *SMALL, "--checkpoint-every", "20", "--out", str(out)], cwd=tmp_path, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_default)
     deadline = time.monotonic() + 200
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
