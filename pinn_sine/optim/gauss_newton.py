@@ -82,7 +82,7 @@ from torch import Tensor
 from .. import distributed
 from ..adaptive import RADSampler
 from ..derivatives.linearization import fitted_parameters, linearize, linearize_ranks
-from .descents import DESCENTS, Dense, Descent
+from .descents import DESCENTS, Descent
 from .searches import SEARCHES, Model, Search
 from .solvers import SOLVERS, LinearSolver, damped_solve_lapack, damped_solve_torch
 from .stages import Stage, StepResult, check_batch, check_every, check_positive_float, check_steps

@@ -278,25 +278,11 @@ class Problem:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         # params() records the fixed point sets (their digest) wherever the parameters are
-        # recorded -- checkpoints, config.json, the reference key -- without each problem
-        # having to: the params() a class defines is wrapped once.
-        own = cls.__dict__.get("params")
-        if isinstance(own, FunctionType) and not getattr(own, "_records_fixed_sets", False):
-            @functools.wraps(own)
-            def params(self):
-                return self._with_fixed_record(own(self))
-
-            params._records_fixed_sets = True
-            cls.params = params
-        # terms() gains the "data" term of attached observations (observe()) the same way.
-        own_terms = cls.__dict__.get("terms")
-        if isinstance(own_terms, FunctionType) and not getattr(own_terms, "_adds_data", False):
-            @functools.wraps(own_terms)
-            def terms(self):
-                return self._with_data_term(own_terms(self))
-
-            terms._adds_data = True
-            cls.terms = terms
+        # recorded -- checkpoints, config.json, the reference key -- and terms() gains the
+        # "data" term of attached observations (observe()), without each problem having
+        # to: the params() and terms() a class defines are wrapped once.
+        _wrap_own(cls, "params", "_with_fixed_record")
+        _wrap_own(cls, "terms", "_with_data_term")
 
     @property
     def in_dim(self) -> int:
@@ -775,6 +761,19 @@ class Problem:
         if self.observations is not None:
             body += f", observations=<{len(self.observations)} points>"
         return f"{type(self).__name__}({body})"
+
+
+def _wrap_own(cls: type, name: str, after: str) -> None:
+    """Replace the method ``name`` that ``cls`` itself defines by one returning
+    ``self.<after>(<its result>)`` (once: a wrapped method is marked)."""
+    own = cls.__dict__.get(name)
+    if isinstance(own, FunctionType) and not getattr(own, "_wrapped_by_problem", False):
+        @functools.wraps(own)
+        def wrapped(self):
+            return getattr(self, after)(own(self))
+
+        wrapped._wrapped_by_problem = True
+        setattr(cls, name, wrapped)
 
 
 def manufactured_box_batch(problem, n: int, generator: torch.Generator) -> dict[str, Tensor]:
