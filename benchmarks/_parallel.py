@@ -47,3 +47,28 @@ def write_results(out: Path, table: str, rows: list[dict]) -> None:
         w.writerow(header)
         for r in rows:
             w.writerow([json.dumps(r[k]) if isinstance(r[k], list) else r[k] for k in keys])
+
+
+def curves_figure(panels: Sequence[tuple[str, list]], path: Path, *, ylabel: str,
+                  xlabel: str = "wall time [s]") -> None:
+    """Curves against wall time on log axes, one panel per ``(title, series)`` side by side,
+    each series ``(label, xs, ys, style)`` (``label`` None: not in the legend; ``style``
+    extra keywords of ``semilogy``, e.g. a colour); written to ``path`` at 120 dpi."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axs = plt.subplots(1, len(panels), figsize=(6.5 if len(panels) == 1 else 5.5 * len(panels), 4.2),
+                            squeeze=False)
+    for ax, (title, series) in zip(axs[0], panels):
+        for label, xs, ys, style in series:
+            ax.semilogy(xs, ys, **{"lw": 1.2, **style}, label=label)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

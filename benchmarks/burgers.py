@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _parallel import run_all, write_results  # noqa: E402
+from _parallel import curves_figure, run_all, write_results  # noqa: E402
 
 METHODS = ("gn-uniform", "gn-8192", "gn-rad")
 BATCH = {"gn-uniform": 2048, "gn-8192": 8192, "gn-rad": 2048}
@@ -93,24 +93,9 @@ def markdown(rows: list[dict], args) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for r in rows:
-        if r["curve"]:
-            t, e = zip(*r["curve"])
-            ax.semilogy(t, e, lw=1.2, label=f"{r['method']} (seed {r['seed']})")
-    ax.set_xlabel("wall time [s]")
-    ax.set_ylabel("relative L2 error vs exact")
-    ax.set_title("Burgers nu = 0.01/pi, tanh 20x3, float64, 1 thread")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    series = [(f"{r['method']} (seed {r['seed']})", *zip(*r["curve"]), {}) for r in rows if r["curve"]]
+    curves_figure([("Burgers nu = 0.01/pi, tanh 20x3, float64, 1 thread", series)], path,
+                  ylabel="relative L2 error vs exact")
 
 
 def main(argv: list[str] | None = None) -> int:

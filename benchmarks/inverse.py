@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _parallel import run_all, write_results  # noqa: E402
+from _parallel import curves_figure, run_all, write_results  # noqa: E402
 
 CASES = {
     # name: (problem class, constructor kwargs, unknown, truth, guess, lower, upper)
@@ -180,25 +180,13 @@ def markdown(rows: list[dict], args) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for i, r in enumerate(rows):
-        if r["curve"]:
-            t, e = zip(*r["curve"])
-            ax.semilogy(t, [max(v, 1e-16) for v in e], lw=1.0, color=f"C{list(CASES).index(r['case']) * 2 + (r['method'] == 'adam')}",
-                        label=f"{r['case']} {r['method']}" if (r["seed"], r["noise_seed"]) == (rows[0]["seed"], rows[0]["noise_seed"]) else None)
-    ax.set_xlabel("wall time [s]")
-    ax.set_ylabel("relative error of the coefficient")
-    ax.set_title("recovered coefficient vs time (float64 SIREN, 1 thread)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    first = (rows[0]["seed"], rows[0]["noise_seed"])  # one legend entry per case and method
+    series = [(f"{r['case']} {r['method']}" if (r["seed"], r["noise_seed"]) == first else None,
+               [t for t, _ in r["curve"]], [max(e, 1e-16) for _, e in r["curve"]],
+               {"lw": 1.0, "color": f"C{list(CASES).index(r['case']) * 2 + (r['method'] == 'adam')}"})
+              for r in rows if r["curve"]]
+    curves_figure([("recovered coefficient vs time (float64 SIREN, 1 thread)", series)], path,
+                  ylabel="relative error of the coefficient")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _parallel import run_all, write_results  # noqa: E402
+from _parallel import curves_figure, run_all, write_results  # noqa: E402
 
 PROBLEMS = ("burgers1d", "allen-cahn1d")
 METHODS = ("adam", "adam-lbfgs", "gn")
@@ -90,25 +90,9 @@ def markdown(rows: list[dict], args) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axs = plt.subplots(1, len(PROBLEMS), figsize=(11, 4), squeeze=False)
-    for ax, name in zip(axs[0], PROBLEMS):
-        for r in rows:
-            if r["problem"] == name and r["curve"]:
-                t, e = zip(*r["curve"])
-                ax.semilogy(t, e, lw=1.2, label=f"{r['method']} (seed {r['seed']})")
-        ax.set_title(name)
-        ax.set_xlabel("wall time [s]")
-        ax.set_ylabel("relative L2 error vs reference")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    curves_figure([(name, [(f"{r['method']} (seed {r['seed']})", *zip(*r["curve"]), {}) for r in rows
+                           if r["problem"] == name and r["curve"]]) for name in PROBLEMS], path,
+                  ylabel="relative L2 error vs reference")
 
 
 def main(argv: list[str] | None = None) -> int:
