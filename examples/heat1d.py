@@ -5,6 +5,10 @@
 exact solution u = exp(-nu pi^2 t) sin(pi x); the reference is a Crank-Nicolson solve.
 Run ``python examples/heat1d.py`` (a short training run) or see README, "Define your
 own PDE". ``tests/test_examples.py`` runs it in CI.
+
+It can be marched in time (``pinn_sine.march``): ``window(t_start, t_end, initial)``
+gives the problem on [t_start, t_end] starting from ``initial``, the value u(t_start, x)
+(a ``pinn_sine.problems.windows.InitialData``, e.g. the previous window's network).
 """
 import math
 
@@ -26,18 +30,26 @@ class Heat1D(Problem):
     bad_params = ({"nu": 0.0}, {"t_max": -1.0})
     check_resolution = 17
 
-    def __init__(self, nu: float = 0.1, *, t_max: float = 1.0):
-        if not (nu > 0 and t_max > 0):
-            raise ValueError(f"nu and t_max must be > 0, got nu={nu}, t_max={t_max}; use e.g. nu=0.1, t_max=1.0.")
-        self.nu, self.t_max = float(nu), float(t_max)
-        self.bounds = ((0.0, self.t_max), (0.0, 1.0))
+    def __init__(self, nu: float = 0.1, *, t_max: float = 1.0, t_start: float = 0.0, initial=None):
+        if not (nu > 0 and 0 <= t_start < t_max):
+            raise ValueError(f"nu must be > 0 and 0 <= t_start < t_max, got nu={nu}, t_start={t_start}, "
+                             f"t_max={t_max}; use e.g. nu=0.1, t_max=1.0.")
+        self.nu, self.t_max, self.t_start, self.initial = float(nu), float(t_max), float(t_start), initial
+        self.bounds = ((self.t_start, self.t_max), (0.0, 1.0))
+
+    def window(self, t_start, t_end, initial=None):
+        # marching (pinn_sine.march): the same equation on [t_start, t_end] from the data `initial`
+        return Heat1D(self.nu, t_max=t_end, t_start=t_start, initial=initial)
 
     def exact(self, x):
+        if self.initial is not None:
+            raise NotImplementedError("a window from a network's data has no known exact solution")
         return torch.exp(-self.nu * math.pi ** 2 * x[:, :1]) * torch.sin(math.pi * x[:, 1:])
 
     def sample(self, n, generator, *, progress=1.0):
         interior = sampling.box(n, self.bounds, generator)
-        initial = sampling.box(n // 4, self.bounds, generator) * torch.tensor([0.0, 1.0])
+        initial = sampling.box(n // 4, self.bounds, generator) * torch.tensor([0.0, 1.0]) + torch.tensor(
+            [self.t_start, 0.0])
         return {"interior": interior, "initial": initial,
                 "boundary": sampling.box_boundary(n // 4, self.bounds, generator, dims=(1,))}
 
@@ -53,22 +65,32 @@ class Heat1D(Problem):
 
     def initial_residual(self, jets, batch):
         x0 = batch["initial"][:, 1:]
-        return jets["initial"].u - torch.sin(math.pi * x0).to(x0.dtype)
+        if self.initial is not None:
+            return jets["initial"].u - self.initial.at(x0)[0]
+        return jets["initial"].u - math.exp(-self.nu * math.pi ** 2 * self.t_start) * torch.sin(math.pi * x0)
 
     def params(self):
-        return {"nu": self.nu, "t_max": self.t_max}
+        if not self.t_start and self.initial is None:
+            return {"nu": self.nu, "t_max": self.t_max}
+        return {"nu": self.nu, "t_max": self.t_max, "t_start": self.t_start,
+                "initial": None if self.initial is None else self.initial.record()}
+
+    def reference_params(self, resolution):
+        params = super().reference_params(resolution)
+        params.pop("initial", None)  # a window's reference is the whole problem's solution on its times
+        return params
 
     def compute_reference(self, resolution):
         # Crank-Nicolson on the interior nodes: (I - r/2 D) u^{k+1} = (I + r/2 D) u^k, r = nu dt / h^2.
-        t, x = np.linspace(0.0, self.t_max, resolution), np.linspace(0.0, 1.0, resolution)
-        h, dt, m = x[1], t[1], resolution - 2
+        t, x = np.linspace(self.t_start, self.t_max, resolution), np.linspace(0.0, 1.0, resolution)
+        h, dt, m = x[1], t[1] - t[0], resolution - 2
         D = sp.diags([1.0, -2.0, 1.0], [-1, 0, 1], shape=(m, m)) * (self.nu * dt / h ** 2)
         step, explicit = fd.sparse_lu(sp.identity(m) - D / 2), sp.identity(m) + D / 2
         u = np.zeros((resolution, resolution))
-        u[0, 1:-1] = np.sin(np.pi * x[1:-1])
+        u[0, 1:-1] = np.exp(-self.nu * np.pi ** 2 * self.t_start) * np.sin(np.pi * x[1:-1])  # the true u(t_start)
         for k in range(1, resolution):
             u[k, 1:-1] = step.solve(explicit @ u[k - 1, 1:-1])
-        exact = fd.on_grid(self.exact)(*np.meshgrid(t, x, indexing="ij"))
+        exact = fd.on_grid(Heat1D(self.nu, t_max=self.t_max).exact)(*np.meshgrid(t, x, indexing="ij"))
         sol = fd.FDSolution(coords={"t": t, "x": x}, fields={"u": u}, solver="crank-nicolson", order=2,
                             spacing={"t": dt, "x": h})
         return sol.to_reference(attrs={"error_estimate": float(np.linalg.norm(u - exact) / np.linalg.norm(exact)),

@@ -394,7 +394,7 @@ class Progress(Callback):
 
     def on_stage_start(self, loop, stage) -> None:
         self.bar = _progress(stage.steps, loop.done, self.enabled,
-                             f"{loop.context.problem.name} {loop.labels[loop.index]}")
+                             f"{loop.context.label} {loop.labels[loop.index]}")
 
     def on_step_end(self, loop, stage, result, row) -> None:
         if row is not None:
@@ -407,13 +407,13 @@ class Progress(Callback):
         self.bar.close()
         stall = loop.result.stalls[-1] if loop.stage_stop is not None else None
         if stall is not None and self.enabled:
-            print(f"{loop.context.problem.name} {stall['stage']}: stalled at step {stall['step']} ({stall['stage_step']} "
+            print(f"{loop.context.label} {stall['stage']}: stalled at step {stall['step']} ({stall['stage_step']} "
                   f"of {stall['steps']}): {stall['message']}; "
                   + ("the run ends." if loop.is_last else "the next stage starts."), file=sys.stderr, flush=True)
 
     def on_fit_end(self, loop) -> None:
         if loop.result.stop_reason != "completed" and self.enabled:
-            print(f"{loop.context.problem.name}: stopped, {loop.result.stop_message}", file=sys.stderr, flush=True)
+            print(f"{loop.context.label}: stopped, {loop.result.stop_message}", file=sys.stderr, flush=True)
 
     def on_exception(self, loop, error) -> None:
         if self.bar is not None:

@@ -561,12 +561,13 @@ def solve_options(args) -> dict:
 
 def _resume_paths(value: str) -> tuple[Path, Path]:
     """``--resume DIR_OR_CHECKPOINT``: the checkpoint file and its run folder."""
+    from .marching import window_checkpoint
     from .runs import CHECKPOINT_NAME
 
     path = Path(value)
     if path.is_dir():
         ck = path / CHECKPOINT_NAME
-        if not ck.exists():
+        if not ck.exists() and not window_checkpoint(ck, 0).exists():  # a march killed in window 0 has that one
             raise SystemExit(f"--resume {value}: the folder holds no {CHECKPOINT_NAME}.")
         return ck, path
     if not path.exists():
@@ -786,8 +787,10 @@ def _solve(args, extra, cls) -> int:
     from . import distributed
     from .checkpoint import CheckpointError, check_compatible, load_checkpoint
     from .figures import problem_figures
+    from .marching import window_checkpoint
     from .plots import field_comparison, loss_curves
     from .runs import CONFIG_NAME, RUN_FILES, json_text, run_config, versions
+    from .marching import march
     from .train import TrainingDiverged, TrainingInterrupted, train
     from .validation.evaluate import describe_errors, evaluate, exact_on_grid, reference_limit
     from .validation.reference import ReferenceField
@@ -808,12 +811,16 @@ def _solve(args, extra, cls) -> int:
     _make_inverse(problem, args)
     options = build_training(args)
     stages = build_stages(args)
-    resume, resume_folder, resumed_step = None, None, None
+    resume, resume_folder, resumed_step, resumed = None, None, None, None
     if args.resume is not None:
         resume, resume_folder = _resume_paths(args.resume)
         try:
-            resumed = load_checkpoint(resume)
-            resumed_step = int(resumed["step"])
+            if args.windows > 1 and not resume.exists() and window_checkpoint(resume, 0).exists():
+                resumed = None  # a march killed in its first window: that window's checkpoint only
+                resumed_step = int(load_checkpoint(window_checkpoint(resume, 0))["step"])
+            else:
+                resumed = load_checkpoint(resume)
+                resumed_step = int(resumed["step"])
         except CheckpointError as err:
             raise SystemExit(f"--resume: {err}") from None
     # The network first: a bad --activation or width is refused before the folder exists.
@@ -825,7 +832,7 @@ def _solve(args, extra, cls) -> int:
         if args.dtype == "float64":
             net = net.double()
         net = problem.constrain(net.to(ctx.device))
-        if resume is not None:  # before config.json is rewritten
+        if resumed is not None:  # before config.json is rewritten
             try:
                 check_compatible(resume, resumed["meta"], problem=problem.name, problem_params=problem.params(),
                                  net_config=getattr(net, "config", {}), inverse=problem.inverse_record())
@@ -866,10 +873,19 @@ def _solve(args, extra, cls) -> int:
             if resume is not None:
                 print(f"resumed from step {resumed_step} ({resume})")
         try:
-            result = train(problem, net, stages=stages, batch=args.batch, seed=args.seed, engine=args.engine,
-                           reference=ref, eval_every=args.eval_every,
-                           checkpoint=out / "checkpoint.pt", checkpoint_every=args.checkpoint_every, resume=resume,
-                           progress=not args.quiet, compile=args.compile, time_limit=args.time_limit, **options)
+            common = dict(stages=stages, batch=args.batch, seed=args.seed, engine=args.engine, reference=ref,
+                          eval_every=args.eval_every, checkpoint=out / "checkpoint.pt",
+                          checkpoint_every=args.checkpoint_every, resume=resume, progress=not args.quiet,
+                          compile=args.compile, time_limit=args.time_limit, **options)
+            if args.windows > 1:
+                result = march(problem, net, windows=args.windows, **common)
+                net = result.net
+                for row in result.window_table():
+                    print(f"window {row['window'] + 1}/{args.windows} [{row['t_start']:.4g}, {row['t_end']:.4g}]: "
+                          f"{row['steps']} steps, {row['time']:.1f} s"
+                          + ("" if row["rel_l2"] is None else f", rel_l2 {row['rel_l2']:.3e} (its reference)"))
+            else:
+                result = train(problem, net, **common)
         except CheckpointError as err:
             raise SystemExit(f"--resume: {err}") from None
         except ValueError as err:  # a setting train() refuses (e.g. the weight of an unknown term)
@@ -915,6 +931,8 @@ def _solve(args, extra, cls) -> int:
                     "batch": problem.default_batch if args.batch is None else args.batch, "dtype": args.dtype,
                     "device": str(ctx.device), "reference_hash": ref.hash, "versions": versions(),
                     "command": config["command"], "config": CONFIG_NAME, "run_id": config["run_id"]})
+    if args.windows > 1:
+        metrics["windows"] = result.window_table()
     estimates = _inverse_results(problem, net, args, options, result, metrics)
     limit = reference_limit(metrics, ref)
     if limit is not None:
@@ -1380,6 +1398,10 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--checkpoint-every", type=pos, default=500, help="steps between checkpoints")
     solve.add_argument("--time-limit", type=_positive_float, default=None, metavar="SECONDS",
                        help="wall-clock budget of the run in seconds")
+    solve.add_argument("--windows", type=_integer(1, (1000, "windows")), default=1, metavar="K",
+                       help="march in time: train K equal time windows one after the other, each from the previous "
+                            "window's network (time-dependent problems; the stages run in every window, "
+                            "--time-limit is shared; default 1: one network over the whole interval)")
     solve.add_argument("--config", default=None, metavar="FILE",
                        help="rerun the run of this config.json; other options override its values")
     solve.add_argument("--resume", default=None, metavar="DIR_OR_CHECKPOINT",

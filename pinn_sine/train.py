@@ -80,7 +80,8 @@ class Run:
     Attributes a stage reads: ``problem``, ``net``, ``params`` (trainable parameters: the
     network's, then the problem's :meth:`~pinn_sine.problems.Problem.coefficients`),
     ``ctx`` (the distributed context), ``causal``, ``offset`` (steps of the stages
-    before the current one), ``loop`` (the :class:`~pinn_sine.loop.Loop` running it).
+    before the current one), ``loop`` (the :class:`~pinn_sine.loop.Loop` running it),
+    ``label`` (what progress lines say: the problem's name, or ``train(label=...)``).
 
     Its state (:meth:`state_dict`, per process: the generator, the current points, the
     RAD pool; the weighting's state is shared) is what a checkpoint needs to resume the
@@ -91,6 +92,7 @@ class Run:
                  weighting: TermWeighting, causal: CausalWeights | None, adaptive: RADSampler | None,
                  compile: bool):
         self.problem, self.net, self.batch, self.seed, self.engine = problem, net, batch, seed, engine
+        self.label = problem.name  # what progress lines are labelled with (train(label=...))
         self.loop = None
         self.weighting, self.causal, self.adaptive = weighting, causal, adaptive
         param = next(net.parameters())
@@ -305,7 +307,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
           log_every: int = 10, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 500,
           resume: str | os.PathLike | None = None, progress: bool = True, compile: bool = False,
           time_limit: float | None = None, divergence: float | None = 1e4, metrics=None,
-          stall: Stall | None = Stall(), callbacks: Sequence[Callback] | None = None) -> TrainResult:
+          stall: Stall | None = Stall(), callbacks: Sequence[Callback] | None = None,
+          label: str | None = None) -> TrainResult:
     """Train ``net`` on ``problem``'s weighted residual losses, stage after stage.
 
     Loss = sum_k w_k L_k over the problem's named terms. ``stages`` is a list of
@@ -387,6 +390,8 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
             built-in ones at every hook of the loop (:mod:`pinn_sine.loop`): to add history
             columns, stop the run or a stage, act at stage ends; each one's
             ``state_dict`` is checkpointed and restored on resume.
+        label: what the progress lines are labelled with (default the problem's name;
+            :func:`pinn_sine.march` says which window).
 
     The loop (:func:`pinn_sine.loop.fit`) calls, in this order, :class:`~pinn_sine.callbacks.Timer`
     (``time_limit``), :class:`~pinn_sine.callbacks.Evaluation` (``reference``, ``metrics``,
@@ -497,6 +502,10 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
     mark_trained_for(net, problem.name)
     run = Run(problem, net, batch=batch, seed=seed, engine=engine, weighting=weighting, causal=causal,
               adaptive=adaptive, compile=compile)
+    if label is not None:
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a string (shown in the progress lines), got {label!r}.")
+        run.label = label
     ctx = run.ctx
     run.local(None, "batch")
     for s in stages:

@@ -54,8 +54,9 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
     """Evaluate a network of the layer protocol (:class:`JetLayers`, e.g. an
     :class:`~pinn_sine.nets.MLP`) and the derivatives in ``spec`` at x (n, d).
 
-    A :class:`~pinn_sine.constraints.ConstrainedNet` u = g + d N: the jet of its inner
-    network N for the same ``spec`` (``trace`` records N's layers), combined with the
+    A :class:`~pinn_sine.nets.piecewise.PiecewiseInTime` (what :func:`pinn_sine.march`
+    returns): each window's jet on its rows. A :class:`~pinn_sine.constraints.ConstrainedNet`
+    u = g + d N: the jet of its inner network N for the same ``spec`` (``trace`` records N's layers), combined with the
     transform's closed-form derivatives by the product rule
     (:meth:`~pinn_sine.constraints.HardConstraint.combine`).
 
@@ -73,6 +74,13 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
         if tuple(names) != net.transform.names:
             raise ValueError(f"the points' inputs {names} are not the constraint's {net.transform.names}.")
         return net.transform.combine(x, spec, forward_jet(net.inner, x, names, spec, trace=trace))
+    from ..nets.piecewise import PiecewiseInTime
+
+    if isinstance(net, PiecewiseInTime):  # each window's network on its rows (pinn_sine.march)
+        if trace is not None:
+            raise ValueError("a network piecewise in time has no single layer trace; take the Jacobian of one "
+                             "window's network (net.nets[k]).")
+        return net.jet(x, lambda piece, rows: forward_jet(piece, rows, names, spec))
     if not isinstance(net, JetLayers):
         raise TypeError(f"the jet engine propagates through networks of the layer protocol (linears, activations, "
                         f"encoding: pinn_sine.derivatives.JetLayers); {type(net).__name__} has "

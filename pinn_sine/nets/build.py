@@ -93,12 +93,18 @@ def _periodic_encoding(problem, periodic) -> PeriodicEncoding | None:
 
 def net_from_config(config: dict) -> MLP:
     """A fresh :class:`MLP` of the architecture ``config`` describes (an ``MLP.config``,
-    as a checkpoint's meta holds it); its weights are a new init (load a state dict).
+    as a checkpoint's meta holds it; a piecewise-in-time network's config,
+    ``{"piecewise": ...}``, gives a :class:`~pinn_sine.nets.piecewise.PiecewiseInTime` of
+    fresh MLPs); its weights are a new init (load a state dict).
 
     Raises:
         ValueError: an activation name this package does not know, or a config
             without the keys an MLP needs.
     """
+    if isinstance(config, dict) and "piecewise" in config:  # one network per time window (pinn_sine.march)
+        from .piecewise import piecewise_from_config
+
+        return piecewise_from_config(config, net_from_config)
     missing = [k for k in ("in_dim", "out_dim", "width", "depth", "activation") if k not in config]
     if missing:
         raise ValueError(f"the network config lacks {missing}; it holds {sorted(config)}.")

@@ -639,6 +639,27 @@ class Problem:
         return {"unknowns": {k: u.describe() for k, u in unknowns.items()},
                 "observations": None if obs is None else obs.record()}
 
+    def window(self, t_start: float, t_end: float, initial=None) -> "Problem":
+        """This time-dependent problem on the time window [t_start, t_end], starting from
+        ``initial`` (a :class:`~pinn_sine.problems.windows.InitialData` at t_start, e.g.
+        ``InitialData.from_network(previous_net, previous_window, t_start)``; None: the
+        problem's own data, for the first window): a new problem with the same equation,
+        parameters and sampling options, whose ``bounds`` start at t_start, whose initial
+        residuals read ``initial`` and whose reference is the whole problem's solution on
+        the window's times. What :func:`pinn_sine.march` trains, window after window.
+
+        A problem that can be marched overrides it (the wave problems do; see
+        ``examples/heat1d.py`` for a problem of one's own); this default refuses."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be marched in time: it does not define window(t_start, t_end, initial) "
+            "(a copy of the problem on [t_start, t_end] starting from given data; see Wave1D.window or "
+            "examples/heat1d.py). Train it in one piece with train().")
+
+    @property
+    def marchable(self) -> bool:
+        """Whether :meth:`window` is defined (the problem can be marched in time)."""
+        return type(self).window is not Problem.window
+
     @property
     def has_exact(self) -> bool:
         return type(self).exact is not Problem.exact

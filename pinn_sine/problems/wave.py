@@ -61,6 +61,12 @@ def _integer(name: str, value, lo: int, example: int) -> int:
     return int(value)
 
 
+def _finite_time(name: str, value) -> float:
+    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite time, got {name}={value!r}.")
+    return float(value)
+
+
 def _unit_fraction(name: str, value, what: str, example: str):
     """``value`` in (0, 1] as a float, else a ValueError naming it."""
     if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
@@ -206,6 +212,30 @@ class _WaveProblem(Problem):
     def _wall_points(self) -> Tensor:
         """Spatial points on the walls where u = 0 is imposed (float64, (n, d))."""
         raise NotImplementedError
+
+    def window(self, t_start: float, t_end: float, initial: InitialData | None = None) -> "_WaveProblem":
+        """This problem on [t_start, t_end] from ``initial`` (:meth:`Problem.window`): the
+        same speed, data and sampling options (Wave2D: 5 snapshot times in the window;
+        Wave1D: ``time_resolution`` times in it), the window's own reference (the whole
+        problem's solution on the window's times). ``initial`` None: the closed-form
+        data at t_start (the first window, or Wave1D at any time)."""
+        if self.windowed:
+            raise ValueError(f"{self.name} is a window already (t_start={self.t_start:g}); cut windows from the whole "
+                             "problem.")
+        if self.unknowns or self.observations is not None:
+            raise ValueError(f"{self.name}: an inverse problem (unknowns or observations) cannot be marched yet; "
+                             "train it in one piece.")
+        lo, hi = _finite_time("t_start", t_start), _finite_time("t_end", t_end)
+        if not (self.t_start <= lo < hi <= self.t_max):
+            raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{self.t_start:g}, {self.t_max:g}] or is empty; "
+                             "give t_start < t_end within the problem's time interval.")
+        return type(self)(**self._window_options(), t_start=lo, t_max=hi, initial=initial)
+
+    def _window_options(self) -> dict:
+        """The constructor arguments a window repeats (all but t_start, t_max, initial)."""
+        return {"sampler": self.sampler, "initial_fraction": self.initial_fraction,
+                "boundary_fraction": self.boundary_fraction, "curriculum_end": self.curriculum_end,
+                "curriculum_t0": self.curriculum_t0, "constraint": self.constraint, "fd_refine": self.fd_refine}
 
     @property
     def windowed(self) -> bool:
@@ -469,6 +499,10 @@ class Wave1D(_WaveProblem):
 
     def _continued(self) -> dict:
         return {"c": self.c, "modes": [[k, a] for k, a in self.modes], "length": self.length}
+
+    def _window_options(self) -> dict:
+        return {**super()._window_options(), "c": self.c, "modes": self.modes, "length": self.length,
+                "time_resolution": self.time_resolution}
 
     def _wall_points(self) -> Tensor:
         return torch.tensor([[0.0], [self.length]], dtype=torch.float64)
@@ -793,6 +827,11 @@ class Wave2D(_WaveProblem):
     def _continued(self) -> dict:
         return {**self.speed_model.params("c"), "source_width": self.width, "source_center": list(self.center),
                 "boundary": self.boundary}
+
+    def _window_options(self) -> dict:
+        return {**super()._window_options(), "c": self.c if self.c_fn is None else self.c_fn,
+                "source_width": self.width, "source_center": self.center, "boundary": self.boundary,
+                "pulse_fraction": self.pulse_fraction, "pulse_radius": self.pulse_radius}
 
     def _wall_points(self) -> Tensor:
         s = torch.linspace(-1.0, 1.0, 65, dtype=torch.float64).reshape(-1, 1)
