@@ -50,6 +50,8 @@ class Case:
     batch: int                   # interior points of the Adam draws and the Gauss-Newton batch
     resample: int | None         # Gauss-Newton: a fresh batch every this many steps
     lr: float = 1e-3
+    gn_steps: int | None = None  # with final_batch: Gauss-Newton steps on ``batch`` before the final stage
+    final_batch: int | None = None  # the final Gauss-Newton stage's batch (None: one Gauss-Newton stage)
     problem_kwargs: tuple = ()
     resolution: int | None = None
 
@@ -95,7 +97,10 @@ def run_one(job: tuple) -> dict:
               first_omega=case.first_omega, seed=seed).double()
 
     def stages(adam: int) -> list:
-        return [Adam(adam, lr=case.lr), GaussNewton(10**9, batch=case.batch, resample_every=case.resample)]
+        if case.final_batch is None:
+            return [Adam(adam, lr=case.lr), GaussNewton(10**9, batch=case.batch, resample_every=case.resample)]
+        return [Adam(adam, lr=case.lr), GaussNewton(case.gn_steps, batch=case.batch, resample_every=case.resample),
+                GaussNewton(10**9, batch=case.final_batch, resample_every=case.resample)]
 
     start = time.perf_counter()
     result = march(problem, net, windows=windows, stages=stages(case.adam), later_stages=stages(case.later_adam),
@@ -178,6 +183,8 @@ def main(argv=None) -> int:
         if key not in kinds or key in ("problem", "problem_kwargs"):
             raise SystemExit(f"--set {item}: not a field of a case; one of {sorted(set(kinds) - {'problem', 'problem_kwargs'})}")
         overrides[key] = None if value == "none" else (float(value) if key in ("first_omega", "lr") else int(value))
+    if (overrides.get("final_batch") is None) != (overrides.get("gn_steps") is None):
+        raise SystemExit("--set final_batch=N needs --set gn_steps=M (the Gauss-Newton steps before it), and back")
     cases = [c for c in args.cases.split(",") if c]
     bad = [c for c in cases if c not in CASES]
     if bad:
