@@ -96,7 +96,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r'Invalid prior "laplace". Must be one of \[\'tv\', \'hessian\'\]'):
         Inpainting(img, known, size=None, prior="laplace")
     with pytest.raises(ValueError, match="prior_weight=0.1 was given without a prior"):
-        Inpainting(img, known, size=None, prior_weight=0.1)
+        Inpainting(img, known, size=None, prior=None, prior_weight=0.1)
     with pytest.raises(ValueError, match="hessian_form='norm' applies to prior='hessian' only"):
         Inpainting(img, known, size=None, prior="tv", hessian_form="norm")
     with pytest.raises(ValueError, match="missing fraction must lie in"):
@@ -179,7 +179,7 @@ def test_jittered_batch_layout():
 @pytest.mark.parametrize("rgb", [False, True])
 def test_data_loss_of_the_exact_image_is_zero(antialias, rgb):
     # the image is affine, so its tent average is its pixel value: zero data loss
-    p = Inpainting(ramp(rgb=rgb), "random:0.5", size=None, antialias=antialias)
+    p = Inpainting(ramp(rgb=rgb), "random:0.5", size=None, prior=None, antialias=antialias)
     coef = torch.tensor([[0.5, 0.5, 0.25], [0.3, -0.3, 0.15], [0.1, -0.1, 0.05]], dtype=torch.float64)
     net = FunctionNet(lambda x: (coef[0] + x[:, :1] * coef[1] + x[:, 1:] * coef[2])[:, : p.out_dim])
     # the points are drawn in float32: about 1e-8 off the nodes
@@ -240,3 +240,100 @@ def test_short_training_run_inpaints_a_camera_crop(one_thread):
     m = evaluate(net, ref, prediction=p.predict(net))
     # measured 23.0 dB (23.2 with seed 1; FD harmonic 22.4, biharmonic 23.6): 2 dB margin
     assert m["psnr_region"] > 21.0
+
+
+# ----- the prior's decay and the known pixels kept --------------------------------------------
+def test_prior_decay_and_keep_known_errors():
+    img, known = ramp(), random_mask((SIZE, SIZE), 0.5)
+    with pytest.raises(ValueError, match=r"prior_decay must be a number in \(0, 1\].*got prior_decay=0.0"):
+        Inpainting(img, known, size=None, prior="tv", prior_decay=0.0)
+    with pytest.raises(ValueError, match=r"prior_decay must be a number in \(0, 1\].*got prior_decay=1.5"):
+        Inpainting(img, known, size=None, prior="tv", prior_decay=1.5)
+    with pytest.raises(ValueError, match="prior_decay=0.1 was given without a prior"):
+        Inpainting(img, known, size=None, prior=None, prior_decay=0.1)
+    with pytest.raises(ValueError, match="keep_known must be True or False, got 'yes'"):
+        Inpainting(img, known, size=None, keep_known="yes")
+
+
+@pytest.mark.parametrize("prior", ["tv", "hessian"])
+def test_prior_weight_decays_geometrically_with_progress(prior):
+    # weight(progress) = prior_weight * prior_decay ** progress: the prior term at the
+    # start, half-way and the end of training, on the same points
+    p = Inpainting(ramp(), "random:0.5", size=None, prior=prior, prior_weight=0.5, prior_decay=0.01)
+    net = MLP(2, 1, 16, 2, activation=Sine(30.0), seed=1).double()
+    terms = {}
+    for progress in (0.0, 0.5, 1.0):
+        batch = {k: v.double() for k, v in p.sample(64, torch.Generator().manual_seed(0), progress=progress).items()}
+        terms[progress] = float(p.compute_losses(net, batch)["prior"].detach())
+    assert terms[0.5] / terms[0.0] == pytest.approx(0.1, rel=1e-6)
+    assert terms[1.0] / terms[0.0] == pytest.approx(0.01, rel=1e-6)
+    constant = Inpainting(ramp(), "random:0.5", size=None, prior=prior, prior_weight=0.5)
+    batch = {k: v.double() for k, v in constant.sample(64, torch.Generator().manual_seed(0), progress=1.0).items()}
+    assert "prior_scale" not in batch
+    assert float(constant.compute_losses(net, batch)["prior"].detach()) == pytest.approx(terms[0.0], rel=1e-10)
+    assert p.params()["prior_decay"] == 0.01 and constant.params()["prior_decay"] == 1.0
+
+
+@pytest.mark.parametrize("keep_known", [True, False])
+@pytest.mark.parametrize("predict_filter", ["point", "tent"])
+def test_predict_keeps_the_known_pixels(keep_known, predict_filter):
+    p = Inpainting("camera", "random:0.5", size=SIZE, keep_known=keep_known, predict_filter=predict_filter)
+    net = MLP(2, 1, 8, 1, seed=0)
+    u = p.predict(net)["u"]
+    # "point": the net at the pixel centres; "tent": its tent-filtered render
+    rendered = render(net, (SIZE, SIZE)) if predict_filter == "point" else p.render(net)
+    assert not np.allclose(render(net, (SIZE, SIZE)), p.render(net))  # the filters differ
+    assert np.array_equal(u[p.missing], rendered[p.missing])
+    if keep_known:
+        assert np.array_equal(u[p.known], p.image[p.known])
+    else:
+        assert np.array_equal(u, rendered)
+    assert p.params()["keep_known"] is keep_known and p.params()["predict_filter"] == predict_filter
+    with pytest.raises(ValueError, match=r'Invalid predict_filter "box". Must be one of \[\'point\', \'tent\'\]'):
+        Inpainting("camera", "random:0.5", size=SIZE, predict_filter="box")
+
+
+def test_block_mask_spec_scales_with_the_image():
+    # "blocks:n" holes have side min(H, W) / 8 at every size: one hole is 1/64 of the image
+    for size in (32, 64):
+        p = Inpainting(ramp((size, size)), "blocks:1", size=None)
+        assert p.missing.sum() == (size // 8) ** 2
+
+
+def test_defaults_are_the_issue_30_recipe():
+    p = Inpainting(ramp(), "random:0.5", size=None)
+    assert (p.prior, p.prior_weight, p.prior_decay, p.n_jitter, p.keep_known) == ("tv", 1e-2, 1.0, 2, True)
+    assert (p.default_batch, p.default_lr, p.default_first_omega) == (1024, 1e-3, 30.0)
+    assert Inpainting(ramp(), "random:0.5", size=None, prior="none").prior is None
+    kwargs = problem_kwargs(Inpainting, ["--prior", "none", "--size", "16"])
+    assert Inpainting(**kwargs).prior is None and "prior" not in Inpainting(**kwargs).derivatives
+
+
+@pytest.mark.slow
+def test_default_recipe_inpaints_a_camera_crop(one_thread):
+    # the problem's defaults (TV 1e-2, 2 jitters, known pixels kept) with a small SIREN
+    crop = data.camera()[100:196, 200:296]
+    p = Inpainting(crop, "random:0.5", size=32)
+    ref = p.reference()
+    net = MLP(2, 1, 48, 2, activation=Sine(30.0), first_omega=p.default_first_omega, seed=0)
+    train(p, net, steps=600, lr=2e-3, batch=256, seed=0, progress=False)
+    m = evaluate(net, ref, prediction=p.predict(net))
+    # measured 23.2 dB / SSIM 0.935 (seed 1: 23.4 / 0.938; FD biharmonic 23.6 / 0.945,
+    # harmonic 22.4 / 0.929, TV 21.2 / 0.907 on this 32^2 crop): a 1.7 dB / 0.025 margin
+    assert m["psnr_region"] > 21.5 and m["ssim_region"] > 0.91
+
+
+@pytest.mark.parametrize("method", ["uniform", "sobol", "lhs"])
+def test_prior_sampling_methods(method):
+    p = Inpainting(ramp(), "random:0.5", size=None, prior_sampling=method)
+    pts = p.sample(64, torch.Generator().manual_seed(0))["prior"]
+    assert pts.shape == (64, 2) and pts.min() >= -1 and pts.max() <= 1
+    assert p.params()["prior_sampling"] == method
+    if method != "uniform":
+        # one point in each of the 8 x 8 (Sobol) or in each row and column strip of 64 (LHS)
+        cells = ((pts + 1) / 2 * (8 if method == "sobol" else 64)).floor().long()
+        counts = (torch.bincount(cells[:, 0] * 8 + cells[:, 1], minlength=64) if method == "sobol"
+                  else torch.bincount(cells[:, 0], minlength=64))
+        assert (counts == 1).all()
+    with pytest.raises(ValueError, match=r'Invalid prior_sampling "grid". Must be one of \[\'uniform\', \'sobol\''):
+        Inpainting(ramp(), "random:0.5", size=None, prior_sampling="grid")
