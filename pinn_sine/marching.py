@@ -22,7 +22,10 @@ default, and what the benchmarks measured); ``edges=[t_0, ..., t_K]`` gives unev
 e.g. shorter windows where the solution changes fastest. Each window is evaluated
 against its own reference, the whole problem's solution on the window's times
 (``problem.window(...).reference()``): the history's ``rel_l2`` is the window's error, and
-``MarchResult.final`` the piecewise network's over the whole reference.
+``MarchResult.final`` the piecewise network's over the whole reference. Where the whole
+problem has an exact solution, every window logs ``rel_l2_exact`` against it too (a window
+from a network's data has no exact solution of its own; the whole problem's is the truth it
+approximates).
 
 Checkpoints: with ``checkpoint=P`` every window trains with its own checkpoint
 ``P.window<k>.pt`` (the stem plus ``.window<k>``), and P itself, a checkpoint of the usual
@@ -217,6 +220,9 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
         if time_limit is not None:
             budget = max((time_limit - used) / (k_total - k), 1e-3)
         window_ref = None if resolution is None else window.reference(resolution)
+        window_metrics = metrics
+        if window_ref is not None and problem.exact_solution is not None and window.exact_solution is None:
+            window_metrics = list(metrics or []) + [_WholeExact(problem, window, window_ref)]
         own = None if checkpoint is None else window_checkpoint(checkpoint, k)
         again = None if resume is None else window_checkpoint(resume, k)
         label = f"{problem.name} window {k + 1}/{k_total} [{cuts[k]:.4g}, {cuts[k + 1]:.4g}]"
@@ -228,7 +234,7 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
                            eval_every=eval_every, log_every=log_every, checkpoint=own,
                            checkpoint_every=checkpoint_every,
                            resume=again if again is not None and again.exists() else None, progress=progress,
-                           time_limit=budget, divergence=divergence, metrics=metrics, stall=stall,
+                           time_limit=budget, divergence=divergence, metrics=window_metrics, stall=stall,
                            callbacks=callbacks, label=label, compile=compile)
         except (TrainingInterrupted, TrainingDiverged) as stop:
             partial = stop.result if stop.result is not None else TrainResult(net=piece)
@@ -245,6 +251,30 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
     out = _assemble(problem, cuts, pieces, problems, results, reference=reference)
     out.timings["wall"] = time.perf_counter() - wall
     return out
+
+
+class _WholeExact:
+    """The history column ``rel_l2_exact`` of a window whose own problem has no exact
+    solution (its data come from a network): the window network's relative L2 error on the
+    window's reference grid against the whole problem's exact solution, which is the truth
+    the window approximates."""
+
+    name = "rel_l2_exact"
+
+    def __init__(self, whole: Problem, window: Problem, reference: ReferenceField):
+        from .validation.evaluate import exact_on_grid
+
+        self.window, self.reference = window, reference
+        self.fields = exact_on_grid(whole.exact_solution, reference)
+
+    def __call__(self, net) -> float:
+        from .validation.evaluate import evaluate
+
+        return evaluate(net, self.reference, prediction=self.window.predict(net, self.reference),
+                        exact=self.fields)["rel_l2_exact"]
+
+    def __repr__(self) -> str:
+        return "rel_l2_exact (the whole problem's exact solution on the window's grid)"
 
 
 def _window_problem(problem: Problem, cuts, k: int, pieces: list, problems: list) -> Problem:
