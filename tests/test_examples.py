@@ -20,7 +20,7 @@ def heat1d():
 def test_heat1d_conforms_and_its_reference_converges(heat1d):
     problem = heat1d.Heat1D()
     assert check_problem(problem) == ["contract", "terms", "exact", "engines", "pointwise", "params", "reference",
-                                      "bad_params"]
+                                      "window", "bad_params"]
     # Crank-Nicolson is second order in h and dt together: the error falls ~4x per halving
     errors = [problem.reference(n, cache=False).error_estimate for n in (17, 33, 65)]
     assert 3.5 < errors[0] / errors[1] < 4.5 and 3.5 < errors[1] / errors[2] < 4.5, errors

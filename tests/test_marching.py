@@ -235,6 +235,20 @@ def test_each_window_is_evaluated_against_its_reference_and_the_whole_run_agains
     assert result.final["rel_l2_exact"] == pytest.approx(again["rel_l2_exact"], rel=1e-12)
 
 
+def test_check_problem_checks_a_windows_bounds_and_params(heat1d):
+    from pinn_sine.problems import check_problem
+    from pinn_sine.problems.conformance import ConformanceError
+
+    assert "window" in check_problem(heat1d.Heat1D(), resolution=9)
+
+    class Unshifted(heat1d.Heat1D):
+        def window(self, t_start, t_end, initial=None):
+            return Unshifted(self.nu, t_max=t_end)  # forgets the start
+
+    with pytest.raises(ConformanceError, match=r"window\(0.5, 1, ...\) has bounds"):
+        check_problem(Unshifted(), resolution=9)
+
+
 # ----- marching buys accuracy -----------------------------------------------------------
 def test_two_heat_windows_beat_one_at_equal_steps(heat1d):
     """Heat on [0, 4] (nu = 0.1), the same SIREN and 400 Adam + 300 Gauss-Newton steps in

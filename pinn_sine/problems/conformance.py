@@ -81,6 +81,12 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
         "reference": ``reference(resolution, cache=False)`` carries the problem's name
             and the hash of ``reference_params``, has ``out_dim`` output columns, and
             round-trips through HDF5 (``save_reference``/``load_reference``);
+        "window": where the problem can be marched in time (:attr:`Problem.marchable`,
+            and it is not a window already): ``window(t_0, t_m, None)`` and
+            ``window(t_m, t_1, InitialData.from_network(net, first, t_m))`` (t_m the
+            middle of its time interval) are problems of the same name whose time bounds
+            are the windows' and other bounds the problem's, whose draws lie in them and
+            whose losses are finite, and whose ``params()`` tell the two apart;
         "bad_params": each keyword set in the class's ``bad_params`` raises a
             ValueError that names one of its keys. Run where the constructor has
             parameters (an empty ``bad_params`` is then refused: list the values it
@@ -149,9 +155,47 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     _check_reference(problem, resolution)
     done.append("reference")
 
+    if problem.marchable and not getattr(problem, "windowed", False):
+        check_window(problem, net, n, seed)
+        done.append("window")
+
     if _check_bad_params(problem):
         done.append("bad_params")
     return done
+
+
+def check_window(problem: Problem, net: nn.Module, n: int, seed: int) -> None:
+    """The "window" check of :func:`check_problem` (its docstring)."""
+    from .windows import InitialData
+
+    lo, hi = (float(v) for v in problem.bounds[0])
+    mid = 0.5 * (lo + hi)
+    first = problem.window(lo, mid, None)
+    second = problem.window(mid, hi, InitialData.from_network(net, first, mid))
+    for w, (a, b) in ((first, (lo, mid)), (second, (mid, hi))):
+        if not isinstance(w, Problem) or w.name != problem.name:
+            raise ConformanceError(f"{problem.name}: window({a:g}, {b:g}, ...) returned {w!r}, not a problem of the "
+                                   "same name.")
+        bounds = tuple(tuple(float(v) for v in bd) for bd in w.bounds)
+        if bounds[0] != (a, b) or bounds[1:] != tuple(tuple(float(v) for v in bd) for bd in problem.bounds[1:]):
+            raise ConformanceError(f"{problem.name}: window({a:g}, {b:g}, ...) has bounds {bounds}; expected the time "
+                                   f"interval ({a:g}, {b:g}) and the problem's other bounds.")
+        batch = {k: v.double() for k, v in w.draw(n, torch.Generator().manual_seed(seed), progress=1.0).items()}
+        for key in w.derivatives:
+            if key in batch:
+                t = batch[key][:, 0]
+                tol = 1e-6 * max(1.0, abs(b))  # drawn in float32
+                if bool((t < a - tol).any() or (t > b + tol).any()):
+                    raise ConformanceError(f"{problem.name}: window({a:g}, {b:g}, ...) draws point set {key!r} at "
+                                           f"times [{float(t.min()):g}, {float(t.max()):g}], outside the window.")
+        losses = w.compute_losses(net, batch, engine="jet")
+        bad = [k for k, v in losses.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ConformanceError(f"{problem.name}: window({a:g}, {b:g}, ...) gives non-finite losses {bad}.")
+    if json.dumps(first.params(), sort_keys=True, default=str) == json.dumps(second.params(), sort_keys=True,
+                                                                             default=str):
+        raise ConformanceError(f"{problem.name}: its two windows have the same params() {first.params()}; record "
+                               "the window's start and data (checkpoints and caches must tell them apart).")
 
 
 @contextlib.contextmanager
