@@ -106,11 +106,11 @@ def run_one(job: tuple) -> dict:
         return [Adam(adam, lr=case.lr), GaussNewton(case.gn_steps, batch=case.batch, resample_every=case.resample),
                 GaussNewton(10**9, batch=case.final_batch, resample_every=case.resample)]
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = march(problem, net, windows=windows, stages=stages(case.adam), later_stages=stages(case.later_adam),
                    reference=reference, seed=seed, batch=case.batch, time_limit=seconds, progress=False,
                    eval_every=100, stall=None)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     final = result.final
     exact = "rel_l2_exact" in final
     column = "rel_l2_exact" if exact else "rel_l2"  # every window logs it where the problem has an exact solution
@@ -118,7 +118,7 @@ def run_one(job: tuple) -> dict:
     return {"case": name + "".join(f" {k}={v}" for k, v in overrides.items()), "windows": windows, "seed": seed, "seconds": seconds,
             "error": final["rel_l2_exact"] if exact else final["rel_l2"], "against": "exact" if exact else "FD",
             "rel_l2_fd": final["rel_l2"], "reference_error": reference.error_estimate,
-            "steps": result.steps_done, "train_time": result.timings["total"], "wall": wall,
+            "steps": result.steps_done, "train_time": result.timings["total"], "wall": wall, "cpu": cpu,
             "window_errors": [next((r[column] for r in reversed(w.history) if column in r), None)
                               for w in result.windows],
             "params": sum(p.numel() for p in result.net.nets[0].parameters()), "curve": curve}
@@ -126,14 +126,14 @@ def run_one(job: tuple) -> dict:
 
 def describe(row: dict) -> str:
     return (f"{row['case']} K={row['windows']} seed {row['seed']}: {row['error']:.3e} ({row['against']}), "
-            f"{row['steps']} steps in {row['train_time']:.0f} s; windows "
+            f"{row['steps']} steps in {row['train_time']:.0f} s ({row['cpu']:.0f} CPU s); windows "
             + ", ".join(f"{e:.1e}" for e in row["window_errors"] if e is not None))
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| case | windows | error (median) | per seed | against | steps | FD reference error | "
+    lines = ["| case | windows | error (median) | per seed | against | steps | CPU [s] | FD reference error | "
              "one window / K windows |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     medians = {}
     for key in dict.fromkeys((r["case"], r["windows"]) for r in rows):
         group = [r for r in rows if (r["case"], r["windows"]) == key]
@@ -146,6 +146,7 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {name} ({group[0]['seconds']:g} s) | {windows} | {med:.2e} | "
                      + ", ".join(f"{r['error']:.1e}" for r in group)
                      + f" | {group[0]['against']} | {statistics.median(r['steps'] for r in group):.0f} | "
+                     + f"{min(r['cpu'] for r in group):.0f}-{max(r['cpu'] for r in group):.0f} | "
                      + ("" if ref_err is None else f"{ref_err:.1e}") + f" | {ratio} |")
     return "\n".join(lines)
 
