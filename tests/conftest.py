@@ -91,3 +91,16 @@ def launch_ranks():
         assert all(p.returncode == 0 for p in procs), "\n".join(logs)
 
     return launch
+
+
+@pytest.fixture(scope="module")
+def heat1d():
+    """examples/heat1d.py as a module (a problem written with the public API only)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "heat1d.py"
+    spec = importlib.util.spec_from_file_location("heat1d_example", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,14 +9,6 @@ from pinn_sine.problems import PROBLEMS, check_problem, register_problem, unregi
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.fixture(scope="module")
-def heat1d():
-    spec = importlib.util.spec_from_file_location("heat1d_example", EXAMPLES / "heat1d.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_heat1d_conforms_and_its_reference_converges(heat1d):
     problem = heat1d.Heat1D()
     assert check_problem(problem) == ["contract", "terms", "exact", "engines", "pointwise", "params", "reference",

@@ -1,15 +1,13 @@
 """Marching in time (pinn_sine.march): the piecewise network, the windows' hand-off, a
 kill anywhere resuming bit for bit, marching beating one window on a seeded heat case,
 the command line's --windows, and the errors."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
-from pinn_sine import MarchResult, march, train
+from pinn_sine import MarchResult, march
 from pinn_sine.callbacks import Callback
 from pinn_sine.derivatives import DerivativeSpec
 from pinn_sine.derivatives.autograd import autograd_jet
@@ -22,16 +20,7 @@ from pinn_sine.problems import Poisson2D, Wave1D, Wave2D
 from pinn_sine.runs import load_net
 from pinn_sine.train import TrainingInterrupted
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 VOLATILE = ("time", "step_time")  # wall-clock columns: everything else must match bit for bit
-
-
-@pytest.fixture(scope="module")
-def heat1d():
-    spec = importlib.util.spec_from_file_location("heat1d_example_marching", EXAMPLES / "heat1d.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _net(seed=0, in_dim=2, width=12):
