@@ -6,10 +6,11 @@ trained one after the other (:func:`pinn_sine.march`), at equal wall time.
     OMP_NUM_THREADS=1 python benchmarks/marching.py --cases heat --windows 1,2 --seconds 300 --seeds 0,1 --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/marching.py --cases wave2d,wave2d-absorbing --windows 1,4 --seconds 1200
 
-Every run trains a float64 SIREN of the case's configuration (``CASES``) with the case's
-stages in every window (Adam, then Gauss-Newton on a batch redrawn every ``resample``
-steps until the budget is spent: the march's ``time_limit`` is shared, each window
-taking what is left over the windows left), on one thread; ``--jobs`` runs go side by
+Every run trains a SIREN of the case's configuration (``CASES``) with the case's stages
+in every window (float64 Adam, then Gauss-Newton on a batch redrawn every ``resample``
+steps until the budget is spent; the "-adam" cases float32 Adam alone at a constant
+learning rate; the march's ``time_limit`` is shared, each window taking what is left over
+the windows left), on one thread; ``--jobs`` runs go side by
 side. K = 1 is ``train`` on the whole interval (a march of one window is exactly that).
 
 The error is the relative L2 error of the final (piecewise) network against the exact
@@ -54,6 +55,8 @@ class Case:
     final_batch: int | None = None  # the final Gauss-Newton stage's batch (None: one Gauss-Newton stage)
     problem_kwargs: tuple = ()
     resolution: int | None = None
+    gauss_newton: bool = True    # False: Adam alone at a constant learning rate until the budget is spent
+    dtype: str = "float64"
 
 
 # Wave1D, chosen by 600 s runs of K = 4 (seed 0; error against the exact solution): the
@@ -69,6 +72,10 @@ CASES = {
                  resolution=65),
     "wave2d": Case("wave2d", 32, 3, 6.0, 1000, 200, 2000, 50),
     "wave2d-absorbing": Case("wave2d", 32, 3, 6.0, 1000, 200, 2000, 50, problem_kwargs=(("boundary", "absorbing"),)),
+    # Adam alone on the CLI's default SIREN for Wave2D (128x3, float32, first omega 15, lr 1e-4)
+    "wave2d-adam": Case("wave2d", 128, 3, 15.0, 0, 0, 2048, None, lr=1e-4, gauss_newton=False, dtype="float32"),
+    "wave2d-absorbing-adam": Case("wave2d", 128, 3, 15.0, 0, 0, 2048, None, lr=1e-4, gauss_newton=False,
+                                  dtype="float32", problem_kwargs=(("boundary", "absorbing"),)),
 }
 
 
@@ -98,9 +105,11 @@ def run_one(job: tuple) -> dict:
     problem = build_problem(case)
     reference = problem.reference(case.resolution)
     net = MLP(problem.in_dim, problem.out_dim, case.width, case.depth, activation=Sine(30.0),
-              first_omega=case.first_omega, seed=seed).double()
+              first_omega=case.first_omega, seed=seed).to(getattr(torch, case.dtype))
 
     def stages(adam: int) -> list:
+        if not case.gauss_newton:
+            return [Adam(10**9, lr=case.lr, schedule="constant")]
         if case.final_batch is None:
             return [Adam(adam, lr=case.lr), GaussNewton(10**9, batch=case.batch, resample_every=case.resample)]
         return [Adam(adam, lr=case.lr), GaussNewton(case.gn_steps, batch=case.batch, resample_every=case.resample),
