@@ -2,7 +2,8 @@
 finite-difference inpaintings (harmonic, biharmonic, TV), per image and mask.
 
     python benchmarks/inpainting.py [--images camera,moon,coins] [--masks random:0.5,random:0.9,blocks:8]
-        [--size 256] [--time-limit 300] [--seeds 0,1] [recipe options] [--csv out.csv]
+        [--size 256] [--time-limit 300] [--seeds 0,1] [recipe options] [--csv out.csv] [--plots DIR]
+    python benchmarks/inpainting.py --from-csv seed0.csv,seed1.csv   # the tables of stored runs
 
 Issue 30, item 3: on the missing pixels, the network beats the best of harmonic,
 biharmonic and TV in both PSNR and SSIM, within 5 minutes per run. For each image and
@@ -17,9 +18,16 @@ weight and schedule, first omega, learning rate, batch, antialiasing) and to
 ``--steps auto`` (the default) times a few steps first and runs as many as fit in the
 time limit (so the cosine learning-rate schedule ends when the time does); the
 reported time includes that calibration and the render. The network is evaluated on
-:meth:`Inpainting.predict`, the image it would hand back (its rendered, tent-filtered
-image, with the known pixels kept when ``keep_known``), like the FD methods, which keep
-the known pixels exactly.
+:meth:`Inpainting.predict`, the image it would hand back (by default its values at the
+missing pixel centres, with the known pixels themselves, as the FD methods keep them);
+the row "network, tent predict (not counted)" is the same network through the other
+predict filter, for information. Training stops early when Adam stalls (``train``'s
+default ``Stall()``, as on the command line); the per-run line says so.
+
+Sweeps (issue 30; their log: benchmarks/inpainting_sweeps.md) run one cell at a time, e.g.
+
+    python benchmarks/inpainting.py --size 128 --images camera --masks random:0.5 --seeds 0 \
+        --time-limit 60 --classical "" --prior tv --prior-weight 3e-3 --batch 2048
 
 The block mask "blocks:8" is 8 square holes of side size/8 (32 pixels at 256^2) at
 random places (they may overlap): about 11% of the pixels at 256^2 with seed 0.
@@ -30,10 +38,12 @@ import argparse
 import csv
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
-from pinn_sine import evaluate, train
+from pinn_sine import Stall, evaluate, train
+from pinn_sine.figures import problem_figures
 from pinn_sine.nets import build_net
 from pinn_sine.problems.inpainting import CLASSICAL, Inpainting
 
@@ -70,14 +80,18 @@ def run_net(problem: Inpainting, seed: int, args) -> dict:
     if steps == "auto":
         probe = net_()
         train(problem, probe, steps=5, lr=lr, batch=batch, seed=seed, progress=False)  # warm-up
-        t1 = time.perf_counter()
-        train(problem, probe, steps=25, lr=lr, batch=batch, seed=seed, progress=False)
-        per_step = (time.perf_counter() - t1) / 25
+        spent = []
+        for n in (10, 40):  # the difference leaves out train's fixed cost per call
+            t1 = time.perf_counter()
+            train(problem, probe, steps=n, lr=lr, batch=batch, seed=seed, progress=False)
+            spent.append(time.perf_counter() - t1)
+        per_step = max((spent[1] - spent[0]) / 30, 1e-4)
         steps = max(10, int((args.time_limit - RENDER_RESERVE - (time.perf_counter() - t0)) / per_step))
     net = net_()
     remaining = args.time_limit - (time.perf_counter() - t0) - RENDER_RESERVE / 2
+    stall = {"default": Stall(), "none": None}[args.stall]
     result = train(problem, net, steps=int(steps), lr=lr, batch=batch, seed=seed, progress=False,
-                   time_limit=max(remaining, 1.0), log_every=max(int(steps) // 10, 1))
+                   time_limit=max(remaining, 1.0), log_every=max(int(steps) // 10, 1), stall=stall)
     m = evaluate(net, ref, prediction=problem.predict(net))
     m["time"] = time.perf_counter() - t0
     m["steps"], m["stop"] = result.steps_done, result.stop_message
@@ -90,6 +104,7 @@ def run_net(problem: Inpainting, seed: int, args) -> dict:
         finally:
             problem.predict_filter = saved
         m["other"] = {"filter": other, **alt}
+    m["net"] = net
     return m
 
 
@@ -120,9 +135,16 @@ def main() -> None:
     ap.add_argument("--antialias", type=lambda s: {"true": True, "false": False}[s.lower()], default=None)
     ap.add_argument("--keep-known", type=lambda s: {"true": True, "false": False}[s.lower()], default=None)
     ap.add_argument("--predict-filter", default=None, help="point or tent (default: Inpainting's)")
+    ap.add_argument("--stall", default="default", choices=["default", "none"],
+                    help="train's stall stop: default Stall() (as the command line has it) or none")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--csv", default=None, help="also write every run here")
+    ap.add_argument("--csv", default=None, help="also write every run here (after each image and mask)")
+    ap.add_argument("--plots", default=None, help="write the figures of each first seed's network here")
+    ap.add_argument("--from-csv", default=None, help="only print the tables of these --csv files (comma separated)")
     args = ap.parse_args()
+    if args.from_csv:
+        from_csv(args.from_csv.split(","), [c for c in args.classical.split(",") if c])
+        return
     if args.steps != "auto":
         args.steps = int(args.steps)
     torch.set_num_threads(args.threads)
@@ -132,65 +154,107 @@ def main() -> None:
     recipe = {k: getattr(args, k) for k in ("activation", "width", "depth", "omega", "first_omega", "lr", "batch",
                                             "steps", "prior", "prior_weight", "prior_decay", "prior_sampling",
                                             "hessian_form", "n_jitter", "antialias", "keep_known",
-                                            "predict_filter")}
+                                            "predict_filter", "stall")}
     print(f"{args.size}^2, seeds {seeds}, {args.time_limit:g} s per network run, torch threads "
           f"{torch.get_num_threads()}; recipe (None = the problem's default): {recipe}")
     rows, verdicts = [], []
     for image in args.images.split(","):
         for mask in args.masks.split(","):
-            runs: dict[str, list[dict]] = {}
+            cell = []
             for seed in seeds:
                 base = problem_for(image, mask, args.size, seed, args)
                 ref = base.reference()
+                common = {"image": image, "mask": mask, "size": args.size, "seed": seed,
+                          "missing": int(base.missing.sum())}
                 for method in methods:
                     t0 = time.perf_counter()
                     fields = base.classical(method).fields  # cached: the time is the solve only when uncached
                     m = evaluate(None, ref, prediction=fields)
-                    m["time"] = time.perf_counter() - t0
-                    runs.setdefault(method, []).append(m)
+                    cell.append({**common, "method": method, **m, "time": time.perf_counter() - t0, "steps": 0})
                 if not args.no_net:
                     m = run_net(base, seed, args)
-                    runs.setdefault("network", []).append(m)
+                    cell.append({**common, "method": "network", **{k: m[k] for k in COLUMNS}, "steps": m["steps"]})
                     if "other" in m:
-                        runs.setdefault(f"network, {m['other']['filter']} predict (not counted)", []).append(
-                            {**m["other"], "time": m["time"]})
+                        cell.append({**common, "method": f"network, {m['other']['filter']} predict (not counted)",
+                                     **{k: m["other"][k] for k in COLUMNS if k != "time"}, "time": m["time"],
+                                     "steps": m["steps"]})
+                    if args.plots and seed == seeds[0]:
+                        fd_rows = [r for r in cell if r["seed"] == seed and r["method"] in methods]
+                        best = max(fd_rows, key=lambda r: r["psnr_region"])["method"] if fd_rows else "biharmonic"
+                        out = Path(args.plots) / f"{image}_{mask.replace(':', '')}"
+                        paths = problem_figures(base, m["net"], ref, out, method=best)
+                        print("  wrote " + ", ".join(str(q) for q in paths))
                     print(f"  {image} {mask} seed {seed}: network {m['psnr_region']:.2f} dB, SSIM "
                           f"{m['ssim_region']:.3f}, {m['steps']} steps, {m['time']:.0f} s ({m['stop']})", flush=True)
-            med = {name: {k: statistics.median(r[k] for r in rs) for k in ("psnr_region", "ssim_region", "time")}
-                   for name, rs in runs.items()}
-            for name, rs in runs.items():
-                for seed, r in zip(seeds, rs):
-                    rows.append({"image": image, "mask": mask, "size": args.size, "seed": seed, "method": name,
-                                 **{k: r[k] for k in ("psnr_region", "ssim_region", "psnr", "ssim", "time")}})
-            n_missing = int(base.missing.sum())
-            print(f"\n### {image}, {mask} ({n_missing} of {base.missing.size} pixels missing, seed {seeds[0]})\n")
-            print("| method | PSNR missing [dB] | SSIM missing | time [s] |")
-            print("|---|---|---|---|")
-            best_p = max((med[c]["psnr_region"] for c in methods), default=None)
-            best_s = max((med[c]["ssim_region"] for c in methods), default=None)
-            for name, v in med.items():
-                star = lambda val, best: "*" if name in methods and val == best else ""  # noqa: E731
-                print(f"| {name} | {v['psnr_region']:.2f}{star(v['psnr_region'], best_p)} | "
-                      f"{v['ssim_region']:.3f}{star(v['ssim_region'], best_s)} | {v['time']:.0f} |")
-            if "network" in med and methods:
-                net = med["network"]
-                ok = net["psnr_region"] > best_p and net["ssim_region"] > best_s
-                verdicts.append((image, mask, net["psnr_region"] - best_p, net["ssim_region"] - best_s, ok))
-                print(f"\nnetwork - best classical: {net['psnr_region'] - best_p:+.2f} dB, SSIM "
-                      f"{net['ssim_region'] - best_s:+.3f}: {'beats' if ok else 'does not beat'} both\n", flush=True)
-    if verdicts:
-        print("\n### Summary: network minus the best classical (median over seeds)\n")
-        print("| image | mask | PSNR [dB] | SSIM | beats both |")
-        print("|---|---|---|---|---|")
-        for image, mask, dp, ds, ok in verdicts:
-            print(f"| {image} | {mask} | {dp:+.2f} | {ds:+.3f} | {'yes' if ok else 'no'} |")
-        print(f"\n{sum(v[4] for v in verdicts)} of {len(verdicts)} cells beat the best classical method in both")
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+            rows += cell
+            verdicts += cell_table(cell, methods)
+            if args.csv:  # after every cell, so that a run stopped early keeps what it measured
+                write_csv(args.csv, rows)
+    summary(verdicts)
 
+
+COLUMNS = ("psnr_region", "ssim_region", "psnr", "ssim", "time")
+
+
+def cell_table(cell: list[dict], methods: list[str]) -> list[tuple]:
+    """Print one image and mask's table (medians over the seeds); the verdict as a
+    one-element list (empty without a network or FD methods)."""
+    image, mask = cell[0]["image"], cell[0]["mask"]
+    seeds = sorted({r["seed"] for r in cell})
+    names = list(dict.fromkeys(r["method"] for r in cell))
+    med = {name: {k: statistics.median(r[k] for r in cell if r["method"] == name) for k in COLUMNS}
+           for name in names}
+    count = f", {cell[0]['missing']} pixels missing with seed {cell[0]['seed']}" if cell[0]["missing"] else ""
+    print(f"\n### {image}, {mask} at {cell[0]['size']}^2 (median over seeds {seeds}{count})\n")
+    print("| method | PSNR missing [dB] | SSIM missing | time [s] |")
+    print("|---|---|---|---|")
+    fd = [m for m in methods if m in med]
+    best_p = max((med[c]["psnr_region"] for c in fd), default=None)
+    best_s = max((med[c]["ssim_region"] for c in fd), default=None)
+    for name, v in med.items():
+        def star(val, best):
+            return "*" if name in fd and val == best else ""
+        print(f"| {name} | {v['psnr_region']:.2f}{star(v['psnr_region'], best_p)} | "
+              f"{v['ssim_region']:.3f}{star(v['ssim_region'], best_s)} | {v['time']:.0f} |")
+    if "network" not in med or not fd:
+        return []
+    net = med["network"]
+    ok = net["psnr_region"] > best_p and net["ssim_region"] > best_s
+    print(f"\nnetwork - best classical (*): {net['psnr_region'] - best_p:+.2f} dB, SSIM "
+          f"{net['ssim_region'] - best_s:+.4f}: {'beats' if ok else 'does not beat'} both\n", flush=True)
+    return [(image, mask, len(seeds), net["psnr_region"] - best_p, net["ssim_region"] - best_s, ok)]
+
+
+def summary(verdicts: list[tuple]) -> None:
+    if not verdicts:
+        return
+    print("\n### Summary: network minus the best classical method (median over seeds)\n")
+    print("| image | mask | seeds | PSNR [dB] | SSIM | beats both |")
+    print("|---|---|---|---|---|---|")
+    for image, mask, n, dp, ds, ok in verdicts:
+        print(f"| {image} | {mask} | {n} | {dp:+.2f} | {ds:+.4f} | {'yes' if ok else 'no'} |")
+    print(f"\n{sum(v[-1] for v in verdicts)} of {len(verdicts)} cells beat the best classical method in both")
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def from_csv(paths: list[str], methods: list[str]) -> None:
+    """Print the tables of runs stored by --csv (several files: e.g. one per seed)."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            for r in csv.DictReader(fh):
+                rows.append({**r, **{k: float(r[k]) for k in COLUMNS}, "seed": int(r["seed"]),
+                             "size": int(r["size"]), "missing": int(r.get("missing") or 0)})
+    verdicts = []
+    for key in dict.fromkeys((r["image"], r["mask"]) for r in rows):
+        verdicts += cell_table([r for r in rows if (r["image"], r["mask"]) == key], methods)
+    summary(verdicts)
 
 if __name__ == "__main__":
     main()
