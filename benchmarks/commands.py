@@ -59,13 +59,14 @@ def readme_commands(readme: Path = README) -> list[tuple[str, bool]]:
 
 def shorten(command: str) -> str:
     """``command`` with every step count and time budget divided by 1000 (steps at least
-    1), and ``--steps 2`` added to a ``solve`` that gives none."""
+    1), and ``--steps 2`` added to a ``solve`` that gives none (nor ``--stage``, whose
+    steps stay: such a command carries a ``--time-limit``)."""
     argv = shlex.split(command)
     for k, token in enumerate(argv[:-1]):
         if token in BUDGETS:
             value = float(argv[k + 1]) / 1000
             argv[k + 1] = f"{value:g}" if token in ("--seconds", "--time-limit") else str(max(1, int(value)))
-    if _subcommand(argv) == "solve" and "--steps" not in argv:
+    if _subcommand(argv) == "solve" and "--steps" not in argv and "--stage" not in argv:
         argv += ["--steps", "2"]
     return shlex.join(argv)
 

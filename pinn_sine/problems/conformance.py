@@ -82,7 +82,7 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
             and the hash of ``reference_params``, has ``out_dim`` output columns, and
             round-trips through HDF5 (``save_reference``/``load_reference``);
         "window": where the problem can be marched in time (:attr:`Problem.marchable`,
-            soft constraints, and it is not a window already): ``window(t_0, t_m, None)`` and
+            soft constraints, a forward problem, and it is not a window already): ``window(t_0, t_m, None)`` and
             ``window(t_m, t_1, InitialData.from_network(net, first, t_m))`` (t_m the
             middle of its time interval) are problems of the same name whose time bounds
             are the windows' and other bounds the problem's, whose draws lie in them and
@@ -155,7 +155,8 @@ def check_problem(problem: Problem, net: nn.Module | None = None, *, resolution:
     _check_reference(problem, resolution)
     done.append("reference")
 
-    if problem.marchable and not getattr(problem, "windowed", False) and problem.constraint != "hard":
+    if problem.marchable and not getattr(problem, "windowed", False) and problem.constraint != "hard" \
+            and not problem.unknowns and problem.observations is None:
         check_window(problem, net, n, seed)
         done.append("window")
 
