@@ -81,6 +81,9 @@ class Inpainting(Problem):
         prior_decay: the prior weight's fraction at the end of training, in (0, 1]: the
             weight is ``prior_weight * prior_decay ** progress`` (progress = the fraction
             of the run done, as :meth:`sample` receives it); 1 keeps it constant.
+        prior_sampling: how the prior's continuous points are drawn: "uniform" (the
+            default), "sobol" or "lhs" (level with uniform in the sweeps: 28.06 and
+            27.95 dB against 28.01).
         hessian_form: "squared" (mean squared Frobenius norm) or "norm" (mean norm).
         antialias: fit and render through the tent filter.
         n_jitter: jittered samples per pixel (even, >= 2), when antialiasing; one
