@@ -237,7 +237,9 @@ class Loop:
     def finish(self, reason: str, message: str) -> None:
         """Set how the run ended (every hook of :meth:`Callback.teardown` sees it)."""
         result = self.result
-        skipped = sum(r["steps"] - r["stage_step"] for r in result.stalls)
+        # a stage that stalled before the current one moved the global step past its planned
+        # end (later stages count from there); the current stage, stalled or not, did not
+        skipped = sum(r["steps"] - r["stage_step"] for r in result.stalls if r["index"] != self.index)
         result.steps_done, result.stop_reason, result.stop_message = self.global_step - skipped, reason, message
         if result.stalls:
             result.stop_message += "; stalled: " + ", ".join(f"{r['stage']} at step {r['step']}"
