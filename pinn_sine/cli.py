@@ -787,10 +787,9 @@ def _solve(args, extra, cls) -> int:
     from . import distributed
     from .checkpoint import CheckpointError, check_compatible, load_checkpoint
     from .figures import problem_figures
-    from .marching import window_checkpoint
+    from .marching import march, window_checkpoint
     from .plots import field_comparison, loss_curves
     from .runs import CONFIG_NAME, RUN_FILES, json_text, run_config, versions
-    from .marching import march
     from .train import TrainingDiverged, TrainingInterrupted, train
     from .validation.evaluate import describe_errors, evaluate, exact_on_grid, reference_limit
     from .validation.reference import ReferenceField

@@ -56,7 +56,7 @@ from .nets.piecewise import PiecewiseInTime, check_edges
 from .problems.base import Problem
 from .problems.windows import InitialData
 from .stall import Stall
-from .train import mark_trained_for, train
+from .train import check_time_limit, mark_trained_for, train
 from .validation.reference import ReferenceField
 
 __all__ = ["march", "MarchResult", "window_edges", "window_checkpoint"]
@@ -187,18 +187,13 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
             raise TypeError(f"{name} must be a non-empty list of stages (pinn_sine.optim), got {value!r}.")
     if not isinstance(warm_start, bool):
         raise ValueError(f"warm_start must be True or False, got {warm_start!r}.")
-    if time_limit is not None and (isinstance(time_limit, (bool, str)) or not isinstance(time_limit, numbers.Real)
-                                   or not (math.isfinite(time_limit) and time_limit > 0)):
-        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}; give a finite number of seconds, or "
-                         "None for no limit.")
+    check_time_limit(time_limit)
     if reference is not None and not isinstance(reference, ReferenceField):
         raise TypeError(f"reference must be the whole problem's ReferenceField (problem.reference(...)), got "
                         f"{type(reference).__name__}.")
     cuts = window_edges(problem, windows, edges)
     k_total = len(cuts) - 1
     resolution = None if reference is None else reference.params.get("resolution")
-    template = copy.deepcopy(net)
-    start = copy.deepcopy(net)
     pieces: list[nn.Module] = []
     problems: list[Problem] = []
     results: list[TrainResult] = []
@@ -211,10 +206,7 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
     for k in range(len(pieces), k_total):
         window = _window_problem(problem, cuts, k, pieces, problems)
         problems.append(window)
-        if k == 0:
-            piece = copy.deepcopy(start)
-        else:
-            piece = copy.deepcopy(pieces[-1] if warm_start else template)
+        piece = copy.deepcopy(pieces[-1] if k and warm_start else net)  # net itself is never trained
         used = sum(r.timings.get("total", 0.0) for r in results)
         budget = None
         if time_limit is not None:

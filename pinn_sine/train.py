@@ -474,10 +474,7 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
                          f"default_batch ({problem.default_batch}), got batch={batch!r}"
                          + (" (a torch size: < 2**31)." if too_big else "."))
     seed = check_seed(seed)
-    if time_limit is not None and (isinstance(time_limit, (bool, str)) or not isinstance(time_limit, numbers.Real)
-                                   or not (math.isfinite(time_limit) and time_limit > 0)):
-        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}; give a finite number of seconds, or "
-                         "None for no limit.")
+    check_time_limit(time_limit)
     dtypes = {p.dtype for p in net.parameters()}
     if not dtypes <= {torch.float32, torch.float64}:
         raise ValueError(f"the network's parameters are {sorted(map(str, dtypes))}; train() runs float32 or float64 "
@@ -537,6 +534,14 @@ def train(problem: Problem, net: nn.Module, *, stages: Sequence[Stage] | None = 
         state = _resume(resume, problem, net, stages, run, everything, batch=batch, seed=seed, engine=engine,
                         stall=stall)
     return fit(run, stages, everything, log_every=log_every, state=state)
+
+
+def check_time_limit(time_limit) -> None:
+    """``time_limit`` is None or a finite number of seconds > 0 (ValueError otherwise)."""
+    if time_limit is not None and (isinstance(time_limit, (bool, str)) or not isinstance(time_limit, numbers.Real)
+                                   or not (math.isfinite(time_limit) and time_limit > 0)):
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}; give a finite number of seconds, or "
+                         "None for no limit.")
 
 
 def _check_callbacks(callbacks) -> list[Callback]:

@@ -39,7 +39,7 @@ from ..validation import fd
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
 from .velocity import VelocityModel, clip, parse_center
-from .windows import InitialData
+from .windows import InitialData, _time
 
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
@@ -59,12 +59,6 @@ def _integer(name: str, value, lo: int, example: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}; use e.g. {example}.")
     return int(value)
-
-
-def _finite_time(name: str, value) -> float:
-    if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite time, got {name}={value!r}.")
-    return float(value)
 
 
 def _unit_fraction(name: str, value, what: str, example: str):
@@ -225,7 +219,7 @@ class _WaveProblem(Problem):
         if self.unknowns or self.observations is not None:
             raise ValueError(f"{self.name}: an inverse problem (unknowns or observations) cannot be marched yet; "
                              "train it in one piece.")
-        lo, hi = _finite_time("t_start", t_start), _finite_time("t_end", t_end)
+        lo, hi = _time("t_start", t_start), _time("t_end", t_end)
         if not (self.t_start <= lo < hi <= self.t_max):
             raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{self.t_start:g}, {self.t_max:g}] or is empty; "
                              "give t_start < t_end within the problem's time interval.")
