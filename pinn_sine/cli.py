@@ -181,6 +181,35 @@ def _name_list(what: str, valid):
     return parse
 
 
+def build_stall(text: str):
+    """The :class:`~pinn_sine.stall.Stall` rule of a ``--stall`` value: ``off`` (None),
+    ``default`` (``Stall()``) or ``WINDOW[:RTOL]`` (an integer window counts steps, a
+    decimal one is a fraction of the stage's steps)."""
+    from .stall import Stall
+
+    text = str(text).strip()
+    if text in ("off", "none"):
+        return None
+    if text == "default":
+        return Stall()
+    window, _, rtol = text.partition(":")
+    try:
+        w = int(window) if window.strip().isdigit() else float(window)
+        r = float(rtol) if rtol else Stall.rtol
+    except ValueError:
+        raise ValueError(f"expected off, default or WINDOW[:RTOL] (e.g. 0.2:1e-6 or 500), got {text!r}.") from None
+    return Stall(window=w, rtol=r)
+
+
+def _stall_spec(text: str) -> str:
+    """An argparse type: a ``--stall`` value (checked by :func:`build_stall`, kept as written)."""
+    try:
+        build_stall(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _stage_spec(text: str) -> str:
     """An argparse type: a stage spec ``NAME[:key=value,...]`` (checked by
     :func:`pinn_sine.optim.parse_stage_spec`, kept as written: config.json records it)."""
@@ -537,7 +566,7 @@ def build_resample(value: str):
 
 #: solve options that are not part of a run's stored configuration
 _NOT_STORED = ("command", "func", "config", "resume", "overwrite", "argv", "stored", "module", "lock",
-               "backend_before")
+               "backend_before", "recipe_applied", "recipe_problem")
 #: keys earlier versions wrote into a config's options that are no solve option (dropped on reading)
 _LEGACY_OPTIONS = ("backend_before",)
 #: stored options whose values depend on the machine: checked when used, not when read
@@ -680,6 +709,36 @@ def _flag(key: str) -> str:
     return "problem" if key == "problem" else "--" + key.replace("_", "-")
 
 
+def apply_recipe(args) -> tuple[dict, dict]:
+    """Give the solve options of the problem's :attr:`~pinn_sine.problems.Problem.recipe`
+    that the command line leaves unset (all of them unless ``--no-recipe``); its stages
+    only when no stage option (``--stage``, ``--steps``, ``--lbfgs-steps``, ``--gn-steps``
+    and their settings) is given, its problem options only where the command line gives
+    none. Returns (the solve options set, the problem options to use where not given)."""
+    cls = PROBLEMS.get(args.problem) if args.problem is not None else None
+    recipe = dict(getattr(cls, "recipe", None) or {})
+    if not recipe or args.no_recipe:
+        return {}, {}
+    problem_options = dict(recipe.pop("problem", None) or {})
+    actions = make_parser().solve_actions
+    unknown = sorted(k for k in recipe if k not in actions or k in _NOT_STORED or k in COMMAND_LINE_ONLY)
+    if unknown:
+        raise SystemExit(f"{cls.__name__}.recipe: {unknown} {'is no' if len(unknown) == 1 else 'are no'} solve "
+                         f"option(s) a recipe may set; e.g. activation, width, depth, dtype, stage, stall.")
+    given = set(_given_options(args, [k for k in recipe if k != "stage"] + list(STAGE_SHORTHAND)))
+    applied = {}
+    for key, value in recipe.items():
+        if key == "stage":
+            if args.stage or not given.isdisjoint(STAGE_SHORTHAND):
+                continue
+            value = [_stage_spec(v) for v in value]
+        elif key in given:
+            continue
+        setattr(args, key, value)
+        applied[key] = value
+    return applied, problem_options
+
+
 def check_resume_options(args, extra: list[str], stored: dict) -> None:
     """Refuse, in one line listing them with the run's values, the options the command
     line gives a resumed run that it cannot take (not in :data:`RESUME_MAY_CHANGE`): the
@@ -805,7 +864,8 @@ def _solve(args, extra, cls) -> int:
     if from_file:  # say what a stored file decided, paths (an image) included
         source = args.config if args.config is not None else f"{args.resume} (config.json)"
         print(f"problem options from {source}: " + ", ".join(f"{k}={v!r}" for k, v in from_file.items()))
-    problem_options = {**options_base, **given}
+    recipe_problem = {k: v for k, v in (getattr(args, "recipe_problem", None) or {}).items() if k not in given}
+    problem_options = {**recipe_problem, **options_base, **given}
     problem = _make_problem(cls, problem_options, args.constraint)
     _make_inverse(problem, args)
     options = build_training(args)
@@ -869,13 +929,18 @@ def _solve(args, extra, cls) -> int:
                   f"reference {ref.solver} on {ref.grid_shape}{procs}; {args.threads} thread"
                   f"{'s' if args.threads > 1 else ''}; kernels {kernels['backend']} ({kernels['reason']})")
             print(f"run folder: {out}")
+            recipe = {**(getattr(args, "recipe_applied", None) or {}), **recipe_problem}
+            if recipe:
+                print(f"{problem.name}'s recipe (measured; --no-recipe for the plain defaults): "
+                      + ", ".join(f"{k}={' '.join(v) if k == 'stage' else v}" for k, v in recipe.items()))
             if resume is not None:
                 print(f"resumed from step {resumed_step} ({resume})")
         try:
             common = dict(stages=stages, batch=args.batch, seed=args.seed, engine=args.engine, reference=ref,
                           eval_every=args.eval_every, checkpoint=out / "checkpoint.pt",
                           checkpoint_every=args.checkpoint_every, resume=resume, progress=not args.quiet,
-                          compile=args.compile, time_limit=args.time_limit, **options)
+                          compile=args.compile, time_limit=args.time_limit,
+                          stall=build_stall(getattr(args, "stall", "default")), **options)
             if args.windows > 1:
                 result = march(problem, net, windows=args.windows, **common)
                 net = result.net
@@ -1413,6 +1478,13 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                        help="run folder (default: a new runs/<problem>-<date>-<time>; with --resume, its folder)")
     solve.add_argument("--threads", type=_threads, default=None, help=threads_help)
     solve.add_argument("--quiet", action="store_true", help="no progress bar")
+    solve.add_argument("--stall", type=_stall_spec, default="default", metavar="off|default|WINDOW[:RTOL]",
+                       help="when a stage counts as stalled and the next one starts: off (never), default "
+                            "(Stall(): no 1e-5 relative gain of the best loss over 10%% of the stage's steps), or "
+                            "a window (a fraction of the stage's steps, or steps) and rtol, e.g. 0.2:1e-6")
+    solve.add_argument("--no-recipe", action="store_true",
+                       help="ignore the problem's measured set-up (its recipe: network, dtype, stages, stall) and "
+                            "use the plain defaults of these options")
     solve.set_defaults(func=cmd_solve)
     parser.solve_actions = {a.dest: a for a in solve._actions if a.dest != "help"}
     if solve_defaults:
@@ -1543,6 +1615,8 @@ def _main(argv: list[str]) -> int:
                 args.argv = argv
                 check_resume_options(args, extra, stored)
         args.stored = stored
+        args.argv = argv
+        args.recipe_applied, args.recipe_problem = ({}, {}) if stored is not None else apply_recipe(args)
         if stored is not None and args.problem not in PROBLEMS and stored["stored_modules"]:
             mods = " ".join(f"--module {m}" for m in stored["stored_modules"])
             raise SystemExit(f'the run\'s problem "{args.problem}" was registered by {mods}; give it again: '

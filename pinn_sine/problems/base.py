@@ -243,6 +243,13 @@ class Problem:
     default_first_omega: float | None = None
     #: suggested Adam learning rate
     default_lr: float = 1e-3
+    #: the measured ``pinn-sine solve`` set-up of this problem, used where the command
+    #: line is silent (``--no-recipe``: the plain defaults): solve options by name
+    #: (``"stage"``: a list of ``--stage`` specs, used only when no stage option is
+    #: given; ``"stall"``: a ``--stall`` value), and ``"problem"``: constructor options.
+    #: Python's ``train()`` does not read it. E.g. ``{"activation": "tanh", "width": 20,
+    #: "dtype": "float64", "stage": ["adam:steps=1000", "gn:steps=4000"]}``.
+    recipe: ClassVar[dict] = {}
     #: inputs in which the solution is periodic, name -> period; build_net makes the
     #: network exactly periodic in them (:class:`~pinn_sine.nets.PeriodicEncoding`)
     periodic: dict[str, float] = {}

@@ -117,6 +117,9 @@ class Inpainting(Problem):
     default_batch = 1024
     #: the SIREN image default (Sitzmann et al. 2020) for the first layer
     default_first_omega = 30.0
+    #: ``pinn-sine solve inpainting`` never stops a stage early (class docstring: Adam's
+    #: loss stalls for a while on block masks and on moon and then improves again)
+    recipe = {"stall": "off"}
 
     def __init__(self, image="camera", mask="random:0.5", *, size: int | tuple[int, int] | None = 128,
                  grey: bool = False, mask_seed: int = 0, prior: str | None = "tv",
