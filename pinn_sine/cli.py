@@ -942,7 +942,8 @@ def _solve(args, extra, cls) -> int:
                           compile=args.compile, time_limit=args.time_limit,
                           stall=build_stall(getattr(args, "stall", "default")), **options)
             if args.windows > 1:
-                result = march(problem, net, windows=args.windows, **common)
+                result = march(problem, net, windows=args.windows, growth=getattr(args, "window_growth", 1.0),
+                               **common)
                 net = result.net
                 for row in result.window_table():
                     print(f"window {row['window'] + 1}/{args.windows} [{row['t_start']:.4g}, {row['t_end']:.4g}]: "
@@ -1466,6 +1467,9 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                        help="march in time: train K equal time windows one after the other, each from the previous "
                             "window's network (time-dependent problems; the stages run in every window, "
                             "--time-limit is shared; default 1: one network over the whole interval)")
+    solve.add_argument("--window-growth", type=_positive_float, default=1.0, metavar="G",
+                       help="with --windows: each window G times as long as the one before (G > 1: short early "
+                            "windows, for solutions that change fastest at the start)")
     solve.add_argument("--config", default=None, metavar="FILE",
                        help="rerun the run of this config.json; other options override its values")
     solve.add_argument("--resume", default=None, metavar="DIR_OR_CHECKPOINT",

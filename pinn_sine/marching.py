@@ -18,8 +18,15 @@ The result is a :class:`~pinn_sine.nets.piecewise.PiecewiseInTime` network, N_k 
 shows a problem of one's own).
 
 How windows are chosen: ``windows=K`` cuts the interval into K equal windows (the
-default, and what the benchmarks measured); ``edges=[t_0, ..., t_K]`` gives uneven ones,
-e.g. shorter windows where the solution changes fastest. Each window is evaluated
+default: a wave crosses the same distance in each, so each holds the same number of
+oscillations). ``growth=g`` makes each window g times as long as the one before,
+
+    t_k = t_0 + (t_K - t_0) (g^k - 1) / (g^K - 1),
+
+for solutions that change fastest at the start (a diffusive decay, Allen-Cahn's
+interfaces forming): there the short early windows resolve the fast transient, and an
+early error, which every later window inherits, stays small (``benchmarks/marching.py``
+measures g against equal windows). ``edges=[t_0, ..., t_K]`` gives any other cut. Each window is evaluated
 against its own reference, the whole problem's solution on the window's times
 (``problem.window(...).reference()``): the history's ``rel_l2`` is the window's error, and
 ``MarchResult.final`` the piecewise network's over the whole reference. Where the whole
@@ -50,7 +57,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint, save_checkpoint
-from .constraints import ConstrainedNet
+from .constraints import unconstrained
 from .loop import TrainingDiverged, TrainingInterrupted, TrainResult
 from .nets.piecewise import PiecewiseInTime, check_edges
 from .problems.base import Problem
@@ -98,19 +105,26 @@ class MarchResult(TrainResult):
         return rows
 
 
-def window_edges(problem: Problem, windows: int | None = None, edges: Sequence[float] | None = None
-                 ) -> tuple[float, ...]:
+def window_edges(problem: Problem, windows: int | None = None, edges: Sequence[float] | None = None,
+                 growth: float = 1.0) -> tuple[float, ...]:
     """The window edges of a march over ``problem``'s time interval (its first input,
-    "t"): K equal windows (``windows``), or the given ``edges``, which must start and end
-    at the interval's ends."""
+    "t"): K windows (``windows``), equal or each ``growth`` times as long as the one
+    before (module docstring), or the given ``edges``, which must start and end at the
+    interval's ends."""
     names = tuple(problem.input_names)
     if not names or names[0] != "t":
         raise ValueError(f"{type(problem).__name__} has inputs {names}; marching needs a time-dependent problem whose "
                          "first input is 't'.")
     lo, hi = (float(v) for v in problem.bounds[0])
+    if isinstance(growth, bool) or not isinstance(growth, numbers.Real) or not 0.01 <= growth <= 100:
+        raise ValueError(f"growth must be a number in [0.01, 100] (each window's length over the one before; 1: equal "
+                         f"windows), got growth={growth!r}.")
+    growth = float(growth)
     if edges is not None:
         if windows is not None:
             raise ValueError("give windows=K (equal windows) or edges=[t_0, ..., t_K], not both.")
+        if growth != 1.0:
+            raise ValueError("growth cuts windows=K windows; edges=[...] are the cut already: give one of them.")
         out = check_edges(edges)
         if not (math.isclose(out[0], lo, rel_tol=0, abs_tol=1e-12 * max(1.0, abs(hi)))
                 and math.isclose(out[-1], hi, rel_tol=0, abs_tol=1e-12 * max(1.0, abs(hi)))):
@@ -121,7 +135,10 @@ def window_edges(problem: Problem, windows: int | None = None, edges: Sequence[f
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= 1000:
         raise ValueError(f"windows must be an integer in [1, 1000] (equal time windows), got windows={windows!r}.")
     k = int(k)
-    return tuple([lo] + [lo + (hi - lo) * j / k for j in range(1, k)] + [hi])
+    if growth == 1.0:
+        return tuple([lo] + [lo + (hi - lo) * j / k for j in range(1, k)] + [hi])
+    return tuple([lo] + [lo + (hi - lo) * math.expm1(j * math.log(growth)) / math.expm1(k * math.log(growth))
+                         for j in range(1, k)] + [hi])
 
 
 def window_checkpoint(path: str | os.PathLike, k: int) -> Path:
@@ -138,7 +155,7 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
           checkpoint_every: int = 500, resume: str | os.PathLike | None = None, progress: bool = True,
           time_limit: float | None = None, divergence: float | None = 1e4, metrics=None,
           stall: Stall | None = Stall(), callbacks=None, compile: bool = False,
-          later_stages: Sequence | None = None) -> MarchResult:
+          later_stages: Sequence | None = None, growth: float = 1.0) -> MarchResult:
     """Train ``problem`` window after window in time (module docstring) and return the
     piecewise network with the march's history.
 
@@ -155,11 +172,17 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
 
     Args:
         problem: the whole time-dependent problem (t first), one that defines
-            :meth:`~pinn_sine.problems.Problem.window`; soft constraints only (a hard
-            window would need the previous network's third derivatives).
-        net: the initial network (an unconstrained MLP of the problem's inputs).
+            :meth:`~pinn_sine.problems.Problem.window`. Under ``constraint="hard"`` every
+            window trains ``window.constrain(N_k)``, its data built in from the previous
+            window's network: problems first order in time (Allen-Cahn, whose hard window
+            needs the previous network's second x-derivatives); the wave problems refuse
+            it (their hard window would need third derivatives).
+        net: the initial network (an MLP of the problem's inputs; a ConstrainedNet's
+            inner network is taken).
         stages: the optimizer stages of every window (:mod:`pinn_sine.optim`).
-        windows: K equal windows (default 4); or ``edges`` = [t_0, ..., t_K].
+        windows: K windows (default 4), equal unless ``growth``; or ``edges`` = [t_0, ..., t_K].
+        growth: each window's length over the one before (default 1: equal windows;
+            module docstring).
         later_stages: the stages of the windows after the first (default: ``stages``),
             e.g. fewer Adam steps where the network starts warm.
 
@@ -172,10 +195,7 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
         raise TypeError(f"problem must be a Problem instance such as Wave1D(), got {problem!r}.")
     if not problem.marchable:
         problem.window(0.0, 1.0)  # raises, saying what to implement
-    if problem.constraint == "hard" or isinstance(net, ConstrainedNet):
-        raise ValueError(f"{problem.name}: march trains soft windows: a window after the first starts from the "
-                         "previous network, whose data a hard constraint would need to third order. Use "
-                         "constraint='soft' (an unconstrained network).")
+    net = unconstrained(net)
     if not isinstance(net, nn.Module) or getattr(net, "in_dim", None) != problem.in_dim \
             or getattr(net, "out_dim", None) != problem.out_dim:
         raise TypeError(f"net must be a network of {problem.in_dim} inputs and {problem.out_dim} outputs "
@@ -191,22 +211,32 @@ def march(problem: Problem, net: nn.Module, *, stages: Sequence, windows: int | 
     if reference is not None and not isinstance(reference, ReferenceField):
         raise TypeError(f"reference must be the whole problem's ReferenceField (problem.reference(...)), got "
                         f"{type(reference).__name__}.")
-    cuts = window_edges(problem, windows, edges)
+    cuts = window_edges(problem, windows, edges, growth)
     k_total = len(cuts) - 1
+    hard = problem.constraint == "hard"
+    if hard and k_total > 1:  # a hard window from a network: refused now rather than after window 0's training
+        first = problem.window(cuts[0], cuts[1], None)
+        probe = InitialData.from_network(first.constrain(copy.deepcopy(net)), first, cuts[1])
+        try:
+            problem.window(cuts[1], cuts[2], probe).hard_constraint()
+        except ValueError as err:
+            raise ValueError(f"{problem.name}: a hard-constrained window cannot start from the previous window's "
+                             f"network ({err}) Use constraint='soft'.") from None
     resolution = None if reference is None else reference.params.get("resolution")
     pieces: list[nn.Module] = []
-    problems: list[Problem] = []
     results: list[TrainResult] = []
     if resume is not None:
         pieces, results = _resume_march(resume, problem, net, cuts, stages)
     # the window problems of the finished windows, rebuilt in order (each one's data from its predecessor)
-    for k in range(len(pieces)):
-        problems.append(_window_problem(problem, cuts, k, pieces, problems))
+    problems = _rebuild_windows(problem, cuts, pieces)
+    for k, piece in enumerate(pieces):
+        results[k].net = piece
     wall = time.perf_counter()
     for k in range(len(pieces), k_total):
         window = _window_problem(problem, cuts, k, pieces, problems)
         problems.append(window)
-        piece = copy.deepcopy(pieces[-1] if k and warm_start else net)  # net itself is never trained
+        # net itself is never trained; under a hard constraint the window's own transform
+        piece = window.constrain(copy.deepcopy(unconstrained(pieces[-1]) if k and warm_start else net))
         used = sum(r.timings.get("total", 0.0) for r in results)
         budget = None
         if time_limit is not None:
@@ -267,6 +297,35 @@ class _WholeExact:
 
     def __repr__(self) -> str:
         return "rel_l2_exact (the whole problem's exact solution on the window's grid)"
+
+
+def _rebuild_windows(problem: Problem, cuts, pieces: list) -> list[Problem]:
+    """The window problems of the finished windows ``pieces`` (networks with their
+    weights), in order, each one's data from its predecessor; under a hard constraint each
+    piece (an inner network, as stored) is replaced by its window's constrained network
+    (built from the previous constrained piece). Returns the window problems."""
+    problems: list[Problem] = []
+    for k in range(len(pieces)):
+        problems.append(_window_problem(problem, cuts, k, pieces, problems))
+        if problem.constraint == "hard":
+            pieces[k] = problems[k].constrain(unconstrained(pieces[k]))
+    return problems
+
+
+def constrained_pieces(problem: Problem, piecewise: PiecewiseInTime) -> PiecewiseInTime:
+    """The hard-constrained piecewise network of a march of ``problem`` from the inner
+    networks of ``piecewise`` (weights loaded; what a checkpoint stores): window k's
+    transform is built from window k-1's constrained network, in order
+    (:func:`~pinn_sine.load_net` calls it)."""
+    pieces = list(piecewise.nets)
+    _rebuild_windows(problem, piecewise.edges, pieces)
+    return PiecewiseInTime(pieces, piecewise.edges, time_input=piecewise.time_input)
+
+
+def strip_inner(state: dict) -> dict:
+    """A constrained piecewise network's state dict with each piece's weights as its inner
+    network's: ``nets.<k>.inner.<rest>`` -> ``nets.<k>.<rest>``."""
+    return {_strip_inner(key): value for key, value in state.items()}
 
 
 def _window_problem(problem: Problem, cuts, k: int, pieces: list, problems: list) -> Problem:
@@ -344,6 +403,12 @@ def _save_march(path, problem: Problem, cuts, pieces: list, results: list, stage
                     stages=[{} for _ in stages], generator=torch.Generator(), meta=meta)
 
 
+def _strip_inner(key: str) -> str:
+    """``nets.<k>.inner.<rest>`` -> ``nets.<k>.<rest>`` (a constrained piece's weights)."""
+    parts = key.split(".")
+    return ".".join(parts[:2] + parts[3:]) if len(parts) > 3 and parts[0] == "nets" and parts[2] == "inner" else key
+
+
 def _resume_march(path, problem: Problem, net: nn.Module, cuts, stages) -> tuple[list, list]:
     """The finished windows' networks and results from the march checkpoint at ``path``
     (none when it does not exist yet: a march killed in its first window resumes that
@@ -383,8 +448,11 @@ def _resume_march(path, problem: Problem, net: nn.Module, cuts, stages) -> tuple
     pieces = [copy.deepcopy(net) for _ in range(finished)]
     if finished:
         piecewise = PiecewiseInTime(pieces, cuts[:finished + 1])
+        state = ck["net"]
+        if problem.constraint == "hard":  # the pieces were ConstrainedNets: their weights under "inner."
+            state = strip_inner(state)
         try:
-            piecewise.load_state_dict(ck["net"])
+            piecewise.load_state_dict(state)
         except RuntimeError as err:
             raise CheckpointError(path, f"its windows' weights do not fit this network "
                                         f"({str(err).splitlines()[0]}).") from None

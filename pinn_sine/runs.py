@@ -235,6 +235,22 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
     if floats:
         net = net.to(floats[0].dtype)
     constrained = "constraint" in config
+    pieces = (config.get("piecewise") or {}).get("nets") if isinstance(config, dict) else None
+    if pieces and any("constraint" in c for c in pieces):  # a hard-constrained march: built window by window
+        from .marching import constrained_pieces, strip_inner
+
+        if problem is None:
+            raise CheckpointError(checkpoint, f"holds a hard-constrained march of {meta['problem']}; pass problem= "
+                                              "(the same problem, constraint='hard') or use load_run(folder).")
+        check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(), net_config=config)
+        try:
+            net.load_state_dict(strip_inner(ck["net"]))
+        except RuntimeError as err:
+            raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
+                                              f"({str(err).splitlines()[0]}).") from None
+        net = constrained_pieces(problem, net)
+        mark_trained_for(net, meta["problem"])
+        return net
     if problem is not None:
         check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(),
                          net_config=config)

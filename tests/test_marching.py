@@ -101,6 +101,20 @@ def test_window_edges_equal_and_given():
         window_edges(Poisson2D(), 2)
 
 
+def test_window_edges_that_grow():
+    p = Wave1D()
+    edges = window_edges(p, 3, growth=2.0)  # lengths 1/7, 2/7, 4/7
+    assert edges[0] == 0.0 and edges[-1] == 1.0
+    assert [b - a for a, b in zip(edges, edges[1:])] == pytest.approx([1 / 7, 2 / 7, 4 / 7], rel=1e-14)
+    assert window_edges(p, 4, growth=1.0) == window_edges(p, 4)
+    shrinking = window_edges(p, 3, growth=0.5)
+    assert [b - a for a, b in zip(shrinking, shrinking[1:])] == pytest.approx([4 / 7, 2 / 7, 1 / 7], rel=1e-14)
+    with pytest.raises(ValueError, match=r"growth must be a number in \[0.01, 100\]"):
+        window_edges(p, 3, growth=0.0)
+    with pytest.raises(ValueError, match="are the cut already"):
+        window_edges(p, edges=[0.0, 0.5, 1.0], growth=2.0)
+
+
 def test_a_window_repeats_the_problem_on_its_interval():
     p = Wave2D(boundary="absorbing", pulse_fraction=0.1)
     w = p.window(0.1, 0.2, _data_at(p, 0.1))
@@ -195,7 +209,7 @@ def test_march_errors():
     with pytest.raises(NotImplementedError, match="cannot be marched in time"):
         march(Poisson2D(), MLP(2, 1, 8, 1), windows=2, stages=[Adam(1)], progress=False)
     hard = Wave1D(constraint="hard")
-    with pytest.raises(ValueError, match="march trains soft windows"):
+    with pytest.raises(ValueError, match="a hard-constrained window cannot start from the previous window's network"):
         march(hard, hard.constrain(_net()), windows=2, stages=[Adam(1)], progress=False)
     with pytest.raises(TypeError, match="stages must be a non-empty list"):
         march(Wave1D(), _net(), windows=2, stages=[], progress=False)

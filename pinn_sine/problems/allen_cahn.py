@@ -9,10 +9,11 @@ from torch import Tensor
 
 from .. import sampling
 from .._checks import positive
-from ..constraints import Factor, HardConstraint, PowerFactor, SeparableField, box_bubble
+from ..constraints import Factor, HardConstraint, PowerFactor, SeparableField, ShiftedFactor, box_bubble
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
+from .windows import InitialData, _time, check_initial
 
 #: how periodicity in x is imposed: by the network's input encoding, or by a loss term
 PERIODICITIES = ("encoding", "soft")
@@ -112,6 +113,15 @@ class AllenCahn1D(Problem):
     the error; its largest entry, 1.3e-7, is at t = 0.005, x = +-1, in the kink's layer.
     ``spacing`` is the stored grid's, ``attrs["solver_spacing"]`` the solver's.
 
+    Time windows (:meth:`window`, :func:`pinn_sine.march`): the problem on [t_start, t_max]
+    from ``initial`` (:class:`~pinn_sine.problems.windows.InitialData`, a value only: the
+    equation is first order in t), the "initial" term then (u - u_k(x)) / sqrt(<u0^2>) at
+    t = t_start (the scales stay u0's), and the hard constraint u = u_k(x) +
+    ((t - t_start) / (t_max - t_start)) N with u_k from the previous window's frozen
+    network (:class:`~pinn_sine.problems.windows.NetworkField`: its value and x-derivatives
+    from one forward jet), so hard-constrained windows march too. A window's reference is
+    the whole problem's spectral solution on the window's times.
+
     Args:
         eps: diffusion coefficient (> 0).
         a: reaction coefficient (> 0; jaxpi's 5).
@@ -124,6 +134,10 @@ class AllenCahn1D(Problem):
             train ``constrain(net)``).
         periodicity: "encoding" (the network is periodic in x: ``periodic = {"x": 2.0}``)
             or "soft" (the "periodic" loss term on u and u_x).
+        t_start: the start of the time interval [t_start, t_max] (a window's t_k; 0: the
+            whole problem).
+        initial: the data at t_start (:class:`~pinn_sine.problems.windows.InitialData`);
+            None: u0, for t_start = 0 only.
     """
 
     name = "allen-cahn1d"
@@ -158,7 +172,7 @@ class AllenCahn1D(Problem):
 
     def __init__(self, eps: float = 1e-4, a: float = 5.0, *, t_max: float = 1.0, sampler: str = "uniform",
                  initial_fraction: float = 0.25, periodic_fraction: float = 0.25, constraint: str = "soft",
-                 periodicity: str = "encoding"):
+                 periodicity: str = "encoding", t_start: float = 0.0, initial: InitialData | None = None):
         self.eps = positive("eps", eps, "the diffusion coefficient must be positive, e.g. eps=1e-4.")
         self.a = positive("a", a, "the reaction coefficient must be positive, e.g. a=5.0.")
         self.t_max = positive("t_max", t_max, "use e.g. t_max=1.0.")
@@ -173,7 +187,16 @@ class AllenCahn1D(Problem):
             raise ValueError(f'Invalid periodicity "{periodicity}". Must be one of {list(PERIODICITIES)}.')
         self.periodicity = periodicity
         self.periodic = {"x": PERIOD} if periodicity == "encoding" else {}
-        self.bounds = ((0.0, self.t_max), (-1.0, 1.0))
+        self.t_start = _time("t_start", t_start)
+        if not self.t_start < self.t_max:
+            raise ValueError(f"t_start must be in [0, t_max) = [0, {self.t_max:g}), got t_start={self.t_start:g}; a "
+                             "window [t_start, t_max] needs t_start < t_max.")
+        if self.t_start and initial is None:
+            raise ValueError(f"t_start={self.t_start:g} > 0 needs initial data (u0 is the data at t = 0): give "
+                             "initial=InitialData(value) or InitialData.from_network(net, window, t_start).")
+        self.bounds = ((self.t_start, self.t_max), (-1.0, 1.0))
+        network = isinstance(initial, InitialData) and initial.kind == "network"
+        self.initial = check_initial(self, initial, continued=self._continued() if network else {}, velocity=False)
         self.derivatives = {"interior": DerivativeSpec(first=("t",), second=(("x", "x"),)),
                             "initial": DerivativeSpec()}
         if periodicity == "soft":
@@ -192,7 +215,7 @@ class AllenCahn1D(Problem):
         n_i = max(1, int(round(self.initial_fraction * n)))
         interior = sampling.box(n, self.bounds, generator, self.sampler)
         initial = sampling.box(n_i, self.bounds[1:], generator, self.sampler)
-        out = {"interior": interior, "initial": torch.cat([torch.zeros(n_i, 1), initial], dim=1)}
+        out = {"interior": interior, "initial": torch.cat([torch.full((n_i, 1), self.t_start), initial], dim=1)}
         if self.periodicity == "soft":
             n_p = max(1, int(round(self.periodic_fraction * n)))
             t = sampling.box(n_p, self.bounds[:1], generator, self.sampler)
@@ -206,9 +229,12 @@ class AllenCahn1D(Problem):
         return (j.d("t") - self.eps * j.d2("x", "x") + self.a * (j.u ** 3 - j.u)) / self._scale_t
 
     def _initial_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
-        """(u - u0) / sqrt(<u0^2>) at the t = 0 points (n_0, 1)."""
+        """(u - u_k) / sqrt(<u0^2>) at the t = t_start points (n_0, 1); u_k = u0 for the
+        whole problem."""
         j = jets["initial"]
-        return (j.u - initial_value(batch["initial"][:, 1:2].to(j.u.dtype))) / self._scale_u
+        x = batch["initial"][:, 1:2].to(j.u.dtype)
+        start = initial_value(x) if self.initial is None else self.initial.at(x)[0]
+        return (j.u - start) / self._scale_u
 
     def _periodic_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """[(u(t,-1) - u(t,1)) / sqrt(<u0^2>), (u_x(t,-1) - u_x(t,1)) / sqrt(<u0'^2>)] at
@@ -227,22 +253,58 @@ class AllenCahn1D(Problem):
         return out
 
     def hard_constraint(self) -> HardConstraint:
-        """u = u0(x) + (t / t_max) N (class docstring)."""
+        """u = u0(x) + (t / t_max) N, or for a window u = u_k(x) + ((t - t_start) / (t_max -
+        t_start)) N (class docstring)."""
         names = self.input_names
-        u0 = SeparableField(((1.0, ((1, SquareCosineFactor()),)),), names)
-        return HardConstraint(u0, box_bubble(self.bounds, (), names, time=(0, PowerFactor(1, self.t_max))), names,
-                              ("initial",))
+        if self.initial is None:
+            g = SeparableField(((1.0, ((1, SquareCosineFactor()),)),), names)
+        else:
+            g = self.initial.field(names, self.t_start, velocity=False)
+        ramp = PowerFactor(1, self.t_max - self.t_start)
+        ramp = ShiftedFactor(ramp, self.t_start) if self.t_start else ramp
+        return HardConstraint(g, box_bubble(self.bounds, (), names, time=(0, ramp)), names, ("initial",))
 
     def params(self) -> dict:
-        return {"eps": self.eps, "a": self.a, "t_max": self.t_max, "periodicity": self.periodicity,
-                "constraint": self.constraint}
+        out = {"eps": self.eps, "a": self.a, "t_max": self.t_max, "periodicity": self.periodicity,
+               "constraint": self.constraint}
+        if self.windowed:
+            out["t_start"] = self.t_start
+            out["initial"] = "closed form" if self.initial is None else self.initial.record()
+        return out
+
+    @property
+    def windowed(self) -> bool:
+        """Whether this is a time window: t_start > 0 or initial data given."""
+        return bool(self.t_start) or self.initial is not None
+
+    def _continued(self) -> dict:
+        """The params() entries a window shares with the problem its network data come from."""
+        return {"eps": self.eps, "a": self.a, "periodicity": self.periodicity}
+
+    def window(self, t_start: float, t_end: float, initial: InitialData | None = None) -> "AllenCahn1D":
+        """This problem on [t_start, t_end] from ``initial`` (:meth:`Problem.window`): the
+        same coefficients, sampling, periodicity and constraint; its reference is the whole
+        problem's solution on the window's times. ``initial`` None: u0, for the first
+        window only."""
+        if self.windowed:
+            raise ValueError(f"{self.name} is a window already (t_start={self.t_start:g}); cut windows from the whole "
+                             "problem.")
+        if self.unknowns or self.observations is not None:
+            raise ValueError(f"{self.name}: an inverse problem cannot be marched yet; train it in one piece.")
+        lo, hi = _time("t_start", t_start), _time("t_end", t_end)
+        if not (self.t_start <= lo < hi <= self.t_max):
+            raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{self.t_start:g}, {self.t_max:g}] or is empty; "
+                             "give t_start < t_end within the problem's time interval.")
+        return type(self)(self.eps, self.a, t_max=hi, sampler=self.sampler, initial_fraction=self.initial_fraction,
+                          periodic_fraction=self.periodic_fraction, constraint=self.constraint,
+                          periodicity=self.periodicity, t_start=lo, initial=initial)
 
     # ----- reference --------------------------------------------------------------------
     def reference_params(self, resolution: int | None) -> dict:
         """:meth:`Problem.reference_params` without ``periodicity`` either: how periodicity
         is imposed changes the training, not the solution (one reference file for all four
         variants)."""
-        return {k: v for k, v in super().reference_params(resolution).items() if k != "periodicity"}
+        return {k: v for k, v in super().reference_params(resolution).items() if k not in ("periodicity", "initial")}
 
     def spectral_grid(self) -> tuple[int, float]:
         """(n_modes, dt) of the reference solve: n the smallest power of two >= max(256,

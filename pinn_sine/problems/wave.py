@@ -39,7 +39,7 @@ from ..validation import fd
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
 from .velocity import VelocityModel, clip, parse_center
-from .windows import InitialData, _time
+from .windows import InitialData, _time, check_initial
 
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
@@ -160,33 +160,9 @@ class _WaveProblem(Problem):
     def _check_initial(self, initial) -> InitialData | None:
         """``initial`` checked against this problem: an InitialData at this window's t_start,
         with a velocity, of the same problem (:meth:`_continued`: the parameters a window
-        shares with the network's problem)."""
-        if initial is None:
-            return None
-        if not isinstance(initial, InitialData):
-            raise ValueError(f"initial must be an InitialData (pinn_sine.problems.windows) or None, got {initial!r}; "
-                             "use InitialData(value, velocity) or InitialData.from_network(net, window, t_k).")
-        if initial.time is not None and initial.time != self.t_start:
-            raise ValueError(f"initial holds the data at t = {initial.time:g}, but this window starts at "
-                             f"t_start={self.t_start:g}; give t_start={initial.time!r}.")
-        if not initial.has_velocity:
-            raise ValueError("initial has no velocity; the wave equation needs u_t(t_start, x) too: give "
-                             "InitialData(value, velocity).")
-        if initial.kind == "network":
-            if initial.problem_name != self.name or tuple(initial.input_names) != self.input_names:
-                raise ValueError(f"initial comes from a network of {initial.problem_name!r} with inputs "
-                                 f"{initial.input_names}, not of {self.name!r} {self.input_names}; hand off from the "
-                                 "previous window of this problem.")
-            src = initial.source_params
-            mine = self._continued()
-            diff = [k for k in mine if src.get(k) != mine[k]]
-            if diff:
-                raise ValueError(f"initial comes from a {self.name} with {', '.join(f'{k}={src.get(k)!r}' for k in diff)}"
-                                 f", this one has {', '.join(f'{k}={mine[k]!r}' for k in diff)}; a window continues "
-                                 f"the same problem: give the same {', '.join(mine)}.")
-        else:  # a callable of the wrong shape raises here
-            initial.at(torch.zeros(2, len(self.spatial_bounds), dtype=torch.float64))
-        return initial
+        shares with the network's problem; :func:`~pinn_sine.problems.windows.check_initial`)."""
+        network = isinstance(initial, InitialData) and initial.kind == "network"
+        return check_initial(self, initial, continued=self._continued() if network else {}, velocity=True)
 
     def _check_wall_data(self) -> None:
         """Under the hard constraint with walls u = 0 the walls hold u = u_k + (t - t_k) v_k:

@@ -157,16 +157,32 @@ class InitialData:
         self._cache = (x.detach().clone(), u, v)
         return u, v
 
-    def field(self, names: tuple[str, ...], t_k: float) -> Field:
-        """g(t, x) = u_k(x) + (t - t_k) v_k(x) as a constraint field of the inputs ``names``
-        (t first), its derivatives by autograd (:class:`~pinn_sine.constraints.CallableField`):
-        closed-form data only. A network's data would need the frozen network's third
-        derivatives (v_k's second x-derivatives enter u_xx), which the forward jet does
-        not carry."""
+    def field(self, names: tuple[str, ...], t_k: float, *, velocity: bool = True) -> Field:
+        """The data as a constraint field of the inputs ``names`` (t first).
+
+        ``velocity=True`` (second order in time, the wave equation): g(t, x) = u_k(x) +
+        (t - t_k) v_k(x), its derivatives by autograd
+        (:class:`~pinn_sine.constraints.CallableField`), closed-form data only: a network's
+        would need the frozen network's third derivatives (v_k's second x-derivatives
+        enter u_xx), which the forward jet does not carry.
+
+        ``velocity=False`` (first order in time, e.g. Allen-Cahn): g(t, x) = u_k(x), in
+        either form; from a network a :class:`NetworkField` (u_k and its x-derivatives from
+        one forward jet of the frozen network at t_k)."""
+        if not velocity:
+            if self.kind == "network":
+                return NetworkField(self, names)
+            value = self.value
+            rec = self.record()
+
+            def g0(x):
+                return _column("value", value(x[:, 1:]), x.shape[0], x)
+
+            return CallableField(g0, f"u_k = {rec['value_fn']}")
         if self.kind != "closed_form":
-            raise ValueError("a hard-constraint window takes closed-form initial data; data from a network "
-                             "(InitialData.from_network) would need its third derivatives: train that window with "
-                             "constraint='soft'.")
+            raise ValueError("a hard-constraint window of the wave equation takes closed-form initial data; data from "
+                             "a network (InitialData.from_network) would need its third derivatives: train that "
+                             "window with constraint='soft'.")
         value, velocity = self.value, self.velocity
         if velocity is None:
             raise ValueError("a hard-constraint window of the wave equation needs the velocity too: give "
@@ -197,6 +213,94 @@ class InitialData:
         return f"InitialData(closed form, time={self.time!r})"
 
 
+class NetworkField(Field):
+    """g(t, x) = F(t_k, x): a frozen network's value at a window's start as a constraint
+    field of (t, x) that is constant in t, for the hard constraint of a window of a
+    problem first order in time (u = g + ((t - t_k) / (t_end - t_k)) N: u(t_k) = F(t_k)
+    exactly). Its x-derivatives, to second order, come from one forward jet of F at
+    (t_k, x) (:func:`~pinn_sine.derivatives.forward_jet`: exact, F's own constraint and
+    encodings included, so a chain of windows is exact too); those along t are zero.
+    ``value`` is F's forward, differentiable in x (the autograd engine and ``evaluate``
+    call it). The last point set's jet is kept: the Gauss-Newton trials of one batch cost
+    one jet. Identified by the data's record (the network's SHA-256)."""
+
+    def __init__(self, data: InitialData, names: tuple[str, ...]):
+        if data.kind != "network":
+            raise ValueError("NetworkField takes the data of a network (InitialData.from_network).")
+        self.data, self.names = data, tuple(names)
+        if self.names != tuple(data.input_names):
+            raise ValueError(f"NetworkField: the window's inputs {self.names} are not the network's "
+                             f"{tuple(data.input_names)}.")
+        self._cache: tuple | None = None
+
+    def _inputs(self, x: Tensor) -> Tensor:
+        p = next(self.data._net.parameters(), None)
+        dtype, device = (p.dtype, p.device) if p is not None else (x.dtype, x.device)
+        return torch.cat([torch.full_like(x[:, :1], self.data.time), x[:, 1:]], dim=1).to(dtype=dtype, device=device)
+
+    def value(self, x):
+        return self.data._net(self._inputs(x)).reshape(-1, 1).to(x.dtype)
+
+    def evaluate(self, x, dirs, pairs):
+        dirs, pairs = tuple(dirs), tuple(pairs)
+        key = (dirs, pairs)
+        cached = self._cache
+        if cached is not None and cached[1] == key and cached[0].shape == x.shape and cached[0].dtype == x.dtype \
+                and cached[0].device == x.device and torch.equal(cached[0], x):
+            return cached[2]
+        names = self.names
+        second = tuple((names[a], names[b]) for a, b in pairs if a != 0 and b != 0)
+        first = tuple(dict.fromkeys([names[a] for a in dirs if a != 0] + [n for pair in second for n in pair]))
+        with torch.no_grad():
+            jet = forward_jet(self.data._net, self._inputs(x.detach()), names,
+                              DerivativeSpec(first=first, second=second))
+        cast = lambda t: t.detach().reshape(-1, 1).to(dtype=x.dtype, device=x.device)  # noqa: E731
+        zero = x.new_zeros((x.shape[0], 1))
+        out = (cast(jet.u), {a: zero if a == 0 else cast(jet.d(names[a])) for a in dirs},
+               {(a, b): zero if 0 in (a, b) else cast(jet.d2(names[a], names[b])) for a, b in pairs})
+        self._cache = (x.detach().clone(), key, out)
+        return out
+
+    def describe(self):
+        return f"network of {self.data.problem_name} at t={self.data.time!r} (sha256 {self.data.digest})"
+
+    def formula(self):
+        return f"F(t={self.data.time:g}, x) (network {self.data.digest[:12]})"
+
+
+def check_initial(problem: Problem, initial, *, continued: dict, velocity: bool) -> "InitialData | None":
+    """``initial`` checked against the window ``problem`` (its ``t_start``,
+    ``input_names``, ``name``): an :class:`InitialData` at t_start (with a velocity when
+    ``velocity``), from a network of the same problem with the same ``continued``
+    parameters (what a window shares with the problem its network came from), or a
+    closed form whose callables give one value per point. None passes."""
+    if initial is None:
+        return None
+    if not isinstance(initial, InitialData):
+        raise ValueError(f"initial must be an InitialData (pinn_sine.problems.windows) or None, got {initial!r}; "
+                         "use InitialData(value, velocity) or InitialData.from_network(net, window, t_k).")
+    if initial.time is not None and initial.time != problem.t_start:
+        raise ValueError(f"initial holds the data at t = {initial.time:g}, but this window starts at "
+                         f"t_start={problem.t_start:g}; give t_start={initial.time!r}.")
+    if velocity and not initial.has_velocity:
+        raise ValueError("initial has no velocity; the wave equation needs u_t(t_start, x) too: give "
+                         "InitialData(value, velocity).")
+    if initial.kind == "network":
+        if initial.problem_name != problem.name or tuple(initial.input_names) != tuple(problem.input_names):
+            raise ValueError(f"initial comes from a network of {initial.problem_name!r} with inputs "
+                             f"{initial.input_names}, not of {problem.name!r} {problem.input_names}; hand off from the "
+                             "previous window of this problem.")
+        src = initial.source_params
+        diff = [k for k in continued if src.get(k) != continued[k]]
+        if diff:
+            raise ValueError(f"initial comes from a {problem.name} with {', '.join(f'{k}={src.get(k)!r}' for k in diff)}"
+                             f", this one has {', '.join(f'{k}={continued[k]!r}' for k in diff)}; a window continues "
+                             f"the same problem: give the same {', '.join(continued)}.")
+    else:  # a callable of the wrong shape raises here
+        initial.at(torch.zeros(2, len(problem.input_names) - 1, dtype=torch.float64))
+    return initial
+
+
 def _time(name: str, value) -> float:
     if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 0:
@@ -204,4 +308,4 @@ def _time(name: str, value) -> float:
     return float(value)
 
 
-__all__ = ["InitialData", "state_digest", "KINDS"]
+__all__ = ["InitialData", "NetworkField", "check_initial", "state_digest", "KINDS"]
