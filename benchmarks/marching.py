@@ -5,6 +5,8 @@ trained one after the other (:func:`pinn_sine.march`), at equal wall time.
         --jobs 2 --out runs/marching-wave1d
     OMP_NUM_THREADS=1 python benchmarks/marching.py --cases heat --windows 1,2 --seconds 300 --seeds 0,1 --jobs 2
     OMP_NUM_THREADS=1 python benchmarks/marching.py --cases wave2d,wave2d-absorbing --windows 1,4 --seconds 1200
+    OMP_NUM_THREADS=1 python benchmarks/marching.py --cases allen-cahn --windows 1,4 --seconds 1200 --seeds 0
+    OMP_NUM_THREADS=1 python benchmarks/marching.py --cases heat --windows 4 --set growth=2.0 --seconds 300
 
 Every run trains a SIREN of the case's configuration (``CASES``) with the case's stages
 in every window (float64 Adam, then Gauss-Newton on a batch redrawn every ``resample``
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class Case:
     """A benchmark case: the problem, the SIREN and the stages of every window."""
 
-    problem: str                 # "wave1d", "wave2d" or "heat" (examples/heat1d.py)
+    problem: str                 # "wave1d", "wave2d", "allen-cahn1d" (hard, periodic) or "heat" (examples/heat1d.py)
     width: int
     depth: int
     first_omega: float
@@ -57,6 +59,7 @@ class Case:
     resolution: int | None = None
     gauss_newton: bool = True    # False: Adam alone at a constant learning rate until the budget is spent
     dtype: str = "float64"
+    growth: float = 1.0          # each window's length over the one before (march(growth=))
 
 
 # Wave1D, chosen by 600 s runs of K = 4 (seed 0; error against the exact solution): the
@@ -71,6 +74,11 @@ CASES = {
     "heat": Case("heat", 24, 2, 2.0, 500, 100, 1000, 50, problem_kwargs=(("nu", 0.1), ("t_max", 1.0)),
                  resolution=65),
     "wave2d": Case("wave2d", 32, 3, 6.0, 1000, 200, 2000, 50),
+    # Allen-Cahn: the recipe of benchmarks/nonlinear.py (hard initial data, periodic
+    # encoding, SIREN 32x3 at first omega 10, Adam at the problem's 3e-4, Gauss-Newton on
+    # 2048 points redrawn every 25 steps); windows after the first from the previous
+    # window's network (NetworkField)
+    "allen-cahn": Case("allen-cahn1d", 32, 3, 10.0, 1000, 200, 2048, 25, lr=3e-4),
     "wave2d-absorbing": Case("wave2d", 32, 3, 6.0, 1000, 200, 2000, 50, problem_kwargs=(("boundary", "absorbing"),)),
     # Adam alone on the CLI's default SIREN for Wave2D (128x3, float32, first omega 15, lr 1e-4)
     "wave2d-adam": Case("wave2d", 128, 3, 15.0, 0, 0, 2048, None, lr=1e-4, gauss_newton=False, dtype="float32"),
@@ -87,8 +95,10 @@ def heat_class():
 
 
 def build_problem(case: Case):
-    from pinn_sine.problems import Wave1D, Wave2D
+    from pinn_sine.problems import AllenCahn1D, Wave1D, Wave2D
 
+    if case.problem == "allen-cahn1d":
+        return AllenCahn1D(constraint="hard", **dict(case.problem_kwargs))
     cls = {"wave1d": Wave1D, "wave2d": Wave2D}.get(case.problem) or heat_class()
     return cls(**dict(case.problem_kwargs))
 
@@ -98,14 +108,18 @@ def run_one(job: tuple) -> dict:
     name, windows, seed, seconds, overrides = job
     torch.set_num_threads(1)
     from pinn_sine import march
-    from pinn_sine.nets import MLP, Sine
+    from pinn_sine.nets import MLP, Sine, build_net
     from pinn_sine.optim import Adam, GaussNewton
 
     case = replace(CASES[name], **overrides)
     problem = build_problem(case)
     reference = problem.reference(case.resolution)
-    net = MLP(problem.in_dim, problem.out_dim, case.width, case.depth, activation=Sine(30.0),
-              first_omega=case.first_omega, seed=seed).to(getattr(torch, case.dtype))
+    if problem.periodic:  # the periodic encoding the problem declares (Allen-Cahn)
+        net = build_net(problem, "siren", width=case.width, depth=case.depth, first_omega=case.first_omega,
+                        hidden_omega=30.0, seed=seed).to(getattr(torch, case.dtype))
+    else:
+        net = MLP(problem.in_dim, problem.out_dim, case.width, case.depth, activation=Sine(30.0),
+                  first_omega=case.first_omega, seed=seed).to(getattr(torch, case.dtype))
 
     def stages(adam: int) -> list:
         if not case.gauss_newton:
@@ -118,7 +132,7 @@ def run_one(job: tuple) -> dict:
     start, cpu = time.perf_counter(), time.process_time()
     result = march(problem, net, windows=windows, stages=stages(case.adam), later_stages=stages(case.later_adam),
                    reference=reference, seed=seed, batch=case.batch, time_limit=seconds, progress=False,
-                   eval_every=100, stall=None)
+                   eval_every=100, stall=None, growth=case.growth)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     final = result.final
     exact = "rel_l2_exact" in final
@@ -198,7 +212,8 @@ def main(argv=None) -> int:
         kinds = {f.name: f.type for f in fields(Case)}
         if key not in kinds or key in ("problem", "problem_kwargs"):
             raise SystemExit(f"--set {item}: not a field of a case; one of {sorted(set(kinds) - {'problem', 'problem_kwargs'})}")
-        overrides[key] = None if value == "none" else (float(value) if key in ("first_omega", "lr") else int(value))
+        overrides[key] = None if value == "none" else (float(value) if key in ("first_omega", "lr", "growth")
+                                                       else int(value))
     if (overrides.get("final_batch") is None) != (overrides.get("gn_steps") is None):
         raise SystemExit("--set final_batch=N needs --set gn_steps=M (the Gauss-Newton steps before it), and back")
     cases = [c for c in args.cases.split(",") if c]

@@ -137,8 +137,12 @@ def window_edges(problem: Problem, windows: int | None = None, edges: Sequence[f
     k = int(k)
     if growth == 1.0:
         return tuple([lo] + [lo + (hi - lo) * j / k for j in range(1, k)] + [hi])
-    return tuple([lo] + [lo + (hi - lo) * math.expm1(j * math.log(growth)) / math.expm1(k * math.log(growth))
-                         for j in range(1, k)] + [hi])
+    try:
+        fractions = [(growth ** j - 1) / (growth ** k - 1) for j in range(1, k)]
+    except OverflowError:  # g^k beyond float range (g > 1): the same fractions in powers of 1/g
+        r = 1 / growth
+        fractions = [(r ** (k - j) - r ** k) / (1 - r ** k) for j in range(1, k)]
+    return tuple([lo] + [lo + (hi - lo) * f for f in fractions] + [hi])
 
 
 def window_checkpoint(path: str | os.PathLike, k: int) -> Path:

@@ -133,3 +133,21 @@ def test_a_hard_march_killed_in_window_2_resumes_bit_for_bit_and_loads(tmp_path)
         load_net(tmp_path / "a" / "ck.pt")
     loaded = load_net(tmp_path / "a" / "ck.pt", problem)
     assert isinstance(loaded, PiecewiseInTime) and torch.equal(loaded(x), whole.net(x))
+
+
+def test_cli_marches_allen_cahn_hard_with_growing_windows_and_loads_it(tmp_path, capsys):
+    from pinn_sine.cli import main
+    from pinn_sine.runs import load_run
+
+    out = tmp_path / "run"
+    assert main(["solve", "allen-cahn1d", "--windows", "2", "--window-growth", "3", "--width", "12", "--depth", "2",
+                 "--stage", "adam:steps=3", "--stage", "gn:steps=2,batch=64", "--batch", "64", "--resolution", "17",
+                 "--quiet", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "hard constraint (initial exact)" in text and "window 2/2 [0.25, 1]" in text
+    run = load_run(out)
+    assert isinstance(run.net, PiecewiseInTime) and run.net.edges == pytest.approx((0.0, 0.25, 1.0), abs=1e-15)
+    assert run.config["options"]["window_growth"] == 3.0
+    x = _points(0.0, 1.0, seed=5)
+    with torch.no_grad():
+        assert torch.isfinite(run.net(x)).all()
