@@ -60,6 +60,7 @@ class Case:
     gauss_newton: bool = True    # False: Adam alone at a constant learning rate until the budget is spent
     dtype: str = "float64"
     growth: float = 1.0          # each window's length over the one before (march(growth=))
+    causal_eps: float | None = None  # causal weighting in time inside each window (CausalWeights(eps, 16))
 
 
 # Wave1D, chosen by 600 s runs of K = 4 (seed 0; error against the exact solution): the
@@ -129,10 +130,13 @@ def run_one(job: tuple) -> dict:
         return [Adam(adam, lr=case.lr), GaussNewton(case.gn_steps, batch=case.batch, resample_every=case.resample),
                 GaussNewton(10**9, batch=case.final_batch, resample_every=case.resample)]
 
+    from pinn_sine.weighting import CausalWeights
+
+    causal = None if case.causal_eps is None else CausalWeights(eps=case.causal_eps, chunks=16)
     start, cpu = time.perf_counter(), time.process_time()
     result = march(problem, net, windows=windows, stages=stages(case.adam), later_stages=stages(case.later_adam),
                    reference=reference, seed=seed, batch=case.batch, time_limit=seconds, progress=False,
-                   eval_every=100, stall=None, growth=case.growth)
+                   eval_every=100, stall=None, growth=case.growth, causal=causal)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     final = result.final
     exact = "rel_l2_exact" in final
@@ -212,7 +216,7 @@ def main(argv=None) -> int:
         kinds = {f.name: f.type for f in fields(Case)}
         if key not in kinds or key in ("problem", "problem_kwargs"):
             raise SystemExit(f"--set {item}: not a field of a case; one of {sorted(set(kinds) - {'problem', 'problem_kwargs'})}")
-        overrides[key] = None if value == "none" else (float(value) if key in ("first_omega", "lr", "growth")
+        overrides[key] = None if value == "none" else (float(value) if key in ("first_omega", "lr", "growth", "causal_eps")
                                                        else int(value))
     if (overrides.get("final_batch") is None) != (overrides.get("gn_steps") is None):
         raise SystemExit("--set final_batch=N needs --set gn_steps=M (the Gauss-Newton steps before it), and back")

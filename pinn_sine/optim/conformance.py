@@ -67,6 +67,8 @@ STAGE_CASES["gn-adaptive-rad"] = _gn(resample_every=6, adaptive={"name": "rad", 
 STAGE_CASES["gn-mixed-dense"] = _gn(descent={"name": "mixed", "inner": "dense", "float32_steps": 3})
 STAGE_CASES["gn-mixed-cg"] = _gn(descent={"name": "mixed", "inner": {"name": "cg", "rank": 20}, "float32_steps": 3})
 STAGE_CASES["gn-mixed-none"] = _gn(descent={"name": "mixed", "inner": "dense", "float32_steps": 0})
+# the Nystrom sketch reused over accepted steps and CG started from the last direction (both in the state)
+STAGE_CASES["gn-cg-reused-warm"] = _gn(descent={"name": "cg", "rank": 20, "refresh_every": 3, "warm_start": True})
 del _search, _descent, _id
 
 

@@ -191,26 +191,45 @@ class NormalCG(Descent):
     Preconditioners of J^T J + lambda I:
         "nystrom": P = U (L + lambda) U^T / (l_min + lambda) + (I - U U^T) from the
             randomized Nystrom approximation U L U^T of J^T J of rank ``rank`` (one J V
-            and one J^T U with ``rank`` columns per step), applied as
+            and one J^T U with ``rank`` columns each time it is built), applied as
             P^{-1} x = (l_min + lambda) U (L + lambda)^{-1} U^T x + x - U U^T x;
         "diagonal": diag(J^T J) + lambda (Jacobi);
         "none".
 
+    The sketch costs ``rank`` products with J and J^T, more than the CG iterations of a
+    step when the rank is large; ``refresh_every=m`` > 1 builds it at the first step and
+    then after every m accepted steps, reusing U and L for the trials in between (a
+    rejected trial's retry included; 1: a fresh sketch for every direction). Any
+    orthonormal U gives a symmetric positive definite P, so a stale sketch only
+    preconditions less well; lambda enters at each application. ``warm_start`` starts CG from the last direction computed (after
+    a rejected trial: the same system with a larger lambda) instead of 0. Both are kept
+    in the checkpoint.
+
     Args:
         preconditioner: one of :data:`PRECONDITIONERS`.
         rank: the Nystrom sketch's rank (>= 1).
+        refresh_every: accepted steps between Nystrom sketches (>= 1; 1: every step).
+        warm_start: start CG from the last direction.
     """
 
     name = "cg"
     default_solver = "cg"
     solvers = ("cg",)
 
-    def __init__(self, preconditioner: str = "nystrom", rank: int = 50):
+    def __init__(self, preconditioner: str = "nystrom", rank: int = 50, refresh_every: int = 1,
+                 warm_start: bool = False):
         if preconditioner not in PRECONDITIONERS:
             raise ValueError(f'NormalCG: invalid preconditioner "{preconditioner}". Must be one of '
                              f"{list(PRECONDITIONERS)}.")
         self.preconditioner = preconditioner
         self.rank = check_every(rank, "rank", "NormalCG")
+        self.refresh_every = check_every(refresh_every, "refresh_every", "NormalCG")
+        if not isinstance(warm_start, bool):
+            raise ValueError(f"NormalCG: warm_start must be True or False, got {warm_start!r}.")
+        self.warm_start = warm_start
+        self._factors: tuple | None = None   # (U, L) of the last Nystrom sketch
+        self._age = 0                        # accepted steps since it was built
+        self._last: Tensor | None = None     # the last direction computed
 
     def split_rows(self):
         self.split = True
@@ -222,22 +241,50 @@ class NormalCG(Descent):
             inv = 1.0 / (lin.cached("normal_diagonal", lin.normal_diagonal) + lam)
             P = lambda x: inv * x  # noqa: E731
         elif self.preconditioner == "nystrom":
-            P = nystrom_preconditioner(lin, lam, min(self.rank, lin.n_cols), self.generator)
-        d, info = solver.solve(lambda v: lin.rmv(lin.mv(v)) + lam * v, b, preconditioner=P)
+            U = None if self._factors is None else self._factors[0]
+            if self.refresh_every == 1 or U is None or self._age >= self.refresh_every or U.shape[0] != lin.n_cols \
+                    or U.dtype != lin.dtype:  # 1: a fresh sketch for every direction, as before the option
+                self._factors = nystrom_factors(lin, min(self.rank, lin.n_cols), self.generator)
+                self._age = 0
+            P = None if self._factors[0] is None else nystrom_apply(*self._factors, lam)
+        x0 = self._last if self.warm_start and self._last is not None and self._last.dtype == b.dtype else None
+        d, info = solver.solve(lambda v: lin.rmv(lin.mv(v)) + lam * v, b, preconditioner=P, x0=x0)
+        self._last = d
         return Direction(d, lin.mv(d), lam, {"cg_iterations": info.get("iterations", 0),
                                              "cg_residual": info.get("relative_residual", float("nan"))})
+
+    def update(self, accepted, alpha):
+        if accepted:
+            self._age += 1
 
     def memory(self, rows, p, factor_bytes, item):
         k = self.rank if self.preconditioner == "nystrom" else 0
         return factor_bytes + item * (8 * p + 3 * p * k + 2 * rows * k)
 
+    def state_dict(self):
+        if self.refresh_every == 1 and not self.warm_start:
+            return {}  # nothing carries over from one step to the next
+        U, L = self._factors if self._factors is not None else (None, None)
+        return {"U": U, "L": L, "age": self._age, "last": self._last}
+
+    def load_state_dict(self, state):
+        if "age" not in state:
+            return
+        self._factors = None if state.get("U") is None and state.get("L") is None else (state["U"], state["L"])
+        self._age = int(state["age"])
+        self._last = state.get("last")
+
     def describe(self):
-        return {"name": self.name, "preconditioner": self.preconditioner, "rank": self.rank}
+        out = {"name": self.name, "preconditioner": self.preconditioner, "rank": self.rank}
+        if self.refresh_every != 1 or self.warm_start:  # the defaults keep the description of before
+            out.update(refresh_every=self.refresh_every, warm_start=self.warm_start)
+        return out
 
 
-def nystrom_preconditioner(lin, lam: float, rank: int, generator: torch.Generator):
-    """The inverse of the randomized Nystrom preconditioner of J^T J + lam I (Frangella,
-    Tropp & Udell 2023, Algorithm 2.1 with the shift nu for stability), as a function."""
+def nystrom_factors(lin, rank: int, generator: torch.Generator) -> tuple:
+    """(U, L): the randomized Nystrom approximation U diag(L) U^T of J^T J of rank
+    ``rank`` (Frangella, Tropp & Udell 2023, Algorithm 2.1 with the shift nu for
+    stability); (None, None) when J^T J is numerically zero on the sketch."""
     p = lin.n_cols
     Omega = torch.randn(p, rank, generator=generator, dtype=torch.float64).to(lin.device, lin.dtype)
     Omega, _ = torch.linalg.qr(Omega)
@@ -247,18 +294,30 @@ def nystrom_preconditioner(lin, lam: float, rank: int, generator: torch.Generato
     M = Omega.T @ Y
     C, info = torch.linalg.cholesky_ex((M + M.T) / 2)
     if int(info):
-        return None  # J^T J numerically zero on the sketch: plain CG
+        return None, None
     B = torch.linalg.solve_triangular(C, Y.T, upper=False).T
     U, S, _ = torch.linalg.svd(B, full_matrices=False)
-    L = (S * S - nu).clamp_min(0.0)
-    low = float(L[-1]) + lam
-    scale = low / (L + lam)
+    return U, (S * S - nu).clamp_min(0.0)
+
+
+def nystrom_apply(U: Tensor, L: Tensor, lam: float):
+    """The inverse of the Nystrom preconditioner of J^T J + lam I from its factors, as a
+    function: x -> (l_min + lam) U (L + lam)^{-1} U^T x + x - U U^T x."""
+    scale = (float(L[-1]) + lam) / (L + lam)
 
     def apply(x: Tensor) -> Tensor:
         Ux = U.T @ x
         return U @ (scale * Ux) + x - U @ Ux
 
     return apply
+
+
+def nystrom_preconditioner(lin, lam: float, rank: int, generator: torch.Generator):
+    """The inverse of the randomized Nystrom preconditioner of J^T J + lam I, as a
+    function (:func:`nystrom_factors`, :func:`nystrom_apply`); None when J^T J is
+    numerically zero on the sketch (plain CG)."""
+    U, L = nystrom_factors(lin, rank, generator)
+    return None if U is None else nystrom_apply(U, L, lam)
 
 
 class Dual(Descent):

@@ -55,9 +55,11 @@ class LinearSolver(Part):
         raise NotImplementedError
 
     def solve(self, op: Callable[[Tensor], Tensor], b: Tensor, *, matrix: Tensor | None = None,
-              preconditioner: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor | None, dict]:
+              preconditioner: Callable[[Tensor], Tensor] | None = None,
+              x0: Tensor | None = None) -> tuple[Tensor | None, dict]:
         """x with A x = b for the SPD A given as the product ``op`` (and, where formed,
-        as ``matrix``); None when it cannot be solved in this precision."""
+        as ``matrix``); None when it cannot be solved in this precision. ``x0``: a
+        starting guess an iterative solver may use (a direct one ignores it)."""
         raise NotImplementedError
 
 
@@ -93,7 +95,7 @@ class Cholesky(LinearSolver):
         fn = damped_solve_lapack if self._backend(J) == "lapack" else damped_solve_torch
         return fn(J, r, lam, form)
 
-    def solve(self, op, b, *, matrix=None, preconditioner=None):
+    def solve(self, op, b, *, matrix=None, preconditioner=None, x0=None):
         if matrix is None:
             raise ValueError("Cholesky factors an explicit matrix; this descent gives the system as a product "
                              "only (matrix-free). Use solver=\"cg\".")
@@ -141,22 +143,29 @@ class CG(LinearSolver):
         x, _ = self.solve(lambda v: J.T @ (J @ v) + lam * v, -(J.T @ r))
         return x
 
-    def solve(self, op, b, *, matrix=None, preconditioner=None):
-        return conjugate_gradients(op, b, preconditioner, rtol=self.rtol, max_iter=self.max_iter)
+    def solve(self, op, b, *, matrix=None, preconditioner=None, x0=None):
+        return conjugate_gradients(op, b, preconditioner, rtol=self.rtol, max_iter=self.max_iter, x0=x0)
 
     def describe(self) -> dict:
         return {"name": self.name, "rtol": self.rtol, "max_iter": self.max_iter}
 
 
 def conjugate_gradients(op: Callable[[Tensor], Tensor], b: Tensor, preconditioner=None, *, rtol: float,
-                        max_iter: int) -> tuple[Tensor, dict]:
-    """Preconditioned CG from x = 0 for SPD ``op``; returns x and {"iterations",
-    "relative_residual"}."""
+                        max_iter: int, x0: Tensor | None = None) -> tuple[Tensor, dict]:
+    """Preconditioned CG for SPD ``op`` from x = ``x0`` (default 0; a guess that leaves a
+    larger residual than 0 does is dropped); returns x and {"iterations",
+    "relative_residual"} (relative to ||b||)."""
     x = torch.zeros_like(b)
     r = b.clone()
     bnorm = float(b.norm())
     if bnorm == 0 or not math.isfinite(bnorm):
         return x, {"iterations": 0, "relative_residual": 0.0 if bnorm == 0 else float("nan")}
+    if x0 is not None and x0.shape == b.shape and bool(torch.isfinite(x0).all()):
+        r0 = b - op(x0)
+        if float(r0.norm()) < bnorm:
+            x, r = x0.clone(), r0
+            if float(r.norm()) / bnorm <= rtol:
+                return x, {"iterations": 0, "relative_residual": float(r.norm()) / bnorm}
     z = preconditioner(r) if preconditioner is not None else r
     p = z.clone()
     rz = float(r @ z)
