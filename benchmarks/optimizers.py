@@ -164,14 +164,14 @@ def run_one(job: tuple) -> dict:
     net = build_net(problem, cfg, seed)
     from pinn_sine import train
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         result = train(problem, net, stages=stages, batch=cfg.batch, seed=seed, reference=ref, eval_every=25,
                        log_every=25, time_limit=seconds, progress=False)
         status = "ok"
     except FloatingPointError as err:  # report a diverged run instead of losing the table
         result, status = None, f"diverged: {err}"
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
     errors = [e for _, e in curve]
     gn = [] if result is None else [r for r in result.history if r.get("phase") == "gauss_newton"]
@@ -182,7 +182,7 @@ def run_one(job: tuple) -> dict:
     return {"problem": name, "method": method, "seed": seed, "against": against, "status": status,
             "config": f"{cfg.width}x{cfg.depth}, batch {cfg.batch}, {cfg.adam} Adam, GN resample {cfg.resample}"
                       + (f", GN {json.dumps(gn_options, sort_keys=True)}" if gn_options else ""),
-            "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1),
+            "params": sum(p.numel() for p in net.parameters()), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "steps": result.history[-1]["step"] if result and result.history else 0,
             "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
             "gn_step_s": gn_median("step_time"), "gn_accepted": gn_median("accepted", statistics.fmean),
@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             for p in problems for s in seeds for m in methods]
     rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
         f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
-        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s ({row['status']}); GN "
+        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s, {row['cpu_s']} CPU s "
+        f"({row['status']}); GN "
         f"median step {row['gn_step_s']:.3g} s, accepted {row['gn_accepted']:.2g}, CG {row['cg_iterations']:.3g} "
         f"iterations to {row['cg_residual']:.2g}"))
     out = Path(args.out)

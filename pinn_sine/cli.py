@@ -1466,7 +1466,8 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--windows", type=_integer(1, (1000, "windows")), default=1, metavar="K",
                        help="march in time: train K equal time windows one after the other, each from the previous "
                             "window's network (time-dependent problems; the stages run in every window, "
-                            "--time-limit is shared; default 1: one network over the whole interval)")
+                            "--time-limit is shared; --constraint hard for problems first order in time, e.g. "
+                            "allen-cahn1d; default 1: one network over the whole interval)")
     solve.add_argument("--window-growth", type=_positive_float, default=1.0, metavar="G",
                        help="with --windows: each window G times as long as the one before (G > 1: short early "
                             "windows, for solutions that change fastest at the start)")
