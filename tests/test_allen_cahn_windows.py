@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from pinn_sine import march
-from pinn_sine.callbacks import Callback
 from pinn_sine.checkpoint import CheckpointError
 from pinn_sine.derivatives import DerivativeSpec
 from pinn_sine.derivatives.autograd import autograd_jet
@@ -18,6 +17,7 @@ from pinn_sine.problems.allen_cahn import initial_value
 from pinn_sine.problems.windows import InitialData, NetworkField
 from pinn_sine.runs import load_net
 from pinn_sine.train import TrainingInterrupted
+from test_marching import _StopAt  # Ctrl-C in the window starting at a given time
 
 SPEC = DerivativeSpec(first=("t",), second=(("x", "x"),))
 
@@ -105,16 +105,6 @@ def test_a_hard_march_hands_off_exactly_and_its_jets_are_exact():
     assert torch.allclose(jet.u, ref.u, atol=1e-13, rtol=0)
     assert torch.allclose(jet.d("t"), ref.d("t"), atol=1e-11, rtol=0)
     assert torch.allclose(jet.d2("x", "x"), ref.d2("x", "x"), atol=1e-9, rtol=0)
-
-
-class _StopAt(Callback):
-    def __init__(self, t_start, step):
-        self.t_start, self.step = t_start, step
-
-    def on_step_end(self, loop, stage, result, row):
-        if self.t_start is not None and loop.context.problem.bounds[0][0] == self.t_start \
-                and loop.global_step == self.step:
-            loop.interrupt()
 
 
 def test_a_hard_march_killed_in_window_2_resumes_bit_for_bit_and_loads(tmp_path):
