@@ -709,6 +709,19 @@ def _flag(key: str) -> str:
     return "problem" if key == "problem" else "--" + key.replace("_", "-")
 
 
+def recipe_flags(recipe: dict) -> str:
+    """A recipe as the command-line options it stands for."""
+    out = []
+    for key, value in recipe.items():
+        if key == "stage":
+            out += [f"--stage {v}" for v in value]
+        elif key == "problem":
+            out += [f"{_flag(k)} {v}" for k, v in value.items()]
+        else:
+            out.append(f"{_flag(key)} {value}")
+    return " ".join(out)
+
+
 def apply_recipe(args) -> tuple[dict, dict]:
     """Give the solve options of the problem's :attr:`~pinn_sine.problems.Problem.recipe`
     that the command line leaves unset (all of them unless ``--no-recipe``); its stages
@@ -929,10 +942,10 @@ def _solve(args, extra, cls) -> int:
                   f"reference {ref.solver} on {ref.grid_shape}{procs}; {args.threads} thread"
                   f"{'s' if args.threads > 1 else ''}; kernels {kernels['backend']} ({kernels['reason']})")
             print(f"run folder: {out}")
-            recipe = {**(getattr(args, "recipe_applied", None) or {}), **recipe_problem}
-            if recipe:
+            if getattr(args, "recipe_applied", None) or recipe_problem:
                 print(f"{problem.name}'s recipe (measured; --no-recipe for the plain defaults): "
-                      + ", ".join(f"{k}={' '.join(v) if k == 'stage' else v}" for k, v in recipe.items()))
+                      + recipe_flags({**(getattr(args, "recipe_applied", None) or {}),
+                                      **({"problem": recipe_problem} if recipe_problem else {})}))
             if resume is not None:
                 print(f"resumed from step {resumed_step} ({resume})")
         try:
@@ -1367,6 +1380,10 @@ def cmd_problems(args, extra) -> int:
             print(f"  --{p.name.replace('_', '-')}{default}")
             print(textwrap.fill(docs.get(p.name, "(undocumented)"), width, initial_indent="      ",
                                 subsequent_indent="      "))
+        if cls.recipe:  # the measured set-up solve uses where the command line is silent
+            print(textwrap.fill(f"recipe (what solve uses where the command line is silent; --no-recipe): "
+                                f"{recipe_flags(cls.recipe)}", width, initial_indent="  ", subsequent_indent="      ",
+                                break_on_hyphens=False, break_long_words=False))
         print()
     print("Set a parameter with `pinn-sine solve NAME --param value`; tuples and numbers are Python literals, "
           "e.g. --modes '((1, 1.0), (2, 0.5))'.")

@@ -92,7 +92,8 @@ def test_a_recipe_run_records_what_it_used_and_its_config_reruns_it(tmp_path, ca
     main(["solve", "burgers1d", "--stage", "adam:steps=3", "--batch", "32", "--resolution", "17", "--quiet",
           "--out", str(run)])
     out = capsys.readouterr().out
-    assert "burgers1d's recipe (measured; --no-recipe for the plain defaults): activation=tanh" in out
+    assert "burgers1d's recipe (measured; --no-recipe for the plain defaults): --activation tanh --width 20" in out
+    assert "--stage" not in out.split("recipe")[1].splitlines()[0]  # --stage given: not the recipe's stages
     config = json.loads((run / "config.json").read_text())
     assert config["problem"]["options"] == {"initial_fraction": 0.125, "boundary_fraction": 0.125}
     assert (config["options"]["activation"], config["options"]["stall"], config["options"]["dtype"]) == \
@@ -106,3 +107,13 @@ def test_a_recipe_run_records_what_it_used_and_its_config_reruns_it(tmp_path, ca
     assert rerun["problem"]["options"] == config["problem"]["options"]
     assert {k: rerun["options"][k] for k in ("activation", "stall", "dtype", "stage")} == \
         {k: config["options"][k] for k in ("activation", "stall", "dtype", "stage")}
+
+
+def test_problems_lists_each_recipe(capsys):
+    assert main(["problems"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("burgers1d: Burgers1D"):out.index("allen-cahn1d: ")]
+    flat = " ".join(block.split())
+    assert "recipe (what solve uses where the command line is silent; --no-recipe): --activation tanh --width 20" \
+        in flat and "--stage adam:steps=1000 --stage gauss_newton:steps=4000" in flat
+    assert "--initial-fraction 0.125" in flat
