@@ -877,7 +877,7 @@ def _solve(args, extra, cls) -> int:
     if from_file:  # say what a stored file decided, paths (an image) included
         source = args.config if args.config is not None else f"{args.resume} (config.json)"
         print(f"problem options from {source}: " + ", ".join(f"{k}={v!r}" for k, v in from_file.items()))
-    recipe_problem = {k: v for k, v in (getattr(args, "recipe_problem", None) or {}).items() if k not in given}
+    recipe_problem = {k: v for k, v in args.recipe_problem.items() if k not in given}
     problem_options = {**recipe_problem, **options_base, **given}
     problem = _make_problem(cls, problem_options, args.constraint)
     _make_inverse(problem, args)
@@ -942,10 +942,9 @@ def _solve(args, extra, cls) -> int:
                   f"reference {ref.solver} on {ref.grid_shape}{procs}; {args.threads} thread"
                   f"{'s' if args.threads > 1 else ''}; kernels {kernels['backend']} ({kernels['reason']})")
             print(f"run folder: {out}")
-            if getattr(args, "recipe_applied", None) or recipe_problem:
+            if args.recipe_applied or recipe_problem:
                 print(f"{problem.name}'s recipe (measured; --no-recipe for the plain defaults): "
-                      + recipe_flags({**(getattr(args, "recipe_applied", None) or {}),
-                                      **({"problem": recipe_problem} if recipe_problem else {})}))
+                      + recipe_flags({**args.recipe_applied, **({"problem": recipe_problem} if recipe_problem else {})}))
             if resume is not None:
                 print(f"resumed from step {resumed_step} ({resume})")
         try:
@@ -953,9 +952,9 @@ def _solve(args, extra, cls) -> int:
                           eval_every=args.eval_every, checkpoint=out / "checkpoint.pt",
                           checkpoint_every=args.checkpoint_every, resume=resume, progress=not args.quiet,
                           compile=args.compile, time_limit=args.time_limit,
-                          stall=build_stall(getattr(args, "stall", "default")), **options)
+                          stall=build_stall(args.stall), **options)
             if args.windows > 1:
-                result = march(problem, net, windows=args.windows, growth=getattr(args, "window_growth", 1.0),
+                result = march(problem, net, windows=args.windows, growth=args.window_growth,
                                **common)
                 net = result.net
                 for row in result.window_table():

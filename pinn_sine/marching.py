@@ -329,7 +329,13 @@ def constrained_pieces(problem: Problem, piecewise: PiecewiseInTime) -> Piecewis
 def strip_inner(state: dict) -> dict:
     """A constrained piecewise network's state dict with each piece's weights as its inner
     network's: ``nets.<k>.inner.<rest>`` -> ``nets.<k>.<rest>``."""
-    return {_strip_inner(key): value for key, value in state.items()}
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) > 3 and parts[0] == "nets" and parts[2] == "inner":
+            key = ".".join(parts[:2] + parts[3:])
+        out[key] = value
+    return out
 
 
 def _window_problem(problem: Problem, cuts, k: int, pieces: list, problems: list) -> Problem:
@@ -405,12 +411,6 @@ def _save_march(path, problem: Problem, cuts, pieces: list, results: list, stage
                       "warm_start": warm_start, "windows": [_summary(r) for r in results]}}
     save_checkpoint(path, step=so_far.steps_done, net=so_far.net, stage=len(stages) - 1, stage_step=0,
                     stages=[{} for _ in stages], generator=torch.Generator(), meta=meta)
-
-
-def _strip_inner(key: str) -> str:
-    """``nets.<k>.inner.<rest>`` -> ``nets.<k>.<rest>`` (a constrained piece's weights)."""
-    parts = key.split(".")
-    return ".".join(parts[:2] + parts[3:]) if len(parts) > 3 and parts[0] == "nets" and parts[2] == "inner" else key
 
 
 def _resume_march(path, problem: Problem, net: nn.Module, cuts, stages) -> tuple[list, list]:

@@ -236,33 +236,28 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
         net = net.to(floats[0].dtype)
     constrained = "constraint" in config
     pieces = (config.get("piecewise") or {}).get("nets") if isinstance(config, dict) else None
-    if pieces and any("constraint" in c for c in pieces):  # a hard-constrained march: built window by window
-        from .marching import constrained_pieces, strip_inner
-
-        if problem is None:
-            raise CheckpointError(checkpoint, f"holds a hard-constrained march of {meta['problem']}; pass problem= "
-                                              "(the same problem, constraint='hard') or use load_run(folder).")
-        check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(), net_config=config)
-        try:
-            net.load_state_dict(strip_inner(ck["net"]))
-        except RuntimeError as err:
-            raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
-                                              f"({str(err).splitlines()[0]}).") from None
-        net = constrained_pieces(problem, net)
-        mark_trained_for(net, meta["problem"])
-        return net
+    march = bool(pieces) and any("constraint" in c for c in pieces)  # a hard march: constrained window by window
+    state = ck["net"]
     if problem is not None:
         check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(),
                          net_config=config)
-        net = problem.constrain(net)
-    elif constrained:
-        raise CheckpointError(checkpoint, f"holds a hard-constrained network of {meta['problem']}; pass "
-                                          "problem= (the same problem, constraint='hard') or use load_run(folder).")
+        if march:  # the pieces' inner weights first; their transforms are built from them after loading
+            from .marching import constrained_pieces, strip_inner
+
+            state = strip_inner(state)
+        else:
+            net = problem.constrain(net)
+    elif constrained or march:
+        raise CheckpointError(checkpoint, f"holds a hard-constrained {'march' if march else 'network'} of "
+                                          f"{meta['problem']}; pass problem= (the same problem, constraint='hard') "
+                                          "or use load_run(folder).")
     try:
-        net.load_state_dict(ck["net"])
+        net.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
                                           f"({str(err).splitlines()[0]}).") from None
+    if march:
+        net = constrained_pieces(problem, net)
     mark_trained_for(net, meta["problem"])
     return net
 

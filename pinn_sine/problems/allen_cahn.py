@@ -13,7 +13,7 @@ from ..constraints import Factor, HardConstraint, PowerFactor, SeparableField, S
 from ..derivatives import DerivativeSpec, Jet
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
-from .windows import InitialData, _time, check_initial
+from .windows import InitialData, _time, check_initial, window_interval
 
 #: how periodicity in x is imposed: by the network's input encoding, or by a loss term
 PERIODICITIES = ("encoding", "soft")
@@ -286,15 +286,7 @@ class AllenCahn1D(Problem):
         same coefficients, sampling, periodicity and constraint; its reference is the whole
         problem's solution on the window's times. ``initial`` None: u0, for the first
         window only."""
-        if self.windowed:
-            raise ValueError(f"{self.name} is a window already (t_start={self.t_start:g}); cut windows from the whole "
-                             "problem.")
-        if self.unknowns or self.observations is not None:
-            raise ValueError(f"{self.name}: an inverse problem cannot be marched yet; train it in one piece.")
-        lo, hi = _time("t_start", t_start), _time("t_end", t_end)
-        if not (self.t_start <= lo < hi <= self.t_max):
-            raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{self.t_start:g}, {self.t_max:g}] or is empty; "
-                             "give t_start < t_end within the problem's time interval.")
+        lo, hi = window_interval(self, t_start, t_end)
         return type(self)(self.eps, self.a, t_max=hi, sampler=self.sampler, initial_fraction=self.initial_fraction,
                           periodic_fraction=self.periodic_fraction, constraint=self.constraint,
                           periodicity=self.periodicity, t_start=lo, initial=initial)

@@ -39,7 +39,7 @@ from ..validation import fd
 from ..validation.reference import ReferenceField
 from .base import Problem, Term
 from .velocity import VelocityModel, clip, parse_center
-from .windows import InitialData, _time, check_initial
+from .windows import InitialData, check_initial, window_interval
 
 BOUNDARIES = ("reflecting", "absorbing")
 #: the SIREN/PINNacle/jaxpi two-mode case: u0 = sin(pi x) + 0.5 sin(4 pi x)
@@ -189,16 +189,7 @@ class _WaveProblem(Problem):
         Wave1D: ``time_resolution`` times in it), the window's own reference (the whole
         problem's solution on the window's times). ``initial`` None: the closed-form
         data at t_start (the first window, or Wave1D at any time)."""
-        if self.windowed:
-            raise ValueError(f"{self.name} is a window already (t_start={self.t_start:g}); cut windows from the whole "
-                             "problem.")
-        if self.unknowns or self.observations is not None:
-            raise ValueError(f"{self.name}: an inverse problem (unknowns or observations) cannot be marched yet; "
-                             "train it in one piece.")
-        lo, hi = _time("t_start", t_start), _time("t_end", t_end)
-        if not (self.t_start <= lo < hi <= self.t_max):
-            raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{self.t_start:g}, {self.t_max:g}] or is empty; "
-                             "give t_start < t_end within the problem's time interval.")
+        lo, hi = window_interval(self, t_start, t_end)
         return type(self)(**self._window_options(), t_start=lo, t_max=hi, initial=initial)
 
     def _window_options(self) -> dict:

@@ -143,19 +143,21 @@ class InitialData:
             v = None if self.velocity is None else _column("velocity", self.velocity(x), n, x)
             return u, v
         cached = self._cache
-        if cached is not None and cached[0].shape == x.shape and cached[0].dtype == x.dtype \
-                and cached[0].device == x.device and torch.equal(cached[0], x):
+        if cached is not None and _same_points(cached[0], x):
             return cached[1], cached[2]
-        p = next(self._net.parameters(), None)
-        dtype, device = (p.dtype, p.device) if p is not None else (x.dtype, x.device)
-        xs = x.detach().to(dtype=dtype, device=device)
-        points = torch.cat([torch.full_like(xs[:, :1], self.time), xs], dim=1)
         with torch.no_grad():
-            jet = forward_jet(self._net, points, self.input_names, DerivativeSpec(first=("t",)))
+            jet = forward_jet(self._net, self._inputs(x.detach()), self.input_names, DerivativeSpec(first=("t",)))
         u = jet.u.detach().to(dtype=x.dtype, device=x.device)
         v = jet.d("t").detach().to(dtype=x.dtype, device=x.device)
         self._cache = (x.detach().clone(), u, v)
         return u, v
+
+    def _inputs(self, x: Tensor) -> Tensor:
+        """The frozen network's inputs (t_k, x) at the spatial points x (n, d), in its dtype
+        and on its device (differentiable in x)."""
+        p = next(self._net.parameters(), None)
+        dtype, device = (p.dtype, p.device) if p is not None else (x.dtype, x.device)
+        return torch.cat([torch.full_like(x[:, :1], self.time), x], dim=1).to(dtype=dtype, device=device)
 
     def field(self, names: tuple[str, ...], t_k: float, *, velocity: bool = True) -> Field:
         """The data as a constraint field of the inputs ``names`` (t first).
@@ -233,26 +235,20 @@ class NetworkField(Field):
                              f"{tuple(data.input_names)}.")
         self._cache: tuple | None = None
 
-    def _inputs(self, x: Tensor) -> Tensor:
-        p = next(self.data._net.parameters(), None)
-        dtype, device = (p.dtype, p.device) if p is not None else (x.dtype, x.device)
-        return torch.cat([torch.full_like(x[:, :1], self.data.time), x[:, 1:]], dim=1).to(dtype=dtype, device=device)
-
     def value(self, x):
-        return self.data._net(self._inputs(x)).reshape(-1, 1).to(x.dtype)
+        return self.data._net(self.data._inputs(x[:, 1:])).reshape(-1, 1).to(x.dtype)
 
     def evaluate(self, x, dirs, pairs):
         dirs, pairs = tuple(dirs), tuple(pairs)
         key = (dirs, pairs)
         cached = self._cache
-        if cached is not None and cached[1] == key and cached[0].shape == x.shape and cached[0].dtype == x.dtype \
-                and cached[0].device == x.device and torch.equal(cached[0], x):
+        if cached is not None and cached[1] == key and _same_points(cached[0], x):
             return cached[2]
         names = self.names
         second = tuple((names[a], names[b]) for a, b in pairs if a != 0 and b != 0)
         first = tuple(dict.fromkeys([names[a] for a in dirs if a != 0] + [n for pair in second for n in pair]))
         with torch.no_grad():
-            jet = forward_jet(self.data._net, self._inputs(x.detach()), names,
+            jet = forward_jet(self.data._net, self.data._inputs(x[:, 1:].detach()), names,
                               DerivativeSpec(first=first, second=second))
         cast = lambda t: t.detach().reshape(-1, 1).to(dtype=x.dtype, device=x.device)  # noqa: E731
         zero = x.new_zeros((x.shape[0], 1))
@@ -301,6 +297,29 @@ def check_initial(problem: Problem, initial, *, continued: dict, velocity: bool)
     return initial
 
 
+def _same_points(cached: Tensor, x: Tensor) -> bool:
+    """Whether ``x`` holds the points ``cached`` does (a kept jet can be reused)."""
+    return cached.shape == x.shape and cached.dtype == x.dtype and cached.device == x.device \
+        and torch.equal(cached, x)
+
+
+def window_interval(problem: Problem, t_start, t_end) -> tuple[float, float]:
+    """(t_start, t_end) of a window cut from ``problem`` (a whole time-dependent problem
+    with ``t_start``, ``t_max`` and ``windowed``), checked: not from a window, not from an
+    inverse problem, inside the problem's interval and not empty."""
+    if problem.windowed:
+        raise ValueError(f"{problem.name} is a window already (t_start={problem.t_start:g}); cut windows from the "
+                         "whole problem.")
+    if problem.unknowns or problem.observations is not None:
+        raise ValueError(f"{problem.name}: an inverse problem (unknowns or observations) cannot be marched yet; "
+                         "train it in one piece.")
+    lo, hi = _time("t_start", t_start), _time("t_end", t_end)
+    if not (problem.t_start <= lo < hi <= problem.t_max):
+        raise ValueError(f"window [{lo:g}, {hi:g}] is not inside [{problem.t_start:g}, {problem.t_max:g}] or is empty; "
+                         "give t_start < t_end within the problem's time interval.")
+    return lo, hi
+
+
 def _time(name: str, value) -> float:
     if isinstance(value, (bool, str)) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
             or value < 0:
@@ -308,4 +327,4 @@ def _time(name: str, value) -> float:
     return float(value)
 
 
-__all__ = ["InitialData", "NetworkField", "check_initial", "state_digest", "KINDS"]
+__all__ = ["InitialData", "NetworkField", "check_initial", "window_interval", "state_digest", "KINDS"]
