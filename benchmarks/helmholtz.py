@@ -4,6 +4,9 @@
     python benchmarks/helmholtz.py --case point-uniform --steps 3000 --activations siren
     python benchmarks/helmholtz.py --case point-square --steps 3000 --activations siren
     python benchmarks/helmholtz.py --fd-only
+    OMP_NUM_THREADS=1 python benchmarks/helmholtz.py --case point-square --preset siren --activations siren \
+        --formulations scattered --seconds 1200 --gn --dtype float64 --width 32 --depth 3 --batch 2000 \
+        --steps 1000 --first-omega 20 --hidden-omega 30     (SIREN's own case, issue 30)
     OMP_NUM_THREADS=1 python benchmarks/helmholtz.py --case point-uniform --activations siren --formulations total \
         --seconds 120 --gn --dtype float64 --width 32 --batch 2000 --steps 1000 --first-omega 10 --hidden-omega 30
     (and the same with --formulations scattered, side by side)
@@ -44,22 +47,28 @@ from pinn_sine.problems.helmholtz import Helmholtz2D, HelmholtzPointSource
 from pinn_sine.validation import predict
 from pinn_sine.validation.fd.helmholtz import helmholtz_2d, points_per_wavelength
 
-CASES = ("manufactured", "point-uniform", "point-square")
+CASES = ("manufactured", "point-uniform", "point-square", "point-circle")
 # Case defaults (overridable by flags): net size, batch, L-BFGS iterations. The
 # learning rate and first-layer omega come from the problem class.
 DEFAULTS = {"manufactured": {"steps": 3000, "width": 64, "depth": 3, "batch": 1024, "lbfgs_steps": 500},
             "point": {"steps": 2000, "width": 64, "depth": 3, "batch": 1024, "lbfgs_steps": 0}}
 
 
-def make_problem(case: str, omega: float | None, formulation: str = "total", background_velocity=None):
+def make_problem(case: str, omega: float | None, formulation: str = "total", background_velocity=None,
+                 preset: str | None = None, velocity_edge: float | None = None):
+    """The case's problem; ``preset`` ("siren": omega 20, source width 0.01) and
+    ``velocity_edge`` (the inclusions' edge width; 0 = SIREN's sharp edges) apply to the
+    point source only."""
     if case == "manufactured":
-        if formulation != "total":
-            raise SystemExit("--formulations applies to the point source cases only.")
+        if formulation != "total" or preset is not None or velocity_edge is not None:
+            raise SystemExit("--formulations, --preset and --velocity-edge apply to the point source cases only.")
         return Helmholtz2D()
     kw = {} if omega is None else {"omega": omega}
     if formulation == "scattered" and background_velocity is not None:
         kw["background_velocity"] = background_velocity
-    return HelmholtzPointSource(velocity=case.split("-", 1)[1], formulation=formulation, **kw)
+    if velocity_edge is not None:
+        kw["velocity_edge"] = velocity_edge
+    return HelmholtzPointSource(velocity=case.split("-", 1)[1], formulation=formulation, preset=preset, **kw)
 
 
 def build_net(problem, name: str, args) -> MLP:
@@ -127,6 +136,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--background-velocity", type=float, default=None,
                     help="scattered formulation: c0 of the background (default: c at the source)")
+    ap.add_argument("--preset", choices=("siren",), default=None,
+                    help="point source: SIREN's case (omega 20, source width 0.01)")
+    ap.add_argument("--velocity-edge", type=float, default=None,
+                    help="point source: the inclusions' edge width (0: SIREN's sharp edges; default 0.02)")
     args = ap.parse_args(argv)
     if args.fd_only:
         print(fd_timing())
@@ -141,7 +154,8 @@ def main(argv=None) -> int:
         if getattr(args, key) is None:
             setattr(args, key, value)
     formulations = [f.strip() for f in args.formulations.split(",") if f.strip()]
-    problems = {f: make_problem(args.case, args.omega, f, args.background_velocity) for f in formulations}
+    problems = {f: make_problem(args.case, args.omega, f, args.background_velocity, args.preset, args.velocity_edge)
+                for f in formulations}
     problem = problems[formulations[0]]
     lr = problem.default_lr if args.lr is None else args.lr
     t0 = time.perf_counter()
