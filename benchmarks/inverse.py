@@ -54,7 +54,14 @@ CASES = {
     # c0) within [-1, 1]; observed by a 5 x 5 grid of sensors in [-0.6, 0.6]^2 at 21 times
     "wave2d-velocity": ("Wave2D", {"snapshot_times": [0.02 * i for i in range(21)]}, "velocity", None,
                         [0.0] * 25, -1.0, 1.0),
+    # the point source (omega 10, uniform c = 1): omega from omega = 8 within [5, 15], from
+    # receivers on a ring of radius 0.45 about the source (inside the physical region)
+    "point-omega": ("HelmholtzPointSource", {}, "omega", 10.0, 8.0, 5.0, 15.0),
+    # the same source in the Gaussian bump (+20%), the velocity as 5 x 5 cosine coefficients
+    # from 0 within [-1, 1]; one source, the ring of receivers
+    "point-velocity": ("HelmholtzPointSource", {}, "velocity", None, [0.0] * 25, -1.0, 1.0),
 }
+RING_RADIUS = 0.45
 METHODS = ("gn", "adam")
 
 
@@ -72,16 +79,20 @@ def _problem(case: str):
     cls, kwargs, *_ = CASES[case]
     if case == "wave2d-velocity":
         kwargs = {**kwargs, "c": bump}
+    if case == "point-velocity":
+        kwargs = {**kwargs, "velocity": bump}
     return getattr(problems, cls)(**kwargs)
 
 
 def _points(problem, case: str, n: int):
-    from pinn_sine.observations import sensors, synthetic
+    from pinn_sine.observations import ring, sensors, synthetic
 
     if case == "wave2d-velocity":
         g = torch.linspace(-0.6, 0.6, 5, dtype=torch.float64)
         grid = torch.cartesian_prod(g, g)
         return sensors(grid, torch.tensor(CASES[case][1]["snapshot_times"], dtype=torch.float64))
+    if case.startswith("point-"):
+        return ring(problem.center, RING_RADIUS, n)
     return synthetic(problem, n, seed=0).points
 
 

@@ -19,7 +19,20 @@ rows) is estimated from the data term,
 tr H the effective number of parameters the data determine. A^+ is formed from the thin
 SVD J~ = U S V^T, truncated at singular values below ``rcond`` S_max (directions the
 residual cannot see: the network's redundant parameters), so that
-Cov = s~^2 V S^-1 U_d^T U_d S^-1 V^T and tr H = ||U_d||_F^2. The standard error of an
+Cov = s~^2 V S^-1 U_d^T U_d S^-1 V^T and tr H = ||U_d||_F^2.
+
+Without J (``method="gram"``, the route for nets whose J does not fit in memory): the
+unknowns' rows of the pseudo-inverse are J~^+[c, :] = J~[:, c]^T (J~ J~^T)^+, so with the
+eigendecomposition of the Gram matrix J~ J~^T = U Lambda U^T (N x N, from
+:meth:`Linearization.gram <pinn_sine.derivatives.Linearization.gram>`, which never forms
+J) and the unknowns' own columns J~[:, c] (N x k),
+
+    X = U Lambda^-1 U^T J~[:, c],   Cov_cc = s~^2 X_d^T X_d,   tr H = ||U_d||_F^2,
+
+the same numbers as the SVD's, at memory N^2 + N k instead of N p. The eigenvalues carry
+an absolute error of about eps lambda_max, so singular values below ~1e-8 S_max are not
+resolved: this route truncates at max(rcond, ``GRAM_RCOND_FLOOR`` = 1e-7) S_max (where both
+routes keep the same directions they agree to ~1e-4, tested). The standard error of an
 unknown theta = g(z) follows from its raw value's by the delta method,
 se(theta) = |g'(z)| se(z) (:mod:`pinn_sine.problems.unknowns`).
 
@@ -86,8 +99,15 @@ def _rms(values) -> float:
     return math.sqrt(sum(v * v for v in values) / len(values))
 
 
+#: the smallest relative singular value the Gram route resolves (module docstring)
+GRAM_RCOND_FLOOR = 1e-7
+#: ``method="auto"`` materialises J up to this many entries (1 GiB of float64), else uses the Gram route
+MATERIALIZE_ENTRIES = 2 ** 27
+METHODS = ("auto", "svd", "gram")
+
+
 def estimate(problem: Problem, net: nn.Module, *, batch: dict | None = None, n: int | None = None, seed: int = 0,
-             weights=None, rcond: float = 1e-9) -> dict[str, Estimate]:
+             weights=None, rcond: float = 1e-9, method: str = "auto") -> dict[str, Estimate]:
     """The unknowns of ``problem`` with their Gauss-Newton standard errors at ``net``'s
     current parameters (module docstring for the formula).
 
@@ -100,10 +120,13 @@ def estimate(problem: Problem, net: nn.Module, *, batch: dict | None = None, n: 
             the problem's default batch, from ``seed``).
         weights: the term weights the run trained with (a dict; missing terms 1).
         rcond: singular values of J~ below ``rcond`` times the largest are dropped.
+        method: "svd" (J materialised, its thin SVD: memory N p), "gram" (J never
+            formed: J~ J~^T and the unknowns' columns, memory N^2; truncates at
+            max(rcond, 1e-7)) or "auto" (svd while N p <= 2^27 entries, else gram).
 
     Raises:
         ValueError: no unknowns, no observations, fewer data rows than the effective
-            parameters, or a bad ``rcond``.
+            parameters, a bad ``rcond`` or ``method``.
     """
     if not problem.unknowns:
         raise ValueError(f"{problem.name} has no unknowns; declare them with problem.declare_unknown(name, guess).")
@@ -113,6 +136,9 @@ def estimate(problem: Problem, net: nn.Module, *, batch: dict | None = None, n: 
                          "(problem.observe(observations)).")
     if isinstance(rcond, bool) or not isinstance(rcond, numbers.Real) or not 0 < rcond < 1:
         raise ValueError(f"rcond must be in (0, 1), got rcond={rcond!r}; use e.g. 1e-9.")
+    if method not in METHODS:
+        raise ValueError(f"Invalid method {method!r}. Must be one of {list(METHODS)}: 'svd' forms J (memory N p), "
+                         "'gram' only J J^T (memory N^2), 'auto' picks by size.")
     param = next(net.parameters())
     if batch is None:
         size = problem.default_batch if n is None else int(n)
@@ -122,10 +148,15 @@ def estimate(problem: Problem, net: nn.Module, *, batch: dict | None = None, n: 
     weights = dict(weights or {})
     lin = linearize(problem, net, batch, weights)
     scale = math.sqrt(float(weights.get("data", 1.0)) / len(obs))  # the data rows' factor sqrt(w_d / n_d)
-    J = lin.materialize()
     rows = lin.slices["data"]
     n_data = rows.stop - rows.start
-    cov, s2, dof = covariance(J, lin.r, rows, slice(lin.n_net, lin.n_cols), rcond=rcond)
+    if method == "auto":
+        method = "svd" if lin.n_rows * lin.n_cols <= MATERIALIZE_ENTRIES else "gram"
+    if method == "svd":
+        cov, s2, dof = covariance(lin.materialize(), lin.r, rows, slice(lin.n_net, lin.n_cols), rcond=rcond)
+    else:
+        columns = lin.submatrix(cols=torch.arange(lin.n_net, lin.n_cols, device=lin.device))
+        cov, s2, dof = covariance_gram(lin.gram(), columns, lin.r, rows, rcond=max(rcond, GRAM_RCOND_FLOOR))
     out: dict[str, Estimate] = {}
     raw = problem.coefficients()
     truths = _truths(problem)
@@ -166,14 +197,36 @@ def covariance(J: torch.Tensor, r: torch.Tensor, data: slice, columns: slice | N
     Ud = U[data]
     n_data = Ud.shape[0]
     dof = float((Ud ** 2).sum())
-    if n_data - dof < 0.5:
-        raise ValueError(f"the {n_data} data rows leave no degrees of freedom for the noise (the fit uses {dof:.1f} "
-                         "of them); give more observations.")
+    _check_dof(n_data, dof)
     s2 = float((r[data] ** 2).sum()) / (n_data - dof)
     B = Ud / S  # Ud S^-1, (n_d, k)
     V = Vh[:, columns if columns is not None else slice(None)].T  # (cols, k)
     BV = B @ V.T  # (n_d, cols)
     return s2 * BV.T @ BV, s2, dof
+
+
+def covariance_gram(G: torch.Tensor, columns: torch.Tensor, r: torch.Tensor, data: slice, *,
+                    rcond: float = GRAM_RCOND_FLOOR) -> tuple[torch.Tensor, float, float]:
+    """:func:`covariance` without J (module docstring): ``G`` = J J^T (N, N), ``columns``
+    = J[:, c] (N, k) of the parameters whose covariance is returned, ``r`` and ``data`` as
+    there. Eigenvalues of G below rcond^2 lambda_max are dropped (singular values of J
+    below rcond S_max; G cannot resolve rcond below ~1e-8)."""
+    lam, U = torch.linalg.eigh(G)
+    keep = lam > rcond ** 2 * lam[-1]
+    U, lam = U[:, keep], lam[keep]
+    Ud = U[data]
+    n_data = Ud.shape[0]
+    dof = float((Ud ** 2).sum())
+    _check_dof(n_data, dof)
+    s2 = float((r[data] ** 2).sum()) / (n_data - dof)
+    Xd = Ud @ ((U.T @ columns) / lam[:, None])  # rows `data` of (J^+)[c, :]^T, (n_d, k)
+    return s2 * Xd.T @ Xd, s2, dof
+
+
+def _check_dof(n_data: int, dof: float) -> None:
+    if n_data - dof < 0.5:
+        raise ValueError(f"the {n_data} data rows leave no degrees of freedom for the noise (the fit uses {dof:.1f} "
+                         "of them); give more observations.")
 
 
 def _truths(problem: Problem) -> dict:

@@ -10,7 +10,7 @@ import torch
 from pinn_sine import train
 from pinn_sine.checkpoint import CheckpointError, load_checkpoint
 from pinn_sine.derivatives import linearize
-from pinn_sine.inverse import covariance, estimate
+from pinn_sine.inverse import covariance, covariance_gram, estimate
 from pinn_sine.nets import build_net
 from pinn_sine.observations import Observations, synthetic
 from pinn_sine.optim import Adam, GaussNewton
@@ -262,6 +262,33 @@ def test_the_covariance_of_linear_least_squares_is_the_textbook_formula():
     assert torch.allclose(cov_c, expected, rtol=1e-8, atol=1e-14)
 
 
+def test_the_gram_route_is_the_svd_route_without_j(fitted):
+    """method="gram" (J J^T and the unknowns' columns, never J) gives the SVD route's
+    standard error and degrees of freedom wherever both keep the same directions."""
+    problem, net, _ = fitted
+    for rcond in (1e-7, 1e-6):
+        svd = estimate(problem, net, n=256, method="svd", rcond=rcond)["c"]
+        gram = estimate(problem, net, n=256, method="gram", rcond=rcond)["c"]
+        assert gram.value == svd.value
+        assert gram.std_error == pytest.approx(svd.std_error, rel=1e-3)
+        assert gram.dof == pytest.approx(svd.dof, rel=1e-3) and gram.residual_std == pytest.approx(svd.residual_std,
+                                                                                                     rel=1e-3)
+    # the Gram route cannot resolve rcond 1e-9: it truncates at its floor, 1e-7
+    assert estimate(problem, net, n=256, method="gram")["c"].std_error == pytest.approx(
+        estimate(problem, net, n=256, method="svd", rcond=1e-7)["c"].std_error, rel=1e-3)
+    # auto: this J is small, so the SVD route
+    assert estimate(problem, net, n=256)["c"].std_error == estimate(problem, net, n=256, method="svd")["c"].std_error
+    # textbook linear least squares through the Gram route
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(30, 3, generator=g, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64) + 0.1 * torch.randn(30, generator=g,
+                                                                                   dtype=torch.float64)
+    r = X @ torch.linalg.lstsq(X, y).solution - y
+    cov, s2, dof = covariance_gram(X @ X.T, X[:, 1:], r, slice(0, 30))
+    assert dof == pytest.approx(3.0, rel=1e-10) and s2 == pytest.approx(float(r @ r) / 27, rel=1e-10)
+    assert torch.allclose(cov, s2 * torch.linalg.inv(X.T @ X)[1:, 1:], rtol=1e-8)
+
+
 def test_the_standard_error_matches_the_spread_over_noise_seeds(fitted):
     """Refit the tiny case on 12 noisy copies of its observations (1% noise, same points),
     starting from the clean fit; the reported standard error is the spread's size."""
@@ -292,6 +319,8 @@ def test_estimate_needs_unknowns_and_observations():
         estimate(Wave1D().declare_unknown("c", 1.0), net)
     with pytest.raises(ValueError, match="rcond"):
         estimate(_wave(n_obs=5), net, rcond=2.0)
+    with pytest.raises(ValueError, match="Invalid method 'qr'"):
+        estimate(_wave(n_obs=5), net, method="qr")
 
 
 # ----- the command line -------------------------------------------------------------------
