@@ -129,16 +129,17 @@ def test_an_inverse_problem_passes_the_conformance_suite():
 
 
 # ----- the Jacobian's coefficient columns -------------------------------------------------
-def _point_source_omega():
+def _point_source_omega(centers=(0.0, 0.0)):
     from pinn_sine.observations import ring
     from pinn_sine.problems import HelmholtzPointSource
 
-    p = HelmholtzPointSource()
-    obs = Observations.from_arrays(ring((0.0, 0.0), 0.4, 6), torch.zeros(6, 2), input_names=p.input_names)
+    p = HelmholtzPointSource(source_center=centers)
+    obs = Observations.from_arrays(ring((0.0, 0.0), 0.4, 6), torch.zeros(6, p.out_dim), input_names=p.input_names)
     return p.declare_unknown("omega", 8.0, lower=1.0, upper=30.0).observe(obs)
 
 
 @pytest.mark.parametrize("make", [lambda: _wave(n_obs=12), _point_source_omega,
+                                  lambda: _point_source_omega([(0.0, 0.0), (0.2, 0.1)]),
                                   lambda: Helmholtz2D().declare_unknown("k", 0.7, lower=0.1, upper=3.0).observe(
                                       synthetic(Helmholtz2D(), 12, seed=1))])
 def test_the_coefficient_column_equals_finite_differences_and_reverse_mode(make):

@@ -619,6 +619,13 @@ class Problem:
                             "observations": DerivativeSpec()}
         return self
 
+    def observable(self, u: Tensor, x: Tensor) -> Tensor:
+        """What the observations measure, from the network's output ``u`` (n, out_dim)
+        at the observation points ``x``: ``u`` itself here; a problem whose network
+        learns part of the solution adds the rest (the point source's scattered
+        formulation adds its background field)."""
+        return u
+
     @property
     def observations(self):
         """The attached :class:`~pinn_sine.observations.Observations` (:meth:`observe`), or None."""
@@ -633,7 +640,7 @@ class Problem:
             raise ValueError(f"{type(self).__name__}.terms() already has a term 'data'; observations add one.")
 
         def data(jets, batch, obs=obs):
-            return obs.residual(jets["observations"].u)
+            return obs.residual(self.observable(jets["observations"].u, batch["observations"]))
 
         return terms + (Term("data", ("observations",), "data", data),)
 

@@ -69,6 +69,22 @@ PRESETS = {None: {"omega": 10.0, "source_width": 0.05},
 BACKGROUND_CACHE_SIZE = 4
 
 
+def parse_centers(value) -> tuple[tuple[float, float], ...]:
+    """``source_center`` as a tuple of (x0, y0) pairs: one pair, or a sequence of pairs
+    (several sources), else a ValueError naming it."""
+    try:
+        first = value[0]
+    except (TypeError, IndexError, KeyError):
+        first = None
+    if first is None or isinstance(first, (numbers.Real, str)) or np.ndim(first) == 0:
+        return (parse_center(value),)
+    centers = tuple(parse_center(v) for v in value)
+    if len(set(centers)) != len(centers):
+        raise ValueError(f"source_center lists the same source twice: {[list(c) for c in centers]}; give each "
+                         "source once.")
+    return centers
+
+
 def _resolution_error(err: ResolutionError, resolution: int, side: float) -> ValueError:
     """The FD solver's points-per-wavelength error restated for ``reference(resolution)``."""
     n = max(err.n_needed)
@@ -406,13 +422,16 @@ class HelmholtzPointSource(Problem):
         self.pml_strength = non_negative("pml_strength", pml_strength, "a negative sigma amplifies outgoing waves",
                                          "use e.g. 5.0.")
         self.physical = tuple((lo + self.pml_width, hi - self.pml_width) for lo, hi in self.domain)
-        x0, y0 = parse_center(source_center)
+        self.centers = parse_centers(source_center)
         (px0, px1), (py0, py1) = self.physical
-        if not (px0 < x0 < px1 and py0 < y0 < py1):
-            raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the physical region ({px0:g}, {px1:g}) x "
-                             f"({py0:g}, {py1:g}) of the domain [-1, 1]^2 (the PML takes pml_width={self.pml_width:g} "
-                             "on each side); place the source inside it, e.g. (0.0, 0.0).")
-        self.center = (x0, y0)
+        for x0, y0 in self.centers:
+            if not (px0 < x0 < px1 and py0 < y0 < py1):
+                raise ValueError(f"source_center=({x0:g}, {y0:g}) is outside the physical region ({px0:g}, {px1:g}) x "
+                                 f"({py0:g}, {py1:g}) of the domain [-1, 1]^2 (the PML takes pml_width="
+                                 f"{self.pml_width:g} on each side); place the source inside it, e.g. (0.0, 0.0).")
+        self.center = self.centers[0]
+        self.n_sources = len(self.centers)
+        self.out_dim = 2 * self.n_sources  # (Re u_s, Im u_s) for each source s, in order
         if sampler not in sampling.METHODS:
             raise ValueError(f'Invalid sampler "{sampler}". Must be one of {list(sampling.METHODS)}.')
         self.sampler = sampler
@@ -457,35 +476,51 @@ class HelmholtzPointSource(Problem):
             raise ValueError(f"background_velocity={background_velocity!r} sets c0 of the scattered formulation's "
                              f"background field; formulation={formulation!r} has none. Use formulation='scattered' "
                              "or leave background_velocity at None.")
-        centre = torch.tensor([self.center], dtype=torch.float64)
-        if background_velocity is None:
-            self.c0 = float(self.speed_values(centre)[0, 0])
+        centres = torch.tensor(self.centers, dtype=torch.float64)
+        if background_velocity is None:  # c at each source
+            self.c0s = tuple(float(v) for v in self.speed_values(centres)[:, 0])
             self.background_velocity = None
         else:
-            self.c0 = self.background_velocity = positive(
-                "background_velocity", background_velocity, "give the wave speed c0 > 0 of the background, or None "
-                "for the velocity model's value at the source.")
+            several = not isinstance(background_velocity, (numbers.Real, str)) and np.ndim(background_velocity) == 1
+            values = list(background_velocity) if several else [background_velocity]
+            if several and len(values) != self.n_sources:
+                raise ValueError(f"background_velocity has {len(values)} entries for {self.n_sources} source(s); give "
+                                 "one c0 for all or one per source.")
+            values = [positive("background_velocity", v, "give the wave speed c0 > 0 of the background, or None "
+                               "for the velocity model's value at the source.") for v in values]
+            self.background_velocity = values if several else values[0]
+            self.c0s = tuple(values) if several else (values[0],) * self.n_sources
+        self.c0 = self.c0s[0]
         far = FAR_WIDTHS * self.width
         (px0, px1), (py0, py1) = self.physical
-        gap = min(self.center[0] - px0, px1 - self.center[0], self.center[1] - py0, py1 - self.center[1])
+        gap, closest = min((min(x0 - px0, px1 - x0, y0 - py0, py1 - y0), (x0, y0)) for x0, y0 in self.centers)
         if formulation == "scattered" and gap < far:
             raise ValueError(f"formulation='scattered' needs the PML at least {FAR_WIDTHS:g} source widths "
                              f"({far:g}) from the source, where its field is the analytic far field; source_center="
-                             f"{self.center} is {gap:g} from the layer (pml_width={self.pml_width:g}). Move the source "
+                             f"{closest} is {gap:g} from the layer (pml_width={self.pml_width:g}). Move the source "
                              f"inward, narrow it (source_width <= {gap / FAR_WIDTHS:.4g}) or thin the layer.")
-        self.background_field = GaussianBackground(self.omega / self.c0, self.width, self.center)
+        self.background_fields = tuple(GaussianBackground(self.omega / c0, self.width, centre)
+                                       for c0, centre in zip(self.c0s, self.centers))
+        self.background_field = self.background_fields[0]
         self._layer = {"bounds": self.domain, "width": self.pml_width, "strength": self.pml_strength,
                        "omega": self.omega, "profile": DEFAULT_PROFILE}
         self._background_cache: OrderedDict = OrderedDict()
 
-    def _background_arrays(self, x: Tensor, derivatives: bool = False) -> dict[str, np.ndarray]:
-        """:meth:`GaussianBackground.field` at x (n, 2) with this problem's layer (float64)."""
+    def _background_arrays(self, x: Tensor, derivatives: bool = False) -> list[dict[str, np.ndarray]]:
+        """:meth:`GaussianBackground.field` of each source at x (n, 2) with this problem's
+        layer (float64), one dict per source."""
         pts = x.detach().to("cpu", torch.float64).numpy()
-        return self.background_field.field(pts, layer=self._layer, derivatives=derivatives)
+        return [bg.field(pts, layer=self._layer, derivatives=derivatives) for bg in self.background_fields]
+
+    @staticmethod
+    def _parts(arrays: list[dict[str, np.ndarray]], key: str) -> Tensor:
+        """The complex arrays ``key`` of each source as real columns (n, 2S): Re, Im of
+        source 1, then of source 2, ..."""
+        return torch.from_numpy(np.concatenate([np.stack([a[key].real, a[key].imag], axis=1) for a in arrays], axis=1))
 
     def background(self, x: Tensor, *, derivatives: bool = False):
         """The background field u_b at the points x (n, 2): its real and imaginary parts,
-        (n, 2) float64 on x's device (class docstring: u0 of the source in the uniform
+        (n, 2) float64 on x's device ((n, 2S) with S sources: Re, Im of each in turn) (class docstring: u0 of the source in the uniform
         speed c0, continued into the layer as u0(x~)). With ``derivatives``, a dict of
         such (n, 2) tensors: "u", "u_x", "u_y", "u_xx", "u_yy", "u_xy" (derivatives in the
         physical coordinates x, y, which inside the layer include the stretch). Kept per
@@ -497,7 +532,7 @@ class HelmholtzPointSource(Problem):
         if out is None:
             arrays = self._background_arrays(pts, derivatives)
             names = ("u", "u_x", "u_y", "u_xx", "u_yy", "u_xy") if derivatives else ("u",)
-            out = {k: torch.from_numpy(np.stack([arrays[k].real, arrays[k].imag], axis=1)) for k in names}
+            out = {k: self._parts(arrays, k) for k in names}
             self._background_cache[key] = out
             while len(self._background_cache) > BACKGROUND_CACHE_SIZE:
                 self._background_cache.popitem(last=False)
@@ -509,15 +544,36 @@ class HelmholtzPointSource(Problem):
     def scattered_source(self, x: Tensor) -> Tensor:
         """f_s = (omega^2/c^2 - omega^2/c0^2) u_b + f 1[r >= 9 w] at x (n, 2): the source
         term of the scattered formulation (class docstring), real and imaginary parts,
-        (n, 2) float64."""
+        (n, 2) float64 ((n, 2S) with S sources, each with its own u_b, c0 and f)."""
         xd = x.detach().to("cpu", torch.float64)
-        arrays = self._background_arrays(xd)
-        u_b = torch.from_numpy(np.stack([arrays["u"].real, arrays["u"].imag], axis=1))
-        dk2 = self.omega ** 2 * (1 / self.speed_values(xd) ** 2 - 1 / self.c0 ** 2)
-        # f - f_b: f where the background's formula has no source (beyond 9 widths), else 0
-        far = torch.from_numpy(arrays["f_b"] == 0).reshape(-1, 1)
-        rest = torch.where(far, self.source(xd), torch.zeros((), dtype=torch.float64))
-        return (dk2 * u_b + torch.cat([rest, torch.zeros_like(rest)], dim=1)).to(x.device)
+        u_b, rest = self._scattered_parts(xd)
+        return self._scattered_from(self.speed_values(xd), u_b, rest).to(x.device)
+
+    def _scattered_parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """u_b and f 1[r >= 9 w] (the source beyond the background formula's reach) at x
+        (n, 2), each (n, 2S) float64 (Re, Im of each source; the latter's Im is 0)."""
+        f = self.source(x)
+        u_b, rest = [], []
+        for s, arrays in enumerate(self._background_arrays(x)):
+            u_b.append(self._parts([arrays], "u"))
+            # f - f_b: f where the background's formula has no source (beyond 9 widths), else 0
+            far = torch.from_numpy(arrays["f_b"] == 0).reshape(-1, 1)
+            r = torch.where(far, f[:, s:s + 1], torch.zeros((), dtype=torch.float64))
+            rest.append(torch.cat([r, torch.zeros_like(r)], dim=1))
+        return torch.cat(u_b, dim=1), torch.cat(rest, dim=1)
+
+    def _scattered_from(self, c: Tensor, u_b: Tensor, rest: Tensor) -> Tensor:
+        """f_s from the speeds c (n, 1) and :meth:`_scattered_parts` (differentiable in c:
+        a trainable velocity's scattered source)."""
+        inv_c0 = torch.tensor([1 / c0 ** 2 for c0 in self.c0s for _ in (0, 1)], dtype=c.dtype, device=c.device)
+        return self.omega ** 2 * (1 / c ** 2 - inv_c0) * u_b.to(c.dtype) + rest.to(c.dtype)
+
+    def observable(self, u: Tensor, x: Tensor) -> Tensor:
+        """The total field (observations measure it): u, plus the background u_b under the
+        scattered formulation."""
+        if self.formulation != "scattered":
+            return u
+        return u + self.background(x).to(u.dtype)
 
     # ----- the velocity model --------------------------------------------------------------
     def _init_velocity(self, velocity, edge) -> None:
@@ -543,9 +599,11 @@ class HelmholtzPointSource(Problem):
                                  modes)
 
     def _check_unknown(self, unknown) -> None:
-        if self.formulation != "total":
-            raise ValueError("HelmholtzPointSource: unknowns need formulation='total' (the scattered field's source "
-                             "and background are computed from the defining omega and velocity).")
+        if self.formulation == "scattered" and (unknown.name != "velocity" or self.background_velocity is None):
+            raise ValueError("HelmholtzPointSource: under formulation='scattered' only an unknown 'velocity' with a "
+                             "given background_velocity c0 can be recovered (the background field is computed "
+                             "from omega and c0, so they must be known; by default c0 is the defining velocity at "
+                             "the source). Give background_velocity=..., or use formulation='total'.")
         if self.unknowns:
             raise ValueError(f"HelmholtzPointSource: {sorted(self.unknowns)} is unknown already; declare one of "
                              "'omega' and 'velocity'.")
@@ -565,8 +623,13 @@ class HelmholtzPointSource(Problem):
 
     # ----- data -------------------------------------------------------------------------
     def source(self, x: Tensor) -> Tensor:
-        """f at x (n, 2) -> (n, 1): a Gaussian of width w and unit integral."""
-        r2 = (x[:, 0:1] - self.center[0]) ** 2 + (x[:, 1:2] - self.center[1]) ** 2
+        """f at x (n, 2) -> (n, S): column s the Gaussian of width w and unit integral
+        about source s (one column for the usual single source)."""
+        return torch.cat([self._source_column(x, s) for s in range(self.n_sources)], dim=1)
+
+    def _source_column(self, x: Tensor, s: int) -> Tensor:
+        x0, y0 = self.centers[s]
+        r2 = (x[:, 0:1] - x0) ** 2 + (x[:, 1:2] - y0) ** 2
         return torch.exp(-r2 / (2 * self.width ** 2)) / (2 * math.pi * self.width ** 2)
 
     def pml_coefficients(self, x: Tensor) -> dict[str, Tensor]:
@@ -591,22 +654,19 @@ class HelmholtzPointSource(Problem):
         return out
 
     def residual(self, jet: Jet, x: Tensor, source: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, 1);
-        ``source`` (n, 2), real and imaginary parts, in place of f (the scattered
-        formulation's f_s, with u the scattered field)."""
+        """Real and imaginary parts of L_s u + (omega/c)^2 u + f at x (n, 2), each (n, S)
+        (column s: source s's field, network outputs 2s and 2s + 1, against its f);
+        ``source`` (n, 2S), real and imaginary parts in turn, in place of f (the
+        scattered formulation's f_s, with u the scattered field)."""
         coef = self.pml_coefficients(x)  # the layer's stretch keeps the defining omega (a numerical device)
         k2 = (self.coefficient("omega") / self.speed_values(x)) ** 2
-        if source is None:
-            re = k2 * jet.u[:, 0:1] + self.source(x)
-            im = k2 * jet.u[:, 1:2]
-        else:
-            re = k2 * jet.u[:, 0:1] + source[:, 0:1]
-            im = k2 * jet.u[:, 1:2] + source[:, 1:2]
+        re = k2 * jet.u[:, 0::2] + (self.source(x) if source is None else source[:, 0::2])
+        im = k2 * jet.u[:, 1::2] + (0.0 if source is None else source[:, 1::2])
         for a in ("x", "y"):
             u_aa, u_a = jet.d2(a, a), jet.d(a)
             ar, ai, br, bi = coef[f"a{a}_re"], coef[f"a{a}_im"], coef[f"b{a}_re"], coef[f"b{a}_im"]
-            re = re + ar * u_aa[:, 0:1] - ai * u_aa[:, 1:2] + br * u_a[:, 0:1] - bi * u_a[:, 1:2]
-            im = im + ar * u_aa[:, 1:2] + ai * u_aa[:, 0:1] + br * u_a[:, 1:2] + bi * u_a[:, 0:1]
+            re = re + ar * u_aa[:, 0::2] - ai * u_aa[:, 1::2] + br * u_a[:, 0::2] - bi * u_a[:, 1::2]
+            im = im + ar * u_aa[:, 1::2] + ai * u_aa[:, 0::2] + br * u_a[:, 1::2] + bi * u_a[:, 0::2]
         return re, im
 
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
@@ -614,16 +674,20 @@ class HelmholtzPointSource(Problem):
         data "f_scattered" (f_s at the interior points) and "u0_boundary" (u_b at the wall
         points), (n, 2) float64, computed here once per draw."""
         batch = self._points(n, generator)
-        if self.formulation == "scattered":
+        if self.formulation == "scattered" and "velocity" in self.unknowns:  # f_s follows the trainable c
+            batch["u0_interior"], batch["f_rest"] = self._scattered_parts(batch["interior"].double())
+        elif self.formulation == "scattered":
             batch["f_scattered"] = self.scattered_source(batch["interior"])
-            u_b = self._background_arrays(batch["boundary"])["u"]
-            batch["u0_boundary"] = torch.from_numpy(np.stack([u_b.real, u_b.imag], axis=1))
+            batch["u0_boundary"] = self._parts(self._background_arrays(batch["boundary"]), "u")
         return batch
 
     def _points(self, n: int, generator: torch.Generator) -> dict[str, Tensor]:
         n_s = int(round(self.source_fraction * n))
         xu = sampling.box(n - n_s, self.domain, generator, self.sampler)
-        xs = clip(sampling.near_point(n_s, self.center, self.source_radius * self.width, generator), self.domain)
+        S = self.n_sources
+        counts = [n_s // S + (s < n_s % S) for s in range(S)]  # the near-source points shared out
+        xs = torch.cat([clip(sampling.near_point(k, centre, self.source_radius * self.width, generator), self.domain)
+                        for k, centre in zip(counts, self.centers)])
         n_b = max(1, int(round(self.boundary_fraction * n)))
         return {"interior": torch.cat([xu, xs]), "boundary": sampling.box_boundary(n_b, self.domain, generator)}
 
@@ -633,11 +697,16 @@ class HelmholtzPointSource(Problem):
         ji = jets["interior"]
         x = batch["interior"]
         source = None
-        if self.formulation == "scattered":
+        if self.formulation == "scattered" and "velocity" in self.unknowns:
+            parts = ((batch["u0_interior"], batch["f_rest"]) if "u0_interior" in batch
+                     else self._scattered_parts(x.detach().to("cpu", torch.float64)))
+            source = self._scattered_from(self.speed_values(x.to(ji.u.dtype)), *(t.to(x.device) for t in parts))
+        elif self.formulation == "scattered":
             source = batch["f_scattered"] if "f_scattered" in batch else self.scattered_source(x)
             source = source.to(ji.u.dtype)
         re, im = self.residual(ji, x.to(ji.u.dtype), source)
-        return torch.cat([re, im], dim=1) / math.sqrt(self._f2)
+        # interleaved as the outputs: (Re, Im) of source 1, then of source 2, ...
+        return torch.stack([re, im], dim=2).reshape(re.shape[0], -1) / math.sqrt(self._f2)
 
     def _boundary_residual(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> Tensor:
         """(u_re, u_im) / sqrt(<|G|^2>) at the outer-wall points (n_b, 2): the field
@@ -664,19 +733,23 @@ class HelmholtzPointSource(Problem):
         r floored at the source width), the size of a unit source's field."""
         from scipy.special import hankel1
 
-        centre = torch.tensor([self.center], dtype=torch.float64)
-        k = self.omega / float(self.speed_values(centre)[0, 0])
         pts = grid_points(self.physical, 101).numpy()
-        r = np.maximum(np.hypot(pts[:, 0] - self.center[0], pts[:, 1] - self.center[1]), self.width)
-        return float(np.mean(np.abs(0.25 * hankel1(0, k * r)) ** 2))
+        speeds = self.speed_values(torch.tensor(self.centers, dtype=torch.float64))[:, 0].tolist()
+        scales = []
+        for (x0, y0), c in zip(self.centers, speeds):  # the mean over the sources (one value for one)
+            r = np.maximum(np.hypot(pts[:, 0] - x0, pts[:, 1] - y0), self.width)
+            scales.append(float(np.mean(np.abs(0.25 * hankel1(0, self.omega / c * r)) ** 2)))
+        return float(np.mean(scales))
 
     # ----- reference --------------------------------------------------------------------
     def params(self) -> dict:
         velocity = self.speed_model.params("velocity")
         # the default formulation is left out, so runs and caches from before it existed still match
-        scattered = ({"formulation": "scattered", "background_velocity": self.c0}
+        several = self.n_sources > 1
+        scattered = ({"formulation": "scattered", "background_velocity": list(self.c0s) if several else self.c0}
                      if self.formulation == "scattered" else {})
-        return {"omega": self.omega, **velocity, "source_center": list(self.center), "source_width": self.width,
+        centers = [list(c) for c in self.centers] if several else list(self.center)
+        return {"omega": self.omega, **velocity, "source_center": centers, "source_width": self.width,
                 "pml_width": self.pml_width, "pml_strength": self.pml_strength, **scattered}
 
     def reference_params(self, resolution: int | None) -> dict:
@@ -720,34 +793,46 @@ class HelmholtzPointSource(Problem):
         y = np.linspace(self.domain[1][0], self.domain[1][1], resolution)
         X, Y = np.meshgrid(x, y, indexing="ij")
 
-        source_on_grid = fd.on_grid(self.source)
+        mask = np.asarray(physical_mask(X, Y, self.domain, self.pml_width))
         attrs = {"points_per_wavelength": 2 * math.pi * self.c_min / self.omega / h}
+        fields, estimates, misfits = {}, [], []
+        for s, centre in enumerate(self.centers):  # one solve per source: the same operator
+            sol = self._reference_solve(lambda x, s=s: self._source_column(x, s), X, Y, resolution)
+            u = sol.fields["u"]
+            fields["u" if s == 0 else f"u{s + 1}"] = u
+            estimates.append(sol.error_estimate)
+            far = mask & (np.hypot(X - centre[0], Y - centre[1]) > HANKEL_R_MIN * self.width)
+            if self.c is not None and far.any():
+                # Uniform speed: rel L2 misfit to alpha (i/4) H0(k r), k = omega / c, with the one complex factor
+                # alpha (~ exp(-(k w)^2 / 2), the Gaussian's far-field amplitude) fitted by least squares over the
+                # physical region beyond HANKEL_R_MIN source widths.
+                from scipy.special import hankel1
+
+                r = np.hypot(X - centre[0], Y - centre[1])
+                green = 0.25j * hankel1(0, self.omega / self.c * r[far])
+                alpha = np.vdot(green, u[far]) / np.vdot(green, green)
+                misfits.append(float(np.linalg.norm(u[far] - alpha * green) / np.linalg.norm(u[far])))
+        if misfits:  # the worst source's
+            attrs.update(hankel_misfit=max(misfits), hankel_r_min=HANKEL_R_MIN * self.width)
+        if len(fields) > 1 and all(e is not None for e in estimates):  # the worst source's Richardson estimate
+            attrs.update(error_estimate=float(max(estimates)), error_method="richardson")
+        # (the Richardson estimate, order 4, where the solver made one; a complex field u is stored as u_real,
+        # u_imag; several sources: u, u2, u3, ... in the order of the network's outputs)
+        return sol.to_reference(fields=fields, mask=mask, attrs=attrs)
+
+    def _reference_solve(self, source: Callable, X: np.ndarray, Y: np.ndarray, resolution: int):
+        """The FD solution for one source f(x) (n, 2) -> (n, 1) on the node grid X, Y."""
+        side = min(hi - lo for lo, hi in self.domain)
+        source_on_grid = fd.on_grid(source)
         try:
             if self.c_array is not None:
                 # The speeds exist on this grid only: no refinement, so order 2 and no estimate.
-                sol = fd.helmholtz_2d(source_on_grid(X, Y), omega=self.omega, c=self.c_array, bounds=self.domain,
-                                      n=(resolution, resolution), pml_width=self.pml_width,
-                                      pml_strength=self.pml_strength, pml_profile=DEFAULT_PROFILE)
-            else:
-                # Callables, so that the solver can evaluate them on the grids at h/2 and 2h.
-                sol = fd.helmholtz_2d(source_on_grid, omega=self.omega, c=self.speed_model.on_grid, bounds=self.domain,
-                                      n=(resolution, resolution), pml_width=self.pml_width,
-                                      pml_strength=self.pml_strength, pml_profile=DEFAULT_PROFILE, order=4)
+                return fd.helmholtz_2d(source_on_grid(X, Y), omega=self.omega, c=self.c_array, bounds=self.domain,
+                                       n=(resolution, resolution), pml_width=self.pml_width,
+                                       pml_strength=self.pml_strength, pml_profile=DEFAULT_PROFILE)
+            # Callables, so that the solver can evaluate them on the grids at h/2 and 2h.
+            return fd.helmholtz_2d(source_on_grid, omega=self.omega, c=self.speed_model.on_grid, bounds=self.domain,
+                                   n=(resolution, resolution), pml_width=self.pml_width,
+                                   pml_strength=self.pml_strength, pml_profile=DEFAULT_PROFILE, order=4)
         except ResolutionError as err:
             raise _resolution_error(err, resolution, side) from err
-        u = sol.fields["u"]
-        mask = np.asarray(physical_mask(X, Y, self.domain, self.pml_width))
-        far = mask & (np.hypot(X - self.center[0], Y - self.center[1]) > HANKEL_R_MIN * self.width)
-        if self.c is not None and far.any():
-            # Uniform speed: rel L2 misfit to alpha (i/4) H0(k r), k = omega / c, with the one complex factor
-            # alpha (~ exp(-(k w)^2 / 2), the Gaussian's far-field amplitude) fitted by least squares over the
-            # physical region beyond HANKEL_R_MIN source widths.
-            from scipy.special import hankel1
-
-            r = np.hypot(X - self.center[0], Y - self.center[1])
-            green = 0.25j * hankel1(0, self.omega / self.c * r[far])
-            alpha = np.vdot(green, u[far]) / np.vdot(green, green)
-            attrs.update(hankel_misfit=float(np.linalg.norm(u[far] - alpha * green) / np.linalg.norm(u[far])),
-                         hankel_r_min=HANKEL_R_MIN * self.width)
-        # (the Richardson estimate, order 4, where the solver made one; the complex u is stored as u_real, u_imag)
-        return sol.to_reference(mask=mask, attrs=attrs)
