@@ -20,7 +20,18 @@ the values' RMS (seed ``--noise-seeds``):
   a 5 x 5 grid of sensors in [-0.6, 0.6]^2 at 21 times from the FD reference (``--points``
   does not apply); the error is the velocity field's relative L2 error against the bump
   (the 25-mode truncation's own is in the status column), the "coefficient" column the
-  norm of the coefficients.
+  norm of the coefficients;
+* ``point-omega``: HelmholtzPointSource (omega 10, uniform c = 1, source width 0.05),
+  omega unknown from 8 within [5, 15], observed (from the FD reference) by ``--points``
+  receivers on a ring of radius 0.45 about the centre (inside the physical region);
+* ``point-velocity``: the same source in c = the Gaussian bump above, the velocity an
+  unknown 5 x 5 cosine expansion (``HelmholtzPointSource.velocity_expansion``) from 0,
+  observed by the same ring: one source, one frequency;
+* ``point-velocity-4``: the bump lit by four sources of width 0.02 at (+-0.25, +-0.25), in
+  the scattered formulation about the uniform c0 = 1 (the network, 8 outputs, learns the
+  four scattered fields; the sources' singular parts are exact), the velocity 6 x 6
+  modes (truncation 1.7e-3), the same ring of receivers, each observing the four complex
+  fields.
 
 Methods: ``gn``: ``--adam`` Adam steps (lr 1e-3, cosine), then Gauss-Newton (dense
 Levenberg-Marquardt, batch ``--gn-batch``, redrawn every ``--resample`` steps) until the
@@ -60,6 +71,12 @@ CASES = {
     # the same source in the Gaussian bump (+20%), the velocity as 5 x 5 cosine coefficients
     # from 0 within [-1, 1]; one source, the ring of receivers
     "point-velocity": ("HelmholtzPointSource", {}, "velocity", None, [0.0] * 25, -1.0, 1.0),
+    # four sources (width 0.02) at (+-0.25, +-0.25), the scattered formulation about c0 = 1
+    "point-velocity-4": ("HelmholtzPointSource", {"source_center": [(-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25),
+                                                                    (0.25, 0.25)],
+                                                  "source_width": 0.02, "formulation": "scattered",
+                                                  "background_velocity": 1.0},
+                         "velocity", None, [0.0] * 36, -1.0, 1.0),
 }
 RING_RADIUS = 0.45
 METHODS = ("gn", "adam")
@@ -79,7 +96,7 @@ def _problem(case: str):
     cls, kwargs, *_ = CASES[case]
     if case == "wave2d-velocity":
         kwargs = {**kwargs, "c": bump}
-    if case == "point-velocity":
+    if case.startswith("point-velocity"):
         kwargs = {**kwargs, "velocity": bump}
     return getattr(problems, cls)(**kwargs)
 
@@ -92,7 +109,7 @@ def _points(problem, case: str, n: int):
         grid = torch.cartesian_prod(g, g)
         return sensors(grid, torch.tensor(CASES[case][1]["snapshot_times"], dtype=torch.float64))
     if case.startswith("point-"):
-        return ring(problem.center, RING_RADIUS, n)
+        return ring((0.0, 0.0), RING_RADIUS, n)
     return synthetic(problem, n, seed=0).points
 
 
