@@ -344,7 +344,13 @@ class HelmholtzPointSource(Problem):
             sigmoid((0.1 - r)/e) (circle); 0 gives SIREN's sharp edge. A sharp jump in
             c puts a jump in Lap u that a smooth network cannot follow: 1000 SIREN steps
             (source_fraction 0.2) reached 0.26 rel L2 with e = 0 and 0.088 with e = 0.02.
-        source_center: (x0, y0) inside the physical region.
+        source_center: (x0, y0) inside the physical region, or a list of such pairs:
+            several sources, one experiment each in the same medium (the network has
+            2S outputs, (Re, Im) of source s's field at 2s, 2s + 1; the residual, the
+            background and the reference field "u", "u2", ... of each are the
+            single-source problem's; the loss scales are the sources' mean; figures show
+            the first source). What an inverse problem recovers from several
+            illuminations: one velocity seen by all of them.
         source_width: the Gaussian's standard deviation w (> 0); default 0.05 (0.01 under
             preset="siren").
         pml_width: layer thickness on each side, 0 < pml_width < 1 (default 0.5).
@@ -364,7 +370,9 @@ class HelmholtzPointSource(Problem):
             u_b the exact field of the source in the uniform speed c0; predictions add
             u_b back).
         background_velocity: c0 of the scattered formulation's background (> 0; only
-            with formulation="scattered"); None: the velocity model's value at the source.
+            with formulation="scattered"; a list: one per source); None: the velocity
+            model's value at each source. Required to recover an unknown "velocity" in
+            the scattered formulation (f_s then follows the trainable c).
         preset: a named configuration that sets omega and source_width: None (10 and
             0.05) or "siren" (SIREN's case: 20 and 0.01); giving omega or source_width
             with another value than the preset's raises. omega and source_width default
