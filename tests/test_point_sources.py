@@ -153,7 +153,7 @@ def test_the_scattered_formulation_recovers_velocity_columns_and_observes_the_to
     check_problem(p)
     net = build_net(p, "siren", width=8, depth=2, seed=0).double()
     batch = {k: v.double() for k, v in p.draw(24, torch.Generator().manual_seed(0)).items()}
-    assert {"u0_interior", "f_rest"} <= set(batch) and "f_scattered" not in batch
+    assert {"u0_interior", "f_rest", "u0_boundary"} <= set(batch) and "f_scattered" not in batch
     lin = linearize(p, net, batch, {})
     J = lin.materialize()
     z = p.coefficients()["velocity"]

@@ -528,8 +528,9 @@ class HelmholtzPointSource(Problem):
 
     def background(self, x: Tensor, *, derivatives: bool = False):
         """The background field u_b at the points x (n, 2): its real and imaginary parts,
-        (n, 2) float64 on x's device ((n, 2S) with S sources: Re, Im of each in turn) (class docstring: u0 of the source in the uniform
-        speed c0, continued into the layer as u0(x~)). With ``derivatives``, a dict of
+        (n, 2) float64 on x's device ((n, 2S) with S sources: Re, Im of each in turn;
+        class docstring: u0 of the source in the uniform speed c0, continued into the
+        layer as u0(x~)). With ``derivatives``, a dict of
         such (n, 2) tensors: "u", "u_x", "u_y", "u_xx", "u_yy", "u_xy" (derivatives in the
         physical coordinates x, y, which inside the layer include the stretch). Kept per
         point set (by content) for the last few sets, so that the reference grid's is
@@ -680,12 +681,15 @@ class HelmholtzPointSource(Problem):
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         """The interior and outer-wall points; under the scattered formulation also the
         data "f_scattered" (f_s at the interior points) and "u0_boundary" (u_b at the wall
-        points), (n, 2) float64, computed here once per draw."""
+        points), (n, 2S) float64, computed here once per draw; with an unknown velocity,
+        "u0_interior" and "f_rest" (:meth:`_scattered_parts`) in place of "f_scattered",
+        which the residual completes with the trainable c."""
         batch = self._points(n, generator)
         if self.formulation == "scattered" and "velocity" in self.unknowns:  # f_s follows the trainable c
             batch["u0_interior"], batch["f_rest"] = self._scattered_parts(batch["interior"].double())
         elif self.formulation == "scattered":
             batch["f_scattered"] = self.scattered_source(batch["interior"])
+        if self.formulation == "scattered":
             batch["u0_boundary"] = self._parts(self._background_arrays(batch["boundary"]), "u")
         return batch
 
