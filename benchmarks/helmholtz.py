@@ -83,12 +83,12 @@ def build_net(problem, name: str, args) -> MLP:
 
 def stages_for(args, lr: float) -> list:
     """Adam (cosine over its steps), then L-BFGS, or with ``--gn`` Gauss-Newton on one
-    fixed batch until the time limit."""
+    fixed batch (a fresh one every ``--resample`` steps) until the time limit."""
     from pinn_sine.optim import LBFGS, Adam, GaussNewton
 
     stages = [Adam(args.steps, lr=lr)]
     if args.gn:
-        stages.append(GaussNewton(10**9, batch=args.batch))
+        stages.append(GaussNewton(10**9, batch=args.batch, resample_every=args.resample))
     elif args.lbfgs_steps:
         stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
     return stages
@@ -136,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     ap.add_argument("--background-velocity", type=float, default=None,
                     help="scattered formulation: c0 of the background (default: c at the source)")
+    ap.add_argument("--resample", type=int, default=None,
+                    help="with --gn: draw a fresh batch every this many Gauss-Newton steps (default: one fixed batch)")
     ap.add_argument("--preset", choices=("siren",), default=None,
                     help="point source: SIREN's case (omega 20, source width 0.01)")
     ap.add_argument("--velocity-edge", type=float, default=None,
@@ -166,7 +168,8 @@ def main(argv=None) -> int:
         exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(ref.grid_shape)
         print(f"FD reference {ref.solver} on {ref.grid_shape}: rel L2 vs exact "
               f"{np.linalg.norm(ref.fields['u'] - exact) / np.linalg.norm(exact):.2e}")
-    tail = (f"Gauss-Newton on a fixed batch of {args.batch}" if args.gn
+    redraw = "" if args.resample is None else f", redrawn every {args.resample} steps"
+    tail = (f"Gauss-Newton on a fixed batch of {args.batch}{redraw}" if args.gn
             else f"{args.lbfgs_steps} L-BFGS iterations (batch {args.lbfgs_batch})")
     limit = "" if args.seconds is None else f"; stopped at {args.seconds:g} s"
     print(f"{problem!r}\nbudget: {args.steps} Adam steps (lr {lr}, cosine, batch {args.batch}) + {tail}{limit}; "
