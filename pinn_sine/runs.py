@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint
-from .train import mark_trained_for
+from .train import _load_coefficients, mark_trained_for
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -212,7 +212,9 @@ def load_net(checkpoint: str | os.PathLike, problem=None) -> nn.Module:
 
     A hard-constrained run's checkpoint holds the inner network; pass its ``problem``
     (constraint="hard") to get the constrained network back (:func:`load_run` does).
-    With ``problem`` given, the checkpoint must have been written for it.
+    With ``problem`` given, the checkpoint must have been written for it (an inverse
+    problem: the same unknowns and observations), and the problem's unknowns take the
+    checkpoint's fitted values.
 
     Raises:
         CheckpointError: an unusable file (:func:`~pinn_sine.checkpoint.load_checkpoint`),
@@ -240,7 +242,7 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
     state = ck["net"]
     if problem is not None:
         check_compatible(checkpoint, meta, problem=problem.name, problem_params=problem.params(),
-                         net_config=config)
+                         net_config=config, inverse=problem.inverse_record())
         if march:  # the pieces' inner weights first; their transforms are built from them after loading
             from .marching import constrained_pieces, strip_inner
 
@@ -256,6 +258,8 @@ def _net_of(checkpoint, ck: dict, problem) -> nn.Module:
     except RuntimeError as err:
         raise CheckpointError(checkpoint, f"its weights do not fit the network its config describes "
                                           f"({str(err).splitlines()[0]}).") from None
+    if problem is not None and (problem.coefficients() or ck.get("coefficients")):
+        _load_coefficients(checkpoint, problem, ck.get("coefficients", {}))  # the fitted unknowns, in place
     if march:
         net = constrained_pieces(problem, net)
     mark_trained_for(net, meta["problem"])
@@ -314,7 +318,9 @@ class LoadedRun:
 
 
 def build_problem(config: dict):
-    """The problem a run config describes (registry name and constructor options)."""
+    """The problem a run config describes (registry name and constructor options; an
+    inverse problem's unknowns, at their guesses, and its observations, read again from
+    the file the run read them from and checked against the digest it recorded)."""
     from .problems import PROBLEMS
 
     spec = config["problem"]
@@ -324,7 +330,36 @@ def build_problem(config: dict):
     kwargs = dict(spec.get("options") or {})
     if spec.get("constraint", "soft") != "soft":
         kwargs["constraint"] = spec["constraint"]
-    return cls(**kwargs)
+    problem = cls(**kwargs)
+    if spec.get("inverse"):
+        _rebuild_inverse(problem, spec["inverse"])
+    return problem
+
+
+def _rebuild_inverse(problem, record: dict) -> None:
+    """Declare the unknowns of ``record`` (:meth:`Problem.inverse_record`) and attach its
+    observations from their file."""
+    for name, unknown in (record.get("unknowns") or {}).items():
+        problem.declare_unknown(name, unknown["guess"], lower=unknown.get("lower"), upper=unknown.get("upper"))
+    stored = record.get("observations")
+    if not stored:
+        return
+    provenance = stored.get("provenance") or {}
+    if provenance.get("kind") != "file":
+        raise ValueError(f"the run's observations were given in Python ({provenance.get('kind')!r}), not read from "
+                         "a file, so the run folder cannot rebuild them; rebuild the problem (declare_unknown, "
+                         "observe) and pass it: load_net(folder / 'checkpoint.pt', problem).")
+    from .observations import Observations
+
+    path = Path(provenance["path"])
+    if not path.is_file():
+        raise FileNotFoundError(f"the run's observations file {path} is missing; load_run reads it again to rebuild "
+                                "the inverse problem (put it back, or rebuild the problem and use load_net).")
+    obs = Observations.from_file(path)
+    if obs.digest() != stored.get("digest"):
+        raise ValueError(f"the observations file {path} has changed since the run (digest {obs.digest()[:12]}..., "
+                         f"the run recorded {str(stored.get('digest'))[:12]}...).")
+    problem.observe(obs)
 
 
 def load_run(folder: str | os.PathLike) -> LoadedRun:

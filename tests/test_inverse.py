@@ -355,6 +355,15 @@ def test_observe_then_solve_recovers_and_reports_the_coefficient(tmp_path, capsy
     # a resume with another guess is refused, naming the option
     with pytest.raises(SystemExit, match="cannot change when a run resumes: --unknown"):
         main(["solve", "--resume", str(run), "--unknown", "c=1.2:0.5:4.0"])
+    # the run folder reads back as the inverse problem, its unknown at the fitted value
+    from pinn_sine.runs import load_run
+
+    loaded = load_run(run)
+    assert loaded.problem.coefficient_values()["c"] == pytest.approx(c["value"], rel=1e-12)
+    assert loaded.problem.observations.digest() == metrics["observations"]["digest"]
+    obs.rename(tmp_path / "moved.h5")
+    with pytest.raises(FileNotFoundError, match="observations file .* is missing"):
+        load_run(run)
 
 
 @pytest.mark.parametrize("argv,match", [
