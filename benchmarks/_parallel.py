@@ -41,12 +41,13 @@ def write_results(out: Path, table: str, rows: list[dict]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(table + "\n")
     keys = list(rows[0])
-    header = [f"{k}_json" if isinstance(rows[0][k], list) else k for k in keys]
+    listed = {k for k in keys if any(isinstance(r.get(k), list) for r in rows)}  # JSON in every row
+    header = [f"{k}_json" if k in listed else k for k in keys]
     with open(out / "results.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for r in rows:
-            w.writerow([json.dumps(r[k]) if isinstance(r[k], list) else r[k] for k in keys])
+            w.writerow([json.dumps(r[k]) if k in listed else r[k] for k in keys])
 
 
 def curves_figure(panels: Sequence[tuple[str, list]], path: Path, *, ylabel: str,

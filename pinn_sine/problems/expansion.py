@@ -63,9 +63,9 @@ class CosineExpansion:
         phi = self.basis(x, y)
         return self.background * torch.exp(phi @ theta.to(phi.dtype).reshape(-1, 1))
 
-    def grid(self, n: int = 129) -> tuple[Tensor, Tensor]:
-        """An n x n grid of the rectangle, as two (n^2, 1) float64 columns."""
-        (x0, x1), (y0, y1) = self.bounds
+    def grid(self, n: int = 129, bounds=None) -> tuple[Tensor, Tensor]:
+        """An n x n grid of the rectangle (or of ``bounds``), as two (n^2, 1) float64 columns."""
+        (x0, x1), (y0, y1) = self.bounds if bounds is None else bounds
         X, Y = torch.meshgrid(torch.linspace(x0, x1, n, dtype=torch.float64),
                               torch.linspace(y0, y1, n, dtype=torch.float64), indexing="ij")
         return X.reshape(-1, 1), Y.reshape(-1, 1)
@@ -81,16 +81,19 @@ class CosineExpansion:
         target = torch.log(values / self.background)
         return torch.linalg.lstsq(self.basis(x, y), target).solution.reshape(-1)
 
-    def rel_l2(self, theta: Tensor, c, n: int = 129) -> float:
-        """||c_theta - c|| / ||c|| on an n x n grid: how far the expansion is from the model."""
-        x, y = self.grid(n)
+    def rel_l2(self, theta: Tensor, c, n: int = 129, bounds=None) -> float:
+        """||c_theta - c|| / ||c|| on an n x n grid of the rectangle, or of the sub-rectangle
+        ``bounds`` (e.g. a point source's physical region, where its waves see c): how far
+        the expansion is from the model."""
+        x, y = self.grid(n, bounds)
         values = c(x, y) if callable(c) else torch.full_like(x, float(c))
         values = torch.as_tensor(values, dtype=torch.float64).reshape(-1, 1).expand(x.shape[0], 1)
         return float((self(theta.detach().double(), x, y) - values).norm() / values.norm())
 
-    def truncation_error(self, c, n: int = 129) -> float:
-        """The error of the best M-mode expansion of ``c`` (:meth:`project`)."""
-        return self.rel_l2(self.project(c, n), c, n)
+    def truncation_error(self, c, n: int = 129, bounds=None) -> float:
+        """The error of the best M-mode expansion of ``c`` (:meth:`project`, over the whole
+        rectangle), measured as :meth:`rel_l2` (over ``bounds`` where given)."""
+        return self.rel_l2(self.project(c, n), c, n, bounds)
 
     def describe(self) -> dict:
         return {"bounds": [list(b) for b in self.bounds], "modes": self.modes, "background": self.background}
