@@ -76,7 +76,7 @@ def parse_centers(value) -> tuple[tuple[float, float], ...]:
         first = value[0]
     except (TypeError, IndexError, KeyError):
         first = None
-    if first is None or isinstance(first, (numbers.Real, str)) or np.ndim(first) == 0:
+    if first is None or np.ndim(first) == 0:  # a number (or a string): one pair
         return (parse_center(value),)
     centers = tuple(parse_center(v) for v in value)
     if len(set(centers)) != len(centers):
@@ -562,14 +562,14 @@ class HelmholtzPointSource(Problem):
         """u_b and f 1[r >= 9 w] (the source beyond the background formula's reach) at x
         (n, 2), each (n, 2S) float64 (Re, Im of each source; the latter's Im is 0)."""
         f = self.source(x)
-        u_b, rest = [], []
-        for s, arrays in enumerate(self._background_arrays(x)):
-            u_b.append(self._parts([arrays], "u"))
+        backgrounds = self._background_arrays(x)
+        rest = []
+        for s, arrays in enumerate(backgrounds):
             # f - f_b: f where the background's formula has no source (beyond 9 widths), else 0
             far = torch.from_numpy(arrays["f_b"] == 0).reshape(-1, 1)
             r = torch.where(far, f[:, s:s + 1], torch.zeros((), dtype=torch.float64))
             rest.append(torch.cat([r, torch.zeros_like(r)], dim=1))
-        return torch.cat(u_b, dim=1), torch.cat(rest, dim=1)
+        return self._parts(backgrounds, "u"), torch.cat(rest, dim=1)
 
     def _scattered_from(self, c: Tensor, u_b: Tensor, rest: Tensor) -> Tensor:
         """f_s from the speeds c (n, 1) and :meth:`_scattered_parts` (differentiable in c:
@@ -685,11 +685,11 @@ class HelmholtzPointSource(Problem):
         "u0_interior" and "f_rest" (:meth:`_scattered_parts`) in place of "f_scattered",
         which the residual completes with the trainable c."""
         batch = self._points(n, generator)
-        if self.formulation == "scattered" and "velocity" in self.unknowns:  # f_s follows the trainable c
-            batch["u0_interior"], batch["f_rest"] = self._scattered_parts(batch["interior"].double())
-        elif self.formulation == "scattered":
-            batch["f_scattered"] = self.scattered_source(batch["interior"])
         if self.formulation == "scattered":
+            if "velocity" in self.unknowns:  # f_s follows the trainable c
+                batch["u0_interior"], batch["f_rest"] = self._scattered_parts(batch["interior"].double())
+            else:
+                batch["f_scattered"] = self.scattered_source(batch["interior"])
             batch["u0_boundary"] = self._parts(self._background_arrays(batch["boundary"]), "u")
         return batch
 
