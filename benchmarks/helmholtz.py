@@ -88,7 +88,12 @@ def stages_for(args, lr: float) -> list:
 
     stages = [Adam(args.steps, lr=lr)]
     if args.gn:
-        stages.append(GaussNewton(10**9, batch=args.batch, resample_every=args.resample))
+        options = {}
+        if args.adaptive:  # RAD: each redraw's interior points drawn by the residual from a 10x pool
+            options["adaptive"] = {"name": "rad"}
+        if args.scaling != "none":
+            options["descent"] = {"name": "dense", "scaling": args.scaling}
+        stages.append(GaussNewton(10**9, batch=args.batch, resample_every=args.resample, **options))
     elif args.lbfgs_steps:
         stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
     return stages
@@ -138,11 +143,17 @@ def main(argv=None) -> int:
                     help="scattered formulation: c0 of the background (default: c at the source)")
     ap.add_argument("--resample", type=int, default=None,
                     help="with --gn: draw a fresh batch every this many Gauss-Newton steps (default: one fixed batch)")
+    ap.add_argument("--adaptive", action="store_true",
+                    help="with --gn --resample N: each redraw by the residual (RAD, a 10x pool; Burgers' recipe)")
+    ap.add_argument("--scaling", choices=("none", "columns"), default="none",
+                    help="with --gn: damping lambda I (none) or Marquardt's lambda diag(J^T J) (columns)")
     ap.add_argument("--preset", choices=("siren",), default=None,
                     help="point source: SIREN's case (omega 20, source width 0.01)")
     ap.add_argument("--velocity-edge", type=float, default=None,
                     help="point source: the inclusions' edge width (0: SIREN's sharp edges; default 0.02)")
     args = ap.parse_args(argv)
+    if args.adaptive and not (args.gn and args.resample):
+        ap.error("--adaptive needs --gn and --resample N (the redraws it makes adaptive).")
     if args.fd_only:
         print(fd_timing())
         return 0
@@ -168,7 +179,8 @@ def main(argv=None) -> int:
         exact = problem.exact(torch.from_numpy(ref.points())).numpy().reshape(ref.grid_shape)
         print(f"FD reference {ref.solver} on {ref.grid_shape}: rel L2 vs exact "
               f"{np.linalg.norm(ref.fields['u'] - exact) / np.linalg.norm(exact):.2e}")
-    redraw = "" if args.resample is None else f", redrawn every {args.resample} steps"
+    redraw = "" if args.resample is None else (f", redrawn every {args.resample} steps"
+                                                + (" by the residual (RAD)" if args.adaptive else ""))
     tail = (f"Gauss-Newton on a fixed batch of {args.batch}{redraw}" if args.gn
             else f"{args.lbfgs_steps} L-BFGS iterations (batch {args.lbfgs_batch})")
     limit = "" if args.seconds is None else f"; stopped at {args.seconds:g} s"

@@ -33,13 +33,15 @@ the values' RMS (seed ``--noise-seeds``):
   modes (truncation 1.7e-3), the same ring of receivers, each observing the four complex
   fields.
 
-Methods: ``gn``: ``--adam`` Adam steps (lr 1e-3, cosine), then Gauss-Newton (dense
-Levenberg-Marquardt, batch ``--gn-batch``, redrawn every ``--resample`` steps) until the
-wall time is spent; ``adam``: Adam alone (constant lr 1e-3) for the same wall time. Every
+Methods: ``gn``: ``--adam`` Adam steps (lr 1e-3, cosine; with ``--hold-warmup`` the network
+alone, the coefficients held at the guess), then Gauss-Newton (dense Levenberg-Marquardt,
+batch ``--gn-batch``, redrawn every ``--resample`` steps; damped by lambda I, or with
+``--scaling columns`` by Marquardt's lambda diag(J^T J)) until the wall time is spent; ``adam``: Adam alone (constant lr 1e-3) for the same wall time. Every
 run trains a float64 SIREN ``--width`` x ``--depth`` on one thread. The table gives the
 coefficient's relative error at the end (median over the network seeds ``--seeds``), the
 standard error :func:`pinn_sine.inverse.estimate` reports, the solution's relative L2
-error against the exact solution, the steps done; with several noise seeds, the spread
+error against the exact solution, the steps done (``--data-weight``: the data term's weight in every
+stage); with several noise seeds, the spread
 (sample standard deviation) of the recovered values beside the median reported standard
 error. ``results.csv`` holds every run with its coefficient-vs-time curve;
 ``coefficient_vs_time.png`` draws the relative error of the coefficient against time.
@@ -129,15 +131,16 @@ def run_one(job: tuple) -> dict:
     problem.declare_unknown(name, guess, lower=lower, upper=upper).observe(obs)
     net = build_net(problem, "siren", width=args["width"], depth=args["depth"], seed=seed).double()
     if method == "gn":
-        stages = [Adam(args["adam"], lr=1e-3),
-                  GaussNewton(10**9, batch=args["gn_batch"], resample_every=args["resample"])]
+        stages = [Adam(args["adam"], lr=1e-3, fit_coefficients=not args.get("hold_warmup", False)),
+                  GaussNewton(10**9, batch=args["gn_batch"], resample_every=args["resample"],
+                              descent={"name": "dense", "scaling": args.get("scaling", "none")})]
     else:
         stages = [Adam(10**9, lr=1e-3, schedule="constant")]
     t0, c0 = time.perf_counter(), time.process_time()
     status = "ok"
     try:
         result = train(problem, net, stages=stages, seed=seed, progress=False, time_limit=args["seconds"],
-                       log_every=10, stall=None)
+                       log_every=10, stall=None, weights={"data": args.get("data_weight", 1.0)})
     except FloatingPointError as err:  # TrainingDiverged: keep what was reached
         result, status = err.result, f"diverged: {str(err)[:60]}"
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -241,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adam", type=int, default=100, help="gn: Adam steps before Gauss-Newton")
     parser.add_argument("--gn-batch", type=int, default=1024, help="gn: interior points of a Gauss-Newton batch")
     parser.add_argument("--resample", type=int, default=50, help="gn: Gauss-Newton steps between redraws")
+    parser.add_argument("--hold-warmup", action="store_true",
+                        help="gn: the Adam warm-up trains the network alone, the coefficients held at the guess")
+    parser.add_argument("--scaling", choices=("none", "columns"), default="none",
+                        help="gn: the damping, lambda I (none) or lambda diag(J^T J) (columns, Marquardt's)")
+    parser.add_argument("--data-weight", type=float, default=1.0, help="the data term's weight")
     parser.add_argument("--out", type=Path, default=Path("runs/inverse"))
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
@@ -248,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     bad = [c for c in cases if c not in CASES] + [m for m in methods if m not in METHODS]
     if bad:
         parser.error(f"unknown cases/methods {bad}; choose from {list(CASES)} and {list(METHODS)}.")
-    settings = {k: getattr(args, k) for k in ("seconds", "points", "width", "depth", "adam", "gn_batch", "resample")}
+    settings = {k: getattr(args, k) for k in ("seconds", "points", "width", "depth", "adam", "gn_batch", "resample",
+                                                "hold_warmup", "data_weight", "scaling")}
     jobs = [(c, m, int(s), args.noise, int(ns), settings) for c in cases for m in methods
             for s in args.seeds.split(",") for ns in args.noise_seeds.split(",")]
     rows = run_all(run_one, jobs, args.jobs, args.seconds,

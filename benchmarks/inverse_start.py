@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--depth", type=int, default=3)
+    parser.add_argument("--hold-warmup", action="store_true",
+                        help="the Adam warm-up trains the network alone, the coefficients held at the start")
+    parser.add_argument("--scaling", choices=("none", "columns"), default="none",
+                        help="the Gauss-Newton damping: lambda I (none) or lambda diag(J^T J) (columns)")
+    parser.add_argument("--data-weight", type=float, default=1.0, help="the data term's weight")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     from pinn_sine import train
@@ -53,11 +58,13 @@ def main(argv: list[str] | None = None) -> int:
                 float((theta - truth).norm() / truth.norm()))
 
     rows = [("start (the projected truth)", *errors(), float("nan"), 0)]
-    for label, stage, seconds in ((f"after {args.adam} Adam steps", Adam(args.adam, lr=1e-3), None),
+    warmup = Adam(args.adam, lr=1e-3, fit_coefficients=not args.hold_warmup)
+    for label, stage, seconds in ((f"after {args.adam} Adam steps", warmup, None),
                                   (f"after Gauss-Newton ({args.seconds:g} s)",
-                                   GaussNewton(10**9, batch=1024, resample_every=50), args.seconds)):
+                                   GaussNewton(10**9, batch=1024, resample_every=50,
+                                              descent={"name": "dense", "scaling": args.scaling}), args.seconds)):
         result = train(problem, net, stages=[stage], seed=args.seed, progress=False, time_limit=seconds, stall=None,
-                       reference=ref, eval_every=100)
+                       reference=ref, eval_every=100, weights={"data": args.data_weight})
         rows.append((label, *errors(), float(result.final["rel_l2"]), result.steps_done))
     print("| stage | velocity rel L2 (physical region) | coefficients vs projected truth | fields vs FD | steps |")
     print("|---|---|---|---|---|")

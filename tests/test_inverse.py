@@ -207,6 +207,30 @@ def test_bounds_hold_during_training():
     assert max(cs) - min(cs) > 0.1  # it did move
 
 
+def test_an_adam_warm_up_can_hold_the_coefficients(tmp_path):
+    from pinn_sine.optim.spec import parse_stage_spec, stage_from_description
+
+    problem = _wave(guess=1.5, n_obs=20)
+    net = build_net(problem, "siren", width=8, depth=2, seed=0).double()
+    before = copy.deepcopy(net.state_dict())
+    stage = Adam(20, lr=2e-3, fit_coefficients=False)
+    result = train(problem, net, stages=[stage], batch=64, seed=0, progress=False, stall=None, log_every=5)
+    assert {r["coef_c"] for r in result.history} == {problem.coefficient_values()["c"]}
+    assert problem.coefficient_values()["c"] == pytest.approx(1.5, rel=1e-12)
+    assert problem.coefficients()["c"].grad is None  # no gradient piles up on what Adam does not own
+    assert not all(torch.equal(a, b) for a, b in zip(before.values(), net.state_dict().values()))
+    # then a stage that fits them moves them
+    result = train(problem, net, stages=[Adam(20, lr=2e-3)], batch=64, seed=0, progress=False, stall=None)
+    assert problem.coefficient_values()["c"] != pytest.approx(1.5, rel=1e-6)
+    # described only when set, and rebuilt from the description and from the command line's spec
+    assert "fit_coefficients" not in Adam(5).describe()
+    assert stage.describe()["fit_coefficients"] is False
+    assert stage_from_description(stage.describe()).fit_coefficients is False
+    assert stage_from_description(parse_stage_spec("adam:steps=5,fit_coefficients=false")).fit_coefficients is False
+    with pytest.raises(ValueError, match="fit_coefficients must be True or False"):
+        Adam(5, fit_coefficients="no")
+
+
 def test_resume_is_bit_identical_with_coefficients(tmp_path):
     def run(stages, **kw):
         problem = _wave(n_obs=20)

@@ -144,6 +144,56 @@ def test_one_step_is_the_dense_damped_solve():
     assert row["loss"] == pytest.approx(float(r @ r) - row["gain"] * predicted, rel=1e-9)
 
 
+class _Lin:
+    """A dense stand-in for a Linearization (what the dense descent reads)."""
+
+    def __init__(self, J, r):
+        self.J, self.r, self._cache = J, r, {}
+
+    def cached(self, key, make):
+        return self._cache.setdefault(key, make())
+
+    def materialize(self):
+        return self.J
+
+    def sum_over_ranks(self, x):
+        return x
+
+
+def test_column_scaled_damping_is_marquardts_with_a_running_maximum():
+    from pinn_sine.optim.descents import Dense
+
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(30, 8, dtype=torch.float64, generator=g) * torch.logspace(-2, 1, 8, dtype=torch.float64)
+    J[:, 5] = 0.0  # a column with no curvature yet: damped by the mean of D
+    r = torch.randn(30, dtype=torch.float64, generator=g)
+    for form in ("primal", "dual"):
+        descent = Dense(form=form, scaling="columns")
+        descent.start(torch.Generator())
+        lin = _Lin(J, r)
+        assert descent.frobenius2(lin) == 8.0  # unit columns: lambda is the relative damping itself
+        D = (J * J).sum(0)
+        D[5] = D[D > 0].mean()
+        expected = -torch.linalg.solve(J.T @ J + 0.1 * torch.diag(D), J.T @ r)
+        step = descent.direction(lin, 0.1, Cholesky())
+        torch.testing.assert_close(step.d, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(step.Jd, J @ expected)
+        # a second batch with weaker columns: D keeps the larger diagonal met (More)
+        J2 = J / 2
+        step2 = descent.direction(_Lin(J2, r), 0.1, Cholesky())
+        expected2 = -torch.linalg.solve(J2.T @ J2 + 0.1 * torch.diag(D), J2.T @ r)
+        torch.testing.assert_close(step2.d, expected2, rtol=1e-10, atol=1e-12)
+        state = descent.state_dict()
+        again = Dense(form=form, scaling="columns")
+        again.start(torch.Generator())
+        again.load_state_dict(state)
+        torch.testing.assert_close(again.direction(_Lin(J2, r), 0.1, Cholesky()).d, step2.d, rtol=0, atol=0)
+    assert Dense(scaling="columns").describe() == {"name": "dense", "form": "auto", "scaling": "columns"}
+    assert "scaling" not in Dense().describe()
+    with pytest.raises(ValueError, match='invalid scaling "rows"'):
+        Dense(scaling="rows")
+
+
 def test_dual_form_equals_primal_form_on_both_backends():
     torch.manual_seed(0)
     for n, p in ((7, 12), (12, 7)):  # fewer residuals than parameters (dual form), then more (primal)

@@ -88,7 +88,7 @@ BAD = [
     ("bad-key", "adam:steps=3,1lr=2", r'"1lr" is not a setting name'),
     ("unknown-key", "adam:steps=3,lrate=1e-3",
      r'unknown setting "lrate" of adam\. Did you mean "lr"\? Adam takes steps, lr, schedule, final_lr_factor, '
-     r"betas, resample_every\."),
+     r"betas, resample_every, fit_coefficients\."),
     ("unknown-key-lbfgs", "lbfgs:steps=3,damping=1",
      r'unknown setting "damping" of lbfgs\. LBFGS takes steps, batch, history_size, chunk'),
     ("unknown-part", "adam:steps=3,descent.rank=2", r'unknown setting "descent" of adam'),

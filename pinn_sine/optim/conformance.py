@@ -59,6 +59,9 @@ for _search in ("nielsen", "trust_region", "backtracking"):
                      {"name": "dual"}, {"name": "dual", "momentum": 0.5}, {"name": "sketched", "rows": 40, "cols": 60}):
         _id = f"gn-{_search}-{_descent['name']}" + "".join(f"-{v}" for k, v in _descent.items() if k != "name")
         STAGE_CASES.setdefault(_id, _gn(search=_search, descent=dict(_descent)))
+# Marquardt's column scaling (lambda D, its running maximum D in the state), primal and dual
+STAGE_CASES["gn-dense-columns"] = _gn(descent={"name": "dense", "scaling": "columns"})
+STAGE_CASES["gn-dense-columns-dual"] = _gn(descent={"name": "dense", "form": "dual", "scaling": "columns"})
 STAGE_CASES["gn-dual-cg-solver"] = _gn(descent="dual", solver={"name": "cg", "rtol": 1e-12, "max_iter": 500})
 # the first batch drawn by the residual (RAD), its pool in the state; no redraw within the 6 steps, since a
 # redraw may raise the logged loss (another batch), which "descent" refuses: tests/test_burgers_adaptive.py

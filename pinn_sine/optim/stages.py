@@ -150,6 +150,13 @@ class Adam(Stage):
     (``"fixed"``: one batch for the stage); residual-based adaptive sampling, when the
     run has it, draws them.
 
+    In an inverse problem (:meth:`~pinn_sine.problems.Problem.declare_unknown`) the
+    stage fits the problem's coefficients with the network; ``fit_coefficients=False``
+    holds them at their current values and trains the network alone (a warm-up that
+    fits the network to the guessed coefficients and the data before a Gauss-Newton stage
+    moves both: an untrained network's residual otherwise drags the coefficients away
+    from a good guess).
+
     Args:
         steps: number of Adam steps (>= 0).
         lr: the initial learning rate; None takes the problem's ``default_lr``.
@@ -157,13 +164,14 @@ class Adam(Stage):
         final_lr_factor: the schedule's end point as a fraction of lr, in (0, 1].
         betas: Adam's moment decay rates, each in [0, 1).
         resample_every: steps between fresh batches (>= 1) or "fixed".
+        fit_coefficients: whether the problem's trainable coefficients are fitted too.
     """
 
     name = "adam"
 
     def __init__(self, steps: int, *, lr: float | None = None, schedule: str = "cosine",
                  final_lr_factor: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
-                 resample_every: int | str = 1):
+                 resample_every: int | str = 1, fit_coefficients: bool = True):
         self.steps = check_steps(steps, "Adam")
         if lr is not None:
             if not (_real(lr) and math.isfinite(lr) and lr > 0):
@@ -187,7 +195,11 @@ class Adam(Stage):
             raise ValueError(f"Adam: betas must each be in [0, 1), got {betas!r}; use e.g. (0.9, 0.999).")
         self.lr, self.schedule, self.final_lr_factor, self.betas = lr, schedule, float(final_lr_factor), (b1, b2)
         self.resample_every = check_every(resample_every, "resample_every", "Adam", allow_fixed=True)
+        if not isinstance(fit_coefficients, bool):
+            raise ValueError(f"Adam: fit_coefficients must be True or False, got fit_coefficients={fit_coefficients!r}.")
+        self.fit_coefficients = fit_coefficients
         self.opt = self.sched = None
+        self.held: list[Tensor] = []
         self.schedule_steps = self.steps  # the schedule's length (a resumed, extended stage keeps its old one)
 
     def resume_settings(self, stored: dict) -> None:
@@ -196,7 +208,10 @@ class Adam(Stage):
 
     def start(self, run, index: int) -> None:
         lr = run.problem.default_lr if self.lr is None else self.lr
-        self.opt = torch.optim.Adam(run.params, lr=lr, betas=self.betas)
+        self.held = [] if self.fit_coefficients else list(run.problem.coefficients().values())
+        held = {id(c) for c in self.held}  # the network's alone: the coefficients stay where they are
+        params = [q for q in run.params if id(q) not in held]
+        self.opt = torch.optim.Adam(params, lr=lr, betas=self.betas)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(self.schedule, self.schedule_steps,
                                                                             self.final_lr_factor))
 
@@ -208,6 +223,8 @@ class Adam(Stage):
         total, terms, loss_terms = run.weighted(pts, done)
         run.check_finite(run.offset + done, self.name, total, terms)
         total.backward()
+        for c in self.held:  # not the optimizer's: their gradients would only pile up
+            c.grad = None
         self.opt.step()
         self.sched.step()
         # The rate the next step will use (at the end: lr * final_lr_factor).
@@ -226,6 +243,8 @@ class Adam(Stage):
                "resample_every": self.resample_every}
         if self.schedule_steps != self.steps:
             out["schedule_steps"] = self.schedule_steps
+        if not self.fit_coefficients:  # only when set: the runs made before it describe alike
+            out["fit_coefficients"] = False
         return out
 
 
