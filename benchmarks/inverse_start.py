@@ -4,8 +4,10 @@ uniform guess, the velocity error printed after the Adam warm-up and after Gauss
 (issue 28).
 
     OMP_NUM_THREADS=1 python benchmarks/inverse_start.py --adam 100 --seconds 180
+    OMP_NUM_THREADS=1 python benchmarks/inverse_start.py --adam 2000 --hold-warmup --seconds 600
 
-If the velocity stays near its truncation error, the formulation is consistent and the
+(``--hold-warmup``: the warm-up trains the network alone, the velocity held at the truth;
+``--scaling columns``: Marquardt's damping in the Gauss-Newton stage.) If the velocity stays near its truncation error, the formulation is consistent and the
 runs from the uniform guess are limited by the optimizer's path; if it drifts, something in
 the set-up pulls it away. The table gives the velocity's relative L2 error over the physical
 region (and the coefficients' relative distance from the projected truth) and the wave
