@@ -36,14 +36,15 @@ the values' RMS (seed ``--noise-seeds``):
 Methods: ``gn``: ``--adam`` Adam steps (lr 1e-3, cosine; with ``--hold-warmup`` the network
 alone, the coefficients held at the guess), then Gauss-Newton (dense Levenberg-Marquardt,
 batch ``--gn-batch``, redrawn every ``--resample`` steps; damped by lambda I, or with
-``--scaling columns`` by Marquardt's lambda diag(J^T J)) until the wall time is spent; ``adam``: Adam alone (constant lr 1e-3) for the same wall time. Every
-run trains a float64 SIREN ``--width`` x ``--depth`` on one thread. The table gives the
-coefficient's relative error at the end (median over the network seeds ``--seeds``), the
-standard error :func:`pinn_sine.inverse.estimate` reports, the solution's relative L2
-error against the exact solution, the steps done (``--data-weight``: the data term's weight in every
-stage); with several noise seeds, the spread
-(sample standard deviation) of the recovered values beside the median reported standard
-error. ``results.csv`` holds every run with its coefficient-vs-time curve;
+``--scaling columns`` by Marquardt's lambda diag(J^T J)) until the wall time is spent;
+``adam``: Adam alone (constant lr 1e-3) for the same wall time. ``--data-weight`` weights
+the data term in every stage. Every run trains a float64 SIREN ``--width`` x ``--depth`` on
+one thread. The table gives the coefficient's relative error at the end (median over the
+network seeds ``--seeds``), the standard error :func:`pinn_sine.inverse.estimate` reports,
+the solution's relative L2 error against the exact solution, the steps done; with several
+noise seeds, the spread (sample standard deviation) of the recovered values beside the
+median reported standard error. ``results.csv`` holds every run with its
+coefficient-vs-time curve;
 ``coefficient_vs_time.png`` draws the relative error of the coefficient against time.
 """
 from __future__ import annotations
@@ -92,6 +93,15 @@ def bump(x, y):
     return 1.0 + 0.2 * exp(-((x - 0.2) ** 2 + (y + 0.1) ** 2) / (2 * 0.25 ** 2))
 
 
+def gn_stages(adam: int, batch: int, resample: int, hold_warmup: bool = False, scaling: str = "none") -> list:
+    """The ``gn`` method's stages: the Adam warm-up (lr 1e-3; ``hold_warmup``: the network
+    alone) and Gauss-Newton until the time limit (dense, damping ``scaling``)."""
+    from pinn_sine.optim import Adam, GaussNewton
+
+    return [Adam(adam, lr=1e-3, fit_coefficients=not hold_warmup),
+            GaussNewton(10**9, batch=batch, resample_every=resample, descent={"name": "dense", "scaling": scaling})]
+
+
 def _problem(case: str):
     from pinn_sine import problems
 
@@ -122,7 +132,7 @@ def run_one(job: tuple) -> dict:
     from pinn_sine.inverse import estimate
     from pinn_sine.nets import build_net
     from pinn_sine.observations import synthetic
-    from pinn_sine.optim import Adam, GaussNewton
+    from pinn_sine.optim import Adam
 
     _, _, name, truth, guess, lower, upper = CASES[case]
     problem = _problem(case)
@@ -131,16 +141,14 @@ def run_one(job: tuple) -> dict:
     problem.declare_unknown(name, guess, lower=lower, upper=upper).observe(obs)
     net = build_net(problem, "siren", width=args["width"], depth=args["depth"], seed=seed).double()
     if method == "gn":
-        stages = [Adam(args["adam"], lr=1e-3, fit_coefficients=not args.get("hold_warmup", False)),
-                  GaussNewton(10**9, batch=args["gn_batch"], resample_every=args["resample"],
-                              descent={"name": "dense", "scaling": args.get("scaling", "none")})]
+        stages = gn_stages(args["adam"], args["gn_batch"], args["resample"], args["hold_warmup"], args["scaling"])
     else:
         stages = [Adam(10**9, lr=1e-3, schedule="constant")]
     t0, c0 = time.perf_counter(), time.process_time()
     status = "ok"
     try:
         result = train(problem, net, stages=stages, seed=seed, progress=False, time_limit=args["seconds"],
-                       log_every=10, stall=None, weights={"data": args.get("data_weight", 1.0)})
+                       log_every=10, stall=None, weights={"data": args["data_weight"]})
     except FloatingPointError as err:  # TrainingDiverged: keep what was reached
         result, status = err.result, f"diverged: {str(err)[:60]}"
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inverse import CASES, RING_RADIUS, bump  # noqa: E402
+from inverse import _points, _problem, bump, gn_stages  # noqa: E402
+
+CASE = "point-velocity-4"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,13 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from pinn_sine import train
     from pinn_sine.nets import build_net
-    from pinn_sine.observations import ring, synthetic
-    from pinn_sine.optim import Adam, GaussNewton
-    from pinn_sine.problems import HelmholtzPointSource
+    from pinn_sine.observations import synthetic
 
-    kwargs = {**CASES["point-velocity-4"][1], "velocity": bump}
-    problem = HelmholtzPointSource(**kwargs)
-    obs = synthetic(problem, ring((0.0, 0.0), RING_RADIUS, 200))
+    problem = _problem(CASE)
+    obs = synthetic(problem, _points(problem, CASE, 200))
     expansion = problem.velocity_expansion(6)
     truth = expansion.project(bump)
     problem.declare_unknown("velocity", truth.tolist(), lower=-1.0, upper=1.0).observe(obs)
@@ -60,11 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                 float((theta - truth).norm() / truth.norm()))
 
     rows = [("start (the projected truth)", *errors(), float("nan"), 0)]
-    warmup = Adam(args.adam, lr=1e-3, fit_coefficients=not args.hold_warmup)
+    warmup, gauss_newton = gn_stages(args.adam, 1024, 50, args.hold_warmup, args.scaling)
     for label, stage, seconds in ((f"after {args.adam} Adam steps", warmup, None),
-                                  (f"after Gauss-Newton ({args.seconds:g} s)",
-                                   GaussNewton(10**9, batch=1024, resample_every=50,
-                                              descent={"name": "dense", "scaling": args.scaling}), args.seconds)):
+                                  (f"after Gauss-Newton ({args.seconds:g} s)", gauss_newton, args.seconds)):
         result = train(problem, net, stages=[stage], seed=args.seed, progress=False, time_limit=seconds, stall=None,
                        reference=ref, eval_every=100, weights={"data": args.data_weight})
         rows.append((label, *errors(), float(result.final["rel_l2"]), result.steps_done))

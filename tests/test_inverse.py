@@ -207,7 +207,7 @@ def test_bounds_hold_during_training():
     assert max(cs) - min(cs) > 0.1  # it did move
 
 
-def test_an_adam_warm_up_can_hold_the_coefficients(tmp_path):
+def test_an_adam_warm_up_can_hold_the_coefficients():
     from pinn_sine.optim.spec import parse_stage_spec, stage_from_description
 
     problem = _wave(guess=1.5, n_obs=20)
