@@ -298,12 +298,14 @@ def main(argv: list[str] | None = None) -> int:
             gn_options[m].update(o)
     from pinn_sine.optim import GaussNewton
 
-    for m in methods:  # refuse a bad part now, not in a worker after the Adam stage
-        if m in gn_options:
-            try:
-                GaussNewton(1, **gn_options[m])
-            except (TypeError, ValueError) as err:
-                parser.error(f"{m}: {err}")
+    for p in problems:  # refuse a bad part now, not in a worker after the Adam stage
+        cfg = replace(CONFIG[p], **overrides)
+        for m in methods:
+            if m in gn_options:
+                try:
+                    GaussNewton(1, batch=cfg.batch, resample_every=cfg.resample, **gn_options[m])
+                except (TypeError, ValueError) as err:
+                    parser.error(f"{m}: {err}")
     scalable = {k: v for k, v in (("width", args.width_scalable), ("depth", args.depth_scalable)) if v is not None}
     jobs = [(p, m, s, args.seconds, {**overrides, **(scalable if m in SCALABLE else {})}, gn_options.get(m, {}))
             for p in problems for s in seeds for m in methods]
