@@ -18,6 +18,8 @@ methods:
   ``CONFIG.batch`` points until the budget is spent;
 * ``adam+gn``: the same Adam steps, then :class:`~pinn_sine.optim.GaussNewton` on the
   same fixed batch until the budget is spent;
+* ``adam+gn-accel``: the same with the dense descent's geodesic acceleration
+  (``descent={"name": "dense", "acceleration": True}``);
 * ``adam+gn-cg``, ``adam+gn-sketched``, ``adam+gn-dual``, ``adam+gn-tr``: the same with
   the Gauss-Newton stage composed of other parts (``GN_OPTIONS``: the matrix-free CG
   descent with the Nystrom preconditioner, the doubly sketched descent, the dual
@@ -89,7 +91,8 @@ CONFIG = {
     "poisson2d-multiscale": Config(48, 2, 16.0, 30.0, 4000, 1000, problem="poisson2d",
                                    problem_kwargs=(("u", multiscale_solution),)),
 }
-METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual", "adam+gn-tr")
+METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual",
+           "adam+gn-tr")
 # The Gauss-Newton parts of each adam+gn* method (GaussNewton keywords; --gn-options
 # overrides them), from benchmarks/gn_step.py (p = 1k-10k, N = 16k): Nystrom-preconditioned
 # CG reached rtol 1e-6 in 49-83 iterations at p = 1k-2.5k (diagonal: 100 iterations to
@@ -98,6 +101,7 @@ METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-cg", "adam+gn-sketched", "a
 # a random half of the parameters at p = 4.4k.
 GN_OPTIONS = {
     "adam+gn": {},
+    "adam+gn-accel": {"descent": {"name": "dense", "acceleration": True}},
     "adam+gn-cg": {"descent": {"name": "cg", "preconditioner": "nystrom", "rank": 50},
                    "solver": {"name": "cg", "max_iter": 50}},
     "adam+gn-sketched": {"descent": {"name": "sketched", "rows": 4096, "cols": 2048}},
@@ -230,7 +234,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
     names = list(dict.fromkeys(r["problem"] for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
-    colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green", "adam+gn-cg": "tab:red",
+    colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green", "adam+gn-accel": "tab:cyan",
+               "adam+gn-cg": "tab:red",
                "adam+gn-sketched": "tab:purple", "adam+gn-dual": "tab:brown", "adam+gn-tr": "tab:olive"}
     for ax, name in zip(axes[0], names):
         for r in (r for r in rows if r["problem"] == name and r["curve"]):

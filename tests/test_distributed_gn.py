@@ -32,6 +32,7 @@ KW = dict(batch=BATCH, seed=SEED, progress=False, log_every=1)
 #: accepted step); cg solved to the last digits, so its step is the exact damped step
 #: whatever the preconditioner's sketch
 CASES = {"dense": {"damping": 0.1},
+         "dense-acceleration": {"damping": 0.1, "descent": {"name": "dense", "acceleration": True}},
          "cg": {"damping": 0.1, "descent": {"name": "cg", "rank": 20},
                 "solver": {"name": "cg", "rtol": 1e-13, "max_iter": 500}}}
 

@@ -1,5 +1,6 @@
 """The Jacobian operator of the least-squares objective (pinn_sine.derivatives.linearize):
-J v, J^T u, J J^T, diag(J^T J), submatrices and the materialized J against the dense
+J v, J^T u, J J^T, diag(J^T J), submatrices, the materialized J and the residual at
+moved parameters (residual_at) against the dense
 Jacobian built row by row by reverse mode, in float64 to 1e-10, for every built-in
 least-squares problem (soft and hard constraints, with and without Fourier features), a
 term that reads two aligned point sets (a periodic pair) and a trainable coefficient."""
@@ -80,6 +81,31 @@ def _check_operator(lin, r_ref, J_ref):
     torch.testing.assert_close(lin.submatrix(), J_ref, rtol=0, atol=tol)
 
 
+def _check_residual_at(problem, net, batch, weights, lin):
+    """r(theta + step) from the linearization equals r of a linearization built at
+    theta + step, and leaves the parameters as they were."""
+    params = fitted_parameters(problem, net)
+    before = [q.detach().clone() for q in params]
+    torch.testing.assert_close(lin.residual_at(torch.zeros(lin.n_cols, dtype=torch.float64)), lin.r,
+                               rtol=0, atol=1e-13)
+    step = 1e-2 * torch.randn(lin.n_cols, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    moved = lin.residual_at(step)
+    assert all(torch.equal(q, q0) for q, q0 in zip(params, before))
+    with torch.no_grad():
+        col = 0
+        for q in params:
+            q.add_(step[col:col + q.numel()].view_as(q))
+            col += q.numel()
+    expected = linearize(problem, net, batch, weights).r
+    with torch.no_grad():
+        for q, q0 in zip(params, before):
+            q.copy_(q0)
+    torch.testing.assert_close(moved, expected, rtol=0, atol=1e-12 * max(float(expected.abs().max()), 1.0))
+    assert float((moved - lin.r).norm()) > 0  # the step moved the residual
+    with pytest.raises(ValueError, match="residual_at"):
+        lin.residual_at(step[:-1])
+
+
 @pytest.mark.parametrize("fourier", [False, True], ids=["plain", "fourier"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_operator_equals_dense_jacobian(case, fourier):
@@ -90,6 +116,7 @@ def test_operator_equals_dense_jacobian(case, fourier):
     lin = linearize(problem, net, batch, weights)
     r_ref, J_ref = _reference(problem, net, batch, weights)
     _check_operator(lin, r_ref, J_ref)
+    _check_residual_at(problem, net, batch, weights, lin)
     loss = sum(weights.get(k, 1.0) * v for k, v in problem.compute_losses(net, batch).items())
     assert float(lin.r @ lin.r) == pytest.approx(float(loss.detach()), rel=1e-12)
     assert list(lin.slices) == list(problem.compute_losses(net, batch))
@@ -161,6 +188,7 @@ def test_operator_on_aligned_sets_and_coefficients(make):
     lin = linearize(problem, net, batch, {"pde": 0.5})
     r_ref, J_ref = _reference(problem, net, batch, {"pde": 0.5})
     _check_operator(lin, r_ref, J_ref)
+    _check_residual_at(problem, net, batch, {"pde": 0.5}, lin)
     assert len(lin.params) == len(jacobian_parameters(net)) + len(problem.coefficients())
 
 

@@ -194,6 +194,85 @@ def test_column_scaled_damping_is_marquardts_with_a_running_maximum():
         Dense(scaling="rows")
 
 
+class _QuadraticLin(_Lin):
+    """r(theta + x) = r + J x + (x^T H_i x / 2)_i: a residual whose second directional
+    derivative along v is exactly (v^T H_i v)_i, so the finite difference of the
+    geodesic acceleration is exact."""
+
+    def __init__(self, J, r, H):
+        super().__init__(J, r)
+        self.H = H
+
+    def residual_at(self, x):
+        return self.r + self.J @ x + 0.5 * torch.einsum("j,ijk,k->i", x, self.H, x)
+
+
+def test_geodesic_acceleration_is_transtrum_and_sethnas_correction():
+    from pinn_sine.optim.descents import Dense
+
+    g = torch.Generator().manual_seed(1)
+    n, p = 12, 5
+    J = torch.randn(n, p, dtype=torch.float64, generator=g)
+    r = torch.randn(n, dtype=torch.float64, generator=g)
+    H = 0.05 * torch.randn(n, p, p, dtype=torch.float64, generator=g)
+    H = H + H.transpose(1, 2)
+    lam = 0.7
+    for scaling in ("none", "columns"):
+        D = (J * J).sum(0) if scaling == "columns" else torch.ones(p, dtype=torch.float64)
+        M = J.T @ J + lam * torch.diag(D)
+        v = -torch.linalg.solve(M, J.T @ r)
+        r_vv = torch.einsum("j,ijk,k->i", v, H, v)
+        a = -torch.linalg.solve(M, J.T @ r_vv)
+        assert 2 * float(a.norm()) / float(v.norm()) < 0.75  # the case uses the correction
+        for form in ("primal", "dual"):
+            for solver in (Cholesky(), CG(rtol=1e-14, max_iter=100)):
+                descent = Dense(form=form, scaling=scaling, acceleration=True)
+                descent.start(torch.Generator())
+                step = descent.direction(_QuadraticLin(J, r, H), lam, solver)
+                torch.testing.assert_close(step.d, v + a / 2, rtol=1e-9, atol=1e-11)
+                # the model of the corrected step: second order along the path
+                torch.testing.assert_close(step.Jd, J @ (v + a / 2) + r_vv / 2, rtol=1e-9, atol=1e-11)
+                assert step.info["accelerated"] == 1
+                assert step.info["acceleration"] == pytest.approx(2 * float(a.norm()) / float(v.norm()), rel=1e-8)
+        # a correction larger than max_ratio allows: the plain step
+        strict = Dense(scaling=scaling, acceleration=True, max_ratio=1e-6)
+        strict.start(torch.Generator())
+        step = strict.direction(_QuadraticLin(J, r, H), lam, Cholesky())
+        torch.testing.assert_close(step.d, v, rtol=1e-10, atol=1e-12)
+        assert step.info["accelerated"] == 0
+    # without acceleration the step is the plain one and no residual is evaluated elsewhere
+    plain = Dense()
+    plain.start(torch.Generator())
+    torch.testing.assert_close(plain.direction(_Lin(J, r), lam, Cholesky()).d,
+                               -torch.linalg.solve(J.T @ J + lam * torch.eye(p, dtype=torch.float64), J.T @ r))
+    assert Dense(acceleration=True).describe() == {"name": "dense", "form": "auto", "acceleration": True,
+                                                   "max_ratio": 0.75}
+    assert "acceleration" not in Dense().describe()
+    with pytest.raises(ValueError, match="acceleration must be True or False"):
+        Dense(acceleration="yes")
+    with pytest.raises(ValueError, match="max_ratio"):
+        Dense(acceleration=True, max_ratio=0.0)
+
+
+def test_a_solver_with_only_damped_still_gives_a_factored_map():
+    from pinn_sine.optim.solvers import LinearSolver
+
+    class Lstsq(LinearSolver):
+        name = "lstsq"
+
+        def damped(self, J, r, lam, form="auto"):
+            p = J.shape[1]
+            A = torch.cat([J, lam ** 0.5 * torch.eye(p, dtype=J.dtype)])
+            return -torch.linalg.lstsq(A, torch.cat([r, torch.zeros(p, dtype=r.dtype)]).unsqueeze(1)).solution[:, 0]
+
+    g = torch.Generator().manual_seed(2)
+    J = torch.randn(9, 4, dtype=torch.float64, generator=g)
+    r = torch.randn(9, dtype=torch.float64, generator=g)
+    torch.testing.assert_close(Lstsq().factored(J, 0.2)(r), Cholesky().damped(J, r, 0.2), rtol=1e-10, atol=1e-12)
+    with pytest.raises(NotImplementedError, match="neither factored"):
+        LinearSolver().factored(J, 0.2)
+
+
 def test_dual_form_equals_primal_form_on_both_backends():
     torch.manual_seed(0)
     for n, p in ((7, 12), (12, 7)):  # fewer residuals than parameters (dual form), then more (primal)

@@ -110,6 +110,31 @@ class Linearization(_Cache):
         self._Jc = coefficient_jacobian
         self._stack = None
         self.dtype, self.device = r.dtype, r.device
+        self._evaluate: Callable[[], Tensor] | None = None  # r at the current parameters (linearize sets it)
+
+    # ----- the residual elsewhere -------------------------------------------------------
+    @torch.no_grad()
+    def residual_at(self, step: Tensor) -> Tensor:
+        """r(theta + step) (N,), on the same rows, weights and point sets as ``r`` (one
+        forward jet pass, no Jacobian), the parameters put back afterwards: what a
+        descent needs for a second-order correction along a step (the geodesic
+        acceleration of :class:`~pinn_sine.optim.descents.Dense`)."""
+        if step.ndim != 1 or step.shape[0] != self.n_cols:
+            raise ValueError(f"Linearization.residual_at: expected a step ({self.n_cols},), got shape "
+                             f"{tuple(step.shape)}.")
+        if self._evaluate is None:
+            raise ValueError("Linearization.residual_at: this linearization was not built by linearize() from a "
+                             "problem and a network, so it cannot evaluate the residual elsewhere.")
+        saved = [q.detach().clone() for q in self.params]
+        try:
+            col = 0
+            for q in self.params:
+                q.add_(step[col:col + q.numel()].view_as(q).to(q.dtype))
+                col += q.numel()
+            return self._evaluate().to(self.dtype)
+        finally:
+            for q, q0 in zip(self.params, saved):
+                q.copy_(q0)
 
     # ----- the stacked factors ----------------------------------------------------------
     def _H(self, key: str, layer: int, n_streams: int) -> Tensor:
@@ -392,6 +417,10 @@ class RankLinearization(_Cache):
         """J v for this rank's rows (n_rows,), or (n_rows, k)."""
         return self.local.mv(v)
 
+    def residual_at(self, step: Tensor) -> Tensor:
+        """This rank's rows of r(theta + step) (:meth:`Linearization.residual_at`)."""
+        return self.local.residual_at(step)
+
     def rmv(self, u: Tensor) -> Tensor:
         """J^T u (p,) or (p, k) of the whole (all-rank) J, for u this rank's entries."""
         return self.sum_over_ranks(self.local.rmv(u))
@@ -526,7 +555,7 @@ def linearize(problem, net: nn.Module, batch: Mapping[str, Tensor],
     Jc = first.new_zeros((total, sum(c.numel() for c in coeffs))) if coeffs else None
     blocks, slices, kinds, start = [], {}, {}, 0
     for term, r in residuals.items():
-        scale = math.sqrt(float(weights.get(term, 1.0)) / max(r.shape[0], 1))  # an empty set has no rows
+        scale = _row_scale(weights, term, r)
         n_rows = r.shape[0]
         kinds[term] = declared[term].kind if term in declared else "pde"
         for c in range(r.shape[1]):
@@ -558,7 +587,25 @@ def linearize(problem, net: nn.Module, batch: Mapping[str, Tensor],
         start = slices[term].stop
     shapes = [(layer.weight.shape[0], layer.weight.shape[1]) for layer in unconstrained(net).linears]
     n_net = sum(q.numel() for q in net_params)
-    return Linearization(r_out, slices, net_params + coeffs, n_net, blocks, traces, inputs, dirs, shapes, Jc, kinds)
+    lin = Linearization(r_out, slices, net_params + coeffs, n_net, blocks, traces, inputs, dirs, shapes, Jc, kinds)
+    held = {term: float(weights.get(term, 1.0)) for term in residuals}
+    lin._evaluate = lambda: residual_vector(problem, net, batch, held)
+    return lin
+
+
+def _row_scale(weights: Mapping[str, float], term: str, r: Tensor) -> float:
+    """sqrt(w_k / n_k), the scale of term k's rows (an empty set has no rows)."""
+    return math.sqrt(float(weights.get(term, 1.0)) / max(r.shape[0], 1))
+
+
+def residual_vector(problem, net: nn.Module, batch: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """The weighted residual r (N,) of :func:`linearize` alone (its rows in the same
+    order, one forward jet pass per point set, no backward pass)."""
+    jets = {key: forward_jet(net, batch[key], problem.input_names, spec)
+            for key, spec in problem.derivatives.items() if key in batch}
+    residuals = problem.residuals(jets, batch)
+    rows = [r[:, c] * _row_scale(weights, term, r) for term, r in residuals.items() for c in range(r.shape[1])]
+    return torch.cat([row.detach() for row in rows]) if rows else torch.zeros(0)
 
 
 def _coefficient_rows(rc: Tensor, coeffs: list[Tensor]) -> Tensor:

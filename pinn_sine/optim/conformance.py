@@ -62,6 +62,10 @@ for _search in ("nielsen", "trust_region", "backtracking"):
 # Marquardt's column scaling (lambda D, its running maximum D in the state), primal and dual
 STAGE_CASES["gn-dense-columns"] = _gn(descent={"name": "dense", "scaling": "columns"})
 STAGE_CASES["gn-dense-columns-dual"] = _gn(descent={"name": "dense", "form": "dual", "scaling": "columns"})
+# the geodesic acceleration (one more residual evaluation per step), alone and with lambda D
+STAGE_CASES["gn-dense-acceleration"] = _gn(descent={"name": "dense", "acceleration": True})
+STAGE_CASES["gn-dense-acceleration-columns-dual"] = _gn(descent={"name": "dense", "form": "dual", "scaling": "columns",
+                                                                 "acceleration": True})
 STAGE_CASES["gn-dual-cg-solver"] = _gn(descent="dual", solver={"name": "cg", "rtol": 1e-12, "max_iter": 500})
 # the first batch drawn by the residual (RAD), its pool in the state; no redraw within the 6 steps, since a
 # redraw may raise the logged loss (another batch), which "descent" refuses: tests/test_burgers_adaptive.py

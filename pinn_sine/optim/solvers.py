@@ -8,7 +8,8 @@
   matrix-free descents' solver, and usable on an explicit matrix too.
 
 A solver is a small object with ``name``, ``describe()`` and the methods its descents
-call: ``damped(J, r, lam, form)`` (the damped least-squares step of an explicit J) and
+call: ``damped(J, r, lam, form)`` (the damped least-squares step of an explicit J),
+``factored(J, lam, form)`` (the same step as a map r -> d, factored once) and
 ``solve(op, b, preconditioner)`` (an SPD system given as a product).
 """
 from __future__ import annotations
@@ -52,7 +53,18 @@ class LinearSolver(Part):
         """d solving (J^T J + lam I) d = -J^T r (primal, p x p) or, the same d,
         d = -J^T (J J^T + lam I)^{-1} r (dual, N x N); "auto" takes the smaller. None when
         the matrix does not factor in this precision."""
-        raise NotImplementedError
+        step = self.factored(J, lam, form)
+        return None if step is None else step(r)
+
+    def factored(self, J: Tensor, lam: float, form: str = "auto") -> Callable[[Tensor], Tensor] | None:
+        """The map r -> d of :meth:`damped` for this J and lambda, the matrix factored
+        once (a descent that solves for two right-hand sides, such as the geodesic
+        acceleration, pays for one factorisation); None when it does not factor. A
+        solver that implements only :meth:`damped` gets a map that calls it for each
+        right-hand side."""
+        if type(self).damped is LinearSolver.damped:
+            raise NotImplementedError(f"{type(self).__name__} implements neither factored() nor damped().")
+        return lambda r: self.damped(J, r, lam, form)
 
     def solve(self, op: Callable[[Tensor], Tensor], b: Tensor, *, matrix: Tensor | None = None,
               preconditioner: Callable[[Tensor], Tensor] | None = None,
@@ -91,9 +103,9 @@ class Cholesky(LinearSolver):
             self.prepare(t.device)
         return self._use
 
-    def damped(self, J: Tensor, r: Tensor, lam: float, form: str = "auto") -> Tensor | None:
-        fn = damped_solve_lapack if self._backend(J) == "lapack" else damped_solve_torch
-        return fn(J, r, lam, form)
+    def factored(self, J: Tensor, lam: float, form: str = "auto") -> Callable[[Tensor], Tensor] | None:
+        fn = damped_factor_lapack if self._backend(J) == "lapack" else damped_factor_torch
+        return fn(J, lam, form)
 
     def solve(self, op, b, *, matrix=None, preconditioner=None, x0=None):
         if matrix is None:
@@ -135,13 +147,15 @@ class CG(LinearSolver):
         self.rtol = check_positive_float(rtol, "rtol", "CG")
         self.max_iter = check_every(max_iter, "max_iter", "CG")
 
-    def damped(self, J: Tensor, r: Tensor, lam: float, form: str = "auto") -> Tensor | None:
+    def factored(self, J: Tensor, lam: float, form: str = "auto") -> Callable[[Tensor], Tensor]:
+        """The map r -> d by CG (nothing to factor: each right-hand side runs CG)."""
         n, p = J.shape
         if form == "dual" or (form == "auto" and n < p):
-            y, _ = self.solve(lambda u: J @ (J.T @ u) + lam * u, r)
-            return -(J.T @ y)
-        x, _ = self.solve(lambda v: J.T @ (J @ v) + lam * v, -(J.T @ r))
-        return x
+            def dual(r: Tensor) -> Tensor:
+                y, _ = self.solve(lambda u: J @ (J.T @ u) + lam * u, r)
+                return -(J.T @ y)
+            return dual
+        return lambda r: self.solve(lambda v: J.T @ (J @ v) + lam * v, -(J.T @ r))[0]
 
     def solve(self, op, b, *, matrix=None, preconditioner=None, x0=None):
         return conjugate_gradients(op, b, preconditioner, rtol=self.rtol, max_iter=self.max_iter, x0=x0)
@@ -192,6 +206,14 @@ def conjugate_gradients(op: Callable[[Tensor], Tensor], b: Tensor, preconditione
 def damped_solve_torch(J: Tensor, r: Tensor, lam: float, form: str = "auto") -> Tensor | None:
     """The damped Gauss-Newton step by torch.linalg (any device); None if the matrix
     does not factor."""
+    step = damped_factor_torch(J, lam, form)
+    return None if step is None else step(r)
+
+
+def damped_factor_torch(J: Tensor, lam: float, form: str = "auto") -> Callable[[Tensor], Tensor] | None:
+    """The map r -> d of the damped step for this J and lambda, factored once by
+    torch.linalg (the primal J^T J + lambda I or the dual J J^T + lambda I); None if
+    the matrix does not factor."""
     n, p = J.shape
     primal = form == "primal" or (form == "auto" and n >= p)
     A = J.T @ J if primal else J @ J.T
@@ -200,8 +222,8 @@ def damped_solve_torch(J: Tensor, r: Tensor, lam: float, form: str = "auto") -> 
     if int(info):
         return None
     if primal:
-        return -torch.cholesky_solve((J.T @ r).unsqueeze(1), L).squeeze(1)
-    return -(J.T @ torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1))
+        return lambda r: -torch.cholesky_solve((J.T @ r).unsqueeze(1), L).squeeze(1)
+    return lambda r: -(J.T @ torch.cholesky_solve(r.unsqueeze(1), L).squeeze(1))
 
 
 def damped_solve_lapack(J: Tensor, r: Tensor, lam: float, form: str = "auto") -> Tensor | None:
@@ -209,10 +231,17 @@ def damped_solve_lapack(J: Tensor, r: Tensor, lam: float, form: str = "auto") ->
     (syrk, half the flops of J^T J) and Cholesky (potrf/potrs), used because torch's
     CPU matmul and Cholesky were the slower path where it was tuned (benchmarks/optimizers.py
     times the stage)."""
+    step = damped_factor_lapack(J, lam, form)
+    return None if step is None else step(r)
+
+
+def damped_factor_lapack(J: Tensor, lam: float, form: str = "auto") -> Callable[[Tensor], Tensor] | None:
+    """:func:`damped_factor_torch` through SciPy's syrk and potrf (the map's solves:
+    potrs)."""
     import numpy as np
     from scipy.linalg import blas, lapack
 
-    Jn, rn = J.detach().numpy(), r.detach().numpy()
+    Jn = J.detach().numpy()
     n, p = Jn.shape
     primal = form == "primal" or (form == "auto" and n >= p)
     syrk = blas.get_blas_funcs("syrk", (Jn,))
@@ -222,11 +251,15 @@ def damped_solve_lapack(J: Tensor, r: Tensor, lam: float, form: str = "auto") ->
     L, info = potrf(A, lower=1, overwrite_a=1, clean=0)
     if info:
         return None
-    if primal:
-        x, info = potrs(L, Jn.T @ rn, lower=1)
-        return torch.from_numpy(-x)
-    y, info = potrs(L, rn, lower=1)
-    return torch.from_numpy(-(Jn.T @ y))
+
+    def step(r: Tensor) -> Tensor:
+        rn = r.detach().numpy()
+        if primal:
+            x, _ = potrs(L, Jn.T @ rn, lower=1)
+            return torch.from_numpy(-x)
+        y, _ = potrs(L, rn, lower=1)
+        return torch.from_numpy(-(Jn.T @ y))
+    return step
 
 
 SOLVERS = {"cholesky": Cholesky, "cg": CG}
