@@ -254,6 +254,45 @@ def test_geodesic_acceleration_is_transtrum_and_sethnas_correction():
         Dense(acceleration=True, max_ratio=0.0)
 
 
+def test_the_dense_descent_skips_dampings_known_not_to_factor():
+    from pinn_sine.optim.descents import Dense
+    from pinn_sine.optim.solvers import LinearSolver
+
+    class Indefinite(LinearSolver):
+        """Cholesky that refuses any damping below 1.5e-3 ||J||_F^2, counting its calls."""
+        name = "indefinite"
+
+        def __init__(self):
+            self.calls = 0
+
+        def factored(self, J, lam, form="auto"):
+            self.calls += 1
+            if lam < 1.5e-3 * float((J * J).sum()):
+                return None
+            return Cholesky().factored(J, lam, form)
+
+    g = torch.Generator().manual_seed(4)
+    J = torch.randn(10, 4, dtype=torch.float64, generator=g)
+    r = torch.randn(10, dtype=torch.float64, generator=g)
+    fro2 = float((J * J).sum())
+    solver, descent = Indefinite(), Dense()
+    descent.start(torch.Generator())
+    first = descent.direction(_Lin(J, r), 1e-7 * fro2, solver)
+    assert solver.calls == 6 and first.lam == pytest.approx(1e-2 * fro2)  # 1e-7 ... 1e-3 fail
+    solver.calls = 0
+    again = descent.direction(_Lin(J, r), 1e-7 * fro2, solver)
+    assert solver.calls == 1 and again.lam == first.lam  # straight to the damping that factors
+    torch.testing.assert_close(again.d, first.d, rtol=0, atol=0)
+    assert descent.direction(_Lin(J, r), 0.5 * fro2, solver).lam == 0.5 * fro2  # a larger one as asked
+    state = descent.state_dict()
+    assert state["no_factor"] == pytest.approx(1e-3, rel=1e-6)
+    resumed = Dense()
+    resumed.start(torch.Generator())
+    resumed.load_state_dict(state)
+    solver.calls = 0
+    assert resumed.direction(_Lin(J, r), 1e-7 * fro2, solver).lam == first.lam and solver.calls == 1
+
+
 def test_a_solver_with_only_damped_still_gives_a_factored_map():
     from pinn_sine.optim.solvers import LinearSolver
 

@@ -192,10 +192,11 @@ class Dense(Descent):
         # the conformance suite compares the step with the isotropic damped solve
         self.solves_damped_system = scaling == "none" and not acceleration
         self._D: Tensor | None = None  # the running maximum of diag(J^T J) ("columns")
+        self._no_factor: float | None = None  # the largest lambda / ||A||_F^2 that did not factor
 
     def start(self, generator):
         super().start(generator)
-        self._D = None
+        self._D, self._no_factor = None, None
 
     @staticmethod
     def _J(lin) -> Tensor:
@@ -240,7 +241,7 @@ class Dense(Descent):
                 d = None if step is None else step(lin.r)
                 return None if d is None else (step, d)
 
-            (step, d), lam = _retry(factor, lam)
+            (step, d), lam = self._retry(factor, lam, float(torch.linalg.vector_norm(A)) ** 2)
         if s is not None:
             d = d * s
         Jd = J @ d
@@ -288,7 +289,24 @@ class Dense(Descent):
             d = step(g)
             return None if d is None else (step, d)
 
-        return (*_retry(factor, lam), s)
+        return (*self._retry(factor, lam, float(A.diagonal().sum())), s)
+
+    def _retry(self, factor, lam: float, scale: float):
+        """:func:`_retry` that skips the dampings the steps before found too small to
+        factor: the largest relative damping lambda / ||A||_F^2 that did not factor is
+        kept (``_no_factor``, descent state), and a damping at or below it is raised
+        tenfold without a factorisation. Late in a run, where the search asks for its
+        smallest damping at every step, this saves the factorisations that would fail
+        again (the damping taken is the one the retries would have reached, or a larger
+        one where the system has since become better conditioned)."""
+        scale = max(scale, 1e-300)
+        while True:
+            if self._no_factor is None or lam / scale > self._no_factor:
+                out = factor(lam)
+                if out is not None:
+                    return out, lam
+                self._no_factor = max(self._no_factor or 0.0, lam / scale)
+            lam = max(lam * 10, 1e-300)
 
     def memory(self, rows, p, factor_bytes, item):
         extra = item * rows * p if self.scaling == "columns" else 0  # the scaled copy of J
@@ -297,10 +315,14 @@ class Dense(Descent):
         return item * (rows * p + min(rows, p) ** 2) + extra
 
     def state_dict(self):
-        return {} if self._D is None else {"D": self._D.detach().cpu()}
+        out = {} if self._D is None else {"D": self._D.detach().cpu()}
+        if self._no_factor is not None:
+            out["no_factor"] = self._no_factor
+        return out
 
     def load_state_dict(self, state):
         self._D = state.get("D")
+        self._no_factor = state.get("no_factor")
 
     def describe(self):
         out = {"name": self.name, "form": self.form}
