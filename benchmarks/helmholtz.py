@@ -91,8 +91,8 @@ def stages_for(args, lr: float) -> list:
         options = {}
         if args.adaptive:  # RAD: each redraw's interior points drawn by the residual from a 10x pool
             options["adaptive"] = {"name": "rad"}
-        if args.scaling != "none":
-            options["descent"] = {"name": "dense", "scaling": args.scaling}
+        if args.scaling != "none" or args.acceleration:
+            options["descent"] = {"name": "dense", "scaling": args.scaling, "acceleration": args.acceleration}
         stages.append(GaussNewton(10**9, batch=args.batch, resample_every=args.resample, **options))
     elif args.lbfgs_steps:
         stages.append(LBFGS(args.lbfgs_steps, batch=args.lbfgs_batch))
@@ -147,6 +147,8 @@ def main(argv=None) -> int:
                     help="with --gn --resample N: each redraw by the residual (RAD, a 10x pool; Burgers' recipe)")
     ap.add_argument("--scaling", choices=("none", "columns"), default="none",
                     help="with --gn: damping lambda I (none) or Marquardt's lambda diag(J^T J) (columns)")
+    ap.add_argument("--acceleration", action="store_true",
+                    help="with --gn: the dense descent's geodesic acceleration (Transtrum & Sethna)")
     ap.add_argument("--preset", choices=("siren",), default=None,
                     help="point source: SIREN's case (omega 20, source width 0.01)")
     ap.add_argument("--velocity-edge", type=float, default=None,
@@ -154,6 +156,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.adaptive and not (args.gn and args.resample):
         ap.error("--adaptive needs --gn and --resample N (the redraws it makes adaptive).")
+    if (args.acceleration or args.scaling != "none") and not args.gn:
+        ap.error("--acceleration and --scaling are options of the Gauss-Newton stage: give --gn too.")
     if args.fd_only:
         print(fd_timing())
         return 0
