@@ -163,7 +163,10 @@ class Dense(Descent):
     each step gains little; the corrected step follows the valley's curve. Where
     2 ||a|| / ||v|| > ``max_ratio`` (the correction is not small: the expansion is not
     to be trusted) the step is v alone. The history records the ratio
-    ("acceleration") and whether a was used ("accelerated").
+    ("acceleration") and whether a was used ("accelerated"). Measured (README,
+    "Geodesic acceleration"): Poisson2D and Helmholtz2D on a 32x2 SIREN reach 1.8e-9 and
+    1.5e-9 in 10 minutes on one fixed batch, 50-80x below the plain step, at about 15%
+    more per step.
 
     Args:
         form: "auto" (the smaller system; the primal under torchrun), "primal" or "dual"
