@@ -165,8 +165,8 @@ class Dense(Descent):
     to be trusted) the step is v alone. The history records the ratio
     ("acceleration") and whether a was used ("accelerated"). Measured (README,
     "Geodesic acceleration"): Poisson2D and Helmholtz2D on a 32x2 SIREN reach 1.8e-9 and
-    1.5e-9 in 10 minutes on one fixed batch, 50-80x below the plain step, at about 15%
-    more per step.
+    1.5e-9 in 10 minutes on one fixed batch, 40-75x below the plain step, at little more
+    per step.
 
     Args:
         form: "auto" (the smaller system; the primal under torchrun), "primal" or "dual"
