@@ -13,7 +13,7 @@ import torch
 
 from pinn_sine.derivatives import DerivativeSpec, forward_jet
 from pinn_sine.derivatives.jacobian import jacobian_parameters
-from pinn_sine.derivatives.linearization import fitted_parameters, linearize
+from pinn_sine.derivatives.linearization import fitted_parameters, linearize, residual_vector
 from pinn_sine.nets import MLP, FourierFeatures, Sine, Tanh
 from pinn_sine.problems import Helmholtz2D, HelmholtzPointSource, Poisson2D, Problem, Term, Wave1D, Wave2D
 
@@ -190,6 +190,17 @@ def test_operator_on_aligned_sets_and_coefficients(make):
     _check_operator(lin, r_ref, J_ref)
     _check_residual_at(problem, net, batch, {"pde": 0.5}, lin)
     assert len(lin.params) == len(jacobian_parameters(net)) + len(problem.coefficients())
+
+
+def test_residual_vector_is_linearize_r_and_casts_the_points():
+    problem = Poisson2D()
+    net = _net(problem)
+    batch32 = problem.sample(9, torch.Generator().manual_seed(1))  # float32 points, a float64 network
+    weights = {"boundary": 2.0}
+    lin = linearize(problem, net, batch32, weights)
+    r = residual_vector(problem, net, batch32, weights)
+    assert r.dtype == torch.float64
+    torch.testing.assert_close(r, lin.r, rtol=0, atol=1e-14)
 
 
 def test_declared_sets_are_enforced():

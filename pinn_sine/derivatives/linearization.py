@@ -600,7 +600,11 @@ def _row_scale(weights: Mapping[str, float], term: str, r: Tensor) -> float:
 
 def residual_vector(problem, net: nn.Module, batch: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
     """The weighted residual r (N,) of :func:`linearize` alone (its rows in the same
-    order, one forward jet pass per point set, no backward pass)."""
+    order, one forward jet pass per point set, no backward pass; the points cast to the
+    network's dtype as there)."""
+    dtype = jacobian_parameters(net)[0].dtype
+    batch = {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != dtype else v)
+             for k, v in batch.items()}
     jets = {key: forward_jet(net, batch[key], problem.input_names, spec)
             for key, spec in problem.derivatives.items() if key in batch}
     residuals = problem.residuals(jets, batch)
