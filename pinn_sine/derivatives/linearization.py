@@ -527,9 +527,7 @@ def linearize(problem, net: nn.Module, batch: Mapping[str, Tensor],
     if not problem.has_residuals:
         problem.residuals({}, {})  # raises, saying what to implement
     declared = {t.name: t for t in problem.terms()} if getattr(problem, "has_terms", False) else {}
-    dtype = net_params[0].dtype  # points drawn in float32 for a float64 network: cast as the trainer does
-    batch = {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != dtype else v)
-             for k, v in batch.items()}
+    batch = _cast_points(batch, net_params[0].dtype)
     traces: dict[str, list] = {}
     jets, dirs, inputs = {}, {}, {}
     for key, spec in problem.derivatives.items():
@@ -593,6 +591,13 @@ def linearize(problem, net: nn.Module, batch: Mapping[str, Tensor],
     return lin
 
 
+def _cast_points(batch: Mapping[str, Tensor], dtype: torch.dtype) -> dict:
+    """``batch`` with its floating-point tensors in ``dtype`` (points drawn in float32 for
+    a float64 network: cast as the trainer does)."""
+    return {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != dtype else v)
+            for k, v in batch.items()}
+
+
 def _row_scale(weights: Mapping[str, float], term: str, r: Tensor) -> float:
     """sqrt(w_k / n_k), the scale of term k's rows (an empty set has no rows)."""
     return math.sqrt(float(weights.get(term, 1.0)) / max(r.shape[0], 1))
@@ -602,9 +607,7 @@ def residual_vector(problem, net: nn.Module, batch: Mapping[str, Tensor], weight
     """The weighted residual r (N,) of :func:`linearize` alone (its rows in the same
     order, one forward jet pass per point set, no backward pass; the points cast to the
     network's dtype as there)."""
-    dtype = jacobian_parameters(net)[0].dtype
-    batch = {k: (v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() and v.dtype != dtype else v)
-             for k, v in batch.items()}
+    batch = _cast_points(batch, jacobian_parameters(net)[0].dtype)
     jets = {key: forward_jet(net, batch[key], problem.input_names, spec)
             for key, spec in problem.derivatives.items() if key in batch}
     residuals = problem.residuals(jets, batch)

@@ -113,13 +113,17 @@ class Descent(Part):
 
 
 
-def _retry(solve, lam: float):
+def _retry(solve, lam: float, known_to_fail=None):
     """``solve(lam)`` with lambda raised tenfold until the system factors in this
-    precision; returns (result, lam)."""
+    precision; returns (result, lam, the dampings tried that did not factor). A damping
+    for which ``known_to_fail(lam)`` is true is raised without a solve."""
+    failed = []
     while True:
-        out = solve(lam)
-        if out is not None:
-            return out, lam
+        if known_to_fail is None or not known_to_fail(lam):
+            out = solve(lam)
+            if out is not None:
+                return out, lam, failed
+            failed.append(lam)
         lam = max(lam * 10, 1e-300)
 
 
@@ -216,7 +220,7 @@ class Dense(Descent):
         J = self._J(lin)
         if self.scaling == "columns":  # J D^{-1/2}: unit columns where D is this batch's diagonal
             return float(J.shape[1])
-        return float(lin.sum_over_ranks((J * J).sum()))
+        return lin.cached("frobenius2", lambda: float(lin.sum_over_ranks((J * J).sum())))
 
     def _column_scale(self, diagonal: Tensor) -> Tensor:
         """D^{-1/2}, D the running maximum of the diagonals met (``diagonal`` this one's)."""
@@ -244,7 +248,8 @@ class Dense(Descent):
                 d = None if step is None else step(lin.r)
                 return None if d is None else (step, d)
 
-            (step, d), lam = self._retry(factor, lam, float(torch.linalg.vector_norm(A)) ** 2)
+            norm2 = self.frobenius2(lin) if s is None else float(torch.linalg.vector_norm(A)) ** 2
+            (step, d), lam = self._retry(factor, lam, norm2)
         if s is not None:
             d = d * s
         Jd = J @ d
@@ -303,13 +308,10 @@ class Dense(Descent):
         again (the damping taken is the one the retries would have reached, or a larger
         one where the system has since become better conditioned)."""
         scale = max(scale, 1e-300)
-        while True:
-            if self._no_factor is None or lam / scale > self._no_factor:
-                out = factor(lam)
-                if out is not None:
-                    return out, lam
-                self._no_factor = max(self._no_factor or 0.0, lam / scale)
-            lam = max(lam * 10, 1e-300)
+        out, lam, failed = _retry(factor, lam, lambda l: self._no_factor is not None and l / scale <= self._no_factor)
+        if failed:
+            self._no_factor = max(self._no_factor or 0.0, failed[-1] / scale)
+        return out, lam
 
     def memory(self, rows, p, factor_bytes, item):
         extra = item * rows * p if self.scaling == "columns" else 0  # the scaled copy of J
@@ -516,7 +518,7 @@ class Dual(Descent):
             y, _ = solver.solve(lambda u: K @ u + l * u, rhs, matrix=A)
             return y
 
-        y, lam = _retry(solve, lam)
+        y, lam, _ = _retry(solve, lam)
         d = lin.rmv(y)
         if phi is not None:
             d = d + self.momentum * phi
@@ -580,7 +582,7 @@ class Sketched(Descent):
         s = math.sqrt(N / m)
         A = lin.submatrix(rows, cols) * s
         rs = (lin.r if rows is None else lin.r[rows]) * s
-        z, lam = _retry(lambda l: solver.damped(A, rs, l, "auto"), lam)
+        z, lam, _ = _retry(lambda l: solver.damped(A, rs, l, "auto"), lam)
         if cols is None:
             d = z
         else:
