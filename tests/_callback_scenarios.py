@@ -130,6 +130,17 @@ def machine() -> dict:
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
+def blas() -> list[str]:
+    """The BLAS/LAPACK builds numpy and scipy call and the CPU kernels they chose (e.g.
+    "openblas 0.3.31 Haswell"): the Gauss-Newton solve and the error columns go through
+    them, and OpenBLAS picks its kernels by the CPU model, which torch's capability
+    ("AVX512" on AMD and Intel alike) does not tell apart."""
+    from threadpoolctl import threadpool_info
+
+    return sorted({f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
+                   if i.get("user_api") == "blas"})
+
+
 def canonical(value):
     """``value`` as the JSON file holds it (floats round-trip exactly through repr)."""
     return json.loads(json.dumps(value))
@@ -145,6 +156,7 @@ def record() -> None:
     assert not any(isinstance(v, float) and not math.isfinite(v) for s in out.values() for r in s["history"]
                    for v in r.values())
     out["_machine"] = machine()
+    out["_blas"] = blas()
     text = json.dumps(out, indent=1, sort_keys=False) + "\n"
     tmp_path = DATA.with_suffix(".json.tmp")
     tmp_path.write_text(text)
