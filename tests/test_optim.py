@@ -502,3 +502,28 @@ def test_cli_solve_runs_gauss_newton(tmp_path):
     assert metrics["stages"][1]["batch"] == 48 and metrics["gn_steps"] == 3
     header = (out / "history.csv").read_text().splitlines()[0].split(",")
     assert {"lambda", "gain", "step_time"} <= set(header)
+
+
+def test_nielsen_min_damping_holds_mu_at_its_floor():
+    from pinn_sine.optim.searches import Model, Nielsen
+
+    search = Nielsen(damping=1e-3, min_damping=1e-6)
+    model = Model(rJd=-1.0, JdJd=1.0, dnorm=1.0)  # predicted decrease 1
+    mus = []
+    for _ in range(12):  # every step gains exactly its prediction (rho = 1): mu / 3 each time
+        result = search.run(lambda alpha: 1.0, 2.0, model)
+        assert result.accepted and result.gain == 1.0
+        mus.append(search.mu)
+    assert mus[:6] == pytest.approx([1e-3 / 3 ** k for k in range(1, 7)], rel=1e-12)
+    assert mus[-1] == 1e-6 and min(mus) == 1e-6  # the floor, never below
+    assert search.damping(2.0) == 2e-6
+    described = search.describe()
+    assert described["min_damping"] == 1e-6
+    assert "min_damping" not in Nielsen().describe()  # the default keeps earlier descriptions as they were
+    stage = GaussNewton(3, search=described)
+    assert stage.describe()["search"] == described and stage.search.min_damping == 1e-6
+    for bad, match in ((0.0, "min_damping must be > 0"), (1e-2, r"min_damping must lie in \[1e-15, "
+                                                                         r"damping=0.001\]"),
+                       (1e-16, r"must lie in \[1e-15")):
+        with pytest.raises(ValueError, match=match):
+            Nielsen(damping=1e-3, min_damping=bad)

@@ -66,6 +66,8 @@ STAGE_CASES["gn-dense-columns-dual"] = _gn(descent={"name": "dense", "form": "du
 STAGE_CASES["gn-dense-acceleration"] = _gn(descent={"name": "dense", "acceleration": True})
 STAGE_CASES["gn-dense-acceleration-columns-dual"] = _gn(descent={"name": "dense", "form": "dual", "scaling": "columns",
                                                                  "acceleration": True})
+# a floor on the Nielsen damping (the rule stops at it; in the description only when set)
+STAGE_CASES["gn-min-damping"] = _gn(search={"name": "nielsen", "damping": 1e-2, "min_damping": 1e-3})
 STAGE_CASES["gn-dual-cg-solver"] = _gn(descent="dual", solver={"name": "cg", "rtol": 1e-12, "max_iter": 500})
 # the first batch drawn by the residual (RAD), its pool in the state; no redraw within the 6 steps, since a
 # redraw may raise the logged loss (another batch), which "descent" refuses: tests/test_burgers_adaptive.py

@@ -86,14 +86,22 @@ class Nielsen(Search):
         damping: the initial relative damping mu (> 0).
         line_search: after a rejected step try d/2, d/4, ... (at most 8 halvings) and take
             the first that lowers the loss.
+        min_damping: the least relative damping mu the rule may reach (default 1e-15).
+            A higher floor keeps every step short along the directions whose squared
+            singular values are below lambda, so that on a batch redrawn every few steps
+            those directions follow the mean of the batches rather than the last one.
     """
 
     name = "nielsen"
 
-    def __init__(self, damping: float = 1e-3, line_search: bool = False):
+    def __init__(self, damping: float = 1e-3, line_search: bool = False, min_damping: float = _MU_MIN):
         self.damping0 = check_positive_float(damping, "damping", "Nielsen")
         if not isinstance(line_search, bool):
             raise ValueError(f"Nielsen: line_search must be True or False, got {line_search!r}.")
+        self.min_damping = check_positive_float(min_damping, "min_damping", "Nielsen")
+        if not _MU_MIN <= self.min_damping <= self.damping0:
+            raise ValueError(f"Nielsen: min_damping must lie in [{_MU_MIN:g}, damping={self.damping0:g}], "
+                             f"got {min_damping!r}.")
         self.line_search = line_search
         self.mu, self.nu = self.damping0, 2.0
 
@@ -114,7 +122,7 @@ class Nielsen(Search):
             if accepted:
                 break
         if gain > 0 and alpha == 1.0:
-            self.mu = max(_MU_MIN, self.mu * max(1 / 3, 1 - (2 * gain - 1) ** 3))
+            self.mu = max(self.min_damping, self.mu * max(1 / 3, 1 - (2 * gain - 1) ** 3))
             self.nu = 2.0
         else:
             self.mu = min(_MU_MAX, self.mu * self.nu)
@@ -131,7 +139,10 @@ class Nielsen(Search):
         self.mu, self.nu = float(state["mu"]), float(state["nu"])
 
     def describe(self):
-        return {"name": self.name, "damping": self.damping0, "line_search": self.line_search}
+        out = {"name": self.name, "damping": self.damping0, "line_search": self.line_search}
+        if self.min_damping != _MU_MIN:  # only then: the descriptions of earlier runs stay as they were
+            out["min_damping"] = self.min_damping
+        return out
 
 
 class TrustRegion(Search):
