@@ -364,4 +364,3 @@ def test_fit_runs_stages_without_train():
     same = train(Poisson2D(), scenarios._net(), stages=[Adam(4, lr=1e-2)], batch=16, seed=0, progress=False,
                  log_every=2, stall=None)
     assert [row["loss"] for row in r.history] == [row["loss"] for row in same.history]
-

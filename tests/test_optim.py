@@ -522,8 +522,8 @@ def test_nielsen_min_damping_holds_mu_at_its_floor():
     assert "min_damping" not in Nielsen().describe()  # the default keeps earlier descriptions as they were
     stage = GaussNewton(3, search=described)
     assert stage.describe()["search"] == described and stage.search.min_damping == 1e-6
-    for bad, match in ((0.0, "min_damping must be > 0"), (1e-2, r"min_damping must lie in \[1e-15, "
-                                                                         r"damping=0.001\]"),
-                       (1e-16, r"must lie in \[1e-15")):
+    bad_values = ((0.0, "min_damping must be > 0"), (1e-2, r"min_damping must lie in \[1e-15, damping=0.001\]"),
+                  (1e-16, r"must lie in \[1e-15"))
+    for bad, match in bad_values:
         with pytest.raises(ValueError, match=match):
             Nielsen(damping=1e-3, min_damping=bad)

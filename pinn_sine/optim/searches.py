@@ -88,8 +88,11 @@ class Nielsen(Search):
             the first that lowers the loss.
         min_damping: the least relative damping mu the rule may reach (default 1e-15).
             A higher floor keeps every step short along the directions whose squared
-            singular values are below lambda, so that on a batch redrawn every few steps
-            those directions follow the mean of the batches rather than the last one.
+            singular values are below lambda (so that, on a batch redrawn every few
+            steps, they would follow the mean of the batches rather than the last one).
+            Measured on Poisson2D with the geodesic acceleration and redraws (README):
+            a floor of 1e-12 was 3x worse, 1e-10 20x: those small directions are where
+            the last digits are won.
     """
 
     name = "nielsen"
