@@ -32,7 +32,9 @@ J) and the unknowns' own columns J~[:, c] (N x k),
 the same numbers as the SVD's, at memory N^2 + N k instead of N p. The eigenvalues carry
 an absolute error of about eps lambda_max, so singular values below ~1e-8 S_max are not
 resolved: this route truncates at max(rcond, ``GRAM_RCOND_FLOOR`` = 1e-7) S_max (where both
-routes keep the same directions they agree to ~1e-4, tested). The standard error of an
+routes keep the same directions they agree to ~1e-4, tested a few times above the floor;
+at the floor itself the eigenvalues near the cut carry errors of ~2% and the two routes
+may cut there differently: 0.9% apart in the standard error on one machine's BLAS). The standard error of an
 unknown theta = g(z) follows from its raw value's by the delta method,
 se(theta) = |g'(z)| se(z) (:mod:`pinn_sine.problems.unknowns`).
 
