@@ -56,8 +56,8 @@ RENDER_RESERVE = 10.0
 
 def problem_for(image: str, mask: str, size: int, seed: int, args) -> Inpainting:
     """The problem with the recipe's options (None: the problem's own default)."""
-    names = ("prior", "prior_weight", "prior_decay", "prior_sampling", "hessian_form", "n_jitter", "antialias",
-             "keep_known", "predict_filter")
+    names = ("prior", "prior_weight", "prior_decay", "prior_sampling", "prior_region", "hessian_form", "n_jitter",
+             "antialias", "keep_known", "predict_filter")
     kw = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if kw.get("prior") == "none":
         kw["prior"] = None
@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--prior-weight", type=float, default=None)
     ap.add_argument("--prior-decay", type=float, default=None, help="the prior weight's final fraction")
     ap.add_argument("--prior-sampling", default=None, help="uniform, sobol or lhs: the prior's points")
+    ap.add_argument("--prior-region", default=None, help="all or missing: where the prior's points lie")
     ap.add_argument("--hessian-form", default=None, help="squared or norm (with --prior hessian)")
     ap.add_argument("--n-jitter", type=int, default=None)
     ap.add_argument("--antialias", type=lambda s: {"true": True, "false": False}[s.lower()], default=None)
@@ -153,7 +154,7 @@ def main() -> None:
     methods = [c for c in args.classical.split(",") if c]
     recipe = {k: getattr(args, k) for k in ("activation", "width", "depth", "omega", "first_omega", "lr", "batch",
                                             "steps", "prior", "prior_weight", "prior_decay", "prior_sampling",
-                                            "hessian_form", "n_jitter", "antialias", "keep_known",
+                                            "prior_region", "hessian_form", "n_jitter", "antialias", "keep_known",
                                             "predict_filter", "stall")}
     print(f"{args.size}^2, seeds {seeds}, {args.time_limit:g} s per network run, torch threads "
           f"{torch.get_num_threads()}; recipe (None = the problem's default): {recipe}")

@@ -337,3 +337,32 @@ def test_prior_sampling_methods(method):
         assert (counts == 1).all()
     with pytest.raises(ValueError, match=r'Invalid prior_sampling "grid". Must be one of \[\'uniform\', \'sobol\''):
         Inpainting(ramp(), "random:0.5", size=None, prior_sampling="grid")
+
+
+@pytest.mark.parametrize("method", ["uniform", "sobol"])
+def test_prior_region_missing_puts_the_prior_points_in_the_holes(method):
+    p = Inpainting(ramp(), "blocks:4", size=None, prior_region="missing", prior_sampling=method)
+    pts = p.sample(512, torch.Generator().manual_seed(0))["prior"]
+    assert pts.shape == (512, 2) and pts.min() >= -1 and pts.max() <= 1
+    H, W = p.shape
+    i = torch.round((pts[:, 0] + 1) * (H - 1) / 2).long()
+    j = torch.round((pts[:, 1] + 1) * (W - 1) / 2).long()
+    assert p.missing[i.numpy(), j.numpy()].all()  # every point lies in a missing pixel's cell
+    # ... and the cells are covered: each missing pixel is hit about 512 / #missing times
+    hits = np.bincount((i * W + j).numpy(), minlength=H * W).reshape(H, W)[p.missing]
+    assert (hits > 0).mean() > 0.9
+    assert p.params()["prior_region"] == "missing"
+    # the same seed draws the same points; "all" is the uniform box as before
+    again = p.sample(512, torch.Generator().manual_seed(0))["prior"]
+    assert torch.equal(pts, again)
+    everywhere = Inpainting(ramp(), "blocks:4", size=None, prior_sampling=method)
+    assert everywhere.prior_region == "all"
+    cells = torch.round((everywhere.sample(512, torch.Generator().manual_seed(0))["prior"] + 1) * (H - 1) / 2).long()
+    assert 0.5 < p.known[cells[:, 0].numpy(), cells[:, 1].numpy()].mean() < 1  # in known and missing cells
+
+
+def test_prior_region_errors():
+    with pytest.raises(ValueError, match=r'Invalid prior_region "holes". Must be one of \[\'all\', \'missing\'\]'):
+        Inpainting(ramp(), "random:0.5", size=None, prior_region="holes")
+    with pytest.raises(ValueError, match=r"prior_region='missing' was given without a prior"):
+        Inpainting(ramp(), "random:0.5", size=None, prior=None, prior_region="missing")

@@ -18,6 +18,7 @@ from .base import Problem
 PRIORS = ("tv", "hessian")
 HESSIAN_FORMS = ("squared", "norm")
 PREDICT_FILTERS = ("point", "tent")
+PRIOR_REGIONS = ("all", "missing")
 CLASSICAL = ("harmonic", "biharmonic", "tv")
 #: prior weights used when none is given. The priors are in pixel units, so a weight
 #: does not depend on the image size. TV: swept on camera at 128^2 (issue 30,
@@ -84,6 +85,9 @@ class Inpainting(Problem):
         prior_sampling: how the prior's continuous points are drawn: "uniform" (the
             default), "sobol" or "lhs" (level with uniform in the sweeps: 28.06 and
             27.95 dB against 28.01).
+        prior_region: where the prior's points lie: "all" of [-1, 1]^2 (the default) or
+            the cells of the "missing" pixels only (R is then the mean over the missing
+            area: the prior acts only where no pixel is known).
         hessian_form: "squared" (mean squared Frobenius norm) or "norm" (mean norm).
         antialias: fit and render through the tent filter.
         n_jitter: jittered samples per pixel (even, >= 2), when antialiasing; one
@@ -124,6 +128,7 @@ class Inpainting(Problem):
     def __init__(self, image="camera", mask="random:0.5", *, size: int | tuple[int, int] | None = 128,
                  grey: bool = False, mask_seed: int = 0, prior: str | None = "tv",
                  prior_weight: float | None = None, prior_decay: float = 1.0, prior_sampling: str = "uniform",
+                 prior_region: str = "all",
                  hessian_form: str = "squared", antialias: bool = True, n_jitter: int = 2, keep_known: bool = True,
                  predict_filter: str = "point"):
         if isinstance(prior, str) and prior.lower() == "none":  # the command line's spelling of None
@@ -147,6 +152,11 @@ class Inpainting(Problem):
                              f"{list(PRIORS)} or drop prior_decay.")
         if prior_sampling not in sampling.METHODS:
             raise ValueError(f'Invalid prior_sampling "{prior_sampling}". Must be one of {list(sampling.METHODS)}.')
+        if prior_region not in PRIOR_REGIONS:
+            raise ValueError(f'Invalid prior_region "{prior_region}". Must be one of {list(PRIOR_REGIONS)}.')
+        if prior_region != "all" and prior is None:
+            raise ValueError(f"prior_region={prior_region!r} was given without a prior; set prior to one of "
+                             f"{list(PRIORS)} or drop prior_region.")
         if predict_filter not in PREDICT_FILTERS:
             raise ValueError(f'Invalid predict_filter "{predict_filter}". Must be one of {list(PREDICT_FILTERS)}.')
         if hessian_form not in HESSIAN_FORMS:
@@ -167,6 +177,7 @@ class Inpainting(Problem):
         self.prior_weight = None if prior is None else float(prior_weight)
         self.prior_decay = float(prior_decay)
         self.prior_sampling = prior_sampling
+        self.prior_region = prior_region
         self.hessian_form = hessian_form
         self.antialias = antialias
         self.keep_known = keep_known
@@ -176,6 +187,7 @@ class Inpainting(Problem):
         self.h = (2.0 / (H - 1), 2.0 / (W - 1))
         self._values = torch.from_numpy(self.image.reshape(H * W, self.out_dim)).float()
         self._known_index = torch.from_numpy(np.flatnonzero(self.known.ravel()))
+        self._missing_index = torch.from_numpy(np.flatnonzero(~self.known.ravel()))
         self._nodes = (torch.linspace(-1.0, 1.0, H), torch.linspace(-1.0, 1.0, W))
         self._on_device: dict = {}
         self.derivatives = {"data": DerivativeSpec()}
@@ -221,10 +233,25 @@ class Inpainting(Problem):
             data = centres
         out = {"data": data}
         if self.prior is not None:
-            out["prior"] = sampling.box(n, self.bounds, generator, self.prior_sampling)
+            out["prior"] = self._prior_points(n, generator)
             if self.prior_decay != 1.0:
                 out["prior_scale"] = torch.tensor([self.prior_decay ** float(progress)])
         return out
+
+    def _prior_points(self, n: int, generator: torch.Generator) -> Tensor:
+        """The prior's n points: uniform over [-1, 1]^2 (``prior_region="all"``), or over
+        the union of the missing pixels' cells (``"missing"``: a missing pixel drawn
+        uniformly, then a point of its cell [x - hx/2, x + hx/2] x [y - hy/2, y + hy/2],
+        clipped to the image), each by ``prior_sampling``."""
+        if self.prior_region == "all":
+            return sampling.box(n, self.bounds, generator, self.prior_sampling)
+        M = len(self._missing_index)
+        flat = self._missing_index[torch.randint(0, M, (n,), generator=generator)]
+        W = self.shape[1]
+        centres = torch.stack([self._nodes[0][flat // W], self._nodes[1][flat % W]], dim=1)
+        hx, hy = self.h
+        offsets = sampling.box(n, ((-hx / 2, hx / 2), (-hy / 2, hy / 2)), generator, self.prior_sampling)
+        return (centres + offsets).clamp(-1.0, 1.0)
 
     def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         S = self.jitters
@@ -288,7 +315,7 @@ class Inpainting(Problem):
     def params(self) -> dict:
         out = self.data_params()
         out.update(prior=self.prior, prior_weight=self.prior_weight, prior_decay=self.prior_decay,
-                   prior_sampling=self.prior_sampling, hessian_form=self.hessian_form, antialias=self.antialias,
+                   prior_sampling=self.prior_sampling, prior_region=self.prior_region, hessian_form=self.hessian_form, antialias=self.antialias,
                    n_jitter=self.n_jitter, keep_known=self.keep_known, predict_filter=self.predict_filter)
         return out
 
