@@ -87,7 +87,9 @@ class Inpainting(Problem):
             27.95 dB against 28.01).
         prior_region: where the prior's points lie: "all" of [-1, 1]^2 (the default) or
             the cells of the "missing" pixels only (R is then the mean over the missing
-            area: the prior acts only where no pixel is known).
+            area: the prior acts only where no pixel is known). Measured on the 8-block
+            mask at 256^2 (benchmarks/inpainting_sweeps.md): worse in three of four runs,
+            by ~2 dB on coins (the holes fill like TV inpainting: flat, sharp-edged).
         hessian_form: "squared" (mean squared Frobenius norm) or "norm" (mean norm).
         antialias: fit and render through the tent filter.
         n_jitter: jittered samples per pixel (even, >= 2), when antialiasing; one
