@@ -20,6 +20,10 @@ methods:
   same fixed batch until the budget is spent;
 * ``adam+gn-accel``: the same with the dense descent's geodesic acceleration
   (``descent={"name": "dense", "acceleration": True}``);
+* ``adam+gn-ens``: ``adam+gn-accel`` with a :class:`~pinn_sine.callbacks.SnapshotEnsemble`:
+  the reported error is that of the mean, as functions, of the fits of the last
+  ``--ensemble`` batches (needs ``--gn-resample``); its curve is the last iterate's, with
+  the ensemble's error as its last point;
 * ``adam+gn-cg``, ``adam+gn-sketched``, ``adam+gn-dual``, ``adam+gn-tr``: the same with
   the Gauss-Newton stage composed of other parts (``GN_OPTIONS``: the matrix-free CG
   descent with the Nystrom preconditioner, the doubly sketched descent, the dual
@@ -91,7 +95,7 @@ CONFIG = {
     "poisson2d-multiscale": Config(48, 2, 16.0, 30.0, 4000, 1000, problem="poisson2d",
                                    problem_kwargs=(("u", multiscale_solution),)),
 }
-METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual",
+METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-ens", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual",
            "adam+gn-tr")
 # The Gauss-Newton parts of each adam+gn* method (GaussNewton keywords; --gn-options
 # overrides them), from benchmarks/gn_step.py (p = 1k-10k, N = 16k): Nystrom-preconditioned
@@ -102,6 +106,7 @@ METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-cg", "adam
 GN_OPTIONS = {
     "adam+gn": {},
     "adam+gn-accel": {"descent": {"name": "dense", "acceleration": True}},
+    "adam+gn-ens": {"descent": {"name": "dense", "acceleration": True}},
     "adam+gn-cg": {"descent": {"name": "cg", "preconditioner": "nystrom", "rank": 50},
                    "solver": {"name": "cg", "max_iter": 50}},
     "adam+gn-sketched": {"descent": {"name": "sketched", "rows": 4096, "cols": 2048}},
@@ -159,7 +164,7 @@ def stages_for(method: str, problem, cfg: Config, seed: int, seconds: float, gn_
 
 def run_one(job: tuple) -> dict:
     """One (problem, method, seed) run on one thread; returns its row and curve."""
-    name, method, seed, seconds, overrides, gn_options = job
+    name, method, seed, seconds, overrides, gn_options, keep = job
     torch.set_num_threads(1)
     problem = make_problem(name)
     cfg = replace(CONFIG[name], **overrides)
@@ -167,16 +172,23 @@ def run_one(job: tuple) -> dict:
     stages = stages_for(method, problem, cfg, seed, seconds, gn_options)
     net = build_net(problem, cfg, seed)
     from pinn_sine import train
+    from pinn_sine.callbacks import SnapshotEnsemble
+    from pinn_sine.validation.evaluate import evaluate
 
+    snapshots = [SnapshotEnsemble(cfg.resample, keep)] if method == "adam+gn-ens" else []
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         result = train(problem, net, stages=stages, batch=cfg.batch, seed=seed, reference=ref, eval_every=25,
-                       log_every=25, time_limit=seconds, progress=False)
+                       log_every=25, time_limit=seconds, progress=False, callbacks=snapshots)
         status = "ok"
     except FloatingPointError as err:  # report a diverged run instead of losing the table
         result, status = None, f"diverged: {err}"
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     curve = [] if result is None else [(r["time"], r["rel_l2"]) for r in result.history if "rel_l2" in r]
+    last_iterate = curve[-1][1] if curve else float("nan")
+    if snapshots and result is not None:  # the ensemble's error closes the curve (its build counts in the time)
+        ens = snapshots[0].ensemble()
+        curve.append((time.perf_counter() - t0, evaluate(ens, ref, prediction=problem.predict(ens, ref))["rel_l2"]))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     errors = [e for _, e in curve]
     gn = [] if result is None else [r for r in result.history if r.get("phase") == "gauss_newton"]
 
@@ -191,6 +203,7 @@ def run_one(job: tuple) -> dict:
             "final": errors[-1] if errors else float("nan"), "best": min(errors) if errors else float("nan"),
             "gn_step_s": gn_median("step_time"), "gn_accepted": gn_median("accepted", statistics.fmean),
             "cg_iterations": gn_median("cg_iterations"), "cg_residual": gn_median("cg_residual"),
+            "last_iterate": last_iterate, "members": len(snapshots[0].snapshots) if snapshots else 0,
             "curve": curve}
 
 
@@ -235,6 +248,7 @@ def plot(rows: list[dict], path: Path) -> None:
     names = list(dict.fromkeys(r["problem"] for r in rows))
     fig, axes = plt.subplots(1, len(names), figsize=(5.2 * len(names), 4.2), squeeze=False)
     colours = {"adam": "tab:blue", "adam+lbfgs": "tab:orange", "adam+gn": "tab:green", "adam+gn-accel": "tab:cyan",
+               "adam+gn-ens": "tab:pink",
                "adam+gn-cg": "tab:red",
                "adam+gn-sketched": "tab:purple", "adam+gn-dual": "tab:brown", "adam+gn-tr": "tab:olive"}
     for ax, name in zip(axes[0], names):
@@ -271,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the width of the scalable Gauss-Newton methods {list(SCALABLE)} (default: --width)")
     parser.add_argument("--depth-scalable", type=int, default=None,
                         help=f"the depth of {list(SCALABLE)} (default: --depth)")
+    parser.add_argument("--ensemble", type=int, default=8,
+                        help="adam+gn-ens: the batch fits averaged (the last this many)")
     parser.add_argument("--gn-options", default=None,
                         help='JSON {method: {GaussNewton keyword: value}} replacing GN_OPTIONS\' keys, e.g. '
                              '\'{"adam+gn-cg": {"solver": {"name": "cg", "max_iter": 100}}}\'')
@@ -286,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     for m in methods:
         if m not in METHODS:
             parser.error(f'Invalid method "{m}". Must be one of {list(METHODS)}.')
-    if not args.seconds > 0 or args.jobs < 1:
-        parser.error("--seconds must be > 0 and --jobs >= 1.")
+    if not args.seconds > 0 or args.jobs < 1 or args.ensemble < 1:
+        parser.error("--seconds must be > 0, --jobs >= 1 and --ensemble >= 1.")
     seeds = [int(s) for s in args.seeds.split(",")]
     gn_options = {m: dict(o) for m, o in GN_OPTIONS.items()}
     if args.gn_options is not None:
@@ -306,17 +322,21 @@ def main(argv: list[str] | None = None) -> int:
     for p in problems:  # refuse a bad part now, not in a worker after the Adam stage
         cfg = replace(CONFIG[p], **overrides)
         for m in methods:
+            if m == "adam+gn-ens" and cfg.resample is None:
+                parser.error(f"adam+gn-ens averages the fits of redrawn batches; {p} keeps one batch: give "
+                             "--gn-resample (e.g. 50).")
             if m in gn_options:
                 try:
                     GaussNewton(1, batch=cfg.batch, resample_every=cfg.resample, **gn_options[m])
                 except (TypeError, ValueError) as err:
                     parser.error(f"{m}: {err}")
     scalable = {k: v for k, v in (("width", args.width_scalable), ("depth", args.depth_scalable)) if v is not None}
-    jobs = [(p, m, s, args.seconds, {**overrides, **(scalable if m in SCALABLE else {})}, gn_options.get(m, {}))
-            for p in problems for s in seeds for m in methods]
+    jobs = [(p, m, s, args.seconds, {**overrides, **(scalable if m in SCALABLE else {})}, gn_options.get(m, {}),
+             args.ensemble) for p in problems for s in seeds for m in methods]
     rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
         f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
-        f"{row['final']:.3e}, best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s, {row['cpu_s']} CPU s "
+        f"{row['final']:.3e}" + (f" (mean of {row['members']} batch fits; last iterate {row['last_iterate']:.3e})"
+                                  if row["members"] else "") + f", best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s, {row['cpu_s']} CPU s "
         f"({row['status']}); GN "
         f"median step {row['gn_step_s']:.3g} s, accepted {row['gn_accepted']:.2g}, CG {row['cg_iterations']:.3g} "
         f"iterations to {row['cg_residual']:.2g}"))

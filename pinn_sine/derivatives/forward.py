@@ -55,7 +55,8 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
     :class:`~pinn_sine.nets.MLP`) and the derivatives in ``spec`` at x (n, d).
 
     A :class:`~pinn_sine.nets.piecewise.PiecewiseInTime` (what :func:`pinn_sine.march`
-    returns): each window's jet on its rows. A :class:`~pinn_sine.constraints.ConstrainedNet`
+    returns): each window's jet on its rows. An :class:`~pinn_sine.nets.ensemble.Ensemble`:
+    the mean of its members' jets. A :class:`~pinn_sine.constraints.ConstrainedNet`
     u = g + d N: the jet of its inner network N for the same ``spec`` (``trace`` records N's layers), combined with the
     transform's closed-form derivatives by the product rule
     (:meth:`~pinn_sine.constraints.HardConstraint.combine`).
@@ -81,6 +82,13 @@ def forward_jet(net, x: Tensor, names: tuple[str, ...], spec: DerivativeSpec, *,
             raise ValueError("a network piecewise in time has no single layer trace; take the Jacobian of one "
                              "window's network (net.nets[k]).")
         return net.jet(x, lambda piece, rows: forward_jet(piece, rows, names, spec))
+    from ..nets.ensemble import Ensemble
+
+    if isinstance(net, Ensemble):  # the mean of the members' jets (a snapshot ensemble)
+        if trace is not None:
+            raise ValueError("an ensemble of networks has no single layer trace; take the Jacobian of one member "
+                             "(net.nets[k]).")
+        return net.jet(lambda member: forward_jet(member, x, names, spec))
     if not isinstance(net, JetLayers):
         raise TypeError(f"the jet engine propagates through networks of the layer protocol (linears, activations, "
                         f"encoding: pinn_sine.derivatives.JetLayers); {type(net).__name__} has "

@@ -2,6 +2,7 @@
 from .base import Activation
 from .build import ACTIVATIONS, NET_NAMES, build_net, net_from_config
 from .classic import ReLU, Tanh
+from .ensemble import Ensemble
 from .finer import Finer
 from .fourier import FourierFeatures
 from .metasin import MetaSin
@@ -9,5 +10,5 @@ from .mlp import MLP
 from .periodic import PeriodicEncoding
 from .sine import Sine
 
-__all__ = ["Activation", "MLP", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "PeriodicEncoding",
+__all__ = ["Activation", "MLP", "Ensemble", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "PeriodicEncoding",
            "ACTIVATIONS", "NET_NAMES", "build_net", "net_from_config"]

@@ -95,7 +95,8 @@ def net_from_config(config: dict) -> MLP:
     """A fresh :class:`MLP` of the architecture ``config`` describes (an ``MLP.config``,
     as a checkpoint's meta holds it; a piecewise-in-time network's config,
     ``{"piecewise": ...}``, gives a :class:`~pinn_sine.nets.piecewise.PiecewiseInTime` of
-    fresh MLPs); its weights are a new init (load a state dict).
+    fresh MLPs; an ensemble's, ``{"ensemble": ...}``, an
+    :class:`~pinn_sine.nets.ensemble.Ensemble`); its weights are a new init (load a state dict).
 
     Raises:
         ValueError: an activation name this package does not know, or a config
@@ -105,6 +106,10 @@ def net_from_config(config: dict) -> MLP:
         from .piecewise import piecewise_from_config
 
         return piecewise_from_config(config, net_from_config)
+    if isinstance(config, dict) and "ensemble" in config:  # a snapshot ensemble (callbacks.SnapshotEnsemble)
+        from .ensemble import ensemble_from_config
+
+        return ensemble_from_config(config, net_from_config)
     missing = [k for k in ("in_dim", "out_dim", "width", "depth", "activation") if k not in config]
     if missing:
         raise ValueError(f"the network config lacks {missing}; it holds {sorted(config)}.")

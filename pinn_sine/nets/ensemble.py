@@ -1,0 +1,90 @@
+"""The mean of several networks in function space (a snapshot ensemble).
+
+With member networks N_1 ... N_K of the same inputs and outputs,
+
+    u(x) = (1/K) sum_k N_k(x),
+
+whose derivatives are the means of the members' (every derivative is linear). This is
+what :class:`~pinn_sine.callbacks.SnapshotEnsemble` hands back: the fits of the last K
+batches of a Gauss-Newton stage that redraws its points, averaged as functions (their
+parameters lie far apart on a set of nearly equal functions, so the mean of the
+parameters is no fit at all: benchmarks/gn_averaging.py). For a linear PDE the
+ensemble's residual is the mean of the members' residuals.
+
+The derivative engines see the members: "jet" (:func:`~pinn_sine.derivatives.forward_jet`)
+averages the members' jets, "autograd" and "func" differentiate :meth:`forward`.
+``config`` ({"ensemble": {"nets": [each member's config]}}) rebuilds it
+(:func:`ensemble_from_config`, what :func:`pinn_sine.nets.net_from_config` calls).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["Ensemble", "ensemble_from_config"]
+
+
+class Ensemble(nn.Module):
+    """The mean of ``nets`` (module docstring).
+
+    Args:
+        nets: K >= 1 networks, each mapping the same inputs to the same outputs.
+
+    Attributes: ``nets`` (an ``nn.ModuleList``), ``members`` (K), ``in_dim``,
+    ``out_dim``, ``config``.
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]):
+        super().__init__()
+        nets = list(nets)
+        if not nets:
+            raise ValueError("Ensemble needs at least one network.")
+        dims = {(getattr(n, "in_dim", None), getattr(n, "out_dim", None)) for n in nets}
+        if len(dims) != 1:
+            raise ValueError(f"Ensemble: the networks must all have the same in_dim and out_dim, got "
+                             f"{sorted(dims, key=str)}.")
+        self.in_dim, self.out_dim = next(iter(dims))
+        self.nets = nn.ModuleList(nets)
+        self.config = {"ensemble": {"nets": [dict(getattr(n, "config", {})) for n in nets]}}
+
+    @property
+    def members(self) -> int:
+        return len(self.nets)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.nets[0](x)
+        for net in self.nets[1:]:
+            out = out + net(x)
+        return out / len(self.nets)
+
+    def jet(self, jet_fn: Callable) -> object:
+        """The jet of u: the mean of ``jet_fn(member)`` over the members, stream by stream."""
+        from ..derivatives.jet import Jet
+
+        jets = [jet_fn(net) for net in self.nets]
+        K = len(jets)
+
+        def mean(get):
+            out = get(jets[0])
+            for j in jets[1:]:
+                out = out + get(j)
+            return out / K
+
+        j0 = jets[0]
+        return Jet(mean(lambda j: j.u),
+                   {k: mean(lambda j, k=k: j._first[k]) for k in j0._first},
+                   {k: mean(lambda j, k=k: j._second[k]) for k in j0._second},
+                   {k: mean(lambda j, k=k: j._laplacians[k]) for k in j0._laplacians})
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}"
+
+
+def ensemble_from_config(config: dict, build: Callable[[dict], nn.Module]) -> Ensemble:
+    """A fresh :class:`Ensemble` from its ``config`` (``{"ensemble": {"nets": [...]}}``),
+    each member built by ``build(member_config)`` (e.g. :func:`~pinn_sine.nets.net_from_config`)."""
+    spec = config.get("ensemble") if isinstance(config, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("nets"), list) or not spec["nets"]:
+        raise ValueError(f"an ensemble config holds {{'ensemble': {{'nets': [member configs]}}}}, got {config!r}.")
+    return Ensemble([build(c) for c in spec["nets"]])
