@@ -41,10 +41,12 @@ import numpy as np
 import torch
 
 from pinn_sine import train
+from pinn_sine.callbacks import SnapshotEnsemble
 from pinn_sine.figures import problem_figures
 from pinn_sine.nets import ACTIVATIONS, MLP
 from pinn_sine.problems.helmholtz import Helmholtz2D, HelmholtzPointSource
 from pinn_sine.validation import predict
+from pinn_sine.validation.evaluate import evaluate
 from pinn_sine.validation.fd.helmholtz import helmholtz_2d, points_per_wavelength
 
 CASES = ("manufactured", "point-uniform", "point-square", "point-circle")
@@ -153,7 +155,12 @@ def main(argv=None) -> int:
                     help="point source: SIREN's case (omega 20, source width 0.01)")
     ap.add_argument("--velocity-edge", type=float, default=None,
                     help="point source: the inclusions' edge width (0: SIREN's sharp edges; default 0.02)")
+    ap.add_argument("--ensemble", type=int, default=None,
+                    help="with --gn --resample N: also report the mean, as functions, of the last this many batch "
+                         "fits (pinn_sine.callbacks.SnapshotEnsemble)")
     args = ap.parse_args(argv)
+    if args.ensemble is not None and not (args.gn and args.resample and args.ensemble >= 1):
+        ap.error("--ensemble K (>= 1) averages the fits of redrawn batches: give --gn and --resample N too.")
     if args.adaptive and not (args.gn and args.resample):
         ap.error("--adaptive needs --gn and --resample N (the redraws it makes adaptive).")
     if (args.acceleration or args.scaling != "none") and not args.gn:
@@ -197,10 +204,18 @@ def main(argv=None) -> int:
         problem = problems[formulation]
         for name in names:
             net = build_net(problem, name, args)
+            snaps = [] if args.ensemble is None else [SnapshotEnsemble(args.resample, args.ensemble)]
             res = train(problem, net, stages=stages_for(args, lr), batch=args.batch, seed=args.seed, reference=ref,
                         eval_every=max(args.steps // 5, 1), log_every=max(args.steps // 100, 1),
-                        time_limit=args.seconds, progress=args.progress)
+                        time_limit=args.seconds, progress=args.progress, callbacks=snaps)
             m = res.final
+            if snaps and snaps[0].snapshots:
+                ens = snaps[0].ensemble()
+                m_ens = evaluate(ens, ref, prediction=problem.predict(ens, ref))
+                print(f"# {name} ({formulation}): the mean of the last {ens.members} batch fits (GN steps "
+                      f"{snaps[0].steps}): rel L2 {m_ens['rel_l2']:.3e} (the last iterate {m['rel_l2']:.3e})",
+                      file=sys.stderr, flush=True)
+                m = dict(m_ens, last_iterate=m["rel_l2"], members=ens.members)
             adam = [h["rel_l2"] for h in res.history if h["phase"] == "adam" and "rel_l2" in h]
             row = {"name": name, "formulation": formulation, "adam": adam[-1] if adam else float("nan"), "m": m,
                    "wall": res.timings["total"], "ms": 1e3 * res.timings["step_median"],
@@ -226,16 +241,20 @@ def main(argv=None) -> int:
             print(f"| {r['name']} | {r['adam']:.2e} | {r['m']['rel_l2']:.2e} | {r['m']['max_abs']:.2e} | "
                   f"{r['exact']:.2e} | {r['wall']:.0f} | {r['ms']:.1f} |")
     else:
+        if args.ensemble is not None:
+            print(f"(final: the mean of the last {args.ensemble} batch fits; the last iterate in the last column)\n")
         print("| activation | formulation | rel L2 (real+imag) after Adam | final | rel L2 real | rel L2 imag "
-              "| rel L2 magnitude | Adam / GN steps | wall [s] | step median [ms] |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| rel L2 magnitude | Adam / GN steps | wall [s] | step median [ms] |"
+              + (" last iterate |" if args.ensemble is not None else ""))
+        print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if args.ensemble is not None else ""))
         for r in rows:
             m = r["m"]
             gn = max(0, r["last"]["gauss_newton"] - r["last"]["adam"])
             last = f"{r['last']['adam']} / {gn}"
             print(f"| {r['name']} | {r['formulation']} | {r['adam']:.2e} | {m['rel_l2']:.2e} | "
                   f"{m['rel_l2_u_real']:.2e} | {m['rel_l2_u_imag']:.2e} | {m['rel_l2_abs']:.2e} | {last} | "
-                  f"{r['wall']:.0f} | {r['ms']:.1f} |")
+                  f"{r['wall']:.0f} | {r['ms']:.1f} |"
+                  + (f" {m['last_iterate']:.2e} |" if "last_iterate" in m else (" - |" if args.ensemble else "")))
         print(f"\nerrors over the physical region ({int(ref.mask.sum())} of {ref.mask.size} nodes); reference "
               f"{ref.grid_shape}, {ref.attrs.get('points_per_wavelength', float('nan')):.1f} points per wavelength")
     print(f"\nreference {ref.grid_shape}: {t_ref:.2f} s (cached after the first call)")
