@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from pinn_sine import Stall, evaluate, train
+from pinn_sine.callbacks import SnapshotEnsemble
 from pinn_sine.figures import problem_figures
 from pinn_sine.nets import build_net
 from pinn_sine.problems.inpainting import CLASSICAL, Inpainting
@@ -90,9 +91,13 @@ def run_net(problem: Inpainting, seed: int, args) -> dict:
     net = net_()
     remaining = args.time_limit - (time.perf_counter() - t0) - RENDER_RESERVE / 2
     stall = {"default": Stall(), "none": None}[args.stall]
+    snaps = [] if not args.ensemble else [SnapshotEnsemble(args.ensemble_every, args.ensemble, stage="adam")]
     result = train(problem, net, steps=int(steps), lr=lr, batch=batch, seed=seed, progress=False,
-                   time_limit=max(remaining, 1.0), log_every=max(int(steps) // 10, 1), stall=stall)
+                   time_limit=max(remaining, 1.0), log_every=max(int(steps) // 10, 1), stall=stall, callbacks=snaps)
     m = evaluate(net, ref, prediction=problem.predict(net))
+    if snaps and snaps[0].snapshots:  # for information: the mean of the last Adam iterates as functions
+        ens = snaps[0].ensemble()
+        m["ensemble"] = {"members": ens.members, **evaluate(ens, ref, prediction=problem.predict(ens))}
     m["time"] = time.perf_counter() - t0
     m["steps"], m["stop"] = result.steps_done, result.stop_message
     # for information: the same net through the other predict filter (not the recipe)
@@ -138,6 +143,9 @@ def main() -> None:
     ap.add_argument("--predict-filter", default=None, help="point or tent (default: Inpainting's)")
     ap.add_argument("--stall", default="default", choices=["default", "none"],
                     help="train's stall stop: default Stall() (as the command line has it) or none")
+    ap.add_argument("--ensemble", type=int, default=0,
+                    help="also report the mean, as functions, of the last this many Adam iterates (not counted)")
+    ap.add_argument("--ensemble-every", type=int, default=200, help="with --ensemble: Adam steps between them")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--csv", default=None, help="also write every run here (after each image and mask)")
     ap.add_argument("--plots", default=None, help="write the figures of each first seed's network here")
@@ -175,6 +183,11 @@ def main() -> None:
                 if not args.no_net:
                     m = run_net(base, seed, args)
                     cell.append({**common, "method": "network", **{k: m[k] for k in COLUMNS}, "steps": m["steps"]})
+                    if "ensemble" in m:
+                        cell.append({**common, "method": f"network, mean of the last {m['ensemble']['members']} "
+                                                         f"iterates (not counted)",
+                                     **{k: m["ensemble"][k] for k in COLUMNS if k != "time"}, "time": m["time"],
+                                     "steps": m["steps"]})
                     if "other" in m:
                         cell.append({**common, "method": f"network, {m['other']['filter']} predict (not counted)",
                                      **{k: m["other"][k] for k in COLUMNS if k != "time"}, "time": m["time"],
