@@ -133,3 +133,14 @@ class Jet:
     def grad(self, names: tuple[str, ...]):
         import torch
         return torch.stack([self.d(n) for n in names], dim=-1)
+
+    @staticmethod
+    def combine(jets: "list[Jet]", fn) -> "Jet":
+        """The Jet whose every stream (value, first and second derivatives, Laplacians) is
+        ``fn([that stream of each of jets])``; the jets hold the same streams (e.g. the
+        pieces of a network: their rows scattered back, or an ensemble: their mean)."""
+        j0 = jets[0]
+        return Jet(fn([j.u for j in jets]),
+                   {k: fn([j._first[k] for j in jets]) for k in j0._first},
+                   {k: fn([j._second[k] for j in jets]) for k in j0._second},
+                   {k: fn([j._laplacians[k] for j in jets]) for k in j0._laplacians})

@@ -62,20 +62,13 @@ class Ensemble(nn.Module):
         """The jet of u: the mean of ``jet_fn(member)`` over the members, stream by stream."""
         from ..derivatives.jet import Jet
 
-        jets = [jet_fn(net) for net in self.nets]
-        K = len(jets)
+        def mean(streams):
+            out = streams[0]
+            for t in streams[1:]:
+                out = out + t
+            return out / len(streams)
 
-        def mean(get):
-            out = get(jets[0])
-            for j in jets[1:]:
-                out = out + get(j)
-            return out / K
-
-        j0 = jets[0]
-        return Jet(mean(lambda j: j.u),
-                   {k: mean(lambda j, k=k: j._first[k]) for k in j0._first},
-                   {k: mean(lambda j, k=k: j._second[k]) for k in j0._second},
-                   {k: mean(lambda j, k=k: j._laplacians[k]) for k in j0._laplacians})
+        return Jet.combine([jet_fn(net) for net in self.nets], mean)
 
     def extra_repr(self) -> str:
         return f"members={self.members}"

@@ -113,18 +113,13 @@ class PiecewiseInTime(nn.Module):
         if not parts:
             return jet_fn(self.nets[0], x)
 
-        def merge(get):
-            first = get(parts[0][1])
-            out = first.new_zeros((x.shape[0],) + tuple(first.shape[1:]))
-            for idx, j in parts:
-                out = out.index_copy(0, idx, get(j))
+        def merge(streams):
+            out = streams[0].new_zeros((x.shape[0],) + tuple(streams[0].shape[1:]))
+            for (idx, _), t in zip(parts, streams):
+                out = out.index_copy(0, idx, t)
             return out
 
-        j0 = parts[0][1]
-        return Jet(merge(lambda j: j.u),
-                   {k: merge(lambda j, k=k: j._first[k]) for k in j0._first},
-                   {k: merge(lambda j, k=k: j._second[k]) for k in j0._second},
-                   {k: merge(lambda j, k=k: j._laplacians[k]) for k in j0._laplacians})
+        return Jet.combine([j for _, j in parts], merge)
 
     def extra_repr(self) -> str:
         return f"windows={self.windows}, edges={[round(e, 12) for e in self.edges]}"
