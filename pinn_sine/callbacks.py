@@ -587,7 +587,14 @@ class SnapshotEnsemble(Callback):
         self._resumed: list | None = None
 
     def on_fit_start(self, loop) -> None:
-        self.net = loop.context.net
+        self.attach(loop.context.net)
+
+    def attach(self, net) -> None:
+        """Make ``net`` the network the snapshots belong to (the members of :meth:`ensemble`
+        are copies of it), turning a loaded state's lists into its tensors: what a run
+        does at its start, and what :func:`pinn_sine.runs.load_run` does with a finished
+        run's checkpoint."""
+        self.net = net
         if self._resumed is not None:
             like = self.net.state_dict()
             self.snapshots = [(int(step), {k: torch.tensor(v, dtype=like[k].dtype, device=like[k].device)

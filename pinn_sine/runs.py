@@ -294,7 +294,9 @@ class LoadedRun:
     """What :func:`load_run` returns: ``problem`` (rebuilt from the config), ``net`` (the
     trained network, constrained where the run was), ``config`` (config.json),
     ``metrics`` (metrics.json, None for an unfinished run), ``step`` (the checkpoint's
-    global step) and the ``checkpoint`` path; :meth:`stages` rebuilds its stages."""
+    global step) and the ``checkpoint`` path; :meth:`stages` rebuilds its stages.
+    ``ensemble``: a run with ``--ensemble K``, the :class:`~pinn_sine.nets.ensemble.Ensemble`
+    of its kept batch fits (its answer; ``net`` is then the last iterate), else None."""
 
     problem: object
     net: nn.Module
@@ -302,6 +304,7 @@ class LoadedRun:
     metrics: dict | None
     step: int
     checkpoint: Path
+    ensemble: nn.Module | None = None
 
     def stages(self) -> list:
         """The run's optimizer stages, new objects rebuilt from config.json's
@@ -383,4 +386,24 @@ def load_run(folder: str | os.PathLike) -> LoadedRun:
     metrics_path = folder / METRICS_NAME
     metrics = read_metrics(metrics_path) if metrics_path.exists() else None
     step = int(ck["step"])
-    return LoadedRun(problem=problem, net=net, config=config, metrics=metrics, step=step, checkpoint=checkpoint)
+    return LoadedRun(problem=problem, net=net, config=config, metrics=metrics, step=step, checkpoint=checkpoint,
+                     ensemble=_ensemble_of(checkpoint, ck, config, net))
+
+
+def _ensemble_of(checkpoint, ck: dict, config: dict, net: nn.Module):
+    """The Ensemble of a ``--ensemble K`` run's kept batch fits (the SnapshotEnsemble state in
+    the checkpoint's meta), or None for a run without it or before its first snapshot."""
+    from .callbacks import SnapshotEnsemble
+
+    keep = config["options"].get("ensemble")
+    state = (ck["meta"].get("callbacks") or {}).get(SnapshotEnsemble.state_key)
+    if not keep or not state or not state.get("snapshots"):
+        return None
+    snaps = SnapshotEnsemble(1, int(keep))
+    snaps.load_state_dict(state)
+    try:
+        snaps.attach(net)
+        return snaps.ensemble()
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise CheckpointError(checkpoint, f"its snapshot ensemble does not fit its network "
+                                          f"({str(err).splitlines()[0]}).") from None

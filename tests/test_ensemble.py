@@ -120,3 +120,55 @@ def test_snapshot_ensemble_errors():
         SnapshotEnsemble(every=5, stage=None)
     with pytest.raises(ValueError, match=r"kept no snapshot: no 'gauss_newton' stage reached a multiple of every=5"):
         SnapshotEnsemble(every=5).ensemble()
+
+
+TINY = ["--width", "8", "--depth", "1", "--batch", "32", "--resolution", "9", "--eval-every", "5", "--quiet",
+        "--dtype", "float64"]
+
+
+def test_solve_ensemble_reports_the_mean_and_load_run_rebuilds_it(tmp_path, capsys):
+    import json
+
+    from pinn_sine.cli import main
+    from pinn_sine.runs import load_run
+    from pinn_sine.validation.evaluate import evaluate
+
+    run = tmp_path / "run"
+    main(["solve", "poisson2d", "--stage", "adam:steps=10", "--stage", "gn:steps=9,batch=40,resample_every=3",
+          "--ensemble", "2", "--out", str(run), *TINY])
+    assert "the mean of the last 2 batch fits (steps [16, 19])" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["ensemble"]["members"] == 2 and metrics["ensemble"]["steps"] == [16, 19]
+    assert set(metrics["ensemble"]["last_iterate"]) >= {"rel_l2", "rel_l2_exact"}
+    loaded = load_run(run)
+    assert loaded.config["options"]["ensemble"] == 2 and loaded.ensemble.members == 2
+    ref = loaded.problem.reference(9)
+    again = evaluate(loaded.ensemble, ref, prediction=loaded.problem.predict(loaded.ensemble, ref))
+    assert again["rel_l2"] == pytest.approx(metrics["rel_l2"], rel=1e-12)
+    last = evaluate(loaded.net, ref, prediction=loaded.problem.predict(loaded.net, ref))
+    assert last["rel_l2"] == pytest.approx(metrics["ensemble"]["last_iterate"]["rel_l2"], rel=1e-12)
+    plain = tmp_path / "plain"
+    main(["solve", "poisson2d", "--steps", "3", "--out", str(plain), *TINY])
+    assert load_run(plain).ensemble is None and "ensemble" not in json.loads((plain / "metrics.json").read_text())
+
+
+def test_solve_ensemble_errors(tmp_path):
+    from pinn_sine.cli import main
+
+    with pytest.raises(SystemExit, match=r"--ensemble K averages the fits of a Gauss-Newton stage's redrawn batches"):
+        main(["solve", "poisson2d", "--steps", "3", "--ensemble", "4", "--out", str(tmp_path / "a"), *TINY])
+    with pytest.raises(SystemExit, match="it does not combine with --windows"):
+        main(["solve", "wave1d", "--stage", "gn:steps=3,batch=40,resample_every=3", "--windows", "2",
+              "--ensemble", "4", "--out", str(tmp_path / "b"), *TINY])
+
+
+def test_solve_ensemble_without_a_kept_fit_answers_with_the_last_iterate(tmp_path, capsys):
+    import json
+
+    from pinn_sine.cli import main
+
+    run = tmp_path / "run"
+    main(["solve", "poisson2d", "--stage", "adam:steps=3", "--stage", "gn:steps=2,batch=40,resample_every=50",
+          "--ensemble", "8", "--out", str(run), *TINY])
+    assert "--ensemble: no batch fit was kept" in capsys.readouterr().err
+    assert "ensemble" not in json.loads((run / "metrics.json").read_text())
