@@ -95,8 +95,8 @@ CONFIG = {
     "poisson2d-multiscale": Config(48, 2, 16.0, 30.0, 4000, 1000, problem="poisson2d",
                                    problem_kwargs=(("u", multiscale_solution),)),
 }
-METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-ens", "adam+gn-cg", "adam+gn-sketched", "adam+gn-dual",
-           "adam+gn-tr")
+METHODS = ("adam", "adam+lbfgs", "adam+gn", "adam+gn-accel", "adam+gn-ens", "adam+gn-cg", "adam+gn-sketched",
+           "adam+gn-dual", "adam+gn-tr")
 # The Gauss-Newton parts of each adam+gn* method (GaussNewton keywords; --gn-options
 # overrides them), from benchmarks/gn_step.py (p = 1k-10k, N = 16k): Nystrom-preconditioned
 # CG reached rtol 1e-6 in 49-83 iterations at p = 1k-2.5k (diagonal: 100 iterations to
@@ -335,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
              args.ensemble) for p in problems for s in seeds for m in methods]
     rows = run_all(run_one, jobs, args.jobs, args.seconds, lambda row: (
         f"{row['problem']:>24} {row['method']:>11} seed {row['seed']} ({row['config']}): final "
-        f"{row['final']:.3e}" + (f" (mean of {row['members']} batch fits; last iterate {row['last_iterate']:.3e})"
-                                  if row["members"] else "") + f", best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s, {row['cpu_s']} CPU s "
+        f"{row['final']:.3e}"
+        + (f" (mean of {row['members']} batch fits; last iterate {row['last_iterate']:.3e})" if row["members"] else "")
+        + f", best {row['best']:.3e}, {row['steps']} steps, {row['wall_s']} s, {row['cpu_s']} CPU s "
         f"({row['status']}); GN "
         f"median step {row['gn_step_s']:.3g} s, accepted {row['gn_accepted']:.2g}, CG {row['cg_iterations']:.3g} "
         f"iterations to {row['cg_residual']:.2g}"))

@@ -1042,7 +1042,8 @@ def _solve(args, extra, cls) -> int:
                                attrs={k: v for k, v in ref.attrs.items()
                                       if k not in ("error_estimate", "error_method")})
     save_reference(predicted, out / "prediction.h5", kind="prediction",
-                   description=f"{args.activation} MLP width={args.width} depth={args.depth}, "
+                   description=f"{args.activation} MLP width={args.width} depth={args.depth}"
+                               + ("" if ensemble is None else f" (the mean of {ensemble['members']} batch fits)") + ", "
                                f"{result.steps_done} steps (seed {args.seed}) on {problem!r}; "
                                f"{describe_errors(metrics)} (the {ref.solver} reference)",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
@@ -1524,9 +1525,9 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
                        help="with --windows: each window G times as long as the one before (G > 1: short early "
                             "windows, for solutions that change fastest at the start)")
     solve.add_argument("--ensemble", type=_integer(1, (10000, "10000")), default=None, metavar="K",
-                       help="the answer is the mean, as functions, of the fits of the last K batches of a Gauss-Newton "
-                            "stage that redraws its points (resample_every): Poisson2D/Helmholtz2D past 1e-9 with K = 8 "
-                            "(README); the last iterate is reported beside it")
+                       help="the answer is the mean, as functions, of the fits of the last K batches of a "
+                            "Gauss-Newton stage that redraws its points (resample_every): Poisson2D/Helmholtz2D past "
+                            "1e-9 with K = 8 (README); the last iterate is reported beside it")
     solve.add_argument("--config", default=None, metavar="FILE",
                        help="rerun the run of this config.json; other options override its values")
     solve.add_argument("--resume", default=None, metavar="DIR_OR_CHECKPOINT",

@@ -10,5 +10,5 @@ from .mlp import MLP
 from .periodic import PeriodicEncoding
 from .sine import Sine
 
-__all__ = ["Activation", "MLP", "Ensemble", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures", "PeriodicEncoding",
-           "ACTIVATIONS", "NET_NAMES", "build_net", "net_from_config"]
+__all__ = ["Activation", "MLP", "Ensemble", "Sine", "Finer", "MetaSin", "Tanh", "ReLU", "FourierFeatures",
+           "PeriodicEncoding", "ACTIVATIONS", "NET_NAMES", "build_net", "net_from_config"]

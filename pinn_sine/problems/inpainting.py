@@ -317,7 +317,8 @@ class Inpainting(Problem):
     def params(self) -> dict:
         out = self.data_params()
         out.update(prior=self.prior, prior_weight=self.prior_weight, prior_decay=self.prior_decay,
-                   prior_sampling=self.prior_sampling, prior_region=self.prior_region, hessian_form=self.hessian_form, antialias=self.antialias,
+                   prior_sampling=self.prior_sampling, prior_region=self.prior_region, hessian_form=self.hessian_form,
+                   antialias=self.antialias,
                    n_jitter=self.n_jitter, keep_known=self.keep_known, predict_filter=self.predict_filter)
         return out
 
