@@ -558,7 +558,11 @@ class SnapshotEnsemble(Callback):
     averages the batch-to-batch part of the error out: measured on Helmholtz2D (32x2,
     accelerated Gauss-Newton, a fresh batch of 2000 every 50 steps, 600 s), the last
     iterate 9.4e-10 and 1.24e-9 (seeds 0 and 1), the mean of the last 8 fits 7.2e-10 and
-    8.6e-10. The parameters are kept after every ``every``-th step of the stages named
+    8.6e-10. It is for a run that has reached that floor: while each batch's fit is still
+    much better than the one before, the mean is worse than the last (Poisson2D after 15 s,
+    ``benchmarks/optimizers.py --methods adam+gn-ens --seconds 15 --gn-resample 10
+    --ensemble 3``: 4.8e-4 against the last iterate's 9.2e-5). The parameters are kept
+    after every ``every``-th step of the stages named
     ``stage`` (every = R: the end of each batch), the last ``keep`` of them;
     :meth:`ensemble` builds the :class:`~pinn_sine.nets.ensemble.Ensemble` of them (the
     trained network is left as the last iterate; evaluate the ensemble with
