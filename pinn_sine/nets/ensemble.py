@@ -53,25 +53,24 @@ class Ensemble(nn.Module):
         return len(self.nets)
 
     def forward(self, x: Tensor) -> Tensor:
-        out = self.nets[0](x)
-        for net in self.nets[1:]:
-            out = out + net(x)
-        return out / len(self.nets)
+        return _mean([net(x) for net in self.nets])
 
     def jet(self, jet_fn: Callable) -> object:
         """The jet of u: the mean of ``jet_fn(member)`` over the members, stream by stream."""
         from ..derivatives.jet import Jet
 
-        def mean(streams):
-            out = streams[0]
-            for t in streams[1:]:
-                out = out + t
-            return out / len(streams)
-
-        return Jet.combine([jet_fn(net) for net in self.nets], mean)
+        return Jet.combine([jet_fn(net) for net in self.nets], _mean)
 
     def extra_repr(self) -> str:
         return f"members={self.members}"
+
+
+def _mean(tensors: Sequence[Tensor]) -> Tensor:
+    """(t_1 + ... + t_K) / K, summed in member order."""
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return out / len(tensors)
 
 
 def ensemble_from_config(config: dict, build: Callable[[dict], nn.Module]) -> Ensemble:

@@ -221,13 +221,11 @@ class Inpainting(Problem):
     # ----- training ------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator, *, progress: float = 1.0) -> dict[str, Tensor]:
         """"data": (S n, 2) jittered known-pixel positions, (S, n) row-major; "prior":
-        (n, 2) uniform points (with a prior). n known pixels are drawn without
+        (n, 2) points of ``prior_region`` (with a prior). n known pixels are drawn without
         replacement (with replacement when n exceeds their number)."""
         K = len(self._known_index)
         sel = torch.randperm(K, generator=generator)[:n] if n <= K else torch.randint(0, K, (n,), generator=generator)
-        flat = self._known_index[sel]
-        W = self.shape[1]
-        centres = torch.stack([self._nodes[0][flat // W], self._nodes[1][flat % W]], dim=1)
+        centres = self._centres(self._known_index[sel])
         if self.antialias:
             d = tent_samples((self.n_jitter // 2, n, 2), generator) * torch.tensor(self.h, dtype=torch.float32)
             data = torch.cat([centres + d, centres - d]).reshape(-1, 2)
@@ -248,12 +246,15 @@ class Inpainting(Problem):
         if self.prior_region == "all":
             return sampling.box(n, self.bounds, generator, self.prior_sampling)
         M = len(self._missing_index)
-        flat = self._missing_index[torch.randint(0, M, (n,), generator=generator)]
-        W = self.shape[1]
-        centres = torch.stack([self._nodes[0][flat // W], self._nodes[1][flat % W]], dim=1)
+        centres = self._centres(self._missing_index[torch.randint(0, M, (n,), generator=generator)])
         hx, hy = self.h
         offsets = sampling.box(n, ((-hx / 2, hx / 2), (-hy / 2, hy / 2)), generator, self.prior_sampling)
         return (centres + offsets).clamp(-1.0, 1.0)
+
+    def _centres(self, flat: Tensor) -> Tensor:
+        """The (x, y) centres (n, 2) of the pixels with row-major indices ``flat`` (n,)."""
+        W = self.shape[1]
+        return torch.stack([self._nodes[0][flat // W], self._nodes[1][flat % W]], dim=1)
 
     def losses(self, jets: dict[str, Jet], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         S = self.jitters
@@ -318,8 +319,8 @@ class Inpainting(Problem):
         out = self.data_params()
         out.update(prior=self.prior, prior_weight=self.prior_weight, prior_decay=self.prior_decay,
                    prior_sampling=self.prior_sampling, prior_region=self.prior_region, hessian_form=self.hessian_form,
-                   antialias=self.antialias,
-                   n_jitter=self.n_jitter, keep_known=self.keep_known, predict_filter=self.predict_filter)
+                   antialias=self.antialias, n_jitter=self.n_jitter, keep_known=self.keep_known,
+                   predict_filter=self.predict_filter)
         return out
 
     def data_params(self) -> dict:
