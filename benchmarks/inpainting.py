@@ -20,9 +20,12 @@ time limit (so the cosine learning-rate schedule ends when the time does); the
 reported time includes that calibration and the render. The network is evaluated on
 :meth:`Inpainting.predict`, the image it would hand back (by default its values at the
 missing pixel centres, with the known pixels themselves, as the FD methods keep them);
-the row "network, tent predict (not counted)" is the same network through the other
-predict filter, for information. Training stops early when Adam stalls (``train``'s
-default ``Stall()``, as on the command line); the per-run line says so.
+the row "network, tent predict (not counted)" is the same answer through the other
+predict filter, for information. As ``Inpainting.recipe`` has it, training never stops
+for a stall (``--stall default``: ``train``'s ``Stall()``; the per-run line says when it
+stopped) and the answer is the mean, as functions, of the network after every 250th of
+its last 1500 Adam steps (``--ensemble 6 --ensemble-every 250``; ``--ensemble 0``: the
+last iterate); the row "network, last iterate (not counted)" is the last iterate.
 
 Sweeps (issue 30; their log: benchmarks/inpainting_sweeps.md) run one cell at a time, e.g.
 
@@ -46,6 +49,7 @@ from pinn_sine import Stall, evaluate, train
 from pinn_sine.callbacks import SnapshotEnsemble
 from pinn_sine.figures import problem_figures
 from pinn_sine.nets import build_net
+from pinn_sine.optim import parse_stage_spec
 from pinn_sine.problems.inpainting import CLASSICAL, Inpainting
 
 #: the network the CLI builds by default (``pinn-sine solve``'s --width/--depth)
@@ -53,6 +57,8 @@ DEFAULT_WIDTH = 128
 DEFAULT_DEPTH = 3
 #: seconds kept for the render and evaluation out of the time limit with --steps auto
 RENDER_RESERVE = 10.0
+#: the Adam steps of ``pinn-sine solve inpainting`` (its recipe's one stage)
+RECIPE_STEPS = parse_stage_spec(Inpainting.recipe["stage"][0])["steps"]
 
 
 def problem_for(image: str, mask: str, size: int, seed: int, args) -> Inpainting:
@@ -94,13 +100,16 @@ def run_net(problem: Inpainting, seed: int, args) -> dict:
     snaps = [] if not args.ensemble else [SnapshotEnsemble(args.ensemble_every, args.ensemble, stage="adam")]
     result = train(problem, net, steps=int(steps), lr=lr, batch=batch, seed=seed, progress=False,
                    time_limit=max(remaining, 1.0), log_every=max(int(steps) // 10, 1), stall=stall, callbacks=snaps)
-    m = evaluate(net, ref, prediction=problem.predict(net))
-    if snaps and snaps[0].snapshots:  # for information: the mean of the last Adam iterates as functions
-        ens = snaps[0].ensemble()
-        m["ensemble"] = {"members": ens.members, **evaluate(ens, ref, prediction=problem.predict(ens))}
+    last = evaluate(net, ref, prediction=problem.predict(net))
+    if snaps and snaps[0].snapshots:  # the recipe's answer: the mean of the last Adam iterates as functions
+        net = snaps[0].ensemble()
+        m = evaluate(net, ref, prediction=problem.predict(net))
+        m["members"], m["last_iterate"] = net.members, last
+    else:
+        m = last
     m["time"] = time.perf_counter() - t0
     m["steps"], m["stop"] = result.steps_done, result.stop_message
-    # for information: the same net through the other predict filter (not the recipe)
+    # for information: the same answer through the other predict filter (not the recipe)
     other = "tent" if problem.predict_filter == "point" else "point"
     if problem.antialias:
         saved, problem.predict_filter = problem.predict_filter, other
@@ -130,7 +139,8 @@ def main() -> None:
     ap.add_argument("--first-omega", type=float, default=None, help="default: Inpainting.default_first_omega")
     ap.add_argument("--lr", type=float, default=None, help="default: Inpainting.default_lr")
     ap.add_argument("--batch", type=int, default=None, help="default: Inpainting.default_batch")
-    ap.add_argument("--steps", default="auto", help='Adam steps, or "auto": as many as fit in --time-limit')
+    ap.add_argument("--steps", default=str(RECIPE_STEPS),
+                    help='Adam steps (default: the recipe\'s), or "auto": as many as fit in --time-limit')
     ap.add_argument("--prior", default=None, help="none, tv or hessian (default: Inpainting's)")
     ap.add_argument("--prior-weight", type=float, default=None)
     ap.add_argument("--prior-decay", type=float, default=None, help="the prior weight's final fraction")
@@ -141,11 +151,13 @@ def main() -> None:
     ap.add_argument("--antialias", type=lambda s: {"true": True, "false": False}[s.lower()], default=None)
     ap.add_argument("--keep-known", type=lambda s: {"true": True, "false": False}[s.lower()], default=None)
     ap.add_argument("--predict-filter", default=None, help="point or tent (default: Inpainting's)")
-    ap.add_argument("--stall", default="default", choices=["default", "none"],
-                    help="train's stall stop: default Stall() (as the command line has it) or none")
-    ap.add_argument("--ensemble", type=int, default=0,
-                    help="also report the mean, as functions, of the last this many Adam iterates (not counted)")
-    ap.add_argument("--ensemble-every", type=int, default=200, help="with --ensemble: Adam steps between them")
+    ap.add_argument("--stall", default="none", choices=["default", "none"],
+                    help="train's stall stop: none (the recipe's: --stall off) or default Stall()")
+    ap.add_argument("--ensemble", type=int, default=Inpainting.recipe["ensemble"],
+                    help="the answer is the mean, as functions, of the last this many Adam iterates (the recipe's; "
+                         "0: the last iterate); the last iterate is reported beside it, not counted")
+    ap.add_argument("--ensemble-every", type=int, default=Inpainting.recipe["ensemble_every"],
+                    help="with --ensemble: Adam steps between the iterates (the recipe's)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--csv", default=None, help="also write every run here (after each image and mask)")
     ap.add_argument("--plots", default=None, help="write the figures of each first seed's network here")
@@ -163,7 +175,7 @@ def main() -> None:
     recipe = {k: getattr(args, k) for k in ("activation", "width", "depth", "omega", "first_omega", "lr", "batch",
                                             "steps", "prior", "prior_weight", "prior_decay", "prior_sampling",
                                             "prior_region", "hessian_form", "n_jitter", "antialias", "keep_known",
-                                            "predict_filter", "stall")}
+                                            "predict_filter", "stall", "ensemble", "ensemble_every")}
     print(f"{args.size}^2, seeds {seeds}, {args.time_limit:g} s per network run, torch threads "
           f"{torch.get_num_threads()}; recipe (None = the problem's default): {recipe}")
     rows, verdicts = [], []
@@ -183,10 +195,9 @@ def main() -> None:
                 if not args.no_net:
                     m = run_net(base, seed, args)
                     cell.append({**common, "method": "network", **{k: m[k] for k in COLUMNS}, "steps": m["steps"]})
-                    if "ensemble" in m:
-                        cell.append({**common, "method": f"network, mean of the last {m['ensemble']['members']} "
-                                                         f"iterates (not counted)",
-                                     **{k: m["ensemble"][k] for k in COLUMNS if k != "time"}, "time": m["time"],
+                    if "last_iterate" in m:
+                        cell.append({**common, "method": "network, last iterate (not counted)",
+                                     **{k: m["last_iterate"][k] for k in COLUMNS if k != "time"}, "time": m["time"],
                                      "steps": m["steps"]})
                     if "other" in m:
                         cell.append({**common, "method": f"network, {m['other']['filter']} predict (not counted)",
@@ -229,7 +240,7 @@ def cell_table(cell: list[dict], methods: list[str]) -> list[tuple]:
         def star(val, best):
             return "*" if name in fd and val == best else ""
         print(f"| {name} | {v['psnr_region']:.2f}{star(v['psnr_region'], best_p)} | "
-              f"{v['ssim_region']:.3f}{star(v['ssim_region'], best_s)} | {v['time']:.0f} |")
+              f"{v['ssim_region']:.4f}{star(v['ssim_region'], best_s)} | {v['time']:.0f} |")
     if "network" not in med or not fd:
         return []
     net = med["network"]

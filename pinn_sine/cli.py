@@ -722,12 +722,18 @@ def recipe_flags(recipe: dict) -> str:
     return " ".join(out)
 
 
+#: recipe options that belong to the recipe's stages (an ensemble of the last iterates
+#: every N steps fits its step count): dropped with them when the command line gives stages
+_OF_THE_STAGES = ("ensemble", "ensemble_every")
+
+
 def apply_recipe(args) -> tuple[dict, dict]:
     """Give the solve options of the problem's :attr:`~pinn_sine.problems.Problem.recipe`
-    that the command line leaves unset (all of them unless ``--no-recipe``); its stages
-    only when no stage option (``--stage``, ``--steps``, ``--lbfgs-steps``, ``--gn-steps``
-    and their settings) is given, its problem options only where the command line gives
-    none. Returns (the solve options set, the problem options to use where not given)."""
+    that the command line leaves unset (all of them unless ``--no-recipe``); its stages,
+    and the options of :data:`_OF_THE_STAGES` with them, only when no stage option
+    (``--stage``, ``--steps``, ``--lbfgs-steps``, ``--gn-steps`` and their settings) is
+    given, its problem options only where the command line gives none. Returns (the
+    solve options set, the problem options to use where not given)."""
     cls = PROBLEMS.get(args.problem) if args.problem is not None else None
     recipe = dict(getattr(cls, "recipe", None) or {})
     if not recipe or args.no_recipe:
@@ -739,13 +745,14 @@ def apply_recipe(args) -> tuple[dict, dict]:
         raise SystemExit(f"{cls.__name__}.recipe: {unknown} {'is no' if len(unknown) == 1 else 'are no'} solve "
                          f"option(s) a recipe may set; e.g. activation, width, depth, dtype, stage, stall.")
     given = set(_given_options(args, [k for k in recipe if k != "stage"] + list(STAGE_SHORTHAND)))
+    own_stages = "stage" in recipe and not args.stage and given.isdisjoint(STAGE_SHORTHAND)
     applied = {}
     for key, value in recipe.items():
         if key == "stage":
-            if args.stage or not given.isdisjoint(STAGE_SHORTHAND):
+            if not own_stages:
                 continue
             value = [_stage_spec(v) for v in value]
-        elif key in given:
+        elif key in given or (key in _OF_THE_STAGES and "stage" in recipe and not own_stages):
             continue
         setattr(args, key, value)
         applied[key] = value
@@ -989,13 +996,14 @@ def _solve(args, extra, cls) -> int:
     exact_fields = None if exact is None else exact_on_grid(exact, ref)  # once: metrics and the figure
     ensemble = None
     if snapshots and not snapshots[0].snapshots:
-        print(f"--ensemble: no batch fit was kept (the run stopped before its Gauss-Newton stage ended a batch of "
-              f"{snapshots[0].every} steps); the answer is the last iterate.", file=sys.stderr)
+        print(f"--ensemble: none of the {_kept(args, snapshots[0])} was kept (the run stopped before step "
+              f"{snapshots[0].every} of its {snapshots[0].stage} stage); the answer is the last iterate.",
+              file=sys.stderr)
         snapshots = []
-    if snapshots:  # the answer is the mean of the last batch fits; the last iterate is reported beside it
+    if snapshots:  # the answer is the mean of the kept iterates; the last iterate is reported beside it
         last = evaluate(net, ref, prediction=problem.predict(net, ref), exact=exact_fields)
         net = snapshots[0].ensemble()
-        ensemble = {"members": net.members, "steps": snapshots[0].steps,
+        ensemble = {"members": net.members, "steps": snapshots[0].steps, "kept": _kept(args, snapshots[0]),
                     "last_iterate": {k: v for k, v in last.items() if isinstance(v, float)}}
     pred = problem.predict(net, ref)
     metrics = evaluate(net, ref, prediction=pred, exact=exact_fields)
@@ -1023,7 +1031,7 @@ def _solve(args, extra, cls) -> int:
         metrics["windows"] = result.window_table()
     if ensemble is not None:
         metrics["ensemble"] = ensemble
-        print(f"the mean of the last {ensemble['members']} batch fits (steps {ensemble['steps']}): "
+        print(f"the mean of the last {ensemble['members']} {ensemble['kept']} (steps {ensemble['steps']}): "
               f"{describe_errors(metrics)}; the last iterate: {describe_errors(ensemble['last_iterate'])}")
     estimates = _inverse_results(problem, net, args, options, result, metrics)
     limit = reference_limit(metrics, ref)
@@ -1043,7 +1051,8 @@ def _solve(args, extra, cls) -> int:
                                       if k not in ("error_estimate", "error_method")})
     save_reference(predicted, out / "prediction.h5", kind="prediction",
                    description=f"{args.activation} MLP width={args.width} depth={args.depth}"
-                               + ("" if ensemble is None else f" (the mean of {ensemble['members']} batch fits)") + ", "
+                               + ("" if ensemble is None
+                                  else f" (the mean of {ensemble['members']} {ensemble['kept']})") + ", "
                                f"{result.steps_done} steps (seed {args.seed}) on {problem!r}; "
                                f"{describe_errors(metrics)} (the {ref.solver} reference)",
                    extra_attrs={"reference_solver": ref.solver, "training_json": json.dumps(metrics, default=str)})
@@ -1148,24 +1157,39 @@ def _stage_summary(args, stages, problem) -> dict:
 
 
 def _snapshot_ensemble(args, stages) -> list:
-    """``--ensemble K``: a :class:`~pinn_sine.callbacks.SnapshotEnsemble` of the last K batch
-    fits of the Gauss-Newton stage that redraws its points (its ``resample_every``), as a
-    callbacks list (empty without ``--ensemble``)."""
+    """``--ensemble K``: a :class:`~pinn_sine.callbacks.SnapshotEnsemble` as a callbacks list
+    (empty without ``--ensemble``). With ``--ensemble-every N``: the iterates after every
+    N-th step of the stages named like the run's last one (an Adam stage: the mean of its
+    last iterates as functions, the inpainting recipe); without it: the last K batch fits
+    of the Gauss-Newton stage that redraws its points (every = its ``resample_every``)."""
     if args.ensemble is None:
+        if args.ensemble_every is not None:
+            raise SystemExit(f"--ensemble-every {args.ensemble_every} sets the steps between the iterates of an "
+                             "--ensemble; give --ensemble K too (e.g. --ensemble 6 --ensemble-every 250).")
         return []
     from .callbacks import SnapshotEnsemble
 
     if args.windows > 1:
-        raise SystemExit("--ensemble averages the batch fits of one network; it does not combine with --windows.")
+        raise SystemExit("--ensemble averages the iterates of one network; it does not combine with --windows.")
+    if args.ensemble_every is not None:
+        return [SnapshotEnsemble(args.ensemble_every, args.ensemble, stage=stages[-1].name)]
     redrawn = [s for s in stages if s.name == "gauss_newton" and getattr(s, "resample_every", None)]
     if not redrawn:
-        raise SystemExit("--ensemble K averages the fits of a Gauss-Newton stage's redrawn batches; give one, e.g. "
-                         "--stage gn:steps=2000,batch=2000,resample_every=50 --ensemble 8.")
+        raise SystemExit("--ensemble K averages the fits of a Gauss-Newton stage's redrawn batches (e.g. "
+                         "--stage gn:steps=2000,batch=2000,resample_every=50 --ensemble 8), or with "
+                         "--ensemble-every N the iterates after every N-th step of the last stage (e.g. "
+                         "--ensemble 6 --ensemble-every 250 for an Adam stage).")
     every = {s.resample_every for s in redrawn}
     if len(every) > 1:
         raise SystemExit(f"--ensemble: the Gauss-Newton stages redraw every {sorted(every)} steps; give them one "
-                         "resample_every.")
+                         "resample_every, or --ensemble-every N.")
     return [SnapshotEnsemble(every.pop(), args.ensemble)]
+
+
+def _kept(args, snaps) -> str:
+    """What ``--ensemble`` averages, in words: the redrawing Gauss-Newton stage's "batch
+    fits", or with ``--ensemble-every`` "<stage> iterates (one every N steps)"."""
+    return "batch fits" if args.ensemble_every is None else f"{snaps.stage} iterates (one every {snaps.every} steps)"
 
 
 def _auto_kernels(args, stages, device) -> dict:
@@ -1527,7 +1551,12 @@ def make_parser(solve_defaults: dict | None = None) -> argparse.ArgumentParser:
     solve.add_argument("--ensemble", type=_integer(1, (10000, "10000")), default=None, metavar="K",
                        help="the answer is the mean, as functions, of the fits of the last K batches of a "
                             "Gauss-Newton stage that redraws its points (resample_every): Poisson2D/Helmholtz2D past "
-                            "1e-9 with K = 8 (README); the last iterate is reported beside it")
+                            "1e-9 with K = 8 (README); the last iterate is reported beside it; with --ensemble-every: "
+                            "the last K iterates of the last stage")
+    solve.add_argument("--ensemble-every", type=_integer(1), default=None, metavar="N",
+                       help="with --ensemble K: keep the network after every N-th step of the run's last stage "
+                            "(an Adam stage: the mean of its last K iterates as functions; inpainting's recipe: "
+                            "--ensemble 6 --ensemble-every 250)")
     solve.add_argument("--config", default=None, metavar="FILE",
                        help="rerun the run of this config.json; other options override its values")
     solve.add_argument("--resume", default=None, metavar="DIR_OR_CHECKPOINT",

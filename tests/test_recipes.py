@@ -44,6 +44,19 @@ def test_what_the_command_line_gives_wins_and_any_stage_option_drops_the_recipes
         assert args.constraint == "hard"
 
 
+def test_the_recipes_ensemble_goes_with_its_stages():
+    """Inpainting's recipe averages the last iterates of its Adam stage (--ensemble 6
+    --ensemble-every 250): that belongs to its step count, so a stage option drops both."""
+    args, applied, _ = parsed("inpainting")
+    assert (args.ensemble, args.ensemble_every) == (6, 250) and applied["stage"] == ["adam:steps=12000"]
+    assert [s.describe()["steps"] for s in build_stages(args)] == [12000]
+    for given in (["--steps", "500"], ["--stage", "adam:steps=500"]):
+        args, applied, _ = parsed("inpainting", *given)
+        assert args.ensemble is None and args.ensemble_every is None and applied == {"stall": "off"}, given
+    args, applied, _ = parsed("inpainting", "--ensemble", "3")  # given: the rest of the recipe with it
+    assert (args.ensemble, args.ensemble_every) == (3, 250) and "ensemble" not in applied
+
+
 def test_no_recipe_and_problems_without_one_keep_the_plain_defaults():
     plain, _ = make_parser().parse_known_args(["solve", "burgers1d"])
     args, applied, problem = parsed("burgers1d", "--no-recipe")
