@@ -104,12 +104,13 @@ class Inpainting(Problem):
 
     Defaults (issue 30, ``benchmarks/inpainting.py`` and ``benchmarks/inpainting_sweeps.md``):
     TV prior of weight 1e-2, batch 1024, 2 jitters, first omega 30, Adam lr 1e-3, point
-    values at the missing pixels, known pixels kept. With SIREN 128 x 3 in 300 s at 256^2
-    (seed 0) they beat the best of harmonic, biharmonic and TV in PSNR and SSIM on the
-    missing pixels in 5 of 9 cells (camera, moon, coins x 50% / 90% random, 8 blocks) with
-    ``train``'s default stall stop and in 7 of 9 without it (``stall=None``): Adam stalls
-    early on the block masks and on moon. Short: camera at 50% (+1.4 dB, SSIM -0.0003)
-    and moon at 50% (-0.3 dB, SSIM -0.003).
+    values at the missing pixels, known pixels kept. With :attr:`recipe` (SIREN 128 x 3,
+    12000 Adam steps without a stall stop, the mean of the last 6 iterates) at 256^2, in
+    196-232 s on one thread, they beat the best of harmonic, biharmonic and TV in PSNR and
+    SSIM on the missing pixels in 6 of 9 cells (camera, moon, coins x 50% / 90% random, 8
+    blocks; median of seeds 0 and 1). Short: the camera blocks (-0.97 dB), moon at 50%
+    (-0.16 dB, SSIM -0.0024) and the coins blocks (-0.25 dB). ``train``'s default stall
+    stop ends Adam early on the block masks and on moon (5 of 9 with it, in earlier runs).
     """
 
     name = "inpainting"
