@@ -15,9 +15,11 @@ sampling; the FD inpaintings are solved on each seed's mask.
 The network recipe defaults to the problem's defaults (``Inpainting``'s prior, prior
 weight and schedule, first omega, learning rate, batch, antialiasing) and to
 ``DEFAULT_WIDTH``/``DEFAULT_DEPTH`` below; every part can be overridden for a sweep.
-``--steps auto`` (the default) times a few steps first and runs as many as fit in the
-time limit (so the cosine learning-rate schedule ends when the time does); the
-reported time includes that calibration and the render. The network is evaluated on
+``--steps`` defaults to the recipe's 12000 Adam steps (``--time-limit`` stops a run
+that takes longer); ``--steps auto`` times a few steps first and runs as many as fit in
+the time limit (so the cosine learning-rate schedule ends when the time does), but two
+runs started side by side misjudge the step time with it (benchmarks/inpainting_sweeps.md).
+The reported time includes the calibration and the render. The network is evaluated on
 :meth:`Inpainting.predict`, the image it would hand back (by default its values at the
 missing pixel centres, with the known pixels themselves, as the FD methods keep them);
 the row "network, tent predict (not counted)" is the same answer through the other
