@@ -572,7 +572,8 @@ class SnapshotEnsemble(Callback):
     bit for bit; K x p numbers in the checkpoint's JSON meta).
 
     Args:
-        every: steps of the stage between snapshots (its ``resample_every``), >= 1.
+        every: steps of the stage between snapshots (a redrawing Gauss-Newton stage: its
+            ``resample_every``; an Adam stage: e.g. 250, the inpainting recipe), >= 1.
         keep: snapshots kept (the K of the mean), >= 1.
         stage: the name of the stages whose steps count ("gauss_newton" by default).
     """

@@ -745,14 +745,14 @@ def apply_recipe(args) -> tuple[dict, dict]:
         raise SystemExit(f"{cls.__name__}.recipe: {unknown} {'is no' if len(unknown) == 1 else 'are no'} solve "
                          f"option(s) a recipe may set; e.g. activation, width, depth, dtype, stage, stall.")
     given = set(_given_options(args, [k for k in recipe if k != "stage"] + list(STAGE_SHORTHAND)))
-    own_stages = "stage" in recipe and not args.stage and given.isdisjoint(STAGE_SHORTHAND)
+    stages_given = bool(args.stage) or not given.isdisjoint(STAGE_SHORTHAND)
     applied = {}
     for key, value in recipe.items():
         if key == "stage":
-            if not own_stages:
+            if stages_given:
                 continue
             value = [_stage_spec(v) for v in value]
-        elif key in given or (key in _OF_THE_STAGES and "stage" in recipe and not own_stages):
+        elif key in given or (stages_given and key in _OF_THE_STAGES and "stage" in recipe):
             continue
         setattr(args, key, value)
         applied[key] = value

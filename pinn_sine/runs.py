@@ -296,7 +296,8 @@ class LoadedRun:
     ``metrics`` (metrics.json, None for an unfinished run), ``step`` (the checkpoint's
     global step) and the ``checkpoint`` path; :meth:`stages` rebuilds its stages.
     ``ensemble``: a run with ``--ensemble K``, the :class:`~pinn_sine.nets.ensemble.Ensemble`
-    of its kept batch fits (its answer; ``net`` is then the last iterate), else None."""
+    of its kept networks (the batch fits, or with ``--ensemble-every`` the last stage's
+    iterates; its answer, ``net`` is then the last iterate), else None."""
 
     problem: object
     net: nn.Module
@@ -391,7 +392,7 @@ def load_run(folder: str | os.PathLike) -> LoadedRun:
 
 
 def _ensemble_of(checkpoint, ck: dict, config: dict, net: nn.Module):
-    """The Ensemble of a ``--ensemble K`` run's kept batch fits (the SnapshotEnsemble state in
+    """The Ensemble of a ``--ensemble K`` run's kept networks (the SnapshotEnsemble state in
     the checkpoint's meta), or None for a run without it or before its first snapshot."""
     from .callbacks import SnapshotEnsemble
 

@@ -129,7 +129,8 @@ class Inpainting(Problem):
     #: docstring: Adam's loss stalls for a while on block masks and on moon and then improves
     #: again), and the answer is the mean, as functions, of the network after every 250th
     #: of the last 1500 steps (``--ensemble 6 --ensemble-every 250``: less noise between the
-    #: pixels, +0.0004 SSIM on camera at 50%; benchmarks/inpainting_sweeps.md)
+    #: pixels, +0.0001-0.0006 SSIM over the last iterate in each of the 9 cells of
+    #: benchmarks/inpainting_sweeps.md)
     recipe = {"stall": "off", "stage": ["adam:steps=12000"], "ensemble": 6, "ensemble_every": 250}
 
     def __init__(self, image="camera", mask="random:0.5", *, size: int | tuple[int, int] | None = 128,
